@@ -1,0 +1,130 @@
+#include "server/app/app.h"
+
+#include <csignal>
+
+#include "server/app/admin_servers.h"
+#include "server/common/log.h"
+
+namespace epmdx::app {
+
+App::App(Options options) : options_(std::move(options)) {
+  registry::RegistryOptions ro;
+  ro.history_size = options_.history_size;
+  ro.max_nodes = options_.max_nodes;
+  ro.max_unreg_records = options_.debug > 0 ? 5 : 1000;  // OTP's DEBUG_MAX_UNREG_COUNT.
+  registry_ = std::make_unique<registry::Registry>(ro);
+
+  epmd::ListenerOptions lo;
+  lo.port = options_.port;
+  lo.addresses = options_.addresses;
+  lo.relaxed = options_.relaxed;
+  lo.packet_timeout = std::chrono::seconds(options_.packet_timeout);
+  lo.delay_accept = std::chrono::seconds(options_.delay_accept);
+  lo.delay_write = std::chrono::seconds(options_.delay_write);
+  if (options_.systemd) {
+    // sd_listen_fds(): LISTEN_PID must be us; descriptors start at 3.
+    const char* pid = std::getenv("LISTEN_PID");
+    const char* fds = std::getenv("LISTEN_FDS");
+    if (pid != nullptr && fds != nullptr && std::atol(pid) == static_cast<long>(getpid())) {
+      for (int i = 0; i < std::atoi(fds); ++i) {
+        lo.inherited_fds.push_back(3 + i);
+      }
+    }
+    systemd_fds_ = lo.inherited_fds.size();
+  }
+  listener_ = std::make_unique<epmd::Listener>(io_, *registry_, metrics_, std::move(lo), [this] {
+    requestShutdown(0, registry::UnregisterReason::Killed);
+  });
+  admin_ = std::make_unique<AdminServers>(*this);
+}
+
+App::~App() {
+  if (admin_) {
+    admin_->stop();
+  }
+  admin_.reset();
+  listener_.reset();
+}
+
+std::optional<int> App::bind() {
+  if (options_.systemd && systemd_fds_ == 0) {
+    log::error("systemd provides no sockets");
+    return 1;
+  }
+  const auto r = listener_->bind();
+  if (r.status == epmd::Listener::BindStatus::AddressInUse) {
+    log::debug(r.message);  // OTP prints this only with -d, and exits 0.
+    return 0;
+  }
+  if (r.status == epmd::Listener::BindStatus::Failed) {
+    log::error(r.message);
+    return 1;
+  }
+  if (auto err = admin_->start()) {
+    log::error(*err);
+    return 1;
+  }
+  return std::nullopt;
+}
+
+uint16_t App::grpcPort() const { return admin_->grpcPort(); }
+uint16_t App::httpPort() const { return admin_->httpPort(); }
+
+int App::run(bool handle_signals) {
+  std::optional<asio::signal_set> signals;
+  std::function<void()> wait_signal;
+  if (handle_signals) {
+    signals.emplace(io_, SIGINT, SIGTERM, SIGHUP);
+    wait_signal = [this, &signals, &wait_signal] {
+      signals->async_wait([this, &wait_signal](const boost::system::error_code& ec, int sig) {
+        if (ec) {
+          return;
+        }
+        if (sig == SIGHUP) {
+          log::info("SIGHUP: reloading tokens");
+          reloadTokens();
+          wait_signal();
+          return;
+        }
+        log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+        requestShutdown(0, registry::UnregisterReason::Shutdown);
+      });
+    };
+    wait_signal();
+  }
+  listener_->start();
+  epmd_listening_ = true;
+  std::string where;
+  for (const auto& e : listener_->endpoints()) {
+    where += (where.empty() ? "" : ",") + e;
+  }
+  log::info("epmdx serving", {{"epmd", where},
+                              {"grpc", admin_->grpcPort() ? std::to_string(grpcPort()) : "off"},
+                              {"http", admin_->httpPort() ? std::to_string(httpPort()) : "off"}});
+  io_.run();
+  epmd_listening_ = false;
+  admin_->stop();
+  return exit_code_;
+}
+
+void App::requestShutdown(int exit_code, registry::UnregisterReason reason) {
+  if (shutdown_started_.exchange(true)) {
+    return;
+  }
+  asio::post(io_, [this, exit_code, reason] { shutdownOnIoThread(exit_code, reason); });
+}
+
+void App::shutdownOnIoThread(int exit_code, registry::UnregisterReason reason) {
+  exit_code_ = exit_code;
+  // Order matters to clients: first say "not ready", then end streams, then stop serving.
+  draining_ = true;
+  admin_->beginDrain();
+  listener_->stop();
+  epmd_listening_ = false;
+  registry_->removeAll(reason);
+  io_.stop();
+}
+
+void App::reloadTokens() { admin_->reloadTokens(); }
+
+}  // namespace epmdx::app

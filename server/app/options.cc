@@ -1,0 +1,269 @@
+#include "server/app/options.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+namespace epmdx::app {
+namespace {
+
+// atoi semantics, as OTP: leading digits, anything else is 0.
+int otpAtoi(const std::string& s) { return std::atoi(s.c_str()); }
+
+bool parseSize(const std::string& s, size_t& out) {
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 12) {
+    return false;
+  }
+  out = std::stoull(s);
+  return true;
+}
+
+}  // namespace
+
+std::string defaultTokenPath(const char* (*getenv_fn)(const char*)) {
+  if (const char* p = getenv_fn("EPMDX_TOKEN_FILE"); p != nullptr && *p != '\0') {
+    return p;
+  }
+  if (const char* r = getenv_fn("XDG_RUNTIME_DIR"); r != nullptr && *r != '\0') {
+    return std::string(r) + "/epmdx/admin.token";
+  }
+  if (const char* h = getenv_fn("HOME"); h != nullptr && *h != '\0') {
+    return std::string(h) + "/.config/epmdx/admin.token";
+  }
+  return "/tmp/epmdx-" + std::to_string(getuid()) + "/admin.token";
+}
+
+ParseResult parseArgs(const std::vector<std::string>& args,
+                      const char* (*getenv_fn)(const char*)) {
+  ParseResult r;
+  Options& o = r.options;
+  auto usage = [&r]() {
+    r.kind = ParseResult::Kind::Usage;
+    return r;
+  };
+  auto fail = [&r](std::string msg) {
+    r.kind = ParseResult::Kind::Error;
+    r.error = std::move(msg);
+    return r;
+  };
+
+  if (const char* p = getenv_fn("ERL_EPMD_PORT"); p != nullptr) {
+    const int port = otpAtoi(p);
+    if (port <= 0 || port > 65535) {
+      return fail(std::string("invalid ERL_EPMD_PORT: ") + p);
+    }
+    o.port = static_cast<uint16_t>(port);
+  }
+  if (const char* a = getenv_fn("ERL_EPMD_ADDRESS"); a != nullptr) {
+    o.addresses = a;
+  }
+  o.relaxed = getenv_fn("ERL_EPMD_RELAXED_COMMAND_CHECK") != nullptr;
+  auto envOr = [&](const char* name, std::string& field) {
+    if (const char* v = getenv_fn(name); v != nullptr && *v != '\0') {
+      field = v;
+    }
+  };
+  envOr("EPMDX_GRPC_LISTEN", o.grpc_listen);
+  envOr("EPMDX_HTTP_LISTEN", o.http_listen);
+  envOr("EPMDX_TOKENS_FILE", o.tokens_file);
+  envOr("EPMDX_LOG_FORMAT", o.log_format);
+  envOr("EPMDX_WEB_ROOT", o.web_root);
+  o.token_out = defaultTokenPath(getenv_fn);
+
+  const size_t n = args.size();
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& a = args[i];
+    const bool last = i + 1 == n;
+    if (a == "-d" || a == "-debug") {
+      ++o.debug;
+    } else if (a == "-packet_timeout" || a == "-delay_accept" || a == "-delay_write") {
+      if (last) {
+        return usage();
+      }
+      const int v = otpAtoi(args[++i]);
+      if (v <= 0) {
+        return usage();  // OTP: 0 or missing prints usage.
+      }
+      (a == "-packet_timeout" ? o.packet_timeout
+       : a == "-delay_accept" ? o.delay_accept
+                              : o.delay_write) = v;
+    } else if (a == "-daemon") {
+      o.daemon = true;
+    } else if (a == "-relaxed_command_check") {
+      o.relaxed = true;
+    } else if (a == "-systemd") {
+      o.systemd = true;
+    } else if (a == "-address") {
+      if (last) {
+        return usage();
+      }
+      o.addresses = args[++i];
+    } else if (a == "-port") {
+      if (last) {
+        return usage();
+      }
+      const int v = otpAtoi(args[++i]);
+      if (v <= 0 || v > 65535) {
+        return usage();
+      }
+      o.port = static_cast<uint16_t>(v);
+    } else if (a == "-names" || a == "-started" || a == "-dump" || a == "-kill") {
+      if (!last) {
+        return usage();  // Interactive commands must be the last argument.
+      }
+      o.command = a == "-names"     ? epmd::ClientCommand::Names
+                  : a == "-started" ? epmd::ClientCommand::Started
+                  : a == "-dump"    ? epmd::ClientCommand::Dump
+                                    : epmd::ClientCommand::Kill;
+    } else if (a == "-stop") {
+      if (i + 2 != n) {
+        return usage();
+      }
+      o.command = epmd::ClientCommand::Stop;
+      o.stop_name = args[++i];
+    } else if (a == "--help") {
+      r.kind = ParseResult::Kind::HelpGnu;
+      return r;
+    } else if (a == "--version") {
+      r.kind = ParseResult::Kind::Version;
+      return r;
+    } else if (a.rfind("--", 0) == 0) {
+      std::string key = a.substr(2);
+      std::string value;
+      if (auto eq = key.find('='); eq != std::string::npos) {
+        value = key.substr(eq + 1);
+        key = key.substr(0, eq);
+      } else if (!last) {
+        value = args[++i];
+      } else {
+        return fail("option --" + key + " needs a value");
+      }
+      if (key == "grpc-listen") {
+        o.grpc_listen = value;
+      } else if (key == "http-listen") {
+        o.http_listen = value;
+      } else if (key == "tokens-file") {
+        o.tokens_file = value;
+      } else if (key == "token-out") {
+        o.token_out = value;
+      } else if (key == "grpc-tls-cert") {
+        o.grpc_tls_cert = value;
+      } else if (key == "grpc-tls-key") {
+        o.grpc_tls_key = value;
+      } else if (key == "grpc-tls-client-ca") {
+        o.grpc_tls_client_ca = value;
+      } else if (key == "web-root") {
+        o.web_root = value;
+      } else if (key == "log-format") {
+        if (value != "text" && value != "json") {
+          return fail("--log-format must be text or json");
+        }
+        o.log_format = value;
+      } else if (key == "history-size") {
+        if (!parseSize(value, o.history_size) || o.history_size == 0) {
+          return fail("--history-size must be a positive integer");
+        }
+      } else if (key == "max-nodes") {
+        if (!parseSize(value, o.max_nodes) || o.max_nodes == 0) {
+          return fail("--max-nodes must be a positive integer");
+        }
+      } else if (key == "max-watchers") {
+        if (!parseSize(value, o.max_watchers) || o.max_watchers == 0) {
+          return fail("--max-watchers must be a positive integer");
+        }
+      } else {
+        return fail("unknown option --" + key + " (see epmdx --help)");
+      }
+    } else {
+      return usage();  // OTP: an unknown argument (including -help) prints usage, exit 1.
+    }
+  }
+  if (o.grpc_tls_cert.empty() != o.grpc_tls_key.empty()) {
+    return fail("--grpc-tls-cert and --grpc-tls-key go together");
+  }
+  return r;
+}
+
+std::string usageText() {
+  return
+      R"(usage: epmd [-d|-debug] [DbgExtra...] [-address List]
+            [-port No] [-daemon] [-relaxed_command_check]
+       epmd [-d|-debug] [-port No] [-names|-kill|-stop name]
+
+See the Erlang epmd manual page for info about the usage.
+
+Regular options
+    -address List
+        Let epmd listen only on the comma-separated list of IP
+        addresses (and on the loopback interface).
+    -port No
+        Let epmd listen to another port than default 4369
+    -d
+    -debug
+        Enable debugging. This will give a log to
+        the standard error stream. It will shorten
+        the number of saved used node names to 5.
+
+        If you give more than one debug flag you may
+        get more debugging information.
+    -daemon
+        Start epmd detached (as a daemon)
+    -relaxed_command_check
+        Allow this instance of epmd to be killed with
+        epmd -kill even if there are registered nodes.
+        Also allows forced unregister (epmd -stop).
+    -systemd
+        Wait for socket from systemd. The option makes sense
+        when started from .socket unit.
+
+DbgExtra options
+    -packet_timeout Seconds
+        Set the number of seconds a connection can be
+        inactive before epmd times out and closes the
+        connection (default 60).
+
+    -delay_accept Seconds
+        To simulate a busy server you can insert a
+        delay between epmd gets notified about that
+        a new connection is requested and when the
+        connections gets accepted.
+
+    -delay_write Seconds
+        Also a simulation of a busy server. Inserts
+        a delay before a reply is sent.
+
+Interactive options
+    -names
+        List names registered with the currently running epmd
+    -kill
+        Kill the currently running epmd
+        (only allowed if -names show empty database or
+        -relaxed_command_check was given when epmd was started).
+    -stop Name
+        Forcibly unregisters a name with epmd
+        (only allowed if -relaxed_command_check was given when 
+        epmd was started).
+
+epmdx options (GNU long form; each also reads the environment variable shown)
+    --grpc-listen=HOST:PORT   gRPC admin API, "off" to disable
+                              (EPMDX_GRPC_LISTEN, default 127.0.0.1:4370)
+    --http-listen=HOST:PORT   REST/SSE API, metrics and web page, "off" to disable
+                              (EPMDX_HTTP_LISTEN, default 127.0.0.1:4371)
+    --tokens-file=PATH        bearer tokens, one "TOKEN SCOPE..." line each (scopes:
+                              read, evict); reloaded on SIGHUP (EPMDX_TOKENS_FILE).
+                              Without it an admin token is generated at start.
+    --token-out=PATH          where the generated admin token is written (mode 0600)
+                              (EPMDX_TOKEN_FILE, default $XDG_RUNTIME_DIR/epmdx/admin.token
+                              or ~/.config/epmdx/admin.token)
+    --grpc-tls-cert=PEM --grpc-tls-key=PEM [--grpc-tls-client-ca=PEM]
+                              serve gRPC over TLS (mutual TLS with a client CA)
+    --web-root=DIR            serve the web page from DIR (EPMDX_WEB_ROOT)
+    --log-format=text|json    log line format (EPMDX_LOG_FORMAT, default text)
+    --history-size=N          events kept for watchers to resume from (default 16384)
+    --max-nodes=N             most registrations at once (default 1000000)
+    --max-watchers=N          most concurrent watch streams per API (default 1024)
+    --help, --version
+)";
+}
+
+}  // namespace epmdx::app

@@ -1,0 +1,68 @@
+#pragma once
+
+// The epmdx command line. OTP's single-dash epmd flags keep OTP's meaning, parsing order
+// and errors (erts/epmd/src/epmd.c: main); epmdx's own options use GNU long form
+// (--grpc-listen=HOST:PORT) so the two never clash.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "server/epmd/client.h"
+
+namespace epmdx::app {
+
+inline constexpr uint16_t kDefaultEpmdPort = 4369;
+inline constexpr const char* kDefaultGrpcListen = "127.0.0.1:4370";
+inline constexpr const char* kDefaultHttpListen = "127.0.0.1:4371";
+
+struct Options {
+  // OTP's epmd.
+  int debug = 0;
+  uint16_t port = kDefaultEpmdPort;
+  std::string addresses;
+  bool daemon = false;
+  bool relaxed = false;
+  bool systemd = false;
+  int packet_timeout = 60;
+  int delay_accept = 0;
+  int delay_write = 0;
+  std::optional<epmd::ClientCommand> command;
+  std::string stop_name;
+
+  // epmdx.
+  std::string grpc_listen = kDefaultGrpcListen;  // "off" disables.
+  std::string http_listen = kDefaultHttpListen;  // "off" disables.
+  std::string tokens_file;                       // Empty: generate an admin token.
+  std::string token_out;                         // Where the generated token is written.
+  std::string grpc_tls_cert;
+  std::string grpc_tls_key;
+  std::string grpc_tls_client_ca;
+  std::string web_root;  // Directory of the static page; empty: the built-in default.
+  std::string log_format = "text";
+  size_t history_size = 16384;
+  size_t max_nodes = 1000000;
+  size_t max_watchers = 1024;
+  int drain_timeout_ms = 500;
+};
+
+struct ParseResult {
+  enum class Kind { Run, Usage, HelpGnu, Version, Error } kind = Kind::Run;
+  Options options;
+  std::string error;  // Kind::Error: one line for stderr.
+};
+
+/// Parses argv (without argv[0]); `getenv` supplies ERL_EPMD_PORT, ERL_EPMD_ADDRESS,
+/// ERL_EPMD_RELAXED_COMMAND_CHECK and the EPMDX_* variables.
+ParseResult parseArgs(const std::vector<std::string>& args,
+                      const char* (*getenv_fn)(const char*));
+
+/// OTP's usage text followed by the epmdx options.
+std::string usageText();
+
+/// The default path of the generated admin token: $EPMDX_TOKEN_FILE, else
+/// $XDG_RUNTIME_DIR/epmdx/admin.token, else ~/.config/epmdx/admin.token, else /tmp/epmdx-UID/.
+std::string defaultTokenPath(const char* (*getenv_fn)(const char*));
+
+}  // namespace epmdx::app

@@ -1,0 +1,57 @@
+#pragma once
+
+// The epmd listening sockets and their accept loops, bound with OTP's rules
+// (erts/epmd/src/epmd_srv.c: run): by default the IPv4 and IPv6 wildcard addresses; with an
+// address list, the loopback addresses first (non-fatal) and then each listed address.
+//
+// Threading: construct, bind() and start() before the io_context runs; stop() on the
+// io_context's thread (post it).
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "server/common/asio.h"
+#include "server/epmd/metrics.h"
+#include "server/epmd/session.h"
+#include "server/registry/registry.h"
+
+namespace epmdx::epmd {
+
+class Listener {
+ public:
+  Listener(asio::io_context& io, registry::Registry& registry, Metrics& metrics,
+           ListenerOptions options, std::function<void()> on_kill);
+  ~Listener();
+
+  enum class BindStatus {
+    Ok,
+    AddressInUse,  // Another epmd has the port: OTP exits 0 quietly.
+    Failed,        // Anything else: exit 1 with `message`.
+  };
+  struct BindResult {
+    BindStatus status;
+    std::string message;
+  };
+  BindResult bind();
+  void start();
+  void stop();
+
+  /// The port actually bound (differs from the option only when it was 0).
+  uint16_t port() const { return context_.epmd_port; }
+  /// The addresses listened on, for logs and health checks.
+  std::vector<std::string> endpoints() const;
+
+ private:
+  struct Acceptor;
+  void doAccept(Acceptor& a);
+  BindResult bindOne(const asio::ip::address& address, bool fatal);
+
+  asio::io_context& io_;
+  ListenerOptions options_;
+  SessionContext context_;
+  std::vector<std::unique_ptr<Acceptor>> acceptors_;
+};
+
+}  // namespace epmdx::epmd

@@ -1,0 +1,16 @@
+#pragma once
+
+#include <string>
+
+#include "server/common/asio.h"
+
+namespace epmdx::epmd {
+
+/// OTP's conn_local_peer_check: the peer is 127.0.0.0/8 or ::1 (or an IPv4-mapped
+/// 127.0.0.0/8), or its address equals the address it connected to (the host's own IP).
+bool isLocalPeer(const tcp::endpoint& remote, const tcp::endpoint& local);
+
+/// "127.0.0.1:4369" or "[::1]:4369".
+std::string formatEndpoint(const tcp::endpoint& ep);
+
+}  // namespace epmdx::epmd

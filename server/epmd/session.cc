@@ -1,0 +1,325 @@
+#include "server/epmd/session.h"
+
+#include "server/common/log.h"
+#include "server/epmd/peer.h"
+
+namespace epmdx::epmd {
+
+using boost::system::error_code;
+
+Session::Session(tcp::socket socket, SessionContext& ctx)
+    : socket_(std::move(socket)),
+      ctx_(ctx),
+      frame_(std::make_unique<FrameAssembler>()),
+      timer_(socket_.get_executor()) {
+  error_code remote_ec;
+  error_code local_ec;
+  const auto remote = socket_.remote_endpoint(remote_ec);
+  const auto local = socket_.local_endpoint(local_ec);
+  // OTP decides once, at accept (conn_local_peer_check). A failure counts as non-local.
+  access_.local_peer = !remote_ec && !local_ec && isLocalPeer(remote, local);
+  access_.relaxed = ctx_.options.relaxed;
+  peer_ = remote_ec ? std::string("unknown") : formatEndpoint(remote);
+  ++ctx_.metrics.connections_open;
+}
+
+Session::~Session() { --ctx_.metrics.connections_open; }
+
+void Session::start() {
+  last_activity_ = std::chrono::steady_clock::now();
+  armTimer();
+  doRead();
+}
+
+void Session::doRead() {
+  socket_.async_read_some(asio::buffer(frame_->readPtr(), frame_->readSize()),
+                          [self = shared_from_this()](const error_code& ec, size_t n) {
+                            self->onRead(ec, n);
+                          });
+}
+
+void Session::onRead(const error_code& ec, size_t n) {
+  if (closed_) {
+    return;
+  }
+  if (ec) {
+    if (ec != asio::error::operation_aborted) {
+      if (ec == asio::error::eof) {
+        log::debug("partial packet only", {{"peer", peer_}, {"bytes", frame_->received()}});
+      } else {
+        log::debug("read error", {{"peer", peer_}, {"error", ec.message()}});
+      }
+    }
+    close();
+    return;
+  }
+  last_activity_ = std::chrono::steady_clock::now();
+  switch (frame_->commit(n)) {
+    case FrameAssembler::Status::NeedMore:
+      doRead();
+      return;
+    case FrameAssembler::Status::InvalidSize:
+      ++ctx_.metrics.malformed;
+      log::warn("refused packet", {{"peer", peer_}, {"reason", "invalid packet size"}});
+      close();
+      return;
+    case FrameAssembler::Status::Overrun:
+      ++ctx_.metrics.malformed;
+      log::warn("refused packet", {{"peer", peer_}, {"reason", "more bytes than the length"}});
+      close();
+      return;
+    case FrameAssembler::Status::Complete:
+      break;
+  }
+  timer_.cancel();  // A complete request is no longer subject to the packet timeout.
+  auto decoded = decodeRequest(frame_->body(), frame_->bodySize(), access_);
+  const int code = frame_->body()[0];
+  frame_.reset();
+  if (!decoded) {
+    const DecodeError e = decoded.error();
+    const bool refused = e == DecodeError::NotLocal || e == DecodeError::StopNotAllowed;
+    ++(refused ? ctx_.metrics.refused : ctx_.metrics.malformed);
+    log::warn("refused packet",
+              {{"peer", peer_}, {"request", code}, {"reason", std::string(toString(e))}});
+    close();
+    return;
+  }
+  handle(std::move(decoded.value()));
+}
+
+void Session::handle(Request&& request) {
+  std::visit(
+      [this](auto&& req) {
+        using T = std::decay_t<decltype(req)>;
+        if constexpr (std::is_same_v<T, Alive2Request>) {
+          handleAlive2(std::move(req));
+        } else if constexpr (std::is_same_v<T, Port2Request>) {
+          handlePort2(req);
+        } else if constexpr (std::is_same_v<T, NamesRequest>) {
+          handleNames(false);
+        } else if constexpr (std::is_same_v<T, DumpRequest>) {
+          handleNames(true);
+        } else if constexpr (std::is_same_v<T, StopRequest>) {
+          handleStop(req);
+        } else {
+          handleKill();
+        }
+      },
+      std::move(request));
+}
+
+void Session::handleAlive2(Alive2Request&& req) {
+  ++ctx_.metrics.req_alive2;
+  const uint16_t highest = req.node.highest_version;
+  const std::string name = req.node.name;
+  const int64_t fd = socket_.native_handle();
+  auto added = ctx_.registry.add(std::move(req.node), registry::Origin{peer_, fd},
+                                 std::weak_ptr<registry::RegistrationOwner>(shared_from_this()));
+  std::string bytes;
+  if (added) {
+    registration_ = added.value();
+    bytes = encodeAlive2Reply(true, registration_->creation(), highest);
+    log::info("registered", {{"name", log::printable(name)},
+                             {"port", registration_->node.port},
+                             {"creation", registration_->creation()},
+                             {"id", registration_->id},
+                             {"peer", peer_}});
+  } else {
+    ++ctx_.metrics.alive2_errors;
+    bytes = encodeAlive2Reply(false, kErrorCreation, highest);
+    log::warn("registration refused", {{"name", log::printable(name)},
+                                       {"reason", std::string(toString(added.error()))},
+                                       {"peer", peer_}});
+  }
+  std::vector<std::string> parts;
+  parts.push_back(std::move(bytes));
+  reply(std::move(parts), [self = shared_from_this()](bool ok) {
+    if (!ok) {
+      // The node is gone before it heard back: no zombie registration (OTP unregisters
+      // by name here, which could drop another holder; we drop only our own).
+      if (self->registration_) {
+        self->ctx_.registry.remove(*self->registration_,
+                                   registry::UnregisterReason::ConnectionClosed);
+      }
+      self->close();
+      return;
+    }
+    // Success or error reply alike, OTP keeps the connection (keep = TRUE).
+    self->doWatchRegistered();
+  });
+}
+
+void Session::handlePort2(const Port2Request& req) {
+  ++ctx_.metrics.req_port2;
+  std::vector<std::string> parts;
+  if (auto r = ctx_.registry.find(req.name)) {
+    ++ctx_.metrics.lookups_found;
+    parts.push_back(encodePort2Found(*r));
+  } else {
+    ++ctx_.metrics.lookups_not_found;
+    parts.push_back(encodePort2NotFound());
+  }
+  replyAndClose(std::move(parts));
+}
+
+void Session::handleNames(bool dump) {
+  ++(dump ? ctx_.metrics.req_dump : ctx_.metrics.req_names);
+  const auto snapshot = ctx_.registry.list();
+  std::vector<std::string> parts;
+  parts.reserve(snapshot.nodes.size() + 1);
+  parts.push_back(encodePortHeader(ctx_.epmd_port));
+  for (const auto& r : snapshot.nodes) {
+    parts.push_back(dump ? encodeDumpActiveLine(r->node.name, r->node.port,
+                                                r->origin.connection_handle)
+                         : encodeNamesLine(r->node.name, r->node.port));
+  }
+  if (dump) {
+    for (const auto& u : ctx_.registry.unusedNames()) {
+      parts.push_back(encodeDumpUnusedLine(u.name, u.port, u.connection_handle));
+    }
+  }
+  replyAndClose(std::move(parts));
+}
+
+void Session::handleStop(const StopRequest& req) {
+  ++ctx_.metrics.req_stop;
+  auto stopped = ctx_.registry.evict(req.name, std::nullopt, registry::UnregisterReason::Stopped,
+                                     "epmd-stop@" + peer_, "STOP_REQ");
+  std::vector<std::string> parts;
+  if (stopped) {
+    log::info("unregistered", {{"name", log::printable(req.name)},
+                               {"reason", "stopped"},
+                               {"by", peer_}});
+  } else {
+    // OTP sends NOEXIST and then falls through to STOPPED as well.
+    parts.emplace_back(kNoExist);
+  }
+  parts.emplace_back(kStopped);
+  replyAndClose(std::move(parts));
+}
+
+void Session::handleKill() {
+  ++ctx_.metrics.req_kill;
+  if (!access_.relaxed && ctx_.registry.size() != 0) {
+    log::warn("refused KILL_REQ: live nodes", {{"peer", peer_}});
+    replyAndClose({std::string(kKillNo)});
+    return;
+  }
+  std::vector<std::string> parts{std::string(kKillOk)};
+  reply(std::move(parts), [self = shared_from_this()](bool) {
+    self->close();
+    log::info("got KILL_REQ, exiting", {{"peer", self->peer_}});
+    self->ctx_.on_kill();
+  });
+}
+
+void Session::reply(std::vector<std::string>&& parts, std::function<void(bool)> done) {
+  if (ctx_.options.delay_write.count() == 0 && parts.size() > 1) {
+    // Without an artificial delay one write is cheaper; the bytes are the same.
+    std::string all;
+    for (auto& p : parts) {
+      all += p;
+    }
+    parts.clear();
+    parts.push_back(std::move(all));
+  }
+  writeNext(std::make_shared<std::vector<std::string>>(std::move(parts)), 0, std::move(done));
+}
+
+void Session::writeNext(std::shared_ptr<std::vector<std::string>> parts, size_t index,
+                        std::function<void(bool)> done) {
+  if (closed_) {
+    done(false);
+    return;
+  }
+  if (index == parts->size()) {
+    done(true);
+    return;
+  }
+  auto write = [self = shared_from_this(), parts, index, done]() mutable {
+    asio::async_write(self->socket_, asio::buffer((*parts)[index]),
+                      [self, parts, index, done](const error_code& ec, size_t) mutable {
+                        if (ec) {
+                          log::debug("write failed", {{"peer", self->peer_},
+                                                      {"error", ec.message()}});
+                          done(false);
+                          return;
+                        }
+                        self->writeNext(parts, index + 1, std::move(done));
+                      });
+  };
+  if (ctx_.options.delay_write.count() > 0) {
+    // OTP sleeps before every write (and blocks everyone); we delay only this connection.
+    timer_.expires_after(ctx_.options.delay_write);
+    timer_.async_wait([write = std::move(write)](const error_code&) mutable { write(); });
+  } else {
+    write();
+  }
+}
+
+void Session::replyAndClose(std::vector<std::string>&& parts) {
+  reply(std::move(parts), [self = shared_from_this()](bool) { self->close(); });
+}
+
+void Session::doWatchRegistered() {
+  socket_.async_read_some(asio::buffer(probe_),
+                          [self = shared_from_this()](const error_code& ec, size_t n) {
+                            self->onRegisteredRead(ec, n);
+                          });
+}
+
+void Session::onRegisteredRead(const error_code& ec, size_t n) {
+  if (closed_) {
+    return;
+  }
+  // OTP: on a kept ALIVE connection, EOF, an error or any data ends the registration.
+  if (registration_) {
+    if (!ec && n > 0) {
+      log::warn("unexpected data on registered connection", {{"peer", peer_}, {"bytes", n}});
+    }
+    if (ctx_.registry.remove(*registration_, registry::UnregisterReason::ConnectionClosed)) {
+      log::info("unregistered", {{"name", log::printable(registration_->node.name)},
+                                 {"reason", "connection_closed"},
+                                 {"id", registration_->id}});
+    }
+  }
+  close();
+}
+
+void Session::closeRegistration() {
+  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->close(); });
+}
+
+void Session::armTimer() {
+  // OTP closes an idle connection when mod_time + packet_timeout < now, in whole seconds,
+  // so an idle gap of exactly packet_timeout survives. We close after timeout + 1 s.
+  const auto limit = ctx_.options.packet_timeout + std::chrono::seconds(1);
+  timer_.expires_at(last_activity_ + limit);
+  timer_.async_wait([self = shared_from_this()](const error_code& ec) { self->onTimer(ec); });
+}
+
+void Session::onTimer(const error_code& ec) {
+  if (ec || closed_ || !frame_) {
+    return;  // Cancelled: the request completed or the session closed.
+  }
+  const auto limit = ctx_.options.packet_timeout + std::chrono::seconds(1);
+  if (std::chrono::steady_clock::now() - last_activity_ >= limit) {
+    ++ctx_.metrics.packet_timeouts;
+    log::debug("closing idle connection", {{"peer", peer_}});
+    close();
+    return;
+  }
+  armTimer();
+}
+
+void Session::close() {
+  if (closed_) {
+    return;
+  }
+  closed_ = true;
+  error_code ignored;
+  timer_.cancel();
+  socket_.close(ignored);
+}
+
+}  // namespace epmdx::epmd

@@ -1,0 +1,303 @@
+#include "server/registry/registry.h"
+
+#include <cassert>
+
+#include "server/common/utf8.h"
+
+namespace epmdx::registry {
+
+std::string_view toString(UnregisterReason reason) {
+  switch (reason) {
+    case UnregisterReason::Unspecified:
+      return "unspecified";
+    case UnregisterReason::ConnectionClosed:
+      return "connection_closed";
+    case UnregisterReason::Stopped:
+      return "stopped";
+    case UnregisterReason::Killed:
+      return "killed";
+    case UnregisterReason::Evicted:
+      return "evicted";
+    case UnregisterReason::Shutdown:
+      return "shutdown";
+  }
+  return "unspecified";
+}
+
+std::string_view toString(EventType type) {
+  return type == EventType::Registered ? "registered" : "unregistered";
+}
+
+std::string_view toString(RegisterError e) {
+  switch (e) {
+    case RegisterError::NameTooLong:
+      return "node name is too long";
+    case RegisterError::InvalidNameEncoding:
+      return "invalid node name encoding";
+    case RegisterError::ExtraTooLong:
+      return "extra data is too long";
+    case RegisterError::NameInUse:
+      return "node name already occupied";
+    case RegisterError::TooManyNodes:
+      return "too many registered nodes";
+  }
+  return "unknown";
+}
+
+// ---- Watch -------------------------------------------------------------------------------
+
+Watch::~Watch() { registry_.hub_.remove(token_); }
+
+Result<size_t, WatchRejection> Watch::poll(size_t max, std::vector<Event>& out) {
+  std::lock_guard<std::mutex> lock(registry_.mu_);
+  Revision cursor = next_.load();
+  auto r = registry_.readLocked(cursor, max, out);
+  next_.store(cursor);
+  return r;
+}
+
+// ---- Registry ----------------------------------------------------------------------------
+
+Registry::Registry(RegistryOptions options)
+    : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? *options_.clock : system_clock_),
+      creations_(options_.max_unreg_records),
+      history_(options_.history_size),
+      hub_(options_.async_notify) {}
+
+Registry::~Registry() = default;
+
+Result<RegistrationPtr, RegisterError> Registry::add(NodeInfo node, Origin origin,
+                                                     std::weak_ptr<RegistrationOwner> owner) {
+  // Validation needs no lock; the order of checks is OTP's (node_reg2).
+  RegisterError error{};
+  bool failed = true;
+  const auto* bytes = reinterpret_cast<const uint8_t*>(node.name.data());
+  const int chars = node.name.size() > kMaxNameBytes ? 0 : countUtf8Chars(bytes, node.name.size());
+  if (node.name.size() > kMaxNameBytes || chars > kMaxNameChars) {
+    error = RegisterError::NameTooLong;
+  } else if (chars < 0 || node.name.find('\0') != std::string::npos) {
+    error = RegisterError::InvalidNameEncoding;
+  } else if (node.extra.size() > kMaxExtraBytes) {
+    error = RegisterError::ExtraTooLong;
+  } else {
+    failed = false;
+  }
+
+  RegistrationPtr registration;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!failed && by_name_.count(node.name) != 0) {
+      error = RegisterError::NameInUse;
+      failed = true;
+    }
+    if (!failed && by_name_.size() >= options_.max_nodes) {
+      error = RegisterError::TooManyNodes;
+      failed = true;
+    }
+    if (failed) {
+      ++counters_.register_errors[static_cast<int>(error)];
+      return makeErr(error);
+    }
+    auto reg = std::make_shared<Registration>();
+    reg->creation_counter = creations_.take(node.name, clock_.nowSeconds());
+    reg->node = std::move(node);
+    reg->origin = std::move(origin);
+    reg->id = next_id_++;
+    reg->registered_at_ns = clock_.nowNanos();
+    reg->revision = revision_ + 1;
+    registration = reg;
+
+    auto entry = std::make_unique<Entry>();
+    entry->registration = registration;
+    entry->owner = std::move(owner);
+    order_.push_front(entry.get());
+    entry->order = order_.begin();
+    by_name_.emplace(registration->node.name, std::move(entry));
+    ++counters_.registrations;
+    appendLocked(EventType::Registered, UnregisterReason::Unspecified, registration, {}, {});
+  }
+  hub_.notify();
+  return registration;
+}
+
+bool Registry::remove(const Registration& registration, UnregisterReason reason) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = by_name_.find(registration.node.name);
+    if (it == by_name_.end() || it->second->registration->id != registration.id) {
+      return false;
+    }
+    eraseLocked(registration.node.name, reason, {}, {});
+  }
+  hub_.notify();
+  return true;
+}
+
+Result<RegistrationPtr, EvictError> Registry::evict(std::string_view name,
+                                                    std::optional<RegistrationId> expected_id,
+                                                    UnregisterReason reason, std::string actor,
+                                                    std::string detail) {
+  RegistrationPtr removed;
+  std::shared_ptr<RegistrationOwner> owner;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = by_name_.find(name);
+    if (it == by_name_.end()) {
+      return makeErr(EvictError::NotFound);
+    }
+    if (expected_id && it->second->registration->id != *expected_id) {
+      return makeErr(EvictError::PreconditionFailed);
+    }
+    removed = it->second->registration;
+    owner = eraseLocked(name, reason, std::move(actor), std::move(detail));
+  }
+  if (owner) {
+    owner->closeRegistration();
+  }
+  hub_.notify();
+  return removed;
+}
+
+size_t Registry::removeAll(UnregisterReason reason) {
+  std::vector<std::shared_ptr<RegistrationOwner>> owners;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    while (!order_.empty()) {
+      // Oldest first, so the history reads in registration order.
+      const std::string_view name = order_.back()->registration->node.name;
+      if (auto owner = eraseLocked(name, reason, {}, {})) {
+        owners.push_back(std::move(owner));
+      }
+    }
+  }
+  for (auto& owner : owners) {
+    owner->closeRegistration();
+  }
+  hub_.notify();
+  return owners.size();
+}
+
+RegistrationPtr Registry::find(std::string_view name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second->registration;
+}
+
+Registry::Snapshot Registry::list() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return listLocked();
+}
+
+std::vector<CreationPool::Record> Registry::unusedNames() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return creations_.records();
+}
+
+Result<WatchPtr, WatchRejection> Registry::watch(Revision start, WatchHub::WakeFn wake) {
+  WatchPtr w;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const Revision oldest = history_.oldestRetained(revision_);
+    if (start == 0) {
+      start = revision_ + 1;
+    }
+    if (start > revision_ + 1) {
+      return makeErr(WatchRejection{WatchRejection::Code::FutureRevision, oldest, revision_});
+    }
+    if (start < oldest) {
+      return makeErr(WatchRejection{WatchRejection::Code::Compacted, oldest, revision_});
+    }
+    w.reset(new Watch(*this, start));
+  }
+  // Subscribing after the lock is fine: the cursor already pins the start, and a change
+  // that lands before add() is read on the first poll.
+  w->token_ = hub_.add(std::move(wake));
+  return w;
+}
+
+std::pair<Registry::Snapshot, WatchPtr> Registry::listAndWatch(WatchHub::WakeFn wake) {
+  Snapshot snapshot;
+  WatchPtr w;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    snapshot = listLocked();
+    w.reset(new Watch(*this, snapshot.revision + 1));
+  }
+  w->token_ = hub_.add(std::move(wake));
+  return {std::move(snapshot), std::move(w)};
+}
+
+Revision Registry::revision() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return revision_;
+}
+
+size_t Registry::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return by_name_.size();
+}
+
+RegistryStats Registry::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  RegistryStats s = counters_;
+  s.nodes = by_name_.size();
+  s.watchers = hub_.size();
+  s.revision = revision_;
+  s.oldest_retained = history_.oldestRetained(revision_);
+  return s;
+}
+
+Revision Registry::appendLocked(EventType type, UnregisterReason reason,
+                                RegistrationPtr registration, std::string actor,
+                                std::string detail) {
+  Event e;
+  e.revision = ++revision_;
+  e.type = type;
+  e.reason = reason;
+  e.registration = std::move(registration);
+  e.time_ns = clock_.nowNanos();
+  e.actor = std::move(actor);
+  e.detail = std::move(detail);
+  history_.append(std::move(e));
+  return revision_;
+}
+
+std::shared_ptr<RegistrationOwner> Registry::eraseLocked(std::string_view name,
+                                                         UnregisterReason reason,
+                                                         std::string actor, std::string detail) {
+  auto it = by_name_.find(name);
+  assert(it != by_name_.end());
+  std::unique_ptr<Entry> entry = std::move(it->second);
+  by_name_.erase(it);
+  order_.erase(entry->order);
+  const Registration& r = *entry->registration;
+  creations_.put(r.node.name, r.creation_counter, r.node.port, r.origin.connection_handle);
+  ++counters_.unregistrations[static_cast<int>(reason)];
+  appendLocked(EventType::Unregistered, reason, entry->registration, std::move(actor),
+               std::move(detail));
+  return entry->owner.lock();
+}
+
+Result<size_t, WatchRejection> Registry::readLocked(Revision& cursor, size_t max,
+                                                    std::vector<Event>& out) const {
+  const size_t before = out.size();
+  if (history_.readFrom(cursor, max, out) == History::Read::Compacted) {
+    return makeErr(WatchRejection{WatchRejection::Code::Compacted,
+                                  history_.oldestRetained(revision_), revision_});
+  }
+  cursor += out.size() - before;
+  return out.size() - before;
+}
+
+Registry::Snapshot Registry::listLocked() const {
+  Snapshot s;
+  s.revision = revision_;
+  s.nodes.reserve(order_.size());
+  for (const Entry* e : order_) {
+    s.nodes.push_back(e->registration);
+  }
+  return s;
+}
+
+}  // namespace epmdx::registry

@@ -1,0 +1,186 @@
+#pragma once
+
+// The single source of truth: which names are registered, by which connection, with which
+// port, versions, extra bytes and creation. Every adapter (the epmd listener, gRPC, HTTP) is
+// a thin layer over this class. It knows nothing of sockets or protocols.
+//
+// Thread-safety: every public method may be called from any thread. One mutex guards the
+// state; it is held for microseconds, never across I/O, and no callback runs under it.
+// Watchers and owners are called only after the lock is released.
+//
+// One Registry serves one epmd port. Several ports in one daemon (clusters) will be several
+// Registry instances keyed by `RegistryOptions::cluster`.
+
+#include <atomic>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "server/common/result.h"
+#include "server/registry/clock.h"
+#include "server/registry/creation_pool.h"
+#include "server/registry/history.h"
+#include "server/registry/types.h"
+#include "server/registry/watch_hub.h"
+
+namespace epmdx::registry {
+
+struct RegistryOptions {
+  std::string cluster = "default";
+  size_t history_size = 16384;       // Events kept for watchers to resume from.
+  size_t max_unreg_records = 1000;   // OTP's MAX_UNREG_COUNT (5 with -d).
+  size_t max_nodes = 1000000;        // Registrations beyond this get an error reply.
+  bool async_notify = true;          // Fan out to watchers on the hub's thread.
+  const Clock* clock = nullptr;      // nullptr: the system clock.
+};
+
+enum class RegisterError {
+  NameTooLong,          // Over 1020 bytes or 255 characters.
+  InvalidNameEncoding,  // Not valid UTF-8.
+  ExtraTooLong,         // Over 1020 bytes.
+  NameInUse,            // Registered by another connection (byte-exact compare).
+  TooManyNodes,         // RegistryOptions::max_nodes reached.
+};
+std::string_view toString(RegisterError e);
+
+enum class EvictError { NotFound, PreconditionFailed };
+
+/// Why a watch could not start or had to end: the client must list again.
+struct WatchRejection {
+  enum class Code { Compacted, FutureRevision } code;
+  Revision oldest_retained;
+  Revision current;
+};
+
+/// Counters kept by the registry itself (exported as metrics).
+struct RegistryStats {
+  uint64_t registrations = 0;
+  uint64_t register_errors[5] = {};        // Indexed by RegisterError.
+  uint64_t unregistrations[6] = {};        // Indexed by UnregisterReason.
+  size_t nodes = 0;
+  size_t watchers = 0;
+  Revision revision = 0;
+  Revision oldest_retained = 0;
+};
+
+class Registry;
+
+/// A cursor into the shared event history: no events are copied per watcher until it reads.
+/// Destroying the Watch unsubscribes. Must be destroyed before the Registry, and never from
+/// inside its own wake callback.
+class Watch {
+ public:
+  ~Watch();
+  Watch(const Watch&) = delete;
+  Watch& operator=(const Watch&) = delete;
+
+  /// Appends up to `max` events from the cursor on and advances it. Returns the rejection
+  /// (Compacted) if the history has moved past the cursor: the watcher fell too far behind.
+  Result<size_t, WatchRejection> poll(size_t max, std::vector<Event>& out);
+
+  /// The revision of the next event this watch will return.
+  Revision nextRevision() const { return next_.load(); }
+
+ private:
+  friend class Registry;
+  Watch(Registry& registry, Revision next) : registry_(registry), next_(next) {}
+
+  Registry& registry_;
+  std::atomic<Revision> next_;
+  uint64_t token_ = 0;
+};
+using WatchPtr = std::unique_ptr<Watch>;
+
+class Registry {
+ public:
+  explicit Registry(RegistryOptions options = {});
+  ~Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  /// Registers a node (ALIVE2_REQ), with OTP's checks in OTP's order.
+  /// @param owner notified to close its connection when the registration is removed by
+  ///        anything other than that connection (stop, evict, kill). May be empty.
+  Result<RegistrationPtr, RegisterError> add(NodeInfo node, Origin origin,
+                                             std::weak_ptr<RegistrationOwner> owner = {});
+
+  /// Removes exactly this registration if it is still live (its connection closed).
+  /// A no-op if it was already removed (stopped or evicted). Does not call the owner.
+  bool remove(const Registration& registration, UnregisterReason reason);
+
+  /// Removes the registration of `name` and tells its owner to close the connection
+  /// (STOP_REQ, admin eviction). With `expected_id`, removes it only if that registration
+  /// still holds the name, so that a node that re-registered a moment ago is never evicted.
+  Result<RegistrationPtr, EvictError> evict(std::string_view name,
+                                            std::optional<RegistrationId> expected_id,
+                                            UnregisterReason reason, std::string actor = {},
+                                            std::string detail = {});
+
+  /// Removes every registration (KILL_REQ, shutdown) and closes every owner.
+  size_t removeAll(UnregisterReason reason);
+
+  /// The registration holding `name`, or null. Byte-exact match.
+  RegistrationPtr find(std::string_view name) const;
+
+  struct Snapshot {
+    std::vector<RegistrationPtr> nodes;  // Newest registration first, as OTP lists them.
+    Revision revision = 0;               // The revision this snapshot reflects.
+  };
+  Snapshot list() const;
+
+  /// Names registered before and remembered for their creation (DUMP_REQ), oldest first.
+  std::vector<CreationPool::Record> unusedNames() const;
+
+  /// Starts a watch whose first event has revision `start` (a List's revision + 1 resumes
+  /// with no gap and no repeat). `start` 0 means "from the next change".
+  /// Rejects a revision older than the history (Compacted) or beyond the next one.
+  Result<WatchPtr, WatchRejection> watch(Revision start, WatchHub::WakeFn wake);
+
+  /// A snapshot and a watch that starts right after it, taken atomically.
+  std::pair<Snapshot, WatchPtr> listAndWatch(WatchHub::WakeFn wake);
+
+  Revision revision() const;
+  size_t size() const;
+  RegistryStats stats() const;
+  const RegistryOptions& options() const { return options_; }
+
+ private:
+  friend class Watch;
+  struct Entry {
+    RegistrationPtr registration;
+    std::weak_ptr<RegistrationOwner> owner;
+    std::list<Entry*>::iterator order;  // Position in order_.
+  };
+
+  // All *Locked methods require mu_.
+  Revision appendLocked(EventType type, UnregisterReason reason, RegistrationPtr registration,
+                        std::string actor, std::string detail);
+  std::shared_ptr<RegistrationOwner> eraseLocked(std::string_view name, UnregisterReason reason,
+                                                 std::string actor, std::string detail);
+  Result<size_t, WatchRejection> readLocked(Revision& cursor, size_t max,
+                                            std::vector<Event>& out) const;
+  Snapshot listLocked() const;
+
+  const RegistryOptions options_;
+  SystemClock system_clock_;
+  const Clock& clock_;
+
+  mutable std::mutex mu_;
+  // Key views the registration's own name (stable: registrations are immutable).
+  std::unordered_map<std::string_view, std::unique_ptr<Entry>> by_name_;  // Guarded by mu_.
+  std::list<Entry*> order_;        // Newest first. Guarded by mu_.
+  CreationPool creations_;         // Guarded by mu_.
+  History history_;                // Guarded by mu_.
+  Revision revision_ = 0;          // Guarded by mu_.
+  RegistrationId next_id_ = 1;     // Guarded by mu_.
+  RegistryStats counters_;         // Guarded by mu_.
+
+  WatchHub hub_;  // Last: its thread stops first on destruction.
+};
+
+}  // namespace epmdx::registry

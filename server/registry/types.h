@@ -1,0 +1,90 @@
+#pragma once
+
+// The facts the registry owns. Plain values: no sockets, no gRPC, no HTTP.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace epmdx::registry {
+
+using Revision = uint64_t;
+using RegistrationId = uint64_t;
+
+/// OTP's limits (erts/epmd/src/epmd_int.h): a name is at most 255 characters and
+/// MAXSYMLEN (1020) bytes; the extra field is at most MAXSYMLEN bytes.
+inline constexpr size_t kMaxNameBytes = 1020;
+inline constexpr int kMaxNameChars = 255;
+inline constexpr size_t kMaxExtraBytes = 1020;
+
+/// What a node announces in ALIVE2_REQ, kept byte for byte.
+struct NodeInfo {
+  std::string name;  // UTF-8, no NUL.
+  uint16_t port = 0;
+  uint8_t node_type = 0;  // 77 'M' normal, 72 'H' hidden; not validated, as in OTP.
+  uint8_t protocol = 0;   // 0 = TCP/IPv4; not validated, as in OTP.
+  uint16_t highest_version = 0;
+  uint16_t lowest_version = 0;
+  std::string extra;  // Binary-safe.
+};
+
+/// Where a registration came from: the connection that holds it.
+struct Origin {
+  std::string peer_address;  // "127.0.0.1:50000" or "[::1]:50000".
+  int64_t connection_handle = -1;  // The socket descriptor, shown by DUMP_REQ ("fd = N").
+};
+
+/// One live registration. Immutable once published; shared by the history and adapters.
+struct Registration {
+  NodeInfo node;
+  Origin origin;
+  RegistrationId id = 0;          // Unique for the life of the daemon, never reused.
+  uint32_t creation_counter = 0;  // OTP's cr_counter.
+  int64_t registered_at_ns = 0;   // Unix epoch, nanoseconds.
+  Revision revision = 0;          // The revision of the REGISTERED event.
+
+  /// The creation the node is told, exactly as OTP's get_creation(): the 32-bit counter
+  /// for nodes speaking distribution version 6 or later, else a value in 1..3.
+  uint32_t creation() const {
+    return node.highest_version >= 6 ? creation_counter : creation_counter % 3 + 1;
+  }
+};
+using RegistrationPtr = std::shared_ptr<const Registration>;
+
+enum class EventType : uint8_t { Registered, Unregistered };
+
+enum class UnregisterReason : uint8_t {
+  Unspecified,
+  ConnectionClosed,  // The node's connection closed, failed, or sent unexpected data.
+  Stopped,           // STOP_REQ (epmd -stop NAME).
+  Killed,            // KILL_REQ (epmd -kill) ended the daemon.
+  Evicted,           // An admin API call.
+  Shutdown,          // The daemon stopped on a signal.
+};
+
+std::string_view toString(UnregisterReason reason);
+std::string_view toString(EventType type);
+
+/// One change. `registration` is the registration that appeared or went away.
+struct Event {
+  Revision revision = 0;
+  EventType type = EventType::Registered;
+  UnregisterReason reason = UnregisterReason::Unspecified;
+  RegistrationPtr registration;
+  int64_t time_ns = 0;
+  std::string actor;   // Who caused it (evictions: the caller's identity).
+  std::string detail;  // Why (evictions: the caller's reason).
+};
+
+/// Implemented by whatever holds a registration's connection (the epmd session). The
+/// registry calls it, outside its lock, after it removed the registration for a reason that
+/// did not come from the connection itself (STOP_REQ, eviction, kill). The call must not
+/// block: post the close to the connection's own executor.
+class RegistrationOwner {
+ public:
+  virtual ~RegistrationOwner() = default;
+  virtual void closeRegistration() = 0;
+};
+
+}  // namespace epmdx::registry
