@@ -1,0 +1,234 @@
+// The epmd listener over real TCP sockets on loopback, in process.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "tests/support/net.h"
+#include "tests/support/running_app.h"
+
+namespace epmdx::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string bytes(std::initializer_list<int> b) {
+  std::string s;
+  for (int c : b) {
+    s += static_cast<char>(c);
+  }
+  return s;
+}
+
+class ListenerTest : public ::testing::Test {
+ protected:
+  void start(bool relaxed = false, int delay_write = 0) {
+    auto o = RunningApp::testOptions();
+    o.relaxed = relaxed;
+    o.delay_write = delay_write;
+    app_ = std::make_unique<RunningApp>(o);
+  }
+  int connect() { return connectTo("127.0.0.1", app_->port()); }
+
+  /// Sends a request on a new connection and returns what the server did.
+  Outcome request(const std::string& body, std::chrono::milliseconds timeout = 2000ms) {
+    const int fd = connect();
+    EXPECT_GE(fd, 0);
+    sendAll(fd, frame(body));
+    Outcome o = readUntilClose(fd, timeout);
+    close(fd);
+    return o;
+  }
+
+  /// Registers and returns the open connection (the registration).
+  int registerNode(const std::string& name, uint16_t port, uint16_t high = 6,
+                   const std::string& extra = "") {
+    const int fd = connect();
+    sendAll(fd, frame(alive2Body(name, port, high, 5, extra)));
+    const std::string reply = readN(fd, high >= 6 ? 6 : 4, 2000ms);
+    EXPECT_EQ(reply.size(), high >= 6 ? 6u : 4u);
+    EXPECT_EQ(reply[1], 0) << "registration of " << name << " failed";
+    return fd;
+  }
+
+  std::string names() {
+    auto o = request("n");
+    EXPECT_TRUE(o.closed);
+    return o.bytes.size() >= 4 ? o.bytes.substr(4) : "";
+  }
+
+  std::unique_ptr<RunningApp> app_;
+};
+
+TEST_F(ListenerTest, RegisterLookupNamesAndUnregisterOnClose) {
+  start();
+  const int reg = registerNode("foo", 1042, 5, "xy");
+  auto found = request("zfoo");
+  EXPECT_TRUE(found.closed);
+  EXPECT_EQ(found.bytes, bytes({119, 0, 4, 18, 77, 0, 0, 5, 0, 5, 0, 3}) + "foo" +
+                             bytes({0, 2}) + "xy");
+  auto names_reply = request("n");
+  EXPECT_EQ(names_reply.bytes.substr(0, 4), bytes({0, 0, static_cast<int>(app_->port() >> 8),
+                                                   static_cast<int>(app_->port() & 0xFF)}));
+  EXPECT_EQ(names_reply.bytes.substr(4), "name foo at port 1042\n");
+  close(reg);
+  // The registration ends with its connection; wait for the registry, not for time.
+  const auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (app_->app().registry().size() != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(request("zfoo").bytes, bytes({119, 1}));
+  EXPECT_EQ(names(), "");
+}
+
+TEST_F(ListenerTest, DuplicateNameGetsErrorReplyAndTheConnectionStaysOpen) {
+  start();
+  const int first = registerNode("foobar", 1);
+  const int second = connect();
+  sendAll(second, frame(alive2Body("foobar", 2, 5, 5)));
+  EXPECT_EQ(readN(second, 4, 2000ms), bytes({121, 1, 0, 99}));
+  // Kept open like OTP's: nothing more arrives, no close within the packet timeout.
+  auto o = readUntilClose(second, 2500ms);
+  EXPECT_FALSE(o.closed);
+  close(second);
+  EXPECT_EQ(names(), "name foobar at port 1\n");
+  close(first);
+}
+
+TEST_F(ListenerTest, NamesListsNewestFirst) {
+  start();
+  const int a = registerNode("a", 1);
+  const int b = registerNode("b", 2);
+  EXPECT_EQ(names(), "name b at port 2\nname a at port 1\n");
+  close(a);
+  close(b);
+}
+
+TEST_F(ListenerTest, AnyDataOnARegisteredConnectionUnregisters) {
+  start();
+  const int reg = registerNode("chatty", 5);
+  sendAll(reg, "x");
+  auto o = readUntilClose(reg, 2000ms);
+  EXPECT_TRUE(o.closed);
+  EXPECT_EQ(names(), "");
+  close(reg);
+}
+
+TEST_F(ListenerTest, SlowPacketIsReassembledAcrossOneSecondGaps) {
+  start();  // packet_timeout 1, as epmd_SUITE's slow_get_port_nr.
+  const int reg = registerNode("foo", 1042);
+  const int fd = connect();
+  sendAll(fd, bytes({0, 4, 'z'}));
+  for (char c : std::string("foo")) {
+    std::this_thread::sleep_for(1s);  // The stimulus: a slow client, not synchronisation.
+    ASSERT_TRUE(sendAll(fd, std::string(1, c)));
+  }
+  auto o = readUntilClose(fd, 2000ms);
+  EXPECT_TRUE(o.closed);
+  ASSERT_GE(o.bytes.size(), 4u);
+  EXPECT_EQ(o.bytes.substr(0, 4), bytes({119, 0, 4, 18}));
+  close(fd);
+  close(reg);
+}
+
+TEST_F(ListenerTest, IdleAndPartialConnectionsTimeOut) {
+  start();
+  for (const std::string& partial : {std::string(), bytes({0}), bytes({0, 3}),
+                                     bytes({0, 100}) + "only a few bytes"}) {
+    const int fd = connect();
+    sendAll(fd, partial);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto o = readUntilClose(fd, 5000ms);
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    EXPECT_TRUE(o.closed);
+    EXPECT_TRUE(o.bytes.empty());
+    EXPECT_GE(waited, 1s);  // Never before the packet timeout.
+    close(fd);
+  }
+}
+
+TEST_F(ListenerTest, MalformedPacketsCloseWithoutReplyAndLeaveOthersAlone) {
+  start();
+  const int reg = registerNode("keeper", 9);
+  EXPECT_TRUE(request("").closed);  // Length 0 (frame of an empty body).
+  const int big = connect();
+  sendAll(big, bytes({0xF6, 0x18}) + std::string(3000, 'z'));
+  auto o = readUntilClose(big, 2000ms);
+  EXPECT_TRUE(o.closed);
+  EXPECT_TRUE(o.bytes.empty());
+  close(big);
+  for (const std::string& body :
+       {std::string("a"), std::string("z"), alive2Body(std::string("a\0b", 3), 1),
+        bytes({120, 0, 1, 77, 0, 0, 5, 0, 5}), std::string("s") + "keeper"}) {
+    auto r = request(body);
+    EXPECT_TRUE(r.closed);
+    EXPECT_TRUE(r.bytes.empty());
+  }
+  const int over = connect();
+  sendAll(over, frame("n") + "extra");
+  auto ov = readUntilClose(over, 2000ms);
+  EXPECT_TRUE(ov.closed);
+  EXPECT_TRUE(ov.bytes.empty());
+  close(over);
+  EXPECT_EQ(names(), "name keeper at port 9\n");
+  close(reg);
+}
+
+TEST_F(ListenerTest, StopWithoutRelaxedIsRefusedAndKillSaysNo) {
+  start(false);
+  const int reg = registerNode("foo", 1);
+  EXPECT_EQ(request("sfoo").bytes, "");
+  EXPECT_EQ(request("k").bytes, "NO");
+  EXPECT_EQ(names(), "name foo at port 1\n");
+  close(reg);
+}
+
+TEST_F(ListenerTest, RelaxedStopClosesTheRegistrationAndRepliesStopped) {
+  start(true);
+  const int reg = registerNode("foo", 1);
+  EXPECT_EQ(request("sfoo").bytes, "STOPPED");
+  EXPECT_TRUE(readUntilClose(reg, 2000ms).closed);  // The node's connection is closed.
+  close(reg);
+  EXPECT_EQ(request("sxxx42").bytes, "NOEXISTSTOPPED");
+  EXPECT_EQ(names(), "");
+}
+
+TEST_F(ListenerTest, KillWithNoNodesExitsZero) {
+  start();
+  EXPECT_EQ(request("k").bytes, "OK");
+  EXPECT_EQ(app_->waitExit(2000ms), 0);
+}
+
+TEST_F(ListenerTest, ResetBeforeTheAlive2ReplyLeavesNoZombie) {
+  start(true, 1);  // -delay_write 1, as socket_reset_before_alive2_reply_is_written.
+  const int fd = connect();
+  sendAll(fd, frame(alive2Body("test", 1, 5, 5)));
+  // Wait for the registration to land, then reset before the delayed reply is written.
+  const auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (app_->app().registry().size() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  ASSERT_EQ(app_->app().registry().size(), 1u);
+  setLingerZero(fd);
+  close(fd);
+  const auto gone = std::chrono::steady_clock::now() + 3s;
+  while (app_->app().registry().size() != 0 && std::chrono::steady_clock::now() < gone) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(app_->app().registry().size(), 0u);
+}
+
+TEST_F(ListenerTest, RegistersOverIpv6Loopback) {
+  start();
+  const int fd = connectTo("::1", app_->port());
+  if (fd < 0) {
+    GTEST_SKIP() << "no IPv6 loopback on this host";
+  }
+  sendAll(fd, frame(alive2Body("foobar6", 1, 5, 5)));
+  EXPECT_EQ(readN(fd, 4, 2000ms).substr(0, 2), bytes({121, 0}));
+  close(fd);
+}
+
+}  // namespace
+}  // namespace epmdx::testing

@@ -1,0 +1,96 @@
+#include "server/app/options.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace epmdx::app {
+namespace {
+
+std::map<std::string, std::string> g_env;
+const char* fakeEnv(const char* name) {
+  auto it = g_env.find(name);
+  return it == g_env.end() ? nullptr : it->second.c_str();
+}
+
+ParseResult parse(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+  g_env = std::move(env);
+  return parseArgs(args, fakeEnv);
+}
+
+TEST(Options, OtpFlags) {
+  auto r = parse({"-d", "-d", "-port", "4400", "-address", "10.0.0.1,::1", "-daemon",
+                  "-relaxed_command_check", "-packet_timeout", "5", "-delay_accept", "2",
+                  "-delay_write", "3"});
+  ASSERT_EQ(r.kind, ParseResult::Kind::Run);
+  EXPECT_EQ(r.options.debug, 2);
+  EXPECT_EQ(r.options.port, 4400);
+  EXPECT_EQ(r.options.addresses, "10.0.0.1,::1");
+  EXPECT_TRUE(r.options.daemon);
+  EXPECT_TRUE(r.options.relaxed);
+  EXPECT_EQ(r.options.packet_timeout, 5);
+  EXPECT_EQ(r.options.delay_accept, 2);
+  EXPECT_EQ(r.options.delay_write, 3);
+}
+
+TEST(Options, UsageErrorsAsOtp) {
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"-port"}, {"-port", "0"}, {"-port", "abc"}, {"-packet_timeout", "0"},
+           {"-names", "-port", "1"}, {"-stop"}, {"-stop", "a", "b"}, {"-help"}, {"-bogus"}}) {
+    EXPECT_EQ(parse(args).kind, ParseResult::Kind::Usage) << args[0];
+  }
+}
+
+TEST(Options, InteractiveCommandsMustBeLast) {
+  auto r = parse({"-port", "4400", "-names"});
+  ASSERT_EQ(r.kind, ParseResult::Kind::Run);
+  EXPECT_EQ(r.options.command, epmd::ClientCommand::Names);
+  auto s = parse({"-stop", "foo"});
+  EXPECT_EQ(s.options.command, epmd::ClientCommand::Stop);
+  EXPECT_EQ(s.options.stop_name, "foo");
+  EXPECT_EQ(parse({"-kill"}).options.command, epmd::ClientCommand::Kill);
+  EXPECT_EQ(parse({"-dump"}).options.command, epmd::ClientCommand::Dump);
+  EXPECT_EQ(parse({"-started"}).options.command, epmd::ClientCommand::Started);
+}
+
+TEST(Options, Environment) {
+  auto r = parse({}, {{"ERL_EPMD_PORT", "4500"},
+                      {"ERL_EPMD_ADDRESS", "127.0.0.1"},
+                      {"ERL_EPMD_RELAXED_COMMAND_CHECK", ""},
+                      {"EPMDX_GRPC_LISTEN", "0.0.0.0:9000"}});
+  EXPECT_EQ(r.options.port, 4500);
+  EXPECT_EQ(r.options.addresses, "127.0.0.1");
+  EXPECT_TRUE(r.options.relaxed);  // Presence is enough.
+  EXPECT_EQ(r.options.grpc_listen, "0.0.0.0:9000");
+  // Flags win over the environment.
+  EXPECT_EQ(parse({"-port", "4600"}, {{"ERL_EPMD_PORT", "4500"}}).options.port, 4600);
+  EXPECT_EQ(parse({}, {{"ERL_EPMD_PORT", "x"}}).kind, ParseResult::Kind::Error);
+}
+
+TEST(Options, GnuLongOptions) {
+  auto r = parse({"--grpc-listen=127.0.0.1:1", "--http-listen", "off", "--log-format=json",
+                  "--history-size=10", "--tokens-file=/t"});
+  ASSERT_EQ(r.kind, ParseResult::Kind::Run);
+  EXPECT_EQ(r.options.grpc_listen, "127.0.0.1:1");
+  EXPECT_EQ(r.options.http_listen, "off");
+  EXPECT_EQ(r.options.log_format, "json");
+  EXPECT_EQ(r.options.history_size, 10u);
+  EXPECT_EQ(r.options.tokens_file, "/t");
+  EXPECT_EQ(parse({"--log-format=xml"}).kind, ParseResult::Kind::Error);
+  EXPECT_EQ(parse({"--nope=1"}).kind, ParseResult::Kind::Error);
+  EXPECT_EQ(parse({"--history-size=0"}).kind, ParseResult::Kind::Error);
+  EXPECT_EQ(parse({"--grpc-tls-cert=a"}).kind, ParseResult::Kind::Error);
+  EXPECT_EQ(parse({"--help"}).kind, ParseResult::Kind::HelpGnu);
+}
+
+TEST(Options, DefaultTokenPath) {
+  g_env = {{"XDG_RUNTIME_DIR", "/run/user/7"}};
+  EXPECT_EQ(defaultTokenPath(fakeEnv), "/run/user/7/epmdx/admin.token");
+  g_env = {{"HOME", "/home/x"}};
+  EXPECT_EQ(defaultTokenPath(fakeEnv), "/home/x/.config/epmdx/admin.token");
+  g_env = {{"EPMDX_TOKEN_FILE", "/etc/t"}, {"HOME", "/home/x"}};
+  EXPECT_EQ(defaultTokenPath(fakeEnv), "/etc/t");
+}
+
+}  // namespace
+}  // namespace epmdx::app

@@ -1,0 +1,177 @@
+#include "tests/support/net.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+namespace epmdx::testing {
+
+uint16_t freePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+int connectTo(const std::string& host, uint16_t port) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family = AF_INET;
+  if (host.find(':') != std::string::npos) {
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(port);
+    inet_pton(AF_INET6, host.c_str(), &a6->sin6_addr);
+    len = sizeof *a6;
+    family = AF_INET6;
+  } else {
+    auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons(port);
+    inet_pton(AF_INET, host.c_str(), &a4->sin_addr);
+    len = sizeof *a4;
+  }
+  const int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return -1;
+  }
+  if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    close(fd);
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+bool waitForPort(uint16_t port, std::chrono::milliseconds timeout, const std::string& host) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const int fd = connectTo(host, port);
+    if (fd >= 0) {
+      close(fd);
+      return true;
+    }
+    // Polling a condition with a deadline, not a sleep standing in for synchronisation.
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+bool sendAll(int fd, const std::string& bytes) {
+  size_t off = 0;
+  while (off < bytes.size()) {
+    const ssize_t n = send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) {
+      return false;
+    }
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+namespace {
+
+// One read with a deadline: >0 bytes, 0 on EOF, -1 on reset/error, -2 on timeout.
+ssize_t readSome(int fd, char* buf, size_t cap, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      return -2;
+    }
+    pollfd p{fd, POLLIN, 0};
+    const int r = poll(&p, 1, static_cast<int>(left.count()));
+    if (r < 0 && errno == EINTR) {
+      continue;
+    }
+    if (r <= 0) {
+      return -2;
+    }
+    const ssize_t n = recv(fd, buf, cap, 0);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    return n < 0 ? -1 : n;
+  }
+}
+
+}  // namespace
+
+Outcome readUntilClose(int fd, std::chrono::milliseconds timeout) {
+  Outcome o;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buf[65536];
+  for (;;) {
+    const ssize_t n = readSome(fd, buf, sizeof buf, deadline);
+    if (n > 0) {
+      o.bytes.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n == 0 || n == -1) {
+      o.closed = true;
+      o.reset = n == -1;
+    }
+    return o;
+  }
+}
+
+std::string readN(int fd, size_t want, std::chrono::milliseconds timeout) {
+  std::string out;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buf[4096];
+  while (out.size() < want) {
+    const ssize_t n = readSome(fd, buf, std::min(sizeof buf, want - out.size()), deadline);
+    if (n <= 0) {
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+std::string frame(const std::string& body) {
+  std::string out;
+  out += static_cast<char>((body.size() >> 8) & 0xFF);
+  out += static_cast<char>(body.size() & 0xFF);
+  return out + body;
+}
+
+std::string alive2Body(const std::string& name, uint16_t port, uint16_t high, uint16_t low,
+                       const std::string& extra, uint8_t type) {
+  std::string b;
+  auto put16 = [&b](size_t v) {
+    b += static_cast<char>((v >> 8) & 0xFF);
+    b += static_cast<char>(v & 0xFF);
+  };
+  b += static_cast<char>(120);
+  put16(port);
+  b += static_cast<char>(type);
+  b += '\0';
+  put16(high);
+  put16(low);
+  put16(name.size());
+  b += name;
+  put16(extra.size());
+  b += extra;
+  return b;
+}
+
+void setLingerZero(int fd) {
+  linger l{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+}
+
+}  // namespace epmdx::testing
