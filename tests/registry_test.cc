@@ -185,8 +185,8 @@ TEST_F(RegistryTest, EvictClosesTheOwnerAndHonoursThePrecondition) {
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[1].type, EventType::Unregistered);
   EXPECT_EQ(events[1].reason, UnregisterReason::Evicted);
-  EXPECT_EQ(events[1].actor, "alice");
-  EXPECT_EQ(events[1].detail, "hung node");
+  EXPECT_EQ(events[1].actor(), "alice");
+  EXPECT_EQ(events[1].detail(), "hung node");
 }
 
 TEST_F(RegistryTest, RemoveAllClosesEveryOwner) {

@@ -140,7 +140,7 @@ Result<Request, DecodeError> decodeRequest(const uint8_t* body, size_t size, Acc
 FrameAssembler::Status FrameAssembler::commit(size_t n) {
   got_ += n;
   if (want_ == 0 && got_ >= 2) {
-    want_ = get16(reinterpret_cast<const uint8_t*>(buf_.data())) + 2;
+    want_ = get16(buf_.get()) + 2;
     if (want_ < 3 || want_ >= kInBufSize) {
       return Status::InvalidSize;
     }

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -84,24 +85,27 @@ class FrameAssembler {
     InvalidSize,  // Length 0 or >= 3058: close without reply.
     Overrun,      // More bytes than the length said arrived in one read: close.
   };
-  FrameAssembler() : buf_(kInBufSize, '\0') {}
+  // Uninitialised on purpose: only bytes that a read wrote are ever looked at.
+  FrameAssembler() : buf_(new uint8_t[kInBufSize]) {}
 
   /// Where the next read goes, and at most how many bytes it may take.
-  uint8_t* readPtr() { return reinterpret_cast<uint8_t*>(buf_.data()) + got_; }
+  uint8_t* readPtr() { return buf_.get() + got_; }
   size_t readSize() const { return (want_ != 0 ? want_ : kInBufSize - 1) - got_; }
 
   /// Accounts for `n` bytes that a read put at readPtr().
   Status commit(size_t n);
+  /// Forgets everything received (the buffer is reused for the next connection).
+  void reset() {
+    got_ = 0;
+    want_ = 0;
+  }
 
-  const uint8_t* body() const { return reinterpret_cast<const uint8_t*>(buf_.data()) + 2; }
+  const uint8_t* body() const { return buf_.get() + 2; }
   size_t bodySize() const { return want_ - 2; }
   size_t received() const { return got_; }
 
-  /// Frees the buffer once the request is handled (a registered connection keeps none).
-  void release() { std::string().swap(buf_); }
-
  private:
-  std::string buf_;
+  std::unique_ptr<uint8_t[]> buf_;
   size_t got_ = 0;
   size_t want_ = 0;  // 0 until the 2 length bytes arrived; then length + 2.
 };

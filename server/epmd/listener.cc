@@ -1,5 +1,10 @@
 #include "server/epmd/listener.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "server/common/log.h"
@@ -41,9 +46,14 @@ Listener::Listener(asio::io_context& io, registry::Registry& registry, Metrics& 
                    ListenerOptions options, std::function<void()> on_kill)
     : io_(io),
       options_(std::move(options)),
-      context_{registry, metrics, options_, options_.port, std::move(on_kill)} {}
+      context_{registry, metrics, options_, options_.port, std::move(on_kill), {}},
+      sweep_(io) {}
 
-Listener::~Listener() = default;
+Listener::~Listener() {
+  // Sessions still pending unlink themselves when the io_context destroys them; make sure
+  // none points into a list that is gone.
+  context_.pending.clear();
+}
 
 Listener::BindResult Listener::bindOne(const asio::ip::address& address, bool fatal) {
   auto a = std::make_unique<Acceptor>(io_);
@@ -79,6 +89,9 @@ Listener::BindResult Listener::bindOne(const asio::ip::address& address, bool fa
     return {BindStatus::Failed, "failed to bind on " + where + ": " + ec.message()};
   }
   a->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (!ec) {
+    a->acceptor.native_non_blocking(true, ec);  // accept4() in acceptBatch must not block.
+  }
   if (ec) {
     return {BindStatus::Failed, "failed to listen on " + formatEndpoint(ep) + ": " + ec.message()};
   }
@@ -107,6 +120,7 @@ Listener::BindResult Listener::bind() {
         return {BindStatus::Failed, "cannot adopt systemd socket: " + ec.message()};
       }
       context_.epmd_port = a->acceptor.local_endpoint(ec).port();
+      a->acceptor.native_non_blocking(true, ec);
       acceptors_.push_back(std::move(a));
     }
     return {BindStatus::Ok, {}};
@@ -160,6 +174,27 @@ void Listener::start() {
   for (auto& a : acceptors_) {
     doAccept(*a);
   }
+  doSweep();
+}
+
+void Listener::doSweep() {
+  // Like OTP's select() timeout: per-connection deadlines checked once a second, which
+  // costs nothing per lookup (a timer per connection would cost system calls).
+  sweep_.expires_after(std::chrono::seconds(1));
+  sweep_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) {
+      return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<std::shared_ptr<Session>> pending;
+    for (Session& s : context_.pending) {
+      pending.push_back(s.shared_from_this());
+    }
+    for (auto& s : pending) {
+      s->closeIfIdle(now);
+    }
+    doSweep();
+  });
 }
 
 void Listener::stop() {
@@ -168,6 +203,7 @@ void Listener::stop() {
     a->retry.cancel();
     a->acceptor.close(ignored);
   }
+  sweep_.cancel();
 }
 
 std::vector<std::string> Listener::endpoints() const {
@@ -183,14 +219,12 @@ std::vector<std::string> Listener::endpoints() const {
 }
 
 void Listener::doAccept(Acceptor& a) {
-  a.acceptor.async_accept([this, &a](const boost::system::error_code& ec, tcp::socket socket) {
+  a.acceptor.async_wait(tcp::acceptor::wait_read, [this, &a](const boost::system::error_code& ec) {
     if (ec == asio::error::operation_aborted || !a.acceptor.is_open()) {
       return;
     }
     if (ec) {
       ++context_.metrics.accept_errors;
-      // Out of descriptors (EMFILE/ENFILE) or a transient error: never exit, as OTP would;
-      // back off briefly so a full table does not spin the loop.
       log::warn("accept failed", {{"error", ec.message()}});
       a.retry.expires_after(std::chrono::milliseconds(100));
       a.retry.async_wait([this, &a](const boost::system::error_code& wec) {
@@ -200,11 +234,43 @@ void Listener::doAccept(Acceptor& a) {
       });
       return;
     }
+    acceptBatch(a);
+  });
+}
+
+void Listener::acceptBatch(Acceptor& a) {
+  // Drain what is pending (bounded, so one busy address cannot starve the others), as
+  // OTP's loop does. accept4() hands back non-blocking sockets: no extra system call.
+  for (int i = 0; i < 64; ++i) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    const int fd = ::accept4(a.acceptor.native_handle(), reinterpret_cast<sockaddr*>(&ss), &len,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) {
+        continue;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        break;
+      }
+      // Out of descriptors (EMFILE/ENFILE) or another failure: never exit, as OTP would;
+      // back off briefly so a full table does not spin the loop.
+      ++context_.metrics.accept_errors;
+      log::warn("accept failed", {{"error", std::strerror(errno)}});
+      a.retry.expires_after(std::chrono::milliseconds(100));
+      a.retry.async_wait([this, &a](const boost::system::error_code& wec) {
+        if (!wec) {
+          doAccept(a);
+        }
+      });
+      return;
+    }
     ++context_.metrics.connections_accepted;
-    boost::system::error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
-    std::make_shared<Session>(std::move(socket), context_)->start();
+    tcp::endpoint peer;
+    std::memcpy(peer.data(), &ss, std::min<size_t>(len, sizeof(sockaddr_storage)));
+    onAccepted(fd, peer);
     if (options_.delay_accept.count() > 0) {
+      // OTP's test aid: a pause after each accepted connection.
       a.retry.expires_after(options_.delay_accept);
       a.retry.async_wait([this, &a](const boost::system::error_code& wec) {
         if (!wec) {
@@ -213,8 +279,73 @@ void Listener::doAccept(Acceptor& a) {
       });
       return;
     }
-    doAccept(a);
-  });
+  }
+  doAccept(a);
+}
+
+void Listener::onAccepted(int fd, const tcp::endpoint& peer) {
+  // Fast path for the request that dominates real traffic, a lookup whose bytes are
+  // already here: read, answer and close with plain system calls, never registering the
+  // socket with epoll. Everything else (no data yet, a partial or other request, a
+  // refusal) goes to a Session, which gets the bytes read so far.
+  scratch_.reset();
+  ssize_t n;
+  do {
+    n = ::recv(fd, scratch_.readPtr(), scratch_.readSize(), 0);
+  } while (n < 0 && errno == EINTR);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+    ::close(fd);  // Closed (or reset) before sending a whole packet.
+    return;
+  }
+  FrameAssembler::Status status = FrameAssembler::Status::NeedMore;
+  if (n > 0) {
+    status = scratch_.commit(static_cast<size_t>(n));
+    if (status == FrameAssembler::Status::Complete && scratch_.body()[0] == kPort2Req &&
+        options_.delay_write.count() == 0) {
+      auto decoded = decodeRequest(scratch_.body(), scratch_.bodySize(), Access{});
+      if (decoded) {
+        const std::string reply =
+            answerPort2(context_, std::get<Port2Request>(decoded.value()));
+        ssize_t sent;
+        do {
+          sent = ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+        } while (sent < 0 && errno == EINTR);
+        if (sent < 0 || static_cast<size_t>(sent) == reply.size()) {
+          ::close(fd);
+          return;
+        }
+        boost::system::error_code ec;
+        tcp::socket socket(io_);
+        socket.assign(peer.protocol(), fd, ec);
+        if (ec) {
+          ::close(fd);
+          return;
+        }
+        std::make_shared<Session>(std::move(socket), peer, context_)
+            ->startWithReply(reply.substr(static_cast<size_t>(sent)));
+        return;
+      }
+    }
+  }
+  boost::system::error_code ec;
+  tcp::socket socket(io_);
+  socket.assign(peer.protocol(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return;
+  }
+  auto frame = std::make_unique<FrameAssembler>();
+  if (n > 0) {
+    std::memcpy(frame->readPtr(), scratch_.readPtr() - scratch_.received(),
+                static_cast<size_t>(n));
+    status = frame->commit(static_cast<size_t>(n));
+  }
+  auto session = std::make_shared<Session>(std::move(socket), peer, context_, std::move(frame));
+  if (n > 0) {
+    session->startWith(status);
+  } else {
+    session->start();
+  }
 }
 
 }  // namespace epmdx::epmd

@@ -46,12 +46,17 @@ class Listener {
  private:
   struct Acceptor;
   void doAccept(Acceptor& a);
+  void acceptBatch(Acceptor& a);
+  void onAccepted(int fd, const tcp::endpoint& peer);
+  void doSweep();
   BindResult bindOne(const asio::ip::address& address, bool fatal);
 
   asio::io_context& io_;
   ListenerOptions options_;
   SessionContext context_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
+  FrameAssembler scratch_;    // The fast path's read buffer, reused for every connection.
+  asio::steady_timer sweep_;  // Once a second: close connections past the packet timeout.
 };
 
 }  // namespace epmdx::epmd

@@ -2,7 +2,8 @@
 
 namespace epmdx::epmd {
 
-bool isLocalPeer(const tcp::endpoint& remote, const tcp::endpoint& local) {
+bool isLocalPeer(const tcp::endpoint& remote,
+                 const std::function<std::optional<tcp::endpoint>()>& local) {
   const auto addr = remote.address();
   if (addr.is_v4()) {
     if ((addr.to_v4().to_uint() & 0xFF000000U) == 0x7F000000U) {
@@ -19,7 +20,8 @@ bool isLocalPeer(const tcp::endpoint& remote, const tcp::endpoint& local) {
       return true;
     }
   }
-  return addr == local.address();
+  const auto own = local();
+  return own && addr == own->address();
 }
 
 std::string formatEndpoint(const tcp::endpoint& ep) {

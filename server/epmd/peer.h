@@ -1,5 +1,7 @@
 #pragma once
 
+#include <functional>
+#include <optional>
 #include <string>
 
 #include "server/common/asio.h"
@@ -8,7 +10,9 @@ namespace epmdx::epmd {
 
 /// OTP's conn_local_peer_check: the peer is 127.0.0.0/8 or ::1 (or an IPv4-mapped
 /// 127.0.0.0/8), or its address equals the address it connected to (the host's own IP).
-bool isLocalPeer(const tcp::endpoint& remote, const tcp::endpoint& local);
+/// `local` is asked for only when the remote address is not a loopback address.
+bool isLocalPeer(const tcp::endpoint& remote,
+                 const std::function<std::optional<tcp::endpoint>()>& local);
 
 /// "127.0.0.1:4369" or "[::1]:4369".
 std::string formatEndpoint(const tcp::endpoint& ep);

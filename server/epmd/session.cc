@@ -7,28 +7,55 @@ namespace epmdx::epmd {
 
 using boost::system::error_code;
 
-Session::Session(tcp::socket socket, SessionContext& ctx)
+std::string answerPort2(SessionContext& ctx, const Port2Request& req) {
+  ++ctx.metrics.req_port2;
+  if (auto r = ctx.registry.find(req.name)) {
+    ++ctx.metrics.lookups_found;
+    return encodePort2Found(*r);
+  }
+  ++ctx.metrics.lookups_not_found;
+  return encodePort2NotFound();
+}
+
+Session::Session(tcp::socket socket, const tcp::endpoint& remote, SessionContext& ctx,
+                 std::unique_ptr<FrameAssembler> frame)
     : socket_(std::move(socket)),
       ctx_(ctx),
-      frame_(std::make_unique<FrameAssembler>()),
-      timer_(socket_.get_executor()) {
-  error_code remote_ec;
-  error_code local_ec;
-  const auto remote = socket_.remote_endpoint(remote_ec);
-  const auto local = socket_.local_endpoint(local_ec);
-  // OTP decides once, at accept (conn_local_peer_check). A failure counts as non-local.
-  access_.local_peer = !remote_ec && !local_ec && isLocalPeer(remote, local);
+      frame_(frame ? std::move(frame) : std::make_unique<FrameAssembler>()) {
+  // OTP decides once, at accept (conn_local_peer_check). The local address is only needed
+  // (one more system call) when the peer is not loopback. A failure counts as non-local.
+  access_.local_peer = isLocalPeer(remote, [this, &remote]() {
+    error_code ec;
+    const auto local = socket_.local_endpoint(ec);
+    return ec ? std::optional<tcp::endpoint>() : std::optional<tcp::endpoint>(local);
+  });
   access_.relaxed = ctx_.options.relaxed;
-  peer_ = remote_ec ? std::string("unknown") : formatEndpoint(remote);
+  peer_ = formatEndpoint(remote);
   ++ctx_.metrics.connections_open;
+  if (ctx_.options.delay_write.count() > 0) {
+    delay_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
+  }
 }
 
 Session::~Session() { --ctx_.metrics.connections_open; }
 
 void Session::start() {
   last_activity_ = std::chrono::steady_clock::now();
-  armTimer();
+  ctx_.pending.push_back(*this);
   doRead();
+}
+
+void Session::startWith(FrameAssembler::Status status) {
+  last_activity_ = std::chrono::steady_clock::now();
+  ctx_.pending.push_back(*this);
+  onFrame(status);
+}
+
+void Session::startWithReply(std::string rest) {
+  std::vector<std::string> parts;
+  parts.push_back(std::move(rest));
+  frame_.reset();
+  replyAndClose(std::move(parts));
 }
 
 void Session::doRead() {
@@ -54,7 +81,11 @@ void Session::onRead(const error_code& ec, size_t n) {
     return;
   }
   last_activity_ = std::chrono::steady_clock::now();
-  switch (frame_->commit(n)) {
+  onFrame(frame_->commit(n));
+}
+
+void Session::onFrame(FrameAssembler::Status status) {
+  switch (status) {
     case FrameAssembler::Status::NeedMore:
       doRead();
       return;
@@ -71,7 +102,7 @@ void Session::onRead(const error_code& ec, size_t n) {
     case FrameAssembler::Status::Complete:
       break;
   }
-  timer_.cancel();  // A complete request is no longer subject to the packet timeout.
+  unlink();  // A complete request is no longer subject to the packet timeout.
   auto decoded = decodeRequest(frame_->body(), frame_->bodySize(), access_);
   const int code = frame_->body()[0];
   frame_.reset();
@@ -150,15 +181,8 @@ void Session::handleAlive2(Alive2Request&& req) {
 }
 
 void Session::handlePort2(const Port2Request& req) {
-  ++ctx_.metrics.req_port2;
   std::vector<std::string> parts;
-  if (auto r = ctx_.registry.find(req.name)) {
-    ++ctx_.metrics.lookups_found;
-    parts.push_back(encodePort2Found(*r));
-  } else {
-    ++ctx_.metrics.lookups_not_found;
-    parts.push_back(encodePort2NotFound());
-  }
+  parts.push_back(answerPort2(ctx_, req));
   replyAndClose(std::move(parts));
 }
 
@@ -250,8 +274,8 @@ void Session::writeNext(std::shared_ptr<std::vector<std::string>> parts, size_t 
   };
   if (ctx_.options.delay_write.count() > 0) {
     // OTP sleeps before every write (and blocks everyone); we delay only this connection.
-    timer_.expires_after(ctx_.options.delay_write);
-    timer_.async_wait([write = std::move(write)](const error_code&) mutable { write(); });
+    delay_->expires_after(ctx_.options.delay_write);
+    delay_->async_wait([write = std::move(write)](const error_code&) mutable { write(); });
   } else {
     write();
   }
@@ -290,26 +314,15 @@ void Session::closeRegistration() {
   asio::post(socket_.get_executor(), [self = shared_from_this()] { self->close(); });
 }
 
-void Session::armTimer() {
+void Session::closeIfIdle(std::chrono::steady_clock::time_point now) {
   // OTP closes an idle connection when mod_time + packet_timeout < now, in whole seconds,
-  // so an idle gap of exactly packet_timeout survives. We close after timeout + 1 s.
-  const auto limit = ctx_.options.packet_timeout + std::chrono::seconds(1);
-  timer_.expires_at(last_activity_ + limit);
-  timer_.async_wait([self = shared_from_this()](const error_code& ec) { self->onTimer(ec); });
-}
-
-void Session::onTimer(const error_code& ec) {
-  if (ec || closed_ || !frame_) {
-    return;  // Cancelled: the request completed or the session closed.
-  }
-  const auto limit = ctx_.options.packet_timeout + std::chrono::seconds(1);
-  if (std::chrono::steady_clock::now() - last_activity_ >= limit) {
+  // so an idle gap of exactly packet_timeout survives. We close once it reaches
+  // packet_timeout + 1 s on the monotonic clock.
+  if (now - last_activity_ >= ctx_.options.packet_timeout + std::chrono::seconds(1)) {
     ++ctx_.metrics.packet_timeouts;
     log::debug("closing idle connection", {{"peer", peer_}});
     close();
-    return;
   }
-  armTimer();
 }
 
 void Session::close() {
@@ -317,8 +330,11 @@ void Session::close() {
     return;
   }
   closed_ = true;
+  unlink();
   error_code ignored;
-  timer_.cancel();
+  if (delay_) {
+    delay_->cancel();
+  }
   socket_.close(ignored);
 }
 

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/intrusive/list.hpp>
+
 #include "server/common/asio.h"
 #include "server/epmd/codec.h"
 #include "server/epmd/metrics.h"
@@ -31,22 +33,31 @@ struct ListenerOptions {
   std::vector<int> inherited_fds;        // Listening sockets from systemd (-systemd).
 };
 
-/// What every session shares. Owned by the Listener.
-struct SessionContext {
-  registry::Registry& registry;
-  Metrics& metrics;
-  const ListenerOptions& options;
-  uint16_t epmd_port;             // The bound port, sent in NAMES/DUMP replies.
-  std::function<void()> on_kill;  // KILL_REQ accepted: the daemon must exit 0.
-};
+struct SessionContext;
+
+/// Links a session into the listener's list of connections that still owe a request
+/// (subject to the packet timeout). Unlinks itself when destroyed.
+using PendingHook =
+    boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
 
 class Session final : public std::enable_shared_from_this<Session>,
-                      public registry::RegistrationOwner {
+                      public registry::RegistrationOwner,
+                      public PendingHook {
  public:
-  Session(tcp::socket socket, SessionContext& ctx);
+  /// @param frame bytes the listener already read from the socket, if any.
+  Session(tcp::socket socket, const tcp::endpoint& remote, SessionContext& ctx,
+          std::unique_ptr<FrameAssembler> frame = nullptr);
   ~Session() override;
 
   void start();
+  /// Starts from bytes the listener already read: `status` is what they amounted to.
+  void startWith(FrameAssembler::Status status);
+  /// The request was answered already but `rest` of the reply could not be sent at once.
+  void startWithReply(std::string rest);
+
+  /// Closes the connection if no complete request arrived within the packet timeout.
+  /// Called by the listener's once-a-second sweep.
+  void closeIfIdle(std::chrono::steady_clock::time_point now);
 
   /// The registry removed our registration (STOP_REQ, eviction, kill): close the socket.
   void closeRegistration() override;
@@ -54,6 +65,7 @@ class Session final : public std::enable_shared_from_this<Session>,
  private:
   void doRead();
   void onRead(const boost::system::error_code& ec, size_t n);
+  void onFrame(FrameAssembler::Status status);
   void handle(Request&& request);
   void handleAlive2(Alive2Request&& req);
   void handlePort2(const Port2Request& req);
@@ -70,8 +82,6 @@ class Session final : public std::enable_shared_from_this<Session>,
   void doWatchRegistered();
   void onRegisteredRead(const boost::system::error_code& ec, size_t n);
 
-  void armTimer();
-  void onTimer(const boost::system::error_code& ec);
   void close();
   std::string describe() const;
 
@@ -80,11 +90,29 @@ class Session final : public std::enable_shared_from_this<Session>,
   Access access_;
   std::string peer_;
   std::unique_ptr<FrameAssembler> frame_;  // Freed once the request is handled.
-  asio::steady_timer timer_;               // Packet timeout, and delay_write.
+  std::unique_ptr<asio::steady_timer> delay_;  // Only with -delay_write.
   std::chrono::steady_clock::time_point last_activity_;
   registry::RegistrationPtr registration_;
   bool closed_ = false;
   char probe_[8];  // A registered connection reads only to notice close or stray bytes.
 };
+
+/// PORT_PLEASE2's answer (found or not), with its metrics: shared by the session and the
+/// listener's fast path.
+std::string answerPort2(SessionContext& ctx, const Port2Request& req);
+
+using PendingList =
+    boost::intrusive::list<Session, boost::intrusive::constant_time_size<false>>;
+
+/// What every session shares. Owned by the Listener.
+struct SessionContext {
+  registry::Registry& registry;
+  Metrics& metrics;
+  const ListenerOptions& options;
+  uint16_t epmd_port;             // The bound port, sent in NAMES/DUMP replies.
+  std::function<void()> on_kill;  // KILL_REQ accepted: the daemon must exit 0.
+  PendingList pending;            // Sessions still reading their request.
+};
+
 
 }  // namespace epmdx::epmd

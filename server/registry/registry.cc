@@ -257,8 +257,9 @@ Revision Registry::appendLocked(EventType type, UnregisterReason reason,
   e.reason = reason;
   e.registration = std::move(registration);
   e.time_ns = clock_.nowNanos();
-  e.actor = std::move(actor);
-  e.detail = std::move(detail);
+  if (!actor.empty() || !detail.empty()) {
+    e.note = std::make_shared<EventNote>(EventNote{std::move(actor), std::move(detail)});
+  }
   history_.append(std::move(e));
   return revision_;
 }

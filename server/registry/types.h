@@ -66,6 +66,13 @@ enum class UnregisterReason : uint8_t {
 std::string_view toString(UnregisterReason reason);
 std::string_view toString(EventType type);
 
+/// Who caused a change and why (evictions, STOP_REQ). Most events have none, so it is kept
+/// out of line: the history holds one Event per change and its size is memory per node.
+struct EventNote {
+  std::string actor;   // The caller's identity.
+  std::string detail;  // The caller's reason.
+};
+
 /// One change. `registration` is the registration that appeared or went away.
 struct Event {
   Revision revision = 0;
@@ -73,8 +80,10 @@ struct Event {
   UnregisterReason reason = UnregisterReason::Unspecified;
   RegistrationPtr registration;
   int64_t time_ns = 0;
-  std::string actor;   // Who caused it (evictions: the caller's identity).
-  std::string detail;  // Why (evictions: the caller's reason).
+  std::shared_ptr<const EventNote> note;  // May be null.
+
+  std::string_view actor() const { return note ? std::string_view(note->actor) : ""; }
+  std::string_view detail() const { return note ? std::string_view(note->detail) : ""; }
 };
 
 /// Implemented by whatever holds a registration's connection (the epmd session). The

@@ -1,0 +1,390 @@
+// Side-by-side load test of OTP's epmd and epmdx (and of this machine's floor: a minimal
+// accept-reply-close server). Each lookup is a fresh TCP connection carrying one
+// PORT_PLEASE2_REQ, read until the server closes, as the Erlang VM does.
+//
+//   epmd_bench [--otp=PATH] [--epmdx=PATH] [--seconds=N] [--clients=1,4,16]
+//              [--held=10,1000,15000]
+//
+// Prints lookups/s for each daemon, client count and number of held registrations, the
+// ratios to OTP and to the floor, and each daemon's RSS per registration.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string frame(const std::string& body) {
+  std::string out;
+  out += static_cast<char>((body.size() >> 8) & 0xFF);
+  out += static_cast<char>(body.size() & 0xFF);
+  return out + body;
+}
+
+std::string alive2(const std::string& name, uint16_t port) {
+  std::string b;
+  auto put16 = [&b](size_t v) {
+    b += static_cast<char>((v >> 8) & 0xFF);
+    b += static_cast<char>(v & 0xFF);
+  };
+  b += 'x';
+  put16(port);
+  b += 'M';
+  b += '\0';
+  put16(6);
+  put16(5);
+  put16(name.size());
+  b += name;
+  put16(0);
+  return frame(b);
+}
+
+// Client sockets come from 127.0.0.2..127.0.0.254 in turn, so that the 4-tuples of many
+// short connections never run out.
+int connectLoopback(uint16_t port, unsigned source) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return -1;
+  }
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  src.sin_addr.s_addr = htonl(0x7F000000u | (2 + source % 253));
+  bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+bool writeAll(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    const ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) {
+      return false;
+    }
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+uint16_t freePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+bool waitForPort(uint16_t port) {
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (Clock::now() < deadline) {
+    const int fd = connectLoopback(port, 0);
+    if (fd >= 0) {
+      close(fd);
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+long rssKib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      return std::atol(line.c_str() + 6);
+    }
+  }
+  return -1;
+}
+
+class Server {
+ public:
+  Server(std::vector<std::string> argv) {
+    std::vector<char*> a;
+    for (auto& s : argv) {
+      a.push_back(s.data());
+    }
+    a.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    if (posix_spawn(&pid_, a[0], &fa, nullptr, a.data(), environ) != 0) {
+      pid_ = -1;
+    }
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  ~Server() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// The floor: accept, read one request, write a fixed PORT2 "not found", close. One thread,
+// blocking, nothing else: the least any epmd can do per lookup on this machine.
+[[noreturn]] void runFloorServer(uint16_t port) {
+  const int ls = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_ANY);
+  if (bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(ls, 4096) != 0) {
+    std::exit(1);
+  }
+  char buf[3060];
+  for (;;) {
+    const int c = accept(ls, nullptr, nullptr);
+    if (c < 0) {
+      continue;
+    }
+    if (read(c, buf, sizeof buf) > 0) {
+      (void)!write(c, "w\1", 2);
+    }
+    close(c);
+  }
+}
+
+struct Point {
+  double rate = 0;
+  uint64_t errors = 0;
+};
+
+Point measure(uint16_t port, int clients, int held, double seconds) {
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> ok{0};
+  std::atomic<uint64_t> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < clients; ++t) {
+    threads.emplace_back([&, t] {
+      unsigned i = static_cast<unsigned>(t) * 7919u;
+      char buf[4096];
+      while (!stop.load(std::memory_order_relaxed)) {
+        ++i;
+        const std::string req = frame("zn" + std::to_string(held > 0 ? i % held : 0));
+        const int fd = connectLoopback(port, i);
+        if (fd < 0 || !writeAll(fd, req)) {
+          if (fd >= 0) {
+            close(fd);
+          }
+          errors.fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        ssize_t got = 0;
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0) {
+          got += n;
+        }
+        close(fd);
+        (got >= 2 ? ok : errors).fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  const auto t0 = Clock::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));  // The window.
+  stop = true;
+  for (auto& th : threads) {
+    th.join();
+  }
+  const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+  return {static_cast<double>(ok.load()) / elapsed, errors.load()};
+}
+
+/// Opens `count` registrations n0..n{count-1}; returns the connections (held open).
+std::vector<int> registerNames(uint16_t port, int count) {
+  std::vector<int> fds;
+  for (int i = 0; i < count; ++i) {
+    const int fd = connectLoopback(port, static_cast<unsigned>(i));
+    if (fd < 0 || !writeAll(fd, alive2("n" + std::to_string(i), 20000 + i % 10000))) {
+      break;
+    }
+    char r[6];
+    size_t got = 0;
+    while (got < 6) {
+      const ssize_t n = read(fd, r + got, 6 - got);
+      if (n <= 0) {
+        break;
+      }
+      got += static_cast<size_t>(n);
+    }
+    if (got != 6 || r[1] != 0) {
+      close(fd);
+      break;
+    }
+    fds.push_back(fd);
+  }
+  return fds;
+}
+
+std::vector<int> parseList(const std::string& s) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    out.push_back(std::atoi(item.c_str()));
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string otp = "/usr/bin/epmd";
+  std::string epmdx = "build/epmdx";
+  double seconds = 3;
+  std::vector<int> clients{1, 4, 16};
+  std::vector<int> helds{10, 1000, 15000};
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto val = [&a]() { return a.substr(a.find('=') + 1); };
+    if (a.rfind("--otp=", 0) == 0) {
+      otp = val();
+    } else if (a.rfind("--epmdx=", 0) == 0) {
+      epmdx = val();
+    } else if (a.rfind("--seconds=", 0) == 0) {
+      seconds = std::atof(val().c_str());
+    } else if (a.rfind("--clients=", 0) == 0) {
+      clients = parseList(val());
+    } else if (a.rfind("--held=", 0) == 0) {
+      helds = parseList(val());
+    } else if (a.rfind("--floor-server=", 0) == 0) {
+      runFloorServer(static_cast<uint16_t>(std::atoi(val().c_str())));
+    } else {
+      std::fprintf(stderr, "unknown argument %s\n", a.c_str());
+      return 2;
+    }
+  }
+  signal(SIGPIPE, SIG_IGN);
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+
+  std::map<int, double> floor_rate;  // clients -> lookups/s
+  {
+    const uint16_t port = freePort();
+    Server floor({argv[0], "--floor-server=" + std::to_string(port)});
+    waitForPort(port);
+    for (int c : clients) {
+      floor_rate[c] = measure(port, c, 0, seconds).rate;
+    }
+  }
+  std::printf("epmd lookup benchmark: fresh TCP connection per PORT_PLEASE2, %.1f s a point\n",
+              seconds);
+  std::printf("floor (accept-reply-close server):");
+  for (int c : clients) {
+    std::printf("  %d clients %.0f/s", c, floor_rate[c]);
+  }
+  std::printf("\n\n%-7s %-7s %12s %12s %9s %9s %9s\n", "held", "clients", "OTP epmd/s",
+              "epmdx/s", "x OTP", "OTP/floor", "x/floor");
+
+  for (int held : helds) {
+    std::map<int, Point> rates[2];
+    long rss_per_reg[2] = {-1, -1};
+    int registered[2] = {0, 0};
+    for (int which = 0; which < 2; ++which) {
+      const uint16_t port = freePort();
+      std::vector<std::string> cmd{which == 0 ? otp : epmdx, "-port", std::to_string(port)};
+      if (which == 1) {
+        cmd.push_back("--grpc-listen=off");
+        cmd.push_back("--http-listen=off");
+      }
+      Server server(cmd);
+      if (!waitForPort(port)) {
+        std::fprintf(stderr, "%s did not start\n", cmd[0].c_str());
+        return 1;
+      }
+      const long rss0 = rssKib(server.pid());
+      std::vector<int> fds = registerNames(port, held);
+      registered[which] = static_cast<int>(fds.size());
+      if (registered[which] < held) {
+        for (int fd : fds) {
+          close(fd);
+        }
+        continue;  // This daemon cannot hold that many (OTP's select() limit).
+      }
+      const long rss1 = rssKib(server.pid());
+      rss_per_reg[which] = held > 0 ? (rss1 - rss0) * 1024 / held : 0;
+      for (int c : clients) {
+        rates[which][c] = measure(port, c, held, seconds);
+      }
+      for (int fd : fds) {
+        close(fd);
+      }
+    }
+    for (int c : clients) {
+      const bool have_otp = registered[0] == held;
+      const double o = have_otp ? rates[0][c].rate : 0;
+      const double x = rates[1][c].rate;
+      char otp_col[32];
+      char ratio[32];
+      char otp_floor[32];
+      if (have_otp) {
+        std::snprintf(otp_col, sizeof otp_col, "%.0f", o);
+        std::snprintf(ratio, sizeof ratio, "%.2f", x / o);
+        std::snprintf(otp_floor, sizeof otp_floor, "%.0f%%", 100 * o / floor_rate[c]);
+      } else {
+        std::snprintf(otp_col, sizeof otp_col, "n/a(%d)", registered[0]);
+        std::snprintf(ratio, sizeof ratio, "-");
+        std::snprintf(otp_floor, sizeof otp_floor, "-");
+      }
+      std::printf("%-7d %-7d %12s %12.0f %9s %9s %8.0f%%", held, c, otp_col, x, ratio, otp_floor,
+                  100 * x / floor_rate[c]);
+      if (rates[1][c].errors + (have_otp ? rates[0][c].errors : 0) > 0) {
+        std::printf("  (errors: OTP %lu, epmdx %lu)",
+                    static_cast<unsigned long>(have_otp ? rates[0][c].errors : 0),
+                    static_cast<unsigned long>(rates[1][c].errors));
+      }
+      std::printf("\n");
+    }
+    std::printf("%-7d memory: OTP %s B/registration, epmdx %ld B/registration\n\n", held,
+                rss_per_reg[0] >= 0 ? std::to_string(rss_per_reg[0]).c_str() : "n/a",
+                rss_per_reg[1]);
+  }
+  return 0;
+}
