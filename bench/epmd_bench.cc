@@ -2,8 +2,8 @@
 // accept-reply-close server). Each lookup is a fresh TCP connection carrying one
 // PORT_PLEASE2_REQ, read until the server closes, as the Erlang VM does.
 //
-//   epmd_bench [--otp=PATH] [--epmdx=PATH] [--seconds=N] [--clients=1,4,16]
-//              [--held=10,1000,15000]
+//   epmd_bench [--otp=PATH] [--epmdx=PATH] [--seconds=N] [--rounds=N]
+//              [--clients=1,4,16] [--held=10,1000,15000]
 //
 // Prints lookups/s for each daemon, client count and number of held registrations, the
 // ratios to OTP and to the floor, and each daemon's RSS per registration.
@@ -19,7 +19,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <memory>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -276,7 +278,8 @@ std::vector<int> parseList(const std::string& s) {
 int main(int argc, char** argv) {
   std::string otp = "/usr/bin/epmd";
   std::string epmdx = "build/epmdx";
-  double seconds = 3;
+  double seconds = 2;
+  int rounds = 3;
   std::vector<int> clients{1, 4, 16};
   std::vector<int> helds{10, 1000, 15000};
   for (int i = 1; i < argc; ++i) {
@@ -288,6 +291,8 @@ int main(int argc, char** argv) {
       epmdx = val();
     } else if (a.rfind("--seconds=", 0) == 0) {
       seconds = std::atof(val().c_str());
+    } else if (a.rfind("--rounds=", 0) == 0) {
+      rounds = std::max(1, std::atoi(val().c_str()));
     } else if (a.rfind("--clients=", 0) == 0) {
       clients = parseList(val());
     } else if (a.rfind("--held=", 0) == 0) {
@@ -305,86 +310,104 @@ int main(int argc, char** argv) {
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
 
-  std::map<int, double> floor_rate;  // clients -> lookups/s
-  {
-    const uint16_t port = freePort();
-    Server floor({argv[0], "--floor-server=" + std::to_string(port)});
-    waitForPort(port);
-    for (int c : clients) {
-      floor_rate[c] = measure(port, c, 0, seconds).rate;
-    }
+  // Every daemon runs for the whole benchmark; the points are measured in rounds that
+  // alternate between them, and each figure is the median of its rounds, so that drift
+  // on a shared machine hits all of them alike.
+  const uint16_t floor_port = freePort();
+  Server floor({argv[0], "--floor-server=" + std::to_string(floor_port)});
+  if (!waitForPort(floor_port)) {
+    std::fprintf(stderr, "the floor server did not start\n");
+    return 1;
   }
-  std::printf("epmd lookup benchmark: fresh TCP connection per PORT_PLEASE2, %.1f s a point\n",
-              seconds);
-  std::printf("floor (accept-reply-close server):");
-  for (int c : clients) {
-    std::printf("  %d clients %.0f/s", c, floor_rate[c]);
-  }
-  std::printf("\n\n%-7s %-7s %12s %12s %9s %9s %9s\n", "held", "clients", "OTP epmd/s",
-              "epmdx/s", "x OTP", "OTP/floor", "x/floor");
+  std::printf("epmd lookup benchmark: fresh TCP connection per PORT_PLEASE2, %.1f s a point, "
+              "median of %d rounds\n\n",
+              seconds, rounds);
+  std::printf("%-7s %-7s %10s %10s %10s %8s %10s %9s\n", "held", "clients", "floor/s",
+              "OTP/s", "epmdx/s", "x OTP", "OTP/floor", "x/floor");
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v[v.size() / 2];
+  };
 
   for (int held : helds) {
-    std::map<int, Point> rates[2];
-    long rss_per_reg[2] = {-1, -1};
-    int registered[2] = {0, 0};
+    struct Daemon {
+      std::unique_ptr<Server> server;
+      uint16_t port = 0;
+      std::vector<int> fds;
+      long rss_per_reg = -1;
+      bool full = false;
+    } d[2];
     for (int which = 0; which < 2; ++which) {
-      const uint16_t port = freePort();
-      std::vector<std::string> cmd{which == 0 ? otp : epmdx, "-port", std::to_string(port)};
+      d[which].port = freePort();
+      std::vector<std::string> cmd{which == 0 ? otp : epmdx, "-port",
+                                   std::to_string(d[which].port)};
       if (which == 1) {
         cmd.push_back("--grpc-listen=off");
         cmd.push_back("--http-listen=off");
       }
-      Server server(cmd);
-      if (!waitForPort(port)) {
+      d[which].server = std::make_unique<Server>(cmd);
+      if (!waitForPort(d[which].port)) {
         std::fprintf(stderr, "%s did not start\n", cmd[0].c_str());
         return 1;
       }
-      const long rss0 = rssKib(server.pid());
-      std::vector<int> fds = registerNames(port, held);
-      registered[which] = static_cast<int>(fds.size());
-      if (registered[which] < held) {
-        for (int fd : fds) {
+      const long rss0 = rssKib(d[which].server->pid());
+      d[which].fds = registerNames(d[which].port, held);
+      d[which].full = static_cast<int>(d[which].fds.size()) == held;
+      const long rss1 = rssKib(d[which].server->pid());
+      if (d[which].full && held > 0) {
+        d[which].rss_per_reg = (rss1 - rss0) * 1024 / held;
+      }
+      if (!d[which].full) {
+        for (int fd : d[which].fds) {
           close(fd);
         }
-        continue;  // This daemon cannot hold that many (OTP's select() limit).
-      }
-      const long rss1 = rssKib(server.pid());
-      rss_per_reg[which] = held > 0 ? (rss1 - rss0) * 1024 / held : 0;
-      for (int c : clients) {
-        rates[which][c] = measure(port, c, held, seconds);
-      }
-      for (int fd : fds) {
-        close(fd);
+        d[which].fds.clear();
+        d[which].server.reset();  // Cannot hold that many (OTP's select() limit).
       }
     }
     for (int c : clients) {
-      const bool have_otp = registered[0] == held;
-      const double o = have_otp ? rates[0][c].rate : 0;
-      const double x = rates[1][c].rate;
-      char otp_col[32];
-      char ratio[32];
-      char otp_floor[32];
-      if (have_otp) {
-        std::snprintf(otp_col, sizeof otp_col, "%.0f", o);
-        std::snprintf(ratio, sizeof ratio, "%.2f", x / o);
-        std::snprintf(otp_floor, sizeof otp_floor, "%.0f%%", 100 * o / floor_rate[c]);
+      std::vector<double> f, o, x;
+      uint64_t errors[2] = {0, 0};
+      for (int r = 0; r < rounds; ++r) {
+        f.push_back(measure(floor_port, c, 0, seconds).rate);
+        for (int which = 0; which < 2; ++which) {
+          if (!d[which].full) {
+            continue;
+          }
+          const Point p = measure(d[which].port, c, held, seconds);
+          (which == 0 ? o : x).push_back(p.rate);
+          errors[which] += p.errors;
+        }
+      }
+      const double fm = median(f), om = median(o), xm = median(x);
+      char otp_col[32], ratio[32], otp_floor[32];
+      if (d[0].full) {
+        std::snprintf(otp_col, sizeof otp_col, "%.0f", om);
+        std::snprintf(ratio, sizeof ratio, "%.2f", xm / om);
+        std::snprintf(otp_floor, sizeof otp_floor, "%.0f%%", 100 * om / fm);
       } else {
-        std::snprintf(otp_col, sizeof otp_col, "n/a(%d)", registered[0]);
+        std::snprintf(otp_col, sizeof otp_col, "n/a");
         std::snprintf(ratio, sizeof ratio, "-");
         std::snprintf(otp_floor, sizeof otp_floor, "-");
       }
-      std::printf("%-7d %-7d %12s %12.0f %9s %9s %8.0f%%", held, c, otp_col, x, ratio, otp_floor,
-                  100 * x / floor_rate[c]);
-      if (rates[1][c].errors + (have_otp ? rates[0][c].errors : 0) > 0) {
-        std::printf("  (errors: OTP %lu, epmdx %lu)",
-                    static_cast<unsigned long>(have_otp ? rates[0][c].errors : 0),
-                    static_cast<unsigned long>(rates[1][c].errors));
+      std::printf("%-7d %-7d %10.0f %10s %10.0f %8s %10s %8.0f%%", held, c, fm, otp_col, xm,
+                  ratio, otp_floor, 100 * xm / fm);
+      if (errors[0] + errors[1] > 0) {
+        std::printf("  (failed lookups: OTP %lu, epmdx %lu)",
+                    static_cast<unsigned long>(errors[0]), static_cast<unsigned long>(errors[1]));
       }
       std::printf("\n");
     }
-    std::printf("%-7d memory: OTP %s B/registration, epmdx %ld B/registration\n\n", held,
-                rss_per_reg[0] >= 0 ? std::to_string(rss_per_reg[0]).c_str() : "n/a",
-                rss_per_reg[1]);
+    std::printf("%-7d memory per registration: OTP %s, epmdx %ld B\n", held,
+                d[0].full ? (std::to_string(d[0].rss_per_reg) + " B").c_str()
+                          : "n/a (refused past its select() limit)",
+                d[1].rss_per_reg);
+    for (auto& dd : d) {
+      for (int fd : dd.fds) {
+        close(fd);
+      }
+    }
   }
+  std::fflush(stdout);
   return 0;
 }

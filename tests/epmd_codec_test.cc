@@ -163,8 +163,7 @@ TEST(EpmdCodec, UnknownCodes) {
 
 FrameAssembler::Status feed(FrameAssembler& f, const std::string& bytes) {
   EXPECT_LE(bytes.size(), f.readSize());
-  std::memcpy(f.readPtr(), bytes.data(), bytes.size());
-  return f.commit(bytes.size());
+  return f.append(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
 }
 
 TEST(FrameAssembler, CompleteInOneRead) {

@@ -68,6 +68,34 @@ TEST_F(RegistryTest, RegisterFindListAndRevisions) {
   EXPECT_EQ(snap.nodes[1]->node.name, "a");
 }
 
+TEST_F(RegistryTest, ListOrderSurvivesRemovalsAtEveryPosition) {
+  Registry r(opts());
+  std::map<std::string, RegistrationPtr> regs;
+  for (std::string n : {"a", "b", "c", "d"}) {
+    regs[n] = r.add(node(n), {}).value();
+  }
+  auto names = [&r] {
+    std::string out;
+    for (const auto& n : r.list().nodes) {
+      out += n->node.name;
+    }
+    return out;
+  };
+  EXPECT_EQ(names(), "dcba");
+  ASSERT_TRUE(r.remove(*regs["b"], UnregisterReason::ConnectionClosed));  // Middle.
+  EXPECT_EQ(names(), "dca");
+  ASSERT_TRUE(r.remove(*regs["d"], UnregisterReason::ConnectionClosed));  // Newest.
+  EXPECT_EQ(names(), "ca");
+  ASSERT_TRUE(r.remove(*regs["a"], UnregisterReason::ConnectionClosed));  // Oldest.
+  EXPECT_EQ(names(), "c");
+  ASSERT_TRUE(r.add(node("e"), {}).ok());
+  EXPECT_EQ(names(), "ec");
+  EXPECT_EQ(r.removeAll(UnregisterReason::Shutdown), 0u);  // No owners to close.
+  EXPECT_EQ(names(), "");
+  ASSERT_TRUE(r.add(node("f"), {}).ok());
+  EXPECT_EQ(names(), "f");
+}
+
 TEST_F(RegistryTest, RefusalsInOtpsOrderChangeNothing) {
   Registry r(opts());
   ASSERT_TRUE(r.add(node("dup"), {}).ok());
@@ -333,7 +361,9 @@ TEST(RegistryConcurrency, WatcherSeesEveryChangeUnderChurn) {
   const Revision final_rev = r.revision();
   std::vector<Event> ev;
   Revision expect = snap.revision + 1;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (watch->nextRevision() <= final_rev) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the watcher stopped progressing";
     {
       std::unique_lock<std::mutex> lock(mu);
       cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return woken; });

@@ -137,18 +137,19 @@ Result<Request, DecodeError> decodeRequest(const uint8_t* body, size_t size, Acc
   }
 }
 
-FrameAssembler::Status FrameAssembler::commit(size_t n) {
-  got_ += n;
-  if (want_ == 0 && got_ >= 2) {
-    want_ = get16(buf_.get()) + 2;
+FrameAssembler::Status FrameAssembler::append(const uint8_t* data, size_t n) {
+  buf_.append(reinterpret_cast<const char*>(data), n);
+  if (want_ == 0 && buf_.size() >= 2) {
+    want_ = get16(reinterpret_cast<const uint8_t*>(buf_.data())) + 2;
     if (want_ < 3 || want_ >= kInBufSize) {
       return Status::InvalidSize;
     }
-    if (got_ > want_) {
+    if (buf_.size() > want_) {
       return Status::Overrun;
     }
+    buf_.reserve(want_);
   }
-  return want_ != 0 && got_ == want_ ? Status::Complete : Status::NeedMore;
+  return want_ != 0 && buf_.size() == want_ ? Status::Complete : Status::NeedMore;
 }
 
 std::string encodeAlive2Reply(bool ok, uint32_t creation, uint16_t request_highest_version) {

@@ -75,8 +75,9 @@ struct Access {
 Result<Request, DecodeError> decodeRequest(const uint8_t* body, size_t size, Access access);
 
 /// Reassembles one length-prefixed packet from partial reads, with OTP's read sizes:
-/// before the length is known it reads up to kInBufSize - 1 bytes at once, so bytes sent
-/// past the packet in the same read are caught; afterwards it reads exactly what is missing.
+/// before the length is known a read may take up to kInBufSize - 1 bytes, so bytes sent
+/// past the packet in the same read are caught; afterwards only what is missing.
+/// Storage grows to the packet's size only (most packets are a few dozen bytes).
 class FrameAssembler {
  public:
   enum class Status {
@@ -85,28 +86,26 @@ class FrameAssembler {
     InvalidSize,  // Length 0 or >= 3058: close without reply.
     Overrun,      // More bytes than the length said arrived in one read: close.
   };
-  // Uninitialised on purpose: only bytes that a read wrote are ever looked at.
-  FrameAssembler() : buf_(new uint8_t[kInBufSize]) {}
 
-  /// Where the next read goes, and at most how many bytes it may take.
-  uint8_t* readPtr() { return buf_.get() + got_; }
-  size_t readSize() const { return (want_ != 0 ? want_ : kInBufSize - 1) - got_; }
+  /// At most how many bytes the next read may take.
+  size_t readSize() const { return (want_ != 0 ? want_ : kInBufSize - 1) - buf_.size(); }
 
-  /// Accounts for `n` bytes that a read put at readPtr().
-  Status commit(size_t n);
-  /// Forgets everything received (the buffer is reused for the next connection).
+  /// Accounts for `n` bytes that one read returned. @pre n <= readSize().
+  Status append(const uint8_t* data, size_t n);
+
+  const uint8_t* body() const { return reinterpret_cast<const uint8_t*>(buf_.data()) + 2; }
+  size_t bodySize() const { return want_ - 2; }
+  size_t received() const { return buf_.size(); }
+  const std::string& bytes() const { return buf_; }
+
+  /// Forgets everything received (the storage is kept for reuse).
   void reset() {
-    got_ = 0;
+    buf_.clear();
     want_ = 0;
   }
 
-  const uint8_t* body() const { return buf_.get() + 2; }
-  size_t bodySize() const { return want_ - 2; }
-  size_t received() const { return got_; }
-
  private:
-  std::unique_ptr<uint8_t[]> buf_;
-  size_t got_ = 0;
+  std::string buf_;
   size_t want_ = 0;  // 0 until the 2 length bytes arrived; then length + 2.
 };
 

@@ -289,9 +289,10 @@ void Listener::onAccepted(int fd, const tcp::endpoint& peer) {
   // socket with epoll. Everything else (no data yet, a partial or other request, a
   // refusal) goes to a Session, which gets the bytes read so far.
   scratch_.reset();
+  uint8_t buf[kInBufSize];
   ssize_t n;
   do {
-    n = ::recv(fd, scratch_.readPtr(), scratch_.readSize(), 0);
+    n = ::recv(fd, buf, scratch_.readSize(), 0);
   } while (n < 0 && errno == EINTR);
   if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
     ::close(fd);  // Closed (or reset) before sending a whole packet.
@@ -299,7 +300,7 @@ void Listener::onAccepted(int fd, const tcp::endpoint& peer) {
   }
   FrameAssembler::Status status = FrameAssembler::Status::NeedMore;
   if (n > 0) {
-    status = scratch_.commit(static_cast<size_t>(n));
+    status = scratch_.append(buf, static_cast<size_t>(n));
     if (status == FrameAssembler::Status::Complete && scratch_.body()[0] == kPort2Req &&
         options_.delay_write.count() == 0) {
       auto decoded = decodeRequest(scratch_.body(), scratch_.bodySize(), Access{});
@@ -315,7 +316,7 @@ void Listener::onAccepted(int fd, const tcp::endpoint& peer) {
           return;
         }
         boost::system::error_code ec;
-        tcp::socket socket(io_);
+        Socket socket(io_.get_executor());
         socket.assign(peer.protocol(), fd, ec);
         if (ec) {
           ::close(fd);
@@ -328,7 +329,7 @@ void Listener::onAccepted(int fd, const tcp::endpoint& peer) {
     }
   }
   boost::system::error_code ec;
-  tcp::socket socket(io_);
+  Socket socket(io_.get_executor());
   socket.assign(peer.protocol(), fd, ec);
   if (ec) {
     ::close(fd);
@@ -336,9 +337,7 @@ void Listener::onAccepted(int fd, const tcp::endpoint& peer) {
   }
   auto frame = std::make_unique<FrameAssembler>();
   if (n > 0) {
-    std::memcpy(frame->readPtr(), scratch_.readPtr() - scratch_.received(),
-                static_cast<size_t>(n));
-    status = frame->commit(static_cast<size_t>(n));
+    status = frame->append(buf, static_cast<size_t>(n));
   }
   auto session = std::make_shared<Session>(std::move(socket), peer, context_, std::move(frame));
   if (n > 0) {

@@ -1,5 +1,10 @@
 #include "server/epmd/session.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "server/common/log.h"
 #include "server/epmd/peer.h"
 
@@ -17,7 +22,7 @@ std::string answerPort2(SessionContext& ctx, const Port2Request& req) {
   return encodePort2NotFound();
 }
 
-Session::Session(tcp::socket socket, const tcp::endpoint& remote, SessionContext& ctx,
+Session::Session(Socket socket, const tcp::endpoint& remote, SessionContext& ctx,
                  std::unique_ptr<FrameAssembler> frame)
     : socket_(std::move(socket)),
       ctx_(ctx),
@@ -33,7 +38,7 @@ Session::Session(tcp::socket socket, const tcp::endpoint& remote, SessionContext
   peer_ = formatEndpoint(remote);
   ++ctx_.metrics.connections_open;
   if (ctx_.options.delay_write.count() > 0) {
-    delay_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
+    delay_ = std::make_unique<std::remove_reference_t<decltype(*delay_)>>(socket_.get_executor());
   }
 }
 
@@ -59,29 +64,38 @@ void Session::startWithReply(std::string rest) {
 }
 
 void Session::doRead() {
-  socket_.async_read_some(asio::buffer(frame_->readPtr(), frame_->readSize()),
-                          [self = shared_from_this()](const error_code& ec, size_t n) {
-                            self->onRead(ec, n);
-                          });
+  socket_.async_wait(Socket::wait_read, [self = shared_from_this()](const error_code& ec) {
+    self->onReadable(ec);
+  });
 }
 
-void Session::onRead(const error_code& ec, size_t n) {
+void Session::onReadable(const error_code& ec) {
   if (closed_) {
     return;
   }
   if (ec) {
-    if (ec != asio::error::operation_aborted) {
-      if (ec == asio::error::eof) {
-        log::debug("partial packet only", {{"peer", peer_}, {"bytes", frame_->received()}});
-      } else {
-        log::debug("read error", {{"peer", peer_}, {"error", ec.message()}});
-      }
-    }
+    close();
+    return;
+  }
+  // One read of at most readSize() bytes, as OTP's do_read, into a stack buffer; the frame
+  // keeps only what arrived. MSG_DONTWAIT: never block the epmd thread on a spurious wake.
+  uint8_t buf[kInBufSize];
+  ssize_t n;
+  do {
+    n = ::recv(socket_.native_handle(), buf, frame_->readSize(), MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    doRead();
+    return;
+  }
+  if (n <= 0) {
+    log::debug(n == 0 ? "partial packet only" : "read error",
+               {{"peer", peer_}, {"bytes", frame_->received()}});
     close();
     return;
   }
   last_activity_ = std::chrono::steady_clock::now();
-  onFrame(frame_->commit(n));
+  onFrame(frame_->append(buf, static_cast<size_t>(n)));
 }
 
 void Session::onFrame(FrameAssembler::Status status) {
@@ -143,7 +157,7 @@ void Session::handleAlive2(Alive2Request&& req) {
   ++ctx_.metrics.req_alive2;
   const uint16_t highest = req.node.highest_version;
   const std::string name = req.node.name;
-  const int64_t fd = socket_.native_handle();
+  const int fd = socket_.native_handle();
   auto added = ctx_.registry.add(std::move(req.node), registry::Origin{peer_, fd},
                                  std::weak_ptr<registry::RegistrationOwner>(shared_from_this()));
   std::string bytes;
@@ -238,14 +252,29 @@ void Session::handleKill() {
 }
 
 void Session::reply(std::vector<std::string>&& parts, std::function<void(bool)> done) {
-  if (ctx_.options.delay_write.count() == 0 && parts.size() > 1) {
+  if (ctx_.options.delay_write.count() == 0) {
     // Without an artificial delay one write is cheaper; the bytes are the same.
     std::string all;
     for (auto& p : parts) {
       all += p;
     }
+    // Replies are small and the socket's buffer is empty: a direct send almost always
+    // takes it all, with no asynchronous operation kept alive (memory per registration).
+    ssize_t sent;
+    do {
+      sent = ::send(socket_.native_handle(), all.data(), all.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (sent < 0 && errno == EINTR);
+    if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      log::debug("write failed", {{"peer", peer_}, {"error", std::strerror(errno)}});
+      done(false);
+      return;
+    }
+    if (sent == static_cast<ssize_t>(all.size())) {
+      done(true);
+      return;
+    }
     parts.clear();
-    parts.push_back(std::move(all));
+    parts.push_back(all.substr(sent > 0 ? static_cast<size_t>(sent) : 0));
   }
   writeNext(std::make_shared<std::vector<std::string>>(std::move(parts)), 0, std::move(done));
 }
@@ -286,19 +315,31 @@ void Session::replyAndClose(std::vector<std::string>&& parts) {
 }
 
 void Session::doWatchRegistered() {
-  socket_.async_read_some(asio::buffer(probe_),
-                          [self = shared_from_this()](const error_code& ec, size_t n) {
-                            self->onRegisteredRead(ec, n);
-                          });
+  // Wait for readability rather than keep a read pending: no buffer per registration,
+  // and a smaller pending operation (memory per registration is a product figure).
+  socket_.async_wait(Socket::wait_read, [self = shared_from_this()](const error_code& ec) {
+    self->onRegisteredReadable(ec);
+  });
 }
 
-void Session::onRegisteredRead(const error_code& ec, size_t n) {
+void Session::onRegisteredReadable(const error_code& ec) {
   if (closed_) {
     return;
   }
   // OTP: on a kept ALIVE connection, EOF, an error or any data ends the registration.
+  char probe[16];
+  ssize_t n = 0;
+  if (!ec) {
+    do {
+      n = ::recv(socket_.native_handle(), probe, sizeof probe, MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      doWatchRegistered();  // Spurious wake-up: nothing to read after all.
+      return;
+    }
+  }
   if (registration_) {
-    if (!ec && n > 0) {
+    if (n > 0) {
       log::warn("unexpected data on registered connection", {{"peer", peer_}, {"bytes", n}});
     }
     if (ctx_.registry.remove(*registration_, registry::UnregisterReason::ConnectionClosed)) {

@@ -35,6 +35,10 @@ struct ListenerOptions {
 
 struct SessionContext;
 
+/// A socket bound to the io_context's own executor type rather than the type-erased
+/// any_io_executor: smaller sockets and smaller pending operations, per connection.
+using Socket = asio::basic_stream_socket<tcp, asio::io_context::executor_type>;
+
 /// Links a session into the listener's list of connections that still owe a request
 /// (subject to the packet timeout). Unlinks itself when destroyed.
 using PendingHook =
@@ -45,7 +49,7 @@ class Session final : public std::enable_shared_from_this<Session>,
                       public PendingHook {
  public:
   /// @param frame bytes the listener already read from the socket, if any.
-  Session(tcp::socket socket, const tcp::endpoint& remote, SessionContext& ctx,
+  Session(Socket socket, const tcp::endpoint& remote, SessionContext& ctx,
           std::unique_ptr<FrameAssembler> frame = nullptr);
   ~Session() override;
 
@@ -64,7 +68,7 @@ class Session final : public std::enable_shared_from_this<Session>,
 
  private:
   void doRead();
-  void onRead(const boost::system::error_code& ec, size_t n);
+  void onReadable(const boost::system::error_code& ec);
   void onFrame(FrameAssembler::Status status);
   void handle(Request&& request);
   void handleAlive2(Alive2Request&& req);
@@ -80,21 +84,20 @@ class Session final : public std::enable_shared_from_this<Session>,
   void replyAndClose(std::vector<std::string>&& parts);
 
   void doWatchRegistered();
-  void onRegisteredRead(const boost::system::error_code& ec, size_t n);
+  void onRegisteredReadable(const boost::system::error_code& ec);
 
   void close();
   std::string describe() const;
 
-  tcp::socket socket_;
+  Socket socket_;
   SessionContext& ctx_;
   Access access_;
   std::string peer_;
   std::unique_ptr<FrameAssembler> frame_;  // Freed once the request is handled.
-  std::unique_ptr<asio::steady_timer> delay_;  // Only with -delay_write.
+  std::unique_ptr<asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, asio::io_context::executor_type>> delay_;  // Only with -delay_write.
   std::chrono::steady_clock::time_point last_activity_;
   registry::RegistrationPtr registration_;
   bool closed_ = false;
-  char probe_[8];  // A registered connection reads only to notice close or stray bytes.
 };
 
 /// PORT_PLEASE2's answer (found or not), with its metrics: shared by the session and the

@@ -108,12 +108,16 @@ Result<RegistrationPtr, RegisterError> Registry::add(NodeInfo node, Origin origi
     reg->revision = revision_ + 1;
     registration = reg;
 
-    auto entry = std::make_unique<Entry>();
-    entry->registration = registration;
-    entry->owner = std::move(owner);
-    order_.push_front(entry.get());
-    entry->order = order_.begin();
-    by_name_.emplace(registration->node.name, std::move(entry));
+    Entry& entry = by_name_[registration->node.name];
+    entry.registration = registration;
+    entry.owner = std::move(owner);
+    entry.older = newest_;
+    if (newest_ != nullptr) {
+      newest_->newer = &entry;
+    } else {
+      oldest_ = &entry;
+    }
+    newest_ = &entry;
     ++counters_.registrations;
     appendLocked(EventType::Registered, UnregisterReason::Unspecified, registration, {}, {});
   }
@@ -125,7 +129,7 @@ bool Registry::remove(const Registration& registration, UnregisterReason reason)
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = by_name_.find(registration.node.name);
-    if (it == by_name_.end() || it->second->registration->id != registration.id) {
+    if (it == by_name_.end() || it->second.registration->id != registration.id) {
       return false;
     }
     eraseLocked(registration.node.name, reason, {}, {});
@@ -146,10 +150,10 @@ Result<RegistrationPtr, EvictError> Registry::evict(std::string_view name,
     if (it == by_name_.end()) {
       return makeErr(EvictError::NotFound);
     }
-    if (expected_id && it->second->registration->id != *expected_id) {
+    if (expected_id && it->second.registration->id != *expected_id) {
       return makeErr(EvictError::PreconditionFailed);
     }
-    removed = it->second->registration;
+    removed = it->second.registration;
     owner = eraseLocked(name, reason, std::move(actor), std::move(detail));
   }
   if (owner) {
@@ -163,10 +167,10 @@ size_t Registry::removeAll(UnregisterReason reason) {
   std::vector<std::shared_ptr<RegistrationOwner>> owners;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    while (!order_.empty()) {
+    while (oldest_ != nullptr) {
       // Oldest first, so the history reads in registration order.
-      const std::string_view name = order_.back()->registration->node.name;
-      if (auto owner = eraseLocked(name, reason, {}, {})) {
+      const RegistrationPtr keep = oldest_->registration;  // eraseLocked frees the entry.
+      if (auto owner = eraseLocked(keep->node.name, reason, {}, {})) {
         owners.push_back(std::move(owner));
       }
     }
@@ -181,7 +185,7 @@ size_t Registry::removeAll(UnregisterReason reason) {
 RegistrationPtr Registry::find(std::string_view name) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = by_name_.find(name);
-  return it == by_name_.end() ? nullptr : it->second->registration;
+  return it == by_name_.end() ? nullptr : it->second.registration;
 }
 
 Registry::Snapshot Registry::list() const {
@@ -269,15 +273,18 @@ std::shared_ptr<RegistrationOwner> Registry::eraseLocked(std::string_view name,
                                                          std::string actor, std::string detail) {
   auto it = by_name_.find(name);
   assert(it != by_name_.end());
-  std::unique_ptr<Entry> entry = std::move(it->second);
-  by_name_.erase(it);
-  order_.erase(entry->order);
-  const Registration& r = *entry->registration;
+  Entry& entry = it->second;
+  (entry.newer != nullptr ? entry.newer->older : newest_) = entry.older;
+  (entry.older != nullptr ? entry.older->newer : oldest_) = entry.newer;
+  RegistrationPtr registration = std::move(entry.registration);
+  std::shared_ptr<RegistrationOwner> owner = entry.owner.lock();
+  by_name_.erase(it);  // `name` may view the registration's name: it is still alive here.
+  const Registration& r = *registration;
   creations_.put(r.node.name, r.creation_counter, r.node.port, r.origin.connection_handle);
   ++counters_.unregistrations[static_cast<int>(reason)];
-  appendLocked(EventType::Unregistered, reason, entry->registration, std::move(actor),
+  appendLocked(EventType::Unregistered, reason, std::move(registration), std::move(actor),
                std::move(detail));
-  return entry->owner.lock();
+  return owner;
 }
 
 Result<size_t, WatchRejection> Registry::readLocked(Revision& cursor, size_t max,
@@ -294,8 +301,8 @@ Result<size_t, WatchRejection> Registry::readLocked(Revision& cursor, size_t max
 Registry::Snapshot Registry::listLocked() const {
   Snapshot s;
   s.revision = revision_;
-  s.nodes.reserve(order_.size());
-  for (const Entry* e : order_) {
+  s.nodes.reserve(by_name_.size());
+  for (const Entry* e = newest_; e != nullptr; e = e->older) {
     s.nodes.push_back(e->registration);
   }
   return s;

@@ -12,7 +12,6 @@
 // Registry instances keyed by `RegistryOptions::cluster`.
 
 #include <atomic>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -151,10 +150,13 @@ class Registry {
 
  private:
   friend class Watch;
+  // One per live registration. Linked newest-first through prev/next: an intrusive list
+  // costs no allocation per node, and memory per registration is a product figure.
   struct Entry {
     RegistrationPtr registration;
     std::weak_ptr<RegistrationOwner> owner;
-    std::list<Entry*>::iterator order;  // Position in order_.
+    Entry* newer = nullptr;
+    Entry* older = nullptr;
   };
 
   // All *Locked methods require mu_.
@@ -171,9 +173,11 @@ class Registry {
   const Clock& clock_;
 
   mutable std::mutex mu_;
-  // Key views the registration's own name (stable: registrations are immutable).
-  std::unordered_map<std::string_view, std::unique_ptr<Entry>> by_name_;  // Guarded by mu_.
-  std::list<Entry*> order_;        // Newest first. Guarded by mu_.
+  // Key views the registration's own name (stable: registrations are immutable). Map nodes
+  // do not move, so Entry pointers stay valid until erased.
+  std::unordered_map<std::string_view, Entry> by_name_;  // Guarded by mu_.
+  Entry* newest_ = nullptr;        // Guarded by mu_.
+  Entry* oldest_ = nullptr;        // Guarded by mu_.
   CreationPool creations_;         // Guarded by mu_.
   History history_;                // Guarded by mu_.
   Revision revision_ = 0;          // Guarded by mu_.
