@@ -9,6 +9,7 @@
 // ratios to OTP and to the floor, and each daemon's RSS per registration.
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -16,18 +17,17 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <memory>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -319,11 +319,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "the floor server did not start\n");
     return 1;
   }
-  std::printf("epmd lookup benchmark: fresh TCP connection per PORT_PLEASE2, %.1f s a point, "
-              "median of %d rounds\n\n",
-              seconds, rounds);
-  std::printf("%-7s %-7s %10s %10s %10s %8s %10s %9s\n", "held", "clients", "floor/s",
-              "OTP/s", "epmdx/s", "x OTP", "OTP/floor", "x/floor");
+  std::printf(
+      "epmd lookup benchmark: fresh TCP connection per PORT_PLEASE2, %.1f s a point, "
+      "median of %d rounds\n\n",
+      seconds, rounds);
+  std::printf("%-7s %-7s %10s %10s %10s %8s %10s %9s\n", "held", "clients", "floor/s", "OTP/s",
+              "epmdx/s", "x OTP", "OTP/floor", "x/floor");
   auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v.empty() ? 0.0 : v[v.size() / 2];
@@ -390,11 +391,11 @@ int main(int argc, char** argv) {
         std::snprintf(ratio, sizeof ratio, "-");
         std::snprintf(otp_floor, sizeof otp_floor, "-");
       }
-      std::printf("%-7d %-7d %10.0f %10s %10.0f %8s %10s %8.0f%%", held, c, fm, otp_col, xm,
-                  ratio, otp_floor, 100 * xm / fm);
+      std::printf("%-7d %-7d %10.0f %10s %10.0f %8s %10s %8.0f%%", held, c, fm, otp_col, xm, ratio,
+                  otp_floor, 100 * xm / fm);
       if (errors[0] + errors[1] > 0) {
-        std::printf("  (failed lookups: OTP %lu, epmdx %lu)",
-                    static_cast<unsigned long>(errors[0]), static_cast<unsigned long>(errors[1]));
+        std::printf("  (failed lookups: OTP %lu, epmdx %lu)", static_cast<unsigned long>(errors[0]),
+                    static_cast<unsigned long>(errors[1]));
       }
       std::printf("\n");
     }

@@ -18,7 +18,9 @@
 
 namespace {
 
-const char* getenvFn(const char* name) { return std::getenv(name); }
+const char* getenvFn(const char* name) {
+  return std::getenv(name);
+}
 
 }  // namespace
 

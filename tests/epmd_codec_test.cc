@@ -110,7 +110,9 @@ TEST(EpmdCodec, Port2StripsOneTrailingNul) {
   EXPECT_EQ(errorOf(std::string("zfoo\0\0", 6)), DecodeError::NameContainsNul);
 }
 
-TEST(EpmdCodec, Port2AllowedFromAnyPeer) { EXPECT_TRUE(decode("zfoo", kRemote).ok()); }
+TEST(EpmdCodec, Port2AllowedFromAnyPeer) {
+  EXPECT_TRUE(decode("zfoo", kRemote).ok());
+}
 
 TEST(EpmdCodec, Port2EmptyOrNulInside) {
   EXPECT_EQ(errorOf("z"), DecodeError::Port2TooSmall);
@@ -221,9 +223,8 @@ TEST(EpmdReplies, Alive2ReplyFormByHighestVersion) {
 TEST(EpmdReplies, Port2FoundEchoesEverything) {
   registry::Registration r;
   r.node = {"foo", 4711, 72, 0, 6, 5, std::string("AB\0", 3)};
-  EXPECT_EQ(encodePort2Found(r),
-            bytes({119, 0, 0x12, 0x67, 72, 0, 0, 6, 0, 5, 0, 3}) + "foo" + bytes({0, 3}) +
-                std::string("AB\0", 3));
+  EXPECT_EQ(encodePort2Found(r), bytes({119, 0, 0x12, 0x67, 72, 0, 0, 6, 0, 5, 0, 3}) + "foo" +
+                                     bytes({0, 3}) + std::string("AB\0", 3));
   r.node.extra.clear();
   EXPECT_EQ(encodePort2Found(r).substr(15), bytes({0, 0}));
   EXPECT_EQ(encodePort2NotFound(), bytes({119, 1}));
@@ -247,18 +248,18 @@ int chars(const std::string& s) {
 TEST(Utf8, CountsAndRejectsAsOtp) {
   EXPECT_EQ(chars(""), 0);
   EXPECT_EQ(chars("abc"), 3);
-  EXPECT_EQ(chars("\xC3\xA9t\xC3\xA9"), 3);               // "été"
-  EXPECT_EQ(chars("\xF0\x9F\x98\x88"), 1);                // U+1F608
-  EXPECT_EQ(chars("\xF4\x8F\xBF\xBF"), 1);                // U+10FFFF
-  EXPECT_EQ(chars(std::string("\0", 1)), 1);              // NUL is a character.
-  EXPECT_EQ(chars("\xC1\xBF"), -1);                       // Overlong 2-byte.
-  EXPECT_EQ(chars("\xE0\x9F\xBF"), -1);                   // Overlong 3-byte.
-  EXPECT_EQ(chars("\xF0\x8F\xBF\xBF"), -1);               // Overlong 4-byte.
-  EXPECT_EQ(chars("\xED\xBF\xBF"), -1);                   // Surrogate.
-  EXPECT_EQ(chars("\xF4\x90\x80\x80"), -1);               // Above U+10FFFF.
-  EXPECT_EQ(chars("\xE2\x82"), -1);                       // Truncated.
-  EXPECT_EQ(chars("\x80"), -1);                           // Lone continuation.
-  EXPECT_EQ(chars("\xF8\x88\x80\x80\x80"), -1);           // 5-byte form.
+  EXPECT_EQ(chars("\xC3\xA9t\xC3\xA9"), 3);      // "été"
+  EXPECT_EQ(chars("\xF0\x9F\x98\x88"), 1);       // U+1F608
+  EXPECT_EQ(chars("\xF4\x8F\xBF\xBF"), 1);       // U+10FFFF
+  EXPECT_EQ(chars(std::string("\0", 1)), 1);     // NUL is a character.
+  EXPECT_EQ(chars("\xC1\xBF"), -1);              // Overlong 2-byte.
+  EXPECT_EQ(chars("\xE0\x9F\xBF"), -1);          // Overlong 3-byte.
+  EXPECT_EQ(chars("\xF0\x8F\xBF\xBF"), -1);      // Overlong 4-byte.
+  EXPECT_EQ(chars("\xED\xBF\xBF"), -1);          // Surrogate.
+  EXPECT_EQ(chars("\xF4\x90\x80\x80"), -1);      // Above U+10FFFF.
+  EXPECT_EQ(chars("\xE2\x82"), -1);              // Truncated.
+  EXPECT_EQ(chars("\x80"), -1);                  // Lone continuation.
+  EXPECT_EQ(chars("\xF8\x88\x80\x80\x80"), -1);  // 5-byte form.
 }
 
 }  // namespace

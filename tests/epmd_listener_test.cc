@@ -66,8 +66,8 @@ TEST_F(ListenerTest, RegisterLookupNamesAndUnregisterOnClose) {
   const int reg = registerNode("foo", 1042, 5, "xy");
   auto found = request("zfoo");
   EXPECT_TRUE(found.closed);
-  EXPECT_EQ(found.bytes, bytes({119, 0, 4, 18, 77, 0, 0, 5, 0, 5, 0, 3}) + "foo" +
-                             bytes({0, 2}) + "xy");
+  EXPECT_EQ(found.bytes,
+            bytes({119, 0, 4, 18, 77, 0, 0, 5, 0, 5, 0, 3}) + "foo" + bytes({0, 2}) + "xy");
   auto names_reply = request("n");
   EXPECT_EQ(names_reply.bytes.substr(0, 4), bytes({0, 0, static_cast<int>(app_->port() >> 8),
                                                    static_cast<int>(app_->port() & 0xFF)}));
@@ -134,8 +134,8 @@ TEST_F(ListenerTest, SlowPacketIsReassembledAcrossOneSecondGaps) {
 
 TEST_F(ListenerTest, IdleAndPartialConnectionsTimeOut) {
   start();
-  for (const std::string& partial : {std::string(), bytes({0}), bytes({0, 3}),
-                                     bytes({0, 100}) + "only a few bytes"}) {
+  for (const std::string& partial :
+       {std::string(), bytes({0}), bytes({0, 3}), bytes({0, 100}) + "only a few bytes"}) {
     const int fd = connect();
     sendAll(fd, partial);
     const auto t0 = std::chrono::steady_clock::now();

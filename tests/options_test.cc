@@ -34,9 +34,15 @@ TEST(Options, OtpFlags) {
 }
 
 TEST(Options, UsageErrorsAsOtp) {
-  for (auto args : std::vector<std::vector<std::string>>{
-           {"-port"}, {"-port", "0"}, {"-port", "abc"}, {"-packet_timeout", "0"},
-           {"-names", "-port", "1"}, {"-stop"}, {"-stop", "a", "b"}, {"-help"}, {"-bogus"}}) {
+  for (auto args : std::vector<std::vector<std::string>>{{"-port"},
+                                                         {"-port", "0"},
+                                                         {"-port", "abc"},
+                                                         {"-packet_timeout", "0"},
+                                                         {"-names", "-port", "1"},
+                                                         {"-stop"},
+                                                         {"-stop", "a", "b"},
+                                                         {"-help"},
+                                                         {"-bogus"}}) {
     EXPECT_EQ(parse(args).kind, ParseResult::Kind::Usage) << args[0];
   }
 }

@@ -67,8 +67,12 @@ std::optional<int> App::bind() {
   return std::nullopt;
 }
 
-uint16_t App::grpcPort() const { return admin_->grpcPort(); }
-uint16_t App::httpPort() const { return admin_->httpPort(); }
+uint16_t App::grpcPort() const {
+  return admin_->grpcPort();
+}
+uint16_t App::httpPort() const {
+  return admin_->httpPort();
+}
 
 int App::run(bool handle_signals) {
   std::optional<asio::signal_set> signals;
@@ -125,6 +129,8 @@ void App::shutdownOnIoThread(int exit_code, registry::UnregisterReason reason) {
   io_.stop();
 }
 
-void App::reloadTokens() { admin_->reloadTokens(); }
+void App::reloadTokens() {
+  admin_->reloadTokens();
+}
 
 }  // namespace epmdx::app

@@ -63,8 +63,8 @@ void notifySystemdReady() {
   if (addr.sun_path[0] == '@') {
     addr.sun_path[0] = '\0';  // Abstract namespace.
   }
-  const std::string msg = "READY=1\nSTATUS=Processing port mapping requests...\nMAINPID=" +
-                          std::to_string(getpid());
+  const std::string msg =
+      "READY=1\nSTATUS=Processing port mapping requests...\nMAINPID=" + std::to_string(getpid());
   sendto(fd, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&addr),
          static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + std::strlen(path)));
   close(fd);

@@ -8,7 +8,9 @@ namespace epmdx::app {
 namespace {
 
 // atoi semantics, as OTP: leading digits, anything else is 0.
-int otpAtoi(const std::string& s) { return std::atoi(s.c_str()); }
+int otpAtoi(const std::string& s) {
+  return std::atoi(s.c_str());
+}
 
 bool parseSize(const std::string& s, size_t& out) {
   if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 12) {
@@ -33,8 +35,7 @@ std::string defaultTokenPath(const char* (*getenv_fn)(const char*)) {
   return "/tmp/epmdx-" + std::to_string(getuid()) + "/admin.token";
 }
 
-ParseResult parseArgs(const std::vector<std::string>& args,
-                      const char* (*getenv_fn)(const char*)) {
+ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv_fn)(const char*)) {
   ParseResult r;
   Options& o = r.options;
   auto usage = [&r]() {

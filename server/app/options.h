@@ -55,8 +55,7 @@ struct ParseResult {
 
 /// Parses argv (without argv[0]); `getenv` supplies ERL_EPMD_PORT, ERL_EPMD_ADDRESS,
 /// ERL_EPMD_RELAXED_COMMAND_CHECK and the EPMDX_* variables.
-ParseResult parseArgs(const std::vector<std::string>& args,
-                      const char* (*getenv_fn)(const char*));
+ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv_fn)(const char*));
 
 /// OTP's usage text followed by the epmdx options.
 std::string usageText();

@@ -92,7 +92,9 @@ void configure(Level min_level, Format format, Sink sink) {
   }
 }
 
-bool enabled(Level level) { return static_cast<int>(level) >= g_min_level.load(); }
+bool enabled(Level level) {
+  return static_cast<int>(level) >= g_min_level.load();
+}
 
 void write(Level level, std::string_view message, std::initializer_list<Field> fields) {
   if (!enabled(level)) {

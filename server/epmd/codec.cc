@@ -7,7 +7,9 @@
 namespace epmdx::epmd {
 namespace {
 
-uint16_t get16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+uint16_t get16(const uint8_t* p) {
+  return static_cast<uint16_t>((p[0] << 8) | p[1]);
+}
 
 void put16(std::string& out, uint32_t v) {
   out += static_cast<char>((v >> 8) & 0xFF);
@@ -184,7 +186,9 @@ std::string encodePort2Found(const registry::Registration& r) {
   return out;
 }
 
-std::string encodePort2NotFound() { return std::string{static_cast<char>(kPort2Resp), '\1'}; }
+std::string encodePort2NotFound() {
+  return std::string{static_cast<char>(kPort2Resp), '\1'};
+}
 
 std::string encodePortHeader(uint16_t epmd_port) {
   std::string out;

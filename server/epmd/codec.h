@@ -51,16 +51,16 @@ using Request =
 
 /// Every reason a request is refused without a reply (the connection is just closed).
 enum class DecodeError {
-  UnknownRequest,     // "got garbage": unknown first byte.
-  NotLocal,           // ALIVE2/DUMP/KILL/STOP from a non-local peer.
-  Alive2TooSmall,     // Body of 13 bytes or less.
-  Alive2NameSize,     // Nlen runs past the body.
-  Alive2ExtraSize,    // Elen runs past the body.
-  NameContainsNul,    // ALIVE2 or PORT2 name with a NUL byte inside.
-  Port2TooSmall,      // Empty name.
-  Port2InvalidName,   // Not UTF-8, or not 1..254 characters (see decodeRequest).
-  StopNotAllowed,     // STOP_REQ without relaxed command check.
-  StopTooSmall,       // Empty STOP_REQ.
+  UnknownRequest,    // "got garbage": unknown first byte.
+  NotLocal,          // ALIVE2/DUMP/KILL/STOP from a non-local peer.
+  Alive2TooSmall,    // Body of 13 bytes or less.
+  Alive2NameSize,    // Nlen runs past the body.
+  Alive2ExtraSize,   // Elen runs past the body.
+  NameContainsNul,   // ALIVE2 or PORT2 name with a NUL byte inside.
+  Port2TooSmall,     // Empty name.
+  Port2InvalidName,  // Not UTF-8, or not 1..254 characters (see decodeRequest).
+  StopNotAllowed,    // STOP_REQ without relaxed command check.
+  StopTooSmall,      // Empty STOP_REQ.
 };
 std::string_view toString(DecodeError e);
 

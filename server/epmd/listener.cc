@@ -61,8 +61,8 @@ Listener::BindResult Listener::bindOne(const asio::ip::address& address, bool fa
   const tcp::endpoint ep(address, context_.epmd_port);
   a->acceptor.open(ep.protocol(), ec);
   if (ec) {
-    if (ec == asio::error::address_family_not_supported ||
-        ec == asio::error::no_protocol_option || !fatal) {
+    if (ec == asio::error::address_family_not_supported || ec == asio::error::no_protocol_option ||
+        !fatal) {
       return {BindStatus::Ok, {}};  // OTP skips families the host lacks.
     }
     return {BindStatus::Failed, "cannot open socket: " + ec.message()};
@@ -82,8 +82,7 @@ Listener::BindResult Listener::bindOne(const asio::ip::address& address, bool fa
       log::debug("skipping loopback address", {{"address", where}, {"error", ec.message()}});
       return {BindStatus::Ok, {}};
     }
-    if (address.is_v6() && address.to_v6().is_unspecified() &&
-        ec.value() == EADDRNOTAVAIL) {
+    if (address.is_v6() && address.to_v6().is_unspecified() && ec.value() == EADDRNOTAVAIL) {
       return {BindStatus::Ok, {}};  // No IPv6 on this host.
     }
     return {BindStatus::Failed, "failed to bind on " + where + ": " + ec.message()};
@@ -129,9 +128,8 @@ Listener::BindResult Listener::bind() {
   const auto tokens = splitAddresses(options_.addresses);
   if (tokens.empty()) {
     // Default: every IPv4 and IPv6 address (IPv6 socket is V6ONLY, as OTP's).
-    for (const auto& any :
-         {asio::ip::address(asio::ip::address_v4::any()),
-          asio::ip::address(asio::ip::address_v6::any())}) {
+    for (const auto& any : {asio::ip::address(asio::ip::address_v4::any()),
+                            asio::ip::address(asio::ip::address_v6::any())}) {
       if (auto r = bindOne(any, true); r.status != BindStatus::Ok) {
         return r;
       }
@@ -305,8 +303,7 @@ void Listener::onAccepted(int fd, const tcp::endpoint& peer) {
         options_.delay_write.count() == 0) {
       auto decoded = decodeRequest(scratch_.body(), scratch_.bodySize(), Access{});
       if (decoded) {
-        const std::string reply =
-            answerPort2(context_, std::get<Port2Request>(decoded.value()));
+        const std::string reply = answerPort2(context_, std::get<Port2Request>(decoded.value()));
         ssize_t sent;
         do {
           sent = ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);

@@ -14,9 +14,8 @@ bool isLocalPeer(const tcp::endpoint& remote,
     if (v6.is_loopback()) {
       return true;
     }
-    if (v6.is_v4_mapped() &&
-        (asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_uint() & 0xFF000000U) ==
-            0x7F000000U) {
+    if (v6.is_v4_mapped() && (asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_uint() &
+                              0xFF000000U) == 0x7F000000U) {
       return true;
     }
   }

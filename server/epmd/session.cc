@@ -42,7 +42,9 @@ Session::Session(Socket socket, const tcp::endpoint& remote, SessionContext& ctx
   }
 }
 
-Session::~Session() { --ctx_.metrics.connections_open; }
+Session::~Session() {
+  --ctx_.metrics.connections_open;
+}
 
 void Session::start() {
   last_activity_ = std::chrono::steady_clock::now();
@@ -64,9 +66,8 @@ void Session::startWithReply(std::string rest) {
 }
 
 void Session::doRead() {
-  socket_.async_wait(Socket::wait_read, [self = shared_from_this()](const error_code& ec) {
-    self->onReadable(ec);
-  });
+  socket_.async_wait(Socket::wait_read,
+                     [self = shared_from_this()](const error_code& ec) { self->onReadable(ec); });
 }
 
 void Session::onReadable(const error_code& ec) {
@@ -207,9 +208,9 @@ void Session::handleNames(bool dump) {
   parts.reserve(snapshot.nodes.size() + 1);
   parts.push_back(encodePortHeader(ctx_.epmd_port));
   for (const auto& r : snapshot.nodes) {
-    parts.push_back(dump ? encodeDumpActiveLine(r->node.name, r->node.port,
-                                                r->origin.connection_handle)
-                         : encodeNamesLine(r->node.name, r->node.port));
+    parts.push_back(
+        dump ? encodeDumpActiveLine(r->node.name, r->node.port, r->origin.connection_handle)
+             : encodeNamesLine(r->node.name, r->node.port));
   }
   if (dump) {
     for (const auto& u : ctx_.registry.unusedNames()) {
@@ -225,9 +226,8 @@ void Session::handleStop(const StopRequest& req) {
                                      "epmd-stop@" + peer_, "STOP_REQ");
   std::vector<std::string> parts;
   if (stopped) {
-    log::info("unregistered", {{"name", log::printable(req.name)},
-                               {"reason", "stopped"},
-                               {"by", peer_}});
+    log::info("unregistered",
+              {{"name", log::printable(req.name)}, {"reason", "stopped"}, {"by", peer_}});
   } else {
     // OTP sends NOEXIST and then falls through to STOPPED as well.
     parts.emplace_back(kNoExist);
@@ -290,16 +290,16 @@ void Session::writeNext(std::shared_ptr<std::vector<std::string>> parts, size_t 
     return;
   }
   auto write = [self = shared_from_this(), parts, index, done]() mutable {
-    asio::async_write(self->socket_, asio::buffer((*parts)[index]),
-                      [self, parts, index, done](const error_code& ec, size_t) mutable {
-                        if (ec) {
-                          log::debug("write failed", {{"peer", self->peer_},
-                                                      {"error", ec.message()}});
-                          done(false);
-                          return;
-                        }
-                        self->writeNext(parts, index + 1, std::move(done));
-                      });
+    asio::async_write(
+        self->socket_, asio::buffer((*parts)[index]),
+        [self, parts, index, done](const error_code& ec, size_t) mutable {
+          if (ec) {
+            log::debug("write failed", {{"peer", self->peer_}, {"error", ec.message()}});
+            done(false);
+            return;
+          }
+          self->writeNext(parts, index + 1, std::move(done));
+        });
   };
   if (ctx_.options.delay_write.count() > 0) {
     // OTP sleeps before every write (and blocks everyone); we delay only this connection.

@@ -94,7 +94,10 @@ class Session final : public std::enable_shared_from_this<Session>,
   Access access_;
   std::string peer_;
   std::unique_ptr<FrameAssembler> frame_;  // Freed once the request is handled.
-  std::unique_ptr<asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, asio::io_context::executor_type>> delay_;  // Only with -delay_write.
+  std::unique_ptr<asio::basic_waitable_timer<std::chrono::steady_clock,
+                                             asio::wait_traits<std::chrono::steady_clock>,
+                                             asio::io_context::executor_type>>
+      delay_;  // Only with -delay_write.
   std::chrono::steady_clock::time_point last_activity_;
   registry::RegistrationPtr registration_;
   bool closed_ = false;
@@ -104,8 +107,7 @@ class Session final : public std::enable_shared_from_this<Session>,
 /// listener's fast path.
 std::string answerPort2(SessionContext& ctx, const Port2Request& req);
 
-using PendingList =
-    boost::intrusive::list<Session, boost::intrusive::constant_time_size<false>>;
+using PendingList = boost::intrusive::list<Session, boost::intrusive::constant_time_size<false>>;
 
 /// What every session shares. Owned by the Listener.
 struct SessionContext {
@@ -116,6 +118,5 @@ struct SessionContext {
   std::function<void()> on_kill;  // KILL_REQ accepted: the daemon must exit 0.
   PendingList pending;            // Sessions still reading their request.
 };
-
 
 }  // namespace epmdx::epmd

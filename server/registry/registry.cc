@@ -46,7 +46,9 @@ std::string_view toString(RegisterError e) {
 
 // ---- Watch -------------------------------------------------------------------------------
 
-Watch::~Watch() { registry_.hub_.remove(token_); }
+Watch::~Watch() {
+  registry_.hub_.remove(token_);
+}
 
 Result<size_t, WatchRejection> Watch::poll(size_t max, std::vector<Event>& out) {
   std::lock_guard<std::mutex> lock(registry_.mu_);
@@ -269,8 +271,8 @@ Revision Registry::appendLocked(EventType type, UnregisterReason reason,
 }
 
 std::shared_ptr<RegistrationOwner> Registry::eraseLocked(std::string_view name,
-                                                         UnregisterReason reason,
-                                                         std::string actor, std::string detail) {
+                                                         UnregisterReason reason, std::string actor,
+                                                         std::string detail) {
   auto it = by_name_.find(name);
   assert(it != by_name_.end());
   Entry& entry = it->second;

@@ -31,11 +31,11 @@ namespace epmdx::registry {
 
 struct RegistryOptions {
   std::string cluster = "default";
-  size_t history_size = 16384;       // Events kept for watchers to resume from.
-  size_t max_unreg_records = 1000;   // OTP's MAX_UNREG_COUNT (5 with -d).
-  size_t max_nodes = 1000000;        // Registrations beyond this get an error reply.
-  bool async_notify = true;          // Fan out to watchers on the hub's thread.
-  const Clock* clock = nullptr;      // nullptr: the system clock.
+  size_t history_size = 16384;      // Events kept for watchers to resume from.
+  size_t max_unreg_records = 1000;  // OTP's MAX_UNREG_COUNT (5 with -d).
+  size_t max_nodes = 1000000;       // Registrations beyond this get an error reply.
+  bool async_notify = true;         // Fan out to watchers on the hub's thread.
+  const Clock* clock = nullptr;     // nullptr: the system clock.
 };
 
 enum class RegisterError {
@@ -59,8 +59,8 @@ struct WatchRejection {
 /// Counters kept by the registry itself (exported as metrics).
 struct RegistryStats {
   uint64_t registrations = 0;
-  uint64_t register_errors[5] = {};        // Indexed by RegisterError.
-  uint64_t unregistrations[6] = {};        // Indexed by UnregisterReason.
+  uint64_t register_errors[5] = {};  // Indexed by RegisterError.
+  uint64_t unregistrations[6] = {};  // Indexed by UnregisterReason.
   size_t nodes = 0;
   size_t watchers = 0;
   Revision revision = 0;
@@ -176,13 +176,13 @@ class Registry {
   // Key views the registration's own name (stable: registrations are immutable). Map nodes
   // do not move, so Entry pointers stay valid until erased.
   std::unordered_map<std::string_view, Entry> by_name_;  // Guarded by mu_.
-  Entry* newest_ = nullptr;        // Guarded by mu_.
-  Entry* oldest_ = nullptr;        // Guarded by mu_.
-  CreationPool creations_;         // Guarded by mu_.
-  History history_;                // Guarded by mu_.
-  Revision revision_ = 0;          // Guarded by mu_.
-  RegistrationId next_id_ = 1;     // Guarded by mu_.
-  RegistryStats counters_;         // Guarded by mu_.
+  Entry* newest_ = nullptr;                              // Guarded by mu_.
+  Entry* oldest_ = nullptr;                              // Guarded by mu_.
+  CreationPool creations_;                               // Guarded by mu_.
+  History history_;                                      // Guarded by mu_.
+  Revision revision_ = 0;                                // Guarded by mu_.
+  RegistrationId next_id_ = 1;                           // Guarded by mu_.
+  RegistryStats counters_;                               // Guarded by mu_.
 
   WatchHub hub_;  // Last: its thread stops first on destruction.
 };

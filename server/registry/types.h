@@ -31,7 +31,7 @@ struct NodeInfo {
 
 /// Where a registration came from: the connection that holds it.
 struct Origin {
-  std::string peer_address;  // "127.0.0.1:50000" or "[::1]:50000".
+  std::string peer_address;        // "127.0.0.1:50000" or "[::1]:50000".
   int32_t connection_handle = -1;  // The socket descriptor, shown by DUMP_REQ ("fd = N").
 };
 

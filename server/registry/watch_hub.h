@@ -49,7 +49,7 @@ class WatchHub {
   bool pending_ = false;   // Guarded by signal_mu_.
   bool stopping_ = false;  // Guarded by signal_mu_.
   std::mutex watchers_mu_;
-  uint64_t next_token_ = 1;  // Guarded by watchers_mu_.
+  uint64_t next_token_ = 1;                            // Guarded by watchers_mu_.
   std::vector<std::pair<uint64_t, WakeFn>> watchers_;  // Guarded by watchers_mu_.
   std::atomic<size_t> count_{0};
   std::thread thread_;

@@ -122,7 +122,9 @@ Observed observe(const Daemon& d, const Case& c) {
   return obs;
 }
 
-void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class Differential : public ::testing::TestWithParam<Case> {};
 
@@ -187,8 +189,7 @@ std::vector<Case> cases() {
   add("alive2_version_65535", {}, alive2Body("foo", 1, 65535, 65535));
   // Lookup.
   add("port2_found", {foo5}, "zfoo");
-  add("port2_found_v6_extra", {alive2Body("foo", 4711, 6, 5, std::string("AB\0", 3), 72)},
-      "zfoo");
+  add("port2_found_v6_extra", {alive2Body("foo", 4711, 6, 5, std::string("AB\0", 3), 72)}, "zfoo");
   add("port2_not_found", {foo5}, "zbar");
   add("port2_trailing_nul", {foo5}, std::string("zfoo\0", 5));
   add("port2_two_trailing_nuls", {foo5}, std::string("zfoo\0\0", 6));

@@ -62,12 +62,14 @@ TEST_F(ErlangTest, NodesRegisterFindAndPingEachOther) {
   ASSERT_TRUE(waitForNames(port_, "name " + a + " at port", true));
   // Node b looks a up through epmdx (PORT_PLEASE2) and connects: pong.
   auto [code, out] = runCommand(
-      {"erl", "-sname", uniq("beta"), "-setcookie", "epmdxtest", "-noshell", "-start_epmd",
-       "false", "-eval",
+      {"erl", "-sname", uniq("beta"), "-setcookie", "epmdxtest", "-noshell", "-start_epmd", "false",
+       "-eval",
        "[_, Host] = string:split(atom_to_list(node()), \"@\"), "
-       "Peer = list_to_atom(\"" + a + "@\" ++ Host), "
-       "io:format(\"~p ~p~n\", [net_adm:ping(Peer), lists:sort(element(2, net_adm:names()))]), "
-       "halt()."},
+       "Peer = list_to_atom(\"" +
+           a +
+           "@\" ++ Host), "
+           "io:format(\"~p ~p~n\", [net_adm:ping(Peer), lists:sort(element(2, net_adm:names()))]), "
+           "halt()."},
       erlEnv(port_), 30s);
   EXPECT_EQ(code, 0);
   EXPECT_NE(out.find("pong"), std::string::npos) << out;
@@ -82,9 +84,9 @@ TEST_F(ErlangTest, DuplicateNameIsRefusedToTheSecondNode) {
   const std::string a = uniq("dup");
   auto node_a = startNode(a);
   ASSERT_TRUE(waitForNames(port_, "name " + a + " at port", true));
-  auto [code, out] = runCommand({"erl", "-sname", a, "-noshell", "-start_epmd", "false", "-eval",
-                                 "halt()."},
-                                erlEnv(port_), 30s);
+  auto [code, out] =
+      runCommand({"erl", "-sname", a, "-noshell", "-start_epmd", "false", "-eval", "halt()."},
+                 erlEnv(port_), 30s);
   EXPECT_NE(code, 0);  // "the name ... seems to be in use by another Erlang node".
 }
 
@@ -100,8 +102,7 @@ TEST_F(ErlangTest, OtpEpmdClientNamesStopAndKill) {
                         0),
             0u)
       << names;
-  auto [scode, stopped] =
-      runCommand({otpEpmdBinary(), "-port", std::to_string(port_), "-stop", a});
+  auto [scode, stopped] = runCommand({otpEpmdBinary(), "-port", std::to_string(port_), "-stop", a});
   EXPECT_EQ(scode, 0);
   EXPECT_EQ(stopped, "STOPPED\n");
   EXPECT_TRUE(waitForNames(port_, "name " + a + " ", false));
@@ -129,8 +130,8 @@ TEST_F(ErlangTest, EpmdxClientMatchesOtpClientAgainstOtpEpmd) {
   const std::string a = uniq("eps");
   auto node_a = startNode(a);
   ASSERT_TRUE(waitForNames(port_, "name " + a + " at port", true));
-  for (std::vector<std::string> cmd : {std::vector<std::string>{"-names"},
-                                       std::vector<std::string>{"-stop", "nosuch"}}) {
+  for (std::vector<std::string> cmd :
+       {std::vector<std::string>{"-names"}, std::vector<std::string>{"-stop", "nosuch"}}) {
     std::vector<std::string> theirs{otpEpmdBinary(), "-port", std::to_string(port_)};
     std::vector<std::string> ours{epmdxBinary(), "-port", std::to_string(port_)};
     theirs.insert(theirs.end(), cmd.begin(), cmd.end());
@@ -159,8 +160,8 @@ TEST_F(ErlangTest, ErlStartsEpmdxAsItsEpmd) {
   node->wait(5s);
   ASSERT_TRUE(waitForNames(port_, "name " + c + " ", false));
   // A second daemon on the taken port exits 0 quietly, as OTP's does.
-  auto [code2, out2] = runCommand({epmdxBinary(), "-port", std::to_string(port_),
-                                   "--grpc-listen=off", "--http-listen=off"});
+  auto [code2, out2] = runCommand(
+      {epmdxBinary(), "-port", std::to_string(port_), "--grpc-listen=off", "--http-listen=off"});
   EXPECT_EQ(code2, 0);
   auto [kcode, killed] = runCommand({otpEpmdBinary(), "-port", std::to_string(port_), "-kill"});
   EXPECT_EQ(killed, "Killed\n");

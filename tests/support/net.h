@@ -16,7 +16,8 @@ uint16_t freePort();
 int connectTo(const std::string& host, uint16_t port);
 
 /// Retries connecting until it succeeds or `timeout` passes (a daemon starting up).
-bool waitForPort(uint16_t port, std::chrono::milliseconds timeout, const std::string& host = "127.0.0.1");
+bool waitForPort(uint16_t port, std::chrono::milliseconds timeout,
+                 const std::string& host = "127.0.0.1");
 
 bool sendAll(int fd, const std::string& bytes);
 

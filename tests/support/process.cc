@@ -29,8 +29,8 @@ int counter = 0;
 }  // namespace
 
 Process::Process(std::vector<std::string> argv, std::map<std::string, std::string> env) {
-  const std::string base = "/tmp/epmdx-test-" + std::to_string(getpid()) + "-" +
-                           std::to_string(++counter);
+  const std::string base =
+      "/tmp/epmdx-test-" + std::to_string(getpid()) + "-" + std::to_string(++counter);
   out_path_ = base + ".out";
   err_path_ = base + ".err";
   std::vector<std::string> envs;
@@ -105,10 +105,16 @@ void Process::signal(int sig) {
   }
 }
 
-bool Process::running() { return !wait(std::chrono::milliseconds(0)).has_value(); }
+bool Process::running() {
+  return !wait(std::chrono::milliseconds(0)).has_value();
+}
 
-std::string Process::stdoutText() const { return readFile(out_path_); }
-std::string Process::stderrText() const { return readFile(err_path_); }
+std::string Process::stdoutText() const {
+  return readFile(out_path_);
+}
+std::string Process::stderrText() const {
+  return readFile(err_path_);
+}
 
 std::pair<int, std::string> runCommand(std::vector<std::string> argv,
                                        std::map<std::string, std::string> env,

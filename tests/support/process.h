@@ -38,9 +38,9 @@ class Process {
 };
 
 /// Runs a command to completion and returns {exit status, stdout}.
-std::pair<int, std::string> runCommand(std::vector<std::string> argv,
-                                       std::map<std::string, std::string> env = {},
-                                       std::chrono::milliseconds timeout = std::chrono::seconds(30));
+std::pair<int, std::string> runCommand(
+    std::vector<std::string> argv, std::map<std::string, std::string> env = {},
+    std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 /// Path of the epmdx binary under test (from the EPMDX_BIN environment variable ctest sets).
 std::string epmdxBinary();
