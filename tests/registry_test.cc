@@ -204,6 +204,8 @@ TEST_F(RegistryTest, EvictClosesTheOwnerAndHonoursThePrecondition) {
   EXPECT_EQ(missing.error(), EvictError::NotFound);
   auto ok = r.evict("a", id, UnregisterReason::Evicted, "alice", "hung node");
   ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok.value().registration->id, id);
+  EXPECT_EQ(ok.value().revision, 2u);
   EXPECT_EQ(owner->closes, 1);
   EXPECT_EQ(r.size(), 0u);
   std::vector<Event> events;

@@ -140,11 +140,11 @@ bool Registry::remove(const Registration& registration, UnregisterReason reason)
   return true;
 }
 
-Result<RegistrationPtr, EvictError> Registry::evict(std::string_view name,
+Result<Evicted, EvictError> Registry::evict(std::string_view name,
                                                     std::optional<RegistrationId> expected_id,
                                                     UnregisterReason reason, std::string actor,
                                                     std::string detail) {
-  RegistrationPtr removed;
+  Evicted removed;
   std::shared_ptr<RegistrationOwner> owner;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -155,8 +155,9 @@ Result<RegistrationPtr, EvictError> Registry::evict(std::string_view name,
     if (expected_id && it->second.registration->id != *expected_id) {
       return makeErr(EvictError::PreconditionFailed);
     }
-    removed = it->second.registration;
+    removed.registration = it->second.registration;
     owner = eraseLocked(name, reason, std::move(actor), std::move(detail));
+    removed.revision = revision_;
   }
   if (owner) {
     owner->closeRegistration();

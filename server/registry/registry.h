@@ -49,6 +49,12 @@ std::string_view toString(RegisterError e);
 
 enum class EvictError { NotFound, PreconditionFailed };
 
+/// What an eviction removed, and the revision of its UNREGISTERED event.
+struct Evicted {
+  RegistrationPtr registration;
+  Revision revision = 0;
+};
+
 /// Why a watch could not start or had to end: the client must list again.
 struct WatchRejection {
   enum class Code { Compacted, FutureRevision } code;
@@ -115,7 +121,7 @@ class Registry {
   /// Removes the registration of `name` and tells its owner to close the connection
   /// (STOP_REQ, admin eviction). With `expected_id`, removes it only if that registration
   /// still holds the name, so that a node that re-registered a moment ago is never evicted.
-  Result<RegistrationPtr, EvictError> evict(std::string_view name,
+  Result<Evicted, EvictError> evict(std::string_view name,
                                             std::optional<RegistrationId> expected_id,
                                             UnregisterReason reason, std::string actor = {},
                                             std::string detail = {});

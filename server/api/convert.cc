@@ -1,0 +1,64 @@
+#include "server/api/convert.h"
+
+namespace epmdx::api {
+namespace {
+
+void setTimestamp(int64_t ns, google::protobuf::Timestamp& ts) {
+  ts.set_seconds(ns / 1000000000);
+  ts.set_nanos(static_cast<int32_t>(ns % 1000000000));
+}
+
+}  // namespace
+
+void toProto(const registry::Registration& r, v1::Node& out) {
+  const auto& n = r.node;
+  out.set_name(n.name);
+  out.set_port(n.port);
+  out.set_node_type(n.node_type == 77   ? v1::NODE_TYPE_NORMAL
+                    : n.node_type == 72 ? v1::NODE_TYPE_HIDDEN
+                                        : v1::NODE_TYPE_OTHER);
+  out.set_node_type_raw(n.node_type);
+  out.set_protocol(n.protocol);
+  out.set_highest_version(n.highest_version);
+  out.set_lowest_version(n.lowest_version);
+  out.set_extra(n.extra);
+  out.set_creation(r.creation());
+  out.set_registration_id(r.id);
+  out.set_peer_address(r.origin.peer_address);
+  setTimestamp(r.registered_at_ns, *out.mutable_registered_at());
+  out.set_create_revision(r.revision);
+}
+
+v1::UnregisterReason toProto(registry::UnregisterReason reason) {
+  using R = registry::UnregisterReason;
+  switch (reason) {
+    case R::ConnectionClosed:
+      return v1::CONNECTION_CLOSED;
+    case R::Stopped:
+      return v1::STOPPED;
+    case R::Killed:
+      return v1::KILLED;
+    case R::Evicted:
+      return v1::EVICTED;
+    case R::Shutdown:
+      return v1::SHUTDOWN;
+    case R::Unspecified:
+      break;
+  }
+  return v1::UNREGISTER_REASON_UNSPECIFIED;
+}
+
+void toProto(const registry::Event& e, v1::NodeEvent& out) {
+  const bool registered = e.type == registry::EventType::Registered;
+  out.set_type(registered ? v1::NodeEvent::REGISTERED : v1::NodeEvent::UNREGISTERED);
+  out.set_revision(e.revision);
+  toProto(*e.registration, *out.mutable_node());
+  if (!registered) {
+    out.set_reason(toProto(e.reason));
+  }
+  out.set_actor(std::string(e.actor()));
+  out.set_detail(std::string(e.detail()));
+  setTimestamp(e.time_ns, *out.mutable_time());
+}
+
+}  // namespace epmdx::api

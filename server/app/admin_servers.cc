@@ -1,0 +1,72 @@
+#include "server/app/admin_servers.h"
+
+#include "server/api/auth.h"
+#include "server/app/app.h"
+#include "server/common/log.h"
+#include "server/grpc/grpc_server.h"
+
+namespace epmdx::app {
+
+struct AdminServers::Impl {
+  explicit Impl(App& a) : app(a) {}
+  App& app;
+  api::TokenStore tokens;
+  std::unique_ptr<grpcapi::GrpcServer> grpc;
+};
+
+AdminServers::AdminServers(App& app) : impl_(std::make_unique<Impl>(app)) {}
+
+AdminServers::~AdminServers() { stop(); }
+
+std::optional<std::string> AdminServers::start() {
+  const Options& o = impl_->app.options();
+  const bool any = o.grpc_listen != "off" || o.http_listen != "off";
+  if (!any) {
+    return std::nullopt;
+  }
+  if (auto err = impl_->tokens.init(o.tokens_file, o.token_out)) {
+    return err;
+  }
+  if (o.tokens_file.empty()) {
+    log::info("generated an admin token", {{"file", impl_->tokens.generatedPath()}});
+  }
+  if (o.grpc_listen != "off") {
+    grpcapi::GrpcOptions go;
+    go.listen = o.grpc_listen;
+    go.tls_cert_file = o.grpc_tls_cert;
+    go.tls_key_file = o.grpc_tls_key;
+    go.tls_client_ca_file = o.grpc_tls_client_ca;
+    go.max_watchers = o.max_watchers;
+    impl_->grpc = std::make_unique<grpcapi::GrpcServer>(impl_->app.registry(), impl_->tokens, go);
+    if (auto err = impl_->grpc->start()) {
+      return err;
+    }
+  }
+  return std::nullopt;
+}
+
+void AdminServers::beginDrain() {
+  if (impl_->grpc) {
+    impl_->grpc->beginDrain();
+  }
+}
+
+void AdminServers::stop() {
+  const auto grace = std::chrono::milliseconds(impl_->app.options().drain_timeout_ms);
+  if (impl_->grpc) {
+    impl_->grpc->stop(grace);
+  }
+}
+
+void AdminServers::reloadTokens() {
+  if (auto err = impl_->tokens.reload()) {
+    log::error("tokens not reloaded", {{"error", *err}});
+  } else {
+    log::info("tokens reloaded");
+  }
+}
+
+uint16_t AdminServers::grpcPort() const { return impl_->grpc ? impl_->grpc->port() : 0; }
+uint16_t AdminServers::httpPort() const { return 0; }
+
+}  // namespace epmdx::app

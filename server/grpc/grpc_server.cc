@@ -1,0 +1,99 @@
+#include "server/grpc/grpc_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace epmdx::grpcapi {
+namespace {
+
+std::optional<std::string> readFile(const std::string& path, std::string& out) {
+  std::ifstream in(path);
+  if (!in) {
+    return "cannot read " + path;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string grpcAddress(const std::string& host_port) { return host_port; }
+
+GrpcServer::GrpcServer(registry::Registry& registry, const api::TokenStore& tokens,
+                       GrpcOptions options)
+    : registry_(registry),
+      options_(std::move(options)),
+      service_(std::make_unique<RegistryService>(registry, tokens, options_.max_watchers)) {}
+
+GrpcServer::~GrpcServer() { stop(std::chrono::milliseconds(0)); }
+
+std::optional<std::string> GrpcServer::start() {
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  if (!options_.tls_cert_file.empty()) {
+    grpc::SslServerCredentialsOptions ssl;
+    grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+    if (auto e = readFile(options_.tls_key_file, pair.private_key)) {
+      return e;
+    }
+    if (auto e = readFile(options_.tls_cert_file, pair.cert_chain)) {
+      return e;
+    }
+    ssl.pem_key_cert_pairs.push_back(std::move(pair));
+    if (!options_.tls_client_ca_file.empty()) {
+      if (auto e = readFile(options_.tls_client_ca_file, ssl.pem_root_certs)) {
+        return e;
+      }
+      ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    }
+    creds = grpc::SslServerCredentials(ssl);
+  } else {
+    creds = grpc::InsecureServerCredentials();
+  }
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(grpcAddress(options_.listen), creds, &port);
+  builder.RegisterService(service_.get());
+  // Keep idle watch streams alive through proxies and notice dead peers.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  server_ = builder.BuildAndStart();
+  if (!server_ || port == 0) {
+    server_.reset();
+    return "cannot listen for gRPC on " + options_.listen;
+  }
+  port_ = static_cast<uint16_t>(port);
+  auto* health = server_->GetHealthCheckService();
+  health->SetServingStatus("", true);
+  health->SetServingStatus(v1::Registry::service_full_name(), true);
+  return std::nullopt;
+}
+
+void GrpcServer::beginDrain() {
+  if (!server_) {
+    return;
+  }
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  service_->beginShutdown();
+}
+
+void GrpcServer::stop(std::chrono::milliseconds grace) {
+  if (!server_ || stopped_) {
+    return;
+  }
+  stopped_ = true;
+  service_->beginShutdown();
+  service_->watches().waitEmpty(grace);
+  server_->Shutdown(std::chrono::system_clock::now() + grace);
+  server_->Wait();
+}
+
+}  // namespace epmdx::grpcapi
