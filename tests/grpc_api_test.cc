@@ -119,8 +119,7 @@ TEST_F(GrpcApiTest, AuthFailuresChangeNothing) {
   EXPECT_EQ(stub_->EvictNode(reader.get(), ev, &er).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   auto anon = ctx(nullptr);
-  EXPECT_EQ(stub_->EvictNode(anon.get(), ev, &er).error_code(),
-            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(stub_->EvictNode(anon.get(), ev, &er).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   auto w = ctx(nullptr);
   auto stream = stub_->WatchNodes(w.get(), {});
   v1::WatchNodesResponse msg;
@@ -333,9 +332,9 @@ TEST_F(GrpcApiTest, SlowWatcherIsCutOffWhileRegistrationsFlow) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 1024);
-  auto slow_channel = grpc::CreateCustomChannel(
-      "127.0.0.1:" + std::to_string(app_->app().grpcPort()), grpc::InsecureChannelCredentials(),
-      args);
+  auto slow_channel =
+      grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(app_->app().grpcPort()),
+                                grpc::InsecureChannelCredentials(), args);
   auto slow = v1::Registry::NewStub(slow_channel);
   auto wc = ctx(kReader);
   v1::WatchNodesRequest wr;

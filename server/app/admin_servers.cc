@@ -16,7 +16,9 @@ struct AdminServers::Impl {
 
 AdminServers::AdminServers(App& app) : impl_(std::make_unique<Impl>(app)) {}
 
-AdminServers::~AdminServers() { stop(); }
+AdminServers::~AdminServers() {
+  stop();
+}
 
 std::optional<std::string> AdminServers::start() {
   const Options& o = impl_->app.options();
@@ -66,7 +68,11 @@ void AdminServers::reloadTokens() {
   }
 }
 
-uint16_t AdminServers::grpcPort() const { return impl_->grpc ? impl_->grpc->port() : 0; }
-uint16_t AdminServers::httpPort() const { return 0; }
+uint16_t AdminServers::grpcPort() const {
+  return impl_->grpc ? impl_->grpc->port() : 0;
+}
+uint16_t AdminServers::httpPort() const {
+  return 0;
+}
 
 }  // namespace epmdx::app

@@ -22,7 +22,9 @@ std::optional<std::string> readFile(const std::string& path, std::string& out) {
 
 }  // namespace
 
-std::string grpcAddress(const std::string& host_port) { return host_port; }
+std::string grpcAddress(const std::string& host_port) {
+  return host_port;
+}
 
 GrpcServer::GrpcServer(registry::Registry& registry, const api::TokenStore& tokens,
                        GrpcOptions options)
@@ -30,7 +32,9 @@ GrpcServer::GrpcServer(registry::Registry& registry, const api::TokenStore& toke
       options_(std::move(options)),
       service_(std::make_unique<RegistryService>(registry, tokens, options_.max_watchers)) {}
 
-GrpcServer::~GrpcServer() { stop(std::chrono::milliseconds(0)); }
+GrpcServer::~GrpcServer() {
+  stop(std::chrono::milliseconds(0));
+}
 
 std::optional<std::string> GrpcServer::start() {
   std::shared_ptr<grpc::ServerCredentials> creds;

@@ -96,8 +96,8 @@ grpc::ServerUnaryReactor* RegistryService::EvictNode(grpc::CallbackServerContext
     expected = req->registration_id();
   }
   const std::string actor = who.identity + "@" + ctx->peer();
-  auto evicted = registry_.evict(req->name(), expected, registry::UnregisterReason::Evicted,
-                                 actor, req->reason());
+  auto evicted = registry_.evict(req->name(), expected, registry::UnregisterReason::Evicted, actor,
+                                 req->reason());
   if (!evicted.ok()) {
     if (evicted.error() == registry::EvictError::NotFound) {
       return finish(ctx, {grpc::StatusCode::NOT_FOUND, "no node named \"" + req->name() + "\""});
@@ -114,6 +114,8 @@ grpc::ServerUnaryReactor* RegistryService::EvictNode(grpc::CallbackServerContext
   return finish(ctx, grpc::Status::OK);
 }
 
-void RegistryService::beginShutdown() { watches_.shutdownAll(); }
+void RegistryService::beginShutdown() {
+  watches_.shutdownAll();
+}
 
 }  // namespace epmdx::grpcapi

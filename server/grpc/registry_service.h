@@ -13,8 +13,7 @@ namespace epmdx::grpcapi {
 
 class RegistryService final : public v1::Registry::CallbackService {
  public:
-  RegistryService(registry::Registry& registry, const api::TokenStore& tokens,
-                  size_t max_watchers);
+  RegistryService(registry::Registry& registry, const api::TokenStore& tokens, size_t max_watchers);
 
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* ctx,
                                       const v1::ListNodesRequest* req,

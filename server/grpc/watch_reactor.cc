@@ -92,8 +92,7 @@ void WatchReactor::tryWriteLocked() {
     if (!polled.ok()) {
       finishLocked({grpc::StatusCode::OUT_OF_RANGE,
                     "watcher fell behind: changes after revision " +
-                        std::to_string(sent_revision_) +
-                        " are no longer kept (oldest " +
+                        std::to_string(sent_revision_) + " are no longer kept (oldest " +
                         std::to_string(polled.error().oldest_retained) + "): list again"});
       return;
     }

@@ -47,7 +47,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchNodesRespons
 
   std::mutex mu_;  // Guards everything below. Lock order: mu_, then the registry's.
   std::deque<registry::RegistrationPtr> initial_;  // Snapshot still to send.
-  bool initial_pending_ = false;  // initial_state_complete still to be sent.
+  bool initial_pending_ = false;                   // initial_state_complete still to be sent.
   bool write_pending_ = false;
   bool finished_ = false;
   registry::Revision sent_revision_ = 0;  // Everything up to here was delivered.

@@ -141,9 +141,9 @@ bool Registry::remove(const Registration& registration, UnregisterReason reason)
 }
 
 Result<Evicted, EvictError> Registry::evict(std::string_view name,
-                                                    std::optional<RegistrationId> expected_id,
-                                                    UnregisterReason reason, std::string actor,
-                                                    std::string detail) {
+                                            std::optional<RegistrationId> expected_id,
+                                            UnregisterReason reason, std::string actor,
+                                            std::string detail) {
   Evicted removed;
   std::shared_ptr<RegistrationOwner> owner;
   {

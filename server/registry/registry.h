@@ -122,9 +122,9 @@ class Registry {
   /// (STOP_REQ, admin eviction). With `expected_id`, removes it only if that registration
   /// still holds the name, so that a node that re-registered a moment ago is never evicted.
   Result<Evicted, EvictError> evict(std::string_view name,
-                                            std::optional<RegistrationId> expected_id,
-                                            UnregisterReason reason, std::string actor = {},
-                                            std::string detail = {});
+                                    std::optional<RegistrationId> expected_id,
+                                    UnregisterReason reason, std::string actor = {},
+                                    std::string detail = {});
 
   /// Removes every registration (KILL_REQ, shutdown) and closes every owner.
   size_t removeAll(UnregisterReason reason);

@@ -23,8 +23,8 @@ TEST(Scale, FifteenThousandLiveRegistrations) {
   ASSERT_GE(rl.rlim_cur, static_cast<rlim_t>(kNodes + 100))
       << "this machine's open-file hard limit is too low to test 15,000 registrations";
   const uint16_t port = freePort();
-  Process epmdx({epmdxBinary(), "-port", std::to_string(port), "--grpc-listen=off",
-                 "--http-listen=off"});
+  Process epmdx(
+      {epmdxBinary(), "-port", std::to_string(port), "--grpc-listen=off", "--http-listen=off"});
   ASSERT_TRUE(waitForPort(port, 5s));
   std::vector<int> fds;
   fds.reserve(kNodes);

@@ -126,7 +126,19 @@ std::pair<int, std::string> runCommand(std::vector<std::string> argv,
 
 std::string epmdxBinary() {
   const char* b = std::getenv("EPMDX_BIN");
-  return b != nullptr ? b : "epmdx";
+  return b != nullptr ? b : EPMDX_BIN_PATH;
+}
+
+std::string epmdxctlBinary() {
+  const char* b = std::getenv("EPMDXCTL_BIN");
+  return b != nullptr ? b : EPMDXCTL_BIN_PATH;
+}
+
+std::string sourceDir() {
+  return EPMDX_SOURCE_PATH;
+}
+std::string buildDir() {
+  return EPMDX_BUILD_PATH;
 }
 
 std::string otpEpmdBinary() {

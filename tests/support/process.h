@@ -42,8 +42,13 @@ std::pair<int, std::string> runCommand(
     std::vector<std::string> argv, std::map<std::string, std::string> env = {},
     std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
-/// Path of the epmdx binary under test (from the EPMDX_BIN environment variable ctest sets).
+/// Path of the epmdx binary under test (EPMDX_BIN, else the one this build made).
 std::string epmdxBinary();
+/// Path of epmdxctl (EPMDXCTL_BIN, else the one this build made).
+std::string epmdxctlBinary();
+/// The repository and the build directory.
+std::string sourceDir();
+std::string buildDir();
 /// Path of OTP's epmd (EPMD_BIN, else the one on PATH).
 std::string otpEpmdBinary();
 

@@ -1,0 +1,140 @@
+// epmdxctl against a real epmdx process: output, exit codes, and a watch that resumes
+// across broken connections without a gap or a repeat.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "tests/support/net.h"
+#include "tests/support/process.h"
+#include "tests/support/tcp_proxy.h"
+
+namespace epmdx::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string ctlBinary() { return epmdxctlBinary(); }
+
+class CtlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tokens_ = "/tmp/epmdx-ctl-test-" + std::to_string(getpid()) + "-" +
+              ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::ofstream(tokens_) << "admintok read evict name=ops\nreadtok read\n";
+    port_ = freePort();
+    grpc_port_ = freePort();
+    daemon_ = std::make_unique<Process>(std::vector<std::string>{
+        epmdxBinary(), "-port", std::to_string(port_),
+        "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port_), "--http-listen=off",
+        "--tokens-file=" + tokens_});
+    ASSERT_TRUE(waitForPort(port_, 5s));
+    ASSERT_TRUE(waitForPort(grpc_port_, 5s));
+  }
+  void TearDown() override {
+    daemon_.reset();
+    unlink(tokens_.c_str());
+  }
+  std::pair<int, std::string> ctl(std::vector<std::string> args,
+                                  const std::string& token = "admintok") {
+    std::vector<std::string> argv{ctlBinary(), "--server=127.0.0.1:" + std::to_string(grpc_port_),
+                                  "--token=" + token};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return runCommand(argv);
+  }
+  int registerNode(const std::string& name, uint16_t port) {
+    const int fd = connectTo("127.0.0.1", port_);
+    sendAll(fd, frame(alive2Body(name, port)));
+    EXPECT_EQ(readN(fd, 6, 2000ms).size(), 6u);
+    return fd;
+  }
+
+  std::string tokens_;
+  uint16_t port_ = 0;
+  uint16_t grpc_port_ = 0;
+  std::unique_ptr<Process> daemon_;
+};
+
+TEST_F(CtlTest, ListGetEvictAndExitCodes) {
+  const int fd = registerNode("web1", 4000);
+  auto [code, out] = ctl({"list"});
+  EXPECT_EQ(code, 0);
+  EXPECT_NE(out.find("NAME"), std::string::npos);
+  EXPECT_NE(out.find("web1"), std::string::npos);
+  auto [jcode, json] = ctl({"list", "-o", "json"});
+  EXPECT_EQ(jcode, 0);
+  EXPECT_NE(json.find("\"name\":\"web1\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"revision\":\"1\""), std::string::npos) << json;
+  EXPECT_EQ(ctl({"list", "-o", "names"}).second, "web1\n");
+  EXPECT_EQ(ctl({"get", "web1"}).first, 0);
+  EXPECT_EQ(ctl({"get", "nosuch"}).first, 3);
+  EXPECT_EQ(ctl({"evict", "web1", "--if-registration=999"}).first, 4);
+  EXPECT_EQ(ctl({"evict", "web1"}, "readtok").first, 5);
+  EXPECT_EQ(ctl({"list"}, "wrong").first, 5);
+  EXPECT_EQ(ctl({"frobnicate"}).first, 2);
+  EXPECT_EQ(ctl({"health"}), std::make_pair(0, std::string("SERVING\n")));
+  auto [ecode, evicted] = ctl({"evict", "web1", "--if-registration=1", "--reason=hung"});
+  EXPECT_EQ(ecode, 0);
+  EXPECT_EQ(evicted, "evicted web1 (registration 1) at revision 2\n");
+  EXPECT_TRUE(readUntilClose(fd, 2000ms).closed);
+  EXPECT_EQ(ctl({"evict", "web1"}).first, 3);
+  close(fd);
+  auto [ucode, unused] =
+      runCommand({ctlBinary(), "--server=127.0.0.1:" + std::to_string(freePort()),
+                  "--token=x", "--timeout=1", "list"});
+  EXPECT_EQ(ucode, 6);
+}
+
+TEST_F(CtlTest, WatchResumesAcrossBrokenConnectionsWithoutGapOrRepeat) {
+  TcpProxy proxy(grpc_port_);
+  const int a = registerNode("a", 1);
+  Process watch({ctlBinary(), "--server=127.0.0.1:" + std::to_string(proxy.port()),
+                 "--token=readtok", "watch", "--initial"});
+  auto waitFor = [&watch](const std::string& needle) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (watch.stdoutText().find(needle) != std::string::npos) {
+        return true;
+      }
+      std::this_thread::sleep_for(20ms);  // Polling the output with a deadline.
+    }
+    return false;
+  };
+  ASSERT_TRUE(waitFor("1 existing a "));
+  const int b = registerNode("b", 2);
+  ASSERT_TRUE(waitFor("2 registered b "));
+  proxy.cutAll();  // The stream breaks; changes keep happening meanwhile.
+  const int c = registerNode("c", 3);
+  close(a);
+  ASSERT_TRUE(waitFor("4 unregistered a reason=connection_closed"));
+  proxy.cutAll();
+  close(b);
+  ASSERT_TRUE(waitFor("5 unregistered b "));
+  EXPECT_GE(proxy.connectionsSeen(), 2);
+  // Every revision exactly once, in order.
+  const std::string out = watch.stdoutText();
+  std::vector<int> revisions;
+  std::regex line("^([0-9]+) (registered|unregistered) ");
+  std::istringstream in(out);
+  for (std::string l; std::getline(in, l);) {
+    std::smatch m;
+    if (std::regex_search(l, m, line)) {
+      revisions.push_back(std::stoi(m[1]));
+    }
+  }
+  EXPECT_EQ(revisions, (std::vector<int>{2, 3, 4, 5})) << out;
+  close(c);
+}
+
+TEST_F(CtlTest, WatchFromAFutureRevisionIsRefused) {
+  // after_revision 0 on a fresh daemon is fine; a revision far in the future is refused
+  // as given by the user (exit 1, invalid argument).
+  auto [code, out] = ctl({"watch", "--after=100"}, "readtok");
+  EXPECT_EQ(code, 1);
+}
+
+}  // namespace
+}  // namespace epmdx::testing
