@@ -32,8 +32,12 @@ App::App(Options options) : options_(std::move(options)) {
     }
     systemd_fds_ = lo.inherited_fds.size();
   }
+  // KILL_REQ arrives on the epmd thread: stop right there, as OTP exits right after its
+  // "OK", so no request queued behind the KILL is served.
   listener_ = std::make_unique<epmd::Listener>(io_, *registry_, metrics_, std::move(lo), [this] {
-    requestShutdown(0, registry::UnregisterReason::Killed);
+    if (!shutdown_started_.exchange(true)) {
+      shutdownOnIoThread(0, registry::UnregisterReason::Killed);
+    }
   });
   admin_ = std::make_unique<AdminServers>(*this);
 }
