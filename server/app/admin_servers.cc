@@ -1,9 +1,14 @@
 #include "server/app/admin_servers.h"
 
+#ifndef EPMDX_VERSION_STRING
+#define EPMDX_VERSION_STRING "0.0.0"
+#endif
+
 #include "server/api/auth.h"
 #include "server/app/app.h"
 #include "server/common/log.h"
 #include "server/grpc/grpc_server.h"
+#include "server/http/http_server.h"
 
 namespace epmdx::app {
 
@@ -12,6 +17,7 @@ struct AdminServers::Impl {
   App& app;
   api::TokenStore tokens;
   std::unique_ptr<grpcapi::GrpcServer> grpc;
+  std::unique_ptr<http::HttpServer> http;
 };
 
 AdminServers::AdminServers(App& app) : impl_(std::make_unique<Impl>(app)) {}
@@ -44,6 +50,26 @@ std::optional<std::string> AdminServers::start() {
       return err;
     }
   }
+  if (o.http_listen != "off") {
+    http::HttpOptions ho;
+    ho.listen = o.http_listen;
+    ho.max_watchers = o.max_watchers;
+    ho.anonymous_read = o.http_anonymous_read;
+    ho.web_root = o.web_root;
+    ho.version = EPMDX_VERSION_STRING;
+    App& app = impl_->app;
+    Impl* impl = impl_.get();
+    http::DaemonStatus st;
+    st.epmd_listening = [&app] { return app.epmdListening(); };
+    st.draining = [&app] { return app.draining(); };
+    st.grpc_watchers = [impl] { return impl->grpc ? impl->grpc->service().watches().size() : 0; };
+    st.epmd_metrics = &app.epmdMetrics();
+    impl_->http =
+        std::make_unique<http::HttpServer>(app.registry(), impl_->tokens, ho, std::move(st));
+    if (auto err = impl_->http->start()) {
+      return err;
+    }
+  }
   return std::nullopt;
 }
 
@@ -51,12 +77,18 @@ void AdminServers::beginDrain() {
   if (impl_->grpc) {
     impl_->grpc->beginDrain();
   }
+  if (impl_->http) {
+    impl_->http->beginDrain();
+  }
 }
 
 void AdminServers::stop() {
   const auto grace = std::chrono::milliseconds(impl_->app.options().drain_timeout_ms);
   if (impl_->grpc) {
     impl_->grpc->stop(grace);
+  }
+  if (impl_->http) {
+    impl_->http->stop();
   }
 }
 

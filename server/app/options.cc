@@ -155,6 +155,11 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
         o.grpc_tls_client_ca = value;
       } else if (key == "web-root") {
         o.web_root = value;
+      } else if (key == "http-anonymous-read") {
+        if (value != "true" && value != "false") {
+          return fail("--http-anonymous-read must be true or false");
+        }
+        o.http_anonymous_read = value == "true";
       } else if (key == "log-format") {
         if (value != "text" && value != "json") {
           return fail("--log-format must be text or json");
@@ -258,6 +263,9 @@ epmdx options (GNU long form; each also reads the environment variable shown)
                               or ~/.config/epmdx/admin.token)
     --grpc-tls-cert=PEM --grpc-tls-key=PEM [--grpc-tls-client-ca=PEM]
                               serve gRPC over TLS (mutual TLS with a client CA)
+    --http-anonymous-read=true|false
+                              HTTP reads (REST GETs, the SSE watch, the page) without a
+                              token; a wrong token is still refused (default true)
     --web-root=DIR            serve the web page from DIR (EPMDX_WEB_ROOT)
     --log-format=text|json    log line format (EPMDX_LOG_FORMAT, default text)
     --history-size=N          events kept for watchers to resume from (default 16384)
