@@ -265,6 +265,19 @@ TEST_F(RegistryTest, WatchRejectsCompactedAndFutureRevisions) {
   EXPECT_TRUE(r.watch(11, [] {}).ok());  // "From the next change".
 }
 
+TEST_F(RegistryTest, RevisionsFromAnEarlierRunAreTooOld) {
+  auto o = opts();
+  o.initial_revision = 1000;  // A restarted daemon starts past anything it issued before.
+  Registry r(o);
+  EXPECT_EQ(r.revision(), 1000u);
+  auto reg = r.add(node("a"), {});
+  EXPECT_EQ(reg.value()->revision, 1001u);
+  auto stale = r.watch(6, [] {});  // Revision 5 of an earlier run.
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.error().code, WatchRejection::Code::Compacted);
+  EXPECT_TRUE(r.watch(1001, [] {}).ok());
+}
+
 TEST_F(RegistryTest, SlowWatcherIsCutOffWhileRegistrationsContinue) {
   Registry r(opts(8));
   auto w = r.watch(0, [] {});

@@ -46,6 +46,7 @@ struct Options {
   size_t max_nodes = 1000000;
   size_t max_watchers = 1024;
   int drain_timeout_ms = 500;
+  bool revisions_from_clock = true;  // Tests turn this off to see revisions 1, 2, 3...
 };
 
 struct ParseResult {

@@ -65,6 +65,7 @@ Registry::Registry(RegistryOptions options)
       clock_(options_.clock != nullptr ? *options_.clock : system_clock_),
       creations_(options_.max_unreg_records),
       history_(options_.history_size),
+      revision_(options_.initial_revision),
       hub_(options_.async_notify) {}
 
 Registry::~Registry() = default;

@@ -35,6 +35,10 @@ struct RegistryOptions {
   size_t max_unreg_records = 1000;  // OTP's MAX_UNREG_COUNT (5 with -d).
   size_t max_nodes = 1000000;       // Registrations beyond this get an error reply.
   bool async_notify = true;         // Fan out to watchers on the hub's thread.
+  // The revision before the first change. The daemon uses its start time in microseconds,
+  // so revisions keep growing across restarts and a client holding a revision from an
+  // earlier run is always told to list again instead of resuming in the wrong history.
+  Revision initial_revision = 0;
   const Clock* clock = nullptr;     // nullptr: the system clock.
 };
 

@@ -10,6 +10,7 @@ app::Options RunningApp::testOptions() {
   o.grpc_listen = "127.0.0.1:0";
   o.http_listen = "127.0.0.1:0";
   o.packet_timeout = 1;
+  o.revisions_from_clock = false;
   o.token_out = "/tmp/epmdx-test-token-" + std::to_string(getpid()) + "-" +
                 std::to_string(reinterpret_cast<uintptr_t>(&o) & 0xFFFF);
   return o;
