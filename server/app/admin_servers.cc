@@ -104,7 +104,7 @@ uint16_t AdminServers::grpcPort() const {
   return impl_->grpc ? impl_->grpc->port() : 0;
 }
 uint16_t AdminServers::httpPort() const {
-  return 0;
+  return impl_->http ? impl_->http->port() : 0;
 }
 
 }  // namespace epmdx::app

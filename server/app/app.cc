@@ -13,10 +13,10 @@ App::App(Options options) : options_(std::move(options)) {
   ro.max_nodes = options_.max_nodes;
   ro.max_unreg_records = options_.debug > 0 ? 5 : 1000;  // OTP's DEBUG_MAX_UNREG_COUNT.
   if (options_.revisions_from_clock) {
-    ro.initial_revision = static_cast<registry::Revision>(
-        std::chrono::duration_cast<std::chrono::microseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count());
+    ro.initial_revision =
+        static_cast<registry::Revision>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                            std::chrono::system_clock::now().time_since_epoch())
+                                            .count());
   }
   registry_ = std::make_unique<registry::Registry>(ro);
 

@@ -39,7 +39,7 @@ struct Options {
   std::string grpc_tls_cert;
   std::string grpc_tls_key;
   std::string grpc_tls_client_ca;
-  std::string web_root;  // Directory of the static page; empty: the built-in default.
+  std::string web_root;             // Directory of the static page; empty: the built-in default.
   bool http_anonymous_read = true;  // HTTP reads (and the page) without a token.
   std::string log_format = "text";
   size_t history_size = 16384;

@@ -83,7 +83,9 @@ HttpServer::HttpServer(registry::Registry& registry, const api::TokenStore& toke
       status_(std::move(status)),
       server_(std::make_unique<httplib::Server>()) {}
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+}
 
 std::optional<std::string> HttpServer::start() {
   std::string host;
@@ -188,18 +190,18 @@ void HttpServer::serveAsset(const std::string& file, httplib::Response& res) {
 
 void HttpServer::routes() {
   auto& s = *server_;
-  s.set_exception_handler([](const httplib::Request& req, httplib::Response& res,
-                             std::exception_ptr ep) {
-    std::string what = "unknown";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    log::error("http handler failed", {{"path", req.path}, {"error", what}});
-    jsonError(res, 500, "INTERNAL", "internal error");
-  });
+  s.set_exception_handler(
+      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unknown";
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        log::error("http handler failed", {{"path", req.path}, {"error", what}});
+        jsonError(res, 500, "INTERNAL", "internal error");
+      });
 
   s.Get("/v1/nodes", [this](const httplib::Request& req, httplib::Response& res) {
     if (!authorize(req, res, api::Scope::Read, nullptr)) {
@@ -266,8 +268,8 @@ void HttpServer::routes() {
     }
     const std::string actor =
         who.identity + "@" + req.remote_addr + ":" + std::to_string(req.remote_port);
-    auto evicted = registry_.evict(ev.name(), expected, registry::UnregisterReason::Evicted,
-                                   actor, ev.reason());
+    auto evicted = registry_.evict(ev.name(), expected, registry::UnregisterReason::Evicted, actor,
+                                   ev.reason());
     if (!evicted.ok()) {
       if (evicted.error() == registry::EvictError::NotFound) {
         jsonError(res, 404, "NOT_FOUND", "no node named \"" + ev.name() + "\"");
@@ -287,9 +289,8 @@ void HttpServer::routes() {
     res.set_content(toJson(resp), kJson);
   });
 
-  s.Get("/v1/watch", [this](const httplib::Request& req, httplib::Response& res) {
-    watch(req, res);
-  });
+  s.Get("/v1/watch",
+        [this](const httplib::Request& req, httplib::Response& res) { watch(req, res); });
 
   s.Get("/livez", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
@@ -344,8 +345,8 @@ void HttpServer::watch(const httplib::Request& req, httplib::Response& res) {
   so.heartbeat = options_.heartbeat;
   so.initial = req.get_param_value("initial") == "true" || req.get_param_value("initial") == "1";
   registry::Revision rev = 0;
-  const std::string since = req.has_param("since") ? req.get_param_value("since")
-                                                   : req.get_header_value("Last-Event-ID");
+  const std::string since =
+      req.has_param("since") ? req.get_param_value("since") : req.get_header_value("Last-Event-ID");
   if (!since.empty()) {
     if (!parseRevision(since, rev)) {
       jsonError(res, 400, "INVALID_ARGUMENT", "since / Last-Event-ID must be a revision");

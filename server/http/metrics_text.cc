@@ -39,7 +39,8 @@ std::string renderMetrics(const MetricsInput& in) {
   const auto& e = *in.epmd;
   w.family("epmdx_build_info", "gauge", "Build information; always 1.");
   w.sample("epmdx_build_info", 1, "version=\"" + in.version + "\"");
-  w.family("epmdx_ready", "gauge", "1 while the epmd port is bound and the daemon is not draining.");
+  w.family("epmdx_ready", "gauge",
+           "1 while the epmd port is bound and the daemon is not draining.");
   w.sample("epmdx_ready", in.ready ? 1 : 0);
 
   w.family("epmdx_registered_nodes", "gauge", "Nodes registered now.");
@@ -54,8 +55,8 @@ std::string renderMetrics(const MetricsInput& in) {
   w.sample("epmdx_registrations_total", r.registrations);
   w.family("epmdx_registration_errors_total", "counter",
            "ALIVE2 registrations refused with an error reply, by reason.");
-  const char* errors[] = {"name_too_long", "invalid_name_encoding", "extra_too_long",
-                          "name_in_use", "too_many_nodes"};
+  const char* errors[] = {"name_too_long", "invalid_name_encoding", "extra_too_long", "name_in_use",
+                          "too_many_nodes"};
   for (int i = 0; i < 5; ++i) {
     w.sample("epmdx_registration_errors_total", r.register_errors[i],
              std::string("reason=\"") + errors[i] + "\"");

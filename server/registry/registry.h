@@ -39,7 +39,7 @@ struct RegistryOptions {
   // so revisions keep growing across restarts and a client holding a revision from an
   // earlier run is always told to list again instead of resuming in the wrong history.
   Revision initial_revision = 0;
-  const Clock* clock = nullptr;     // nullptr: the system clock.
+  const Clock* clock = nullptr;  // nullptr: the system clock.
 };
 
 enum class RegisterError {

@@ -17,7 +17,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string ctlBinary() { return epmdxctlBinary(); }
+std::string ctlBinary() {
+  return epmdxctlBinary();
+}
 
 class CtlTest : public ::testing::Test {
  protected:
@@ -27,10 +29,10 @@ class CtlTest : public ::testing::Test {
     std::ofstream(tokens_) << "admintok read evict name=ops\nreadtok read\n";
     port_ = freePort();
     grpc_port_ = freePort();
-    daemon_ = std::make_unique<Process>(std::vector<std::string>{
-        epmdxBinary(), "-port", std::to_string(port_),
-        "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port_), "--http-listen=off",
-        "--tokens-file=" + tokens_});
+    daemon_ = std::make_unique<Process>(
+        std::vector<std::string>{epmdxBinary(), "-port", std::to_string(port_),
+                                 "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port_),
+                                 "--http-listen=off", "--tokens-file=" + tokens_});
     ASSERT_TRUE(waitForPort(port_, 5s));
     ASSERT_TRUE(waitForPort(grpc_port_, 5s));
   }
@@ -78,15 +80,15 @@ TEST_F(CtlTest, ListGetEvictAndExitCodes) {
   EXPECT_EQ(ctl({"health"}), std::make_pair(0, std::string("SERVING\n")));
   auto [ecode, evicted] = ctl({"evict", "web1", "--if-registration=1", "--reason=hung"});
   EXPECT_EQ(ecode, 0);
-  EXPECT_TRUE(std::regex_match(evicted,
-                               std::regex("evicted web1 \\(registration 1\\) at revision [0-9]+\n")))
+  EXPECT_TRUE(std::regex_match(
+      evicted, std::regex("evicted web1 \\(registration 1\\) at revision [0-9]+\n")))
       << evicted;
   EXPECT_TRUE(readUntilClose(fd, 2000ms).closed);
   EXPECT_EQ(ctl({"evict", "web1"}).first, 3);
   close(fd);
   auto [ucode, unused] =
-      runCommand({ctlBinary(), "--server=127.0.0.1:" + std::to_string(freePort()),
-                  "--token=x", "--timeout=1", "list"});
+      runCommand({ctlBinary(), "--server=127.0.0.1:" + std::to_string(freePort()), "--token=x",
+                  "--timeout=1", "list"});
   EXPECT_EQ(ucode, 6);
 }
 
