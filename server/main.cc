@@ -62,16 +62,20 @@ int main(int argc, char** argv) {
 
   int code = 0;
   try {
-    epmdx::app::App app(o);
-    if (auto exit_now = app.bind()) {
-      return *exit_now;
+    // Not destroyed: at exit the process ends without waiting for idle HTTP keep-alive
+    // connections to time out (the daemon exits within a second of SIGTERM). Everything
+    // that matters (registrations, watch streams, listeners) was closed by run().
+    auto* app = new epmdx::app::App(o);
+    if (auto exit_now = app->bind()) {
+      std::_Exit(*exit_now);
     }
     epmdx::app::notifySystemdReady();
-    code = app.run(true);
+    code = app->run(true);
   } catch (const std::exception& e) {
     log::error("fatal", {{"error", e.what()}});
     return 1;
   }
   log::info("exited", {{"status", code}});
-  return code;
+  std::fflush(nullptr);
+  std::_Exit(code);
 }

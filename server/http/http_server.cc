@@ -97,7 +97,7 @@ std::optional<std::string> HttpServer::start() {
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server_->set_payload_max_length(64 * 1024);
   server_->set_write_timeout(std::chrono::seconds(5));  // A client that stops reading goes.
-  server_->set_keep_alive_timeout(5);
+  server_->set_keep_alive_timeout(2);
   routes();
   if (port == 0) {
     port = server_->bind_to_any_port(host);
@@ -121,12 +121,14 @@ void HttpServer::beginDrain() {
 }
 
 void HttpServer::stop() {
-  if (!thread_.joinable()) {
-    return;
-  }
   beginDrain();
-  server_->stop();
-  thread_.join();
+  server_->stop();  // Closes the listening socket; idle keep-alive workers end by timeout.
+}
+
+void HttpServer::join() {
+  if (thread_.joinable()) {
+    thread_.join();
+  }
 }
 
 bool HttpServer::authorize(const httplib::Request& req, httplib::Response& res, api::Scope scope,

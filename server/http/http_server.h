@@ -58,7 +58,10 @@ class HttpServer {
   std::optional<std::string> start();
   /// Ends every SSE stream (readiness already reports draining).
   void beginDrain();
+  /// Stops accepting and ends the streams; returns at once.
   void stop();
+  /// Waits for the workers (an idle keep-alive connection ends by its timeout).
+  void join();
   uint16_t port() const { return port_; }
   size_t sseWatchers() const { return sse_watchers_.load(); }
 
