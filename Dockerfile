@@ -1,0 +1,47 @@
+# epmdx: a drop-in epmd with an admin control plane.
+#
+#   docker build -t epmdx .
+#   docker run --rm -p 4371:4371 -e EPMDX_HTTP_LISTEN=0.0.0.0:4371 epmdx
+#
+# Ports: 4369 epmd (the BEAM must share the network namespace: epmd only registers
+# local peers), 4370 gRPC admin API, 4371 HTTP (REST, SSE, metrics, web page).
+
+# ---- build ---------------------------------------------------------------------------
+FROM debian:12 AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends g++ cmake make pkg-config ca-certificates \
+      libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libboost-dev \
+      libcpp-httplib-dev libssl-dev \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY CMakeLists.txt CMakePresets.json ./
+COPY cmake cmake
+COPY proto proto
+COPY server server
+COPY ctl ctl
+COPY bench bench
+COPY web web
+COPY docs/openapi.json docs/openapi.json
+RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEPMDX_BUILD_TESTS=OFF \
+ && cmake --build build -j "$(nproc)" --target epmdx epmdxctl \
+ && strip build/epmdx build/epmdxctl
+
+# ---- runtime: only the shared libraries the two binaries load --------------------------
+FROM debian:12-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libgrpc++1.51 libprotobuf32 \
+      libcpp-httplib0.11 curl ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 4369 --home-dir /var/lib/epmdx --create-home epmdx
+COPY --from=build /src/build/epmdx /src/build/epmdxctl /usr/local/bin/
+USER epmdx
+ENV HOME=/var/lib/epmdx \
+    EPMDX_TOKEN_FILE=/var/lib/epmdx/admin.token \
+    EPMDX_GRPC_LISTEN=127.0.0.1:4370 \
+    EPMDX_HTTP_LISTEN=127.0.0.1:4371
+EXPOSE 4369/tcp 4370/tcp 4371/tcp
+HEALTHCHECK --interval=10s --timeout=2s --start-period=5s --retries=3 \
+  CMD curl -fsS "http://$(echo "$EPMDX_HTTP_LISTEN" | sed 's/^0\.0\.0\.0:/127.0.0.1:/')/readyz" || exit 1
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/epmdx"]
+CMD []
