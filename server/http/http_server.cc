@@ -134,8 +134,9 @@ void HttpServer::join() {
 bool HttpServer::authorize(const httplib::Request& req, httplib::Response& res, api::Scope scope,
                            api::Principal* who) {
   std::string header = req.get_header_value("Authorization");
-  if (header.empty() && req.has_param("access_token")) {
-    header = "Bearer " + req.get_param_value("access_token");  // EventSource sends no headers.
+  if (header.empty() && scope == api::Scope::Read && req.has_param("access_token")) {
+    // EventSource sends no headers. Reads only: a token in a URL must never evict.
+    header = "Bearer " + req.get_param_value("access_token");
   }
   if (header.empty() && scope == api::Scope::Read && options_.anonymous_read) {
     return true;

@@ -51,7 +51,9 @@ class SseStream {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool signalled_ = false;  // Guarded by mu_.
+  // Starts set: a change that landed between creating the cursor and subscribing woke
+  // nobody, so the first wait must not sleep before reading the cursor once.
+  bool signalled_ = true;   // Guarded by mu_.
   bool stopped_ = false;    // Guarded by mu_.
 };
 
