@@ -71,8 +71,8 @@ class Recorder {
 
 class GrpcWatcher final : public grpc::ClientReadReactor<v1::WatchNodesResponse> {
  public:
-  GrpcWatcher(v1::Registry::Stub& stub, Recorder& rec, std::atomic<int>& ready) : rec_(rec),
-                                                                                  ready_(ready) {
+  GrpcWatcher(v1::Registry::Stub& stub, Recorder& rec, std::atomic<int>& ready)
+      : rec_(rec), ready_(ready) {
     ctx_.AddMetadata("authorization", std::string("Bearer ") + kToken);
     req_.set_progress_interval_ms(60000);
     req_.set_send_initial_state(true);
@@ -250,9 +250,10 @@ void lookupsWithWatchers(Daemon& d, double seconds) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   const double with = measure(d.epmd, 4, 10, seconds).rate;
-  std::printf("lookups/s, 4 clients, 10 held: %.0f without watchers, %.0f with 1000 gRPC "
-              "watchers (%.1f%%)\n",
-              without, with, 100.0 * (with - without) / without);
+  std::printf(
+      "lookups/s, 4 clients, 10 held: %.0f without watchers, %.0f with 1000 gRPC "
+      "watchers (%.1f%%)\n",
+      without, with, 100.0 * (with - without) / without);
   for (auto& w : ws) {
     w->cancel();
   }

@@ -14,6 +14,7 @@ namespace epmdx::epmd {
 namespace {
 
 using testing::alive2Body;
+using testing::bytes;
 
 const Access kLocal{true, false};
 const Access kLocalRelaxed{true, true};
@@ -27,14 +28,6 @@ DecodeError errorOf(const std::string& body, Access a = kLocal) {
   auto r = decode(body, a);
   EXPECT_FALSE(r.ok());
   return r.ok() ? DecodeError::UnknownRequest : r.error();
-}
-
-std::string bytes(std::initializer_list<int> b) {
-  std::string s;
-  for (int c : b) {
-    s += static_cast<char>(c);
-  }
-  return s;
 }
 
 TEST(EpmdCodec, Alive2DecodesEveryField) {

@@ -13,14 +13,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string bytes(std::initializer_list<int> b) {
-  std::string s;
-  for (int c : b) {
-    s += static_cast<char>(c);
-  }
-  return s;
-}
-
 class ListenerTest : public ::testing::Test {
  protected:
   void start(bool relaxed = false, int delay_write = 0) {

@@ -113,8 +113,7 @@ TEST_F(HttpApiTest, NodesRoundTripAsProtobufJson) {
 TEST_F(HttpApiTest, EvictWithPreconditionAndAuth) {
   start();
   const int fd = registerNode("stuck", 77);
-  const auto node =
-      parse<v1::ListNodesResponse>(cli_->Get("/v1/nodes")->body).nodes(0);
+  const auto node = parse<v1::ListNodesResponse>(cli_->Get("/v1/nodes")->body).nodes(0);
   // Auth failures change nothing.
   auto none = cli_->Delete("/v1/nodes/stuck");
   EXPECT_EQ(none->status, 401);
@@ -133,9 +132,9 @@ TEST_F(HttpApiTest, EvictWithPreconditionAndAuth) {
   auto conflict = cli_->Delete("/v1/nodes/stuck", bearer(kAdmin), stale, "application/json");
   EXPECT_EQ(conflict->status, 409);
   EXPECT_EQ(parse<v1::ErrorBody>(conflict->body).status(), "FAILED_PRECONDITION");
-  EXPECT_EQ(cli_->Delete("/v1/nodes/stuck", bearer(kAdmin), "{not json", "application/json")
-                ->status,
-            400);
+  EXPECT_EQ(
+      cli_->Delete("/v1/nodes/stuck", bearer(kAdmin), "{not json", "application/json")->status,
+      400);
   // Success: the node's connection closes and the name is free on the wire.
   const std::string body = "{\"registrationId\":\"" + std::to_string(node.registration_id()) +
                            "\",\"reason\":\"hung node\"}";

@@ -312,36 +312,38 @@ void Listener::onAccepted(int fd, const tcp::endpoint& peer) {
           ::close(fd);
           return;
         }
-        boost::system::error_code ec;
-        Socket socket(io_.get_executor());
-        socket.assign(peer.protocol(), fd, ec);
-        if (ec) {
-          ::close(fd);
-          return;
+        if (auto session = adopt(fd, peer, nullptr)) {
+          session->startWithReply(reply.substr(static_cast<size_t>(sent)));
         }
-        std::make_shared<Session>(std::move(socket), peer, context_)
-            ->startWithReply(reply.substr(static_cast<size_t>(sent)));
         return;
       }
     }
-  }
-  boost::system::error_code ec;
-  Socket socket(io_.get_executor());
-  socket.assign(peer.protocol(), fd, ec);
-  if (ec) {
-    ::close(fd);
-    return;
   }
   auto frame = std::make_unique<FrameAssembler>();
   if (n > 0) {
     status = frame->append(buf, static_cast<size_t>(n));
   }
-  auto session = std::make_shared<Session>(std::move(socket), peer, context_, std::move(frame));
+  auto session = adopt(fd, peer, std::move(frame));
+  if (!session) {
+    return;
+  }
   if (n > 0) {
     session->startWith(status);
   } else {
     session->start();
   }
+}
+
+std::shared_ptr<Session> Listener::adopt(int fd, const tcp::endpoint& peer,
+                                         std::unique_ptr<FrameAssembler> frame) {
+  boost::system::error_code ec;
+  Socket socket(io_.get_executor());
+  socket.assign(peer.protocol(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return nullptr;
+  }
+  return std::make_shared<Session>(std::move(socket), peer, context_, std::move(frame));
 }
 
 }  // namespace epmdx::epmd

@@ -48,6 +48,9 @@ class Listener {
   void doAccept(Acceptor& a);
   void acceptBatch(Acceptor& a);
   void onAccepted(int fd, const tcp::endpoint& peer);
+  /// Hands an accepted descriptor to Asio as a Session (null, and closed, on failure).
+  std::shared_ptr<Session> adopt(int fd, const tcp::endpoint& peer,
+                                 std::unique_ptr<FrameAssembler> frame);
   void doSweep();
   BindResult bindOne(const asio::ip::address& address, bool fatal);
 

@@ -53,8 +53,8 @@ class SseStream {
   std::condition_variable cv_;
   // Starts set: a change that landed between creating the cursor and subscribing woke
   // nobody, so the first wait must not sleep before reading the cursor once.
-  bool signalled_ = true;   // Guarded by mu_.
-  bool stopped_ = false;    // Guarded by mu_.
+  bool signalled_ = true;  // Guarded by mu_.
+  bool stopped_ = false;   // Guarded by mu_.
 };
 
 }  // namespace epmdx::http

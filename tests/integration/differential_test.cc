@@ -18,14 +18,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string bytes(std::initializer_list<int> b) {
-  std::string s;
-  for (int c : b) {
-    s += static_cast<char>(c);
-  }
-  return s;
-}
-
 std::string utf8Run(uint32_t first, int count) {
   std::string s;
   for (int i = 0; i < count; ++i) {

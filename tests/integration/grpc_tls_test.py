@@ -12,34 +12,7 @@ import time
 import grpc
 
 EPMDX, SOURCE = sys.argv[1], sys.argv[2]
-results = {"passed": 0, "failed": 0}
-
-
-def check(name, cond, detail=""):
-    if cond:
-        results["passed"] += 1
-    else:
-        results["failed"] += 1
-        print(f"FAIL {name} {detail}", flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, timeout=5.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.02)
-    return False
+from epmdx_testlib import check, finish, free_port, wait_port  # noqa: E402
 
 
 d = tempfile.mkdtemp(prefix="epmdx-tls-")
@@ -112,5 +85,4 @@ for mutual in (False, True):
         daemon.terminate()
         daemon.wait(timeout=5)
 
-print(f"{results['passed']} passed, {results['failed']} failed")
-sys.exit(1 if results["failed"] else 0)
+finish()

@@ -142,6 +142,14 @@ std::string readN(int fd, size_t want, std::chrono::milliseconds timeout) {
   return out;
 }
 
+std::string bytes(std::initializer_list<int> values) {
+  std::string s;
+  for (int v : values) {
+    s += static_cast<char>(v);
+  }
+  return s;
+}
+
 std::string frame(const std::string& body) {
   std::string out;
   out += static_cast<char>((body.size() >> 8) & 0xFF);

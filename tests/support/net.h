@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 
@@ -33,6 +34,9 @@ Outcome readUntilClose(int fd, std::chrono::milliseconds timeout);
 
 /// Reads exactly n bytes or until close/timeout.
 std::string readN(int fd, size_t n, std::chrono::milliseconds timeout);
+
+/// A byte string from small integers: bytes({119, 1}).
+std::string bytes(std::initializer_list<int> values);
 
 /// Frames an epmd request: 2-byte big-endian length + body.
 std::string frame(const std::string& body);
