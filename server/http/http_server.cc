@@ -85,6 +85,7 @@ HttpServer::HttpServer(registry::Registry& registry, const api::TokenStore& toke
 
 HttpServer::~HttpServer() {
   stop();
+  join();
 }
 
 std::optional<std::string> HttpServer::start() {
