@@ -53,7 +53,7 @@ App::~App() {
     admin_->stop();
   }
   admin_.reset();
-  listener_.reset();
+  // Then io_ (and the sessions it still holds), then listener_: declaration order.
 }
 
 std::optional<int> App::bind() {
