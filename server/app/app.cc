@@ -53,7 +53,9 @@ App::~App() {
     admin_->stop();
   }
   admin_.reset();
-  // Then io_ (and the sessions it still holds), then listener_: declaration order.
+  // The listener unlinks the sessions still pending; io_ then destroys them, and they
+  // touch nothing of the listener's any more (see Session::metrics_).
+  listener_.reset();
 }
 
 std::optional<int> App::bind() {

@@ -54,11 +54,9 @@ class App {
 
   Options options_;
   std::unique_ptr<registry::Registry> registry_;
-  epmd::Metrics metrics_;
-  // Declared before io_ so that it is destroyed after it: sessions still pending in the
-  // io_context point into the listener's context until io_ destroys them.
-  std::unique_ptr<epmd::Listener> listener_;
+  epmd::Metrics metrics_;  // Outlives io_: sessions it still holds count themselves out.
   asio::io_context io_{1};
+  std::unique_ptr<epmd::Listener> listener_;  // Its IO objects go before io_.
   std::unique_ptr<AdminServers> admin_;
   std::atomic<bool> draining_{false};
   std::atomic<bool> epmd_listening_{false};

@@ -26,6 +26,7 @@ Session::Session(Socket socket, const tcp::endpoint& remote, SessionContext& ctx
                  std::unique_ptr<FrameAssembler> frame)
     : socket_(std::move(socket)),
       ctx_(ctx),
+      metrics_(ctx.metrics),
       frame_(frame ? std::move(frame) : std::make_unique<FrameAssembler>()) {
   // OTP decides once, at accept (conn_local_peer_check). The local address is only needed
   // (one more system call) when the peer is not loopback. A failure counts as non-local.
@@ -43,7 +44,7 @@ Session::Session(Socket socket, const tcp::endpoint& remote, SessionContext& ctx
 }
 
 Session::~Session() {
-  --ctx_.metrics.connections_open;
+  --metrics_.connections_open;
 }
 
 void Session::start() {

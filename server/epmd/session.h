@@ -90,7 +90,8 @@ class Session final : public std::enable_shared_from_this<Session>,
   std::string describe() const;
 
   Socket socket_;
-  SessionContext& ctx_;
+  SessionContext& ctx_;  // Owned by the Listener: not to be used in the destructor.
+  Metrics& metrics_;     // Outlives every session, even those the io_context destroys last.
   Access access_;
   std::string peer_;
   std::unique_ptr<FrameAssembler> frame_;  // Freed once the request is handled.
