@@ -28,6 +28,15 @@ namespace epmdx::bench {
 
 using Clock = std::chrono::steady_clock;
 
+/// Ignores SIGPIPE and raises the open-file limit: a benchmark holds thousands of sockets.
+inline void prepareProcess() {
+  signal(SIGPIPE, SIG_IGN);
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 using Clock = std::chrono::steady_clock;
 
 inline std::string frame(const std::string& body) {

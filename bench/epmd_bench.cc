@@ -109,11 +109,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  signal(SIGPIPE, SIG_IGN);
-  rlimit rl{};
-  getrlimit(RLIMIT_NOFILE, &rl);
-  rl.rlim_cur = rl.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &rl);
+  prepareProcess();
 
   // Every daemon runs for the whole benchmark; the points are measured in rounds that
   // alternate between them, and each figure is the median of its rounds, so that drift

@@ -336,11 +336,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  signal(SIGPIPE, SIG_IGN);
-  rlimit rl{};
-  getrlimit(RLIMIT_NOFILE, &rl);
-  rl.rlim_cur = rl.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &rl);
+  prepareProcess();
   Daemon d(bin);
   std::printf(
       "watch latency: %d registrations (after 20 not counted), each after every watcher "
