@@ -22,7 +22,6 @@ struct Metrics {
   // Malformed packets: bad length, overrun, unknown code, bad ALIVE2/PORT2 fields.
   Counter malformed{0};
   Counter packet_timeouts{0};
-  Counter alive2_errors{0};  // Error replies (duplicate, too long, bad encoding).
 };
 
 }  // namespace epmdx::epmd

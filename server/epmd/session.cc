@@ -172,7 +172,6 @@ void Session::handleAlive2(Alive2Request&& req) {
                              {"id", registration_->id},
                              {"peer", peer_}});
   } else {
-    ++ctx_.metrics.alive2_errors;
     bytes = encodeAlive2Reply(false, kErrorCreation, highest);
     log::warn("registration refused", {{"name", log::printable(name)},
                                        {"reason", std::string(toString(added.error()))},

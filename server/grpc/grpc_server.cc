@@ -22,14 +22,9 @@ std::optional<std::string> readFile(const std::string& path, std::string& out) {
 
 }  // namespace
 
-std::string grpcAddress(const std::string& host_port) {
-  return host_port;
-}
-
 GrpcServer::GrpcServer(registry::Registry& registry, const api::TokenStore& tokens,
                        GrpcOptions options)
-    : registry_(registry),
-      options_(std::move(options)),
+    : options_(std::move(options)),
       service_(std::make_unique<RegistryService>(registry, tokens, options_.max_watchers)) {}
 
 GrpcServer::~GrpcServer() {
@@ -62,7 +57,7 @@ std::optional<std::string> GrpcServer::start() {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(grpcAddress(options_.listen), creds, &port);
+  builder.AddListeningPort(options_.listen, creds, &port);
   builder.RegisterService(service_.get());
   // Keep idle watch streams alive through proxies and notice dead peers.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);

@@ -38,15 +38,11 @@ class GrpcServer {
   RegistryService& service() { return *service_; }
 
  private:
-  registry::Registry& registry_;
   GrpcOptions options_;
   std::unique_ptr<RegistryService> service_;
   std::unique_ptr<grpc::Server> server_;
   uint16_t port_ = 0;
   bool stopped_ = false;
 };
-
-/// The gRPC listen address for HOST:PORT (IPv6 literals in brackets).
-std::string grpcAddress(const std::string& host_port);
 
 }  // namespace epmdx::grpcapi
