@@ -120,6 +120,32 @@ class GrpcWatcher final : public grpc::ClientReadReactor<v1::WatchNodesResponse>
   bool done_ = false;
 };
 
+using Watchers = std::vector<std::unique_ptr<GrpcWatcher>>;
+
+/// Opens `n` watch streams and returns once each has its initial state.
+Watchers openWatchers(v1::Registry::Stub& stub, Recorder& rec, int n) {
+  // Static: the watchers keep a reference; sets are opened and closed one after another.
+  static std::atomic<int> ready;
+  ready = 0;
+  Watchers ws;
+  for (int i = 0; i < n; ++i) {
+    ws.push_back(std::make_unique<GrpcWatcher>(stub, rec, ready));
+  }
+  while (ready < n) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // Polling, bounded by gRPC.
+  }
+  return ws;
+}
+
+void closeWatchers(Watchers& ws) {
+  for (auto& w : ws) {
+    w->cancel();
+  }
+  for (auto& w : ws) {
+    w->await();
+  }
+}
+
 struct Daemon {
   uint16_t epmd = freePort();
   uint16_t grpc = freePort();
@@ -211,24 +237,12 @@ void grpcLatency(Daemon& d, int watchers, int n) {
                                      grpc::InsecureChannelCredentials());
   auto stub = v1::Registry::NewStub(channel);
   Recorder rec;
-  std::atomic<int> ready{0};
-  std::vector<std::unique_ptr<GrpcWatcher>> ws;
-  for (int i = 0; i < watchers; ++i) {
-    ws.push_back(std::make_unique<GrpcWatcher>(*stub, rec, ready));
-  }
-  while (ready < watchers) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  auto ws = openWatchers(*stub, rec, watchers);
   auto fds = registerPaced(d, rec, "g" + std::to_string(watchers) + "-", n, watchers);
   const auto [p50, p99] = rec.p50p99();
   std::printf("gRPC  %5d watchers: register -> event p50 %7.0f us  p99 %7.0f us  (%zu samples)\n",
               watchers, p50, p99, rec.count());
-  for (auto& w : ws) {
-    w->cancel();
-  }
-  for (auto& w : ws) {
-    w->await();
-  }
+  closeWatchers(ws);
   for (int fd : fds) {
     close(fd);
   }
@@ -292,25 +306,13 @@ void lookupsWithWatchers(Daemon& d, double seconds) {
                                      grpc::InsecureChannelCredentials());
   auto stub = v1::Registry::NewStub(channel);
   Recorder rec;
-  std::atomic<int> ready{0};
-  std::vector<std::unique_ptr<GrpcWatcher>> ws;
-  for (int i = 0; i < 1000; ++i) {
-    ws.push_back(std::make_unique<GrpcWatcher>(*stub, rec, ready));
-  }
-  while (ready < 1000) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  auto ws = openWatchers(*stub, rec, 1000);
   const double with = measure(d.epmd, 4, 10, seconds).rate;
   std::printf(
       "lookups/s, 4 clients, 10 held: %.0f without watchers, %.0f with 1000 gRPC "
       "watchers (%.1f%%)\n",
       without, with, 100.0 * (with - without) / without);
-  for (auto& w : ws) {
-    w->cancel();
-  }
-  for (auto& w : ws) {
-    w->await();
-  }
+  closeWatchers(ws);
   for (int fd : held) {
     close(fd);
   }
