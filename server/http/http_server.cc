@@ -7,14 +7,16 @@
 #include <sstream>
 
 #include "server/api/convert.h"
+#include "server/api/json.h"
 #include "server/common/log.h"
 #include "server/http/assets.h"
-#include "server/http/json.h"
 #include "server/http/metrics_text.h"
 #include "server/http/sse_stream.h"
 
 namespace epmdx::http {
 namespace {
+using api::errorJson;
+using api::toJson;
 
 constexpr const char* kJson = "application/json";
 

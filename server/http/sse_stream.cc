@@ -1,10 +1,12 @@
 #include "server/http/sse_stream.h"
 
 #include "server/api/convert.h"
-#include "server/http/json.h"
+#include "server/api/json.h"
 
 namespace epmdx::http {
 namespace {
+using api::errorJson;
+using api::toJson;
 
 constexpr size_t kMaxEventsPerWake = 512;
 constexpr int kMaxNodesPerFrame = 500;

@@ -6,7 +6,7 @@
 
 #include "epmdx/v1/registry.pb.h"
 
-namespace epmdx::http {
+namespace epmdx::api {
 
 /// Canonical Protobuf JSON (lowerCamelCase names, 64-bit integers as strings), one line.
 std::string toJson(const google::protobuf::Message& message);
@@ -15,4 +15,4 @@ std::string toJson(const google::protobuf::Message& message);
 std::string errorJson(int http_code, const std::string& status, const std::string& message,
                       uint64_t oldest_revision = 0, uint64_t current_revision = 0);
 
-}  // namespace epmdx::http
+}  // namespace epmdx::api

@@ -1,8 +1,8 @@
-#include "server/http/json.h"
+#include "server/api/json.h"
 
 #include <google/protobuf/util/json_util.h>
 
-namespace epmdx::http {
+namespace epmdx::api {
 
 std::string toJson(const google::protobuf::Message& message) {
   std::string out;
@@ -23,4 +23,4 @@ std::string errorJson(int http_code, const std::string& status, const std::strin
   return toJson(body);
 }
 
-}  // namespace epmdx::http
+}  // namespace epmdx::api
