@@ -174,7 +174,7 @@ Result<OpenedWatch, Error> Service::openWatch(Surface surface, const WatchParams
     // restart. gRPC reports INVALID_ARGUMENT; SSE, seeing the window, asks for a resync.
     return makeErr(Error{Code::InvalidArgument,
                          "revision " + std::to_string(*params.after) +
-                             " is unknown here (current " + std::to_string(rej.current) +
+                             " is in the future (current " + std::to_string(rej.current) +
                              "; did the daemon restart?): list again",
                          window});
   }
