@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Deployment files and process behaviour that no Docker engine or cluster is needed for:
-docker-compose.yml, the Dockerfile and the systemd units are parsed and checked (the
-Kubernetes deployment has its own test, deploy_k8s_test.py); systemd socket activation, readiness notification, SIGHUP token
-reload, SIGINT/SIGTERM exit and JSON logs are tested on a real epmdx process."""
+the Dockerfile and the systemd units are parsed and checked (each deployment is also run
+by its own test: deploy_k8s_test.py, deploy_compose_test.py, deploy_systemd_test.py);
+systemd socket activation, readiness notification, SIGHUP token reload, SIGINT/SIGTERM
+exit and JSON logs are tested on a real epmdx process."""
 
 import json
 import os
@@ -15,8 +16,6 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-
-import yaml
 
 EPMDX, SOURCE = sys.argv[1], sys.argv[2]
 from epmdx_testlib import check, finish, free_port, wait_port  # noqa: E402
@@ -54,24 +53,6 @@ def read(path):
     with open(os.path.join(SOURCE, path)) as f:
         return f.read()
 
-
-# ---- docker-compose.yml ------------------------------------------------------------------
-compose = yaml.safe_load(read("docker-compose.yml"))
-services = compose.get("services", {})
-check("compose services", set(services) >= {"epmdx", "alpha", "beta"}, list(services))
-ex = services.get("epmdx", {})
-check("compose builds epmdx", ex.get("build") == ".", ex)
-check("compose publishes the page", "4371:4371" in ex.get("ports", []), ex.get("ports"))
-check("compose http listens on all", ex.get("environment", {}).get("EPMDX_HTTP_LISTEN") ==
-      "0.0.0.0:4371")
-for node in ("alpha", "beta"):
-    svc = services.get(node, {})
-    check(f"{node} shares epmdx's network", svc.get("network_mode") == "service:epmdx", svc)
-    check(f"{node} is a real Erlang", str(svc.get("image", "")).startswith("erlang:"), svc)
-    cmd = svc.get("command", "")
-    check(f"{node} never starts its own epmd", "-start_epmd false" in cmd, cmd)
-    check(f"{node} waits for epmdx", "epmdx" in svc.get("depends_on", {}), svc)
-check("beta pings alpha", "net_adm:ping" in services.get("beta", {}).get("command", ""))
 
 # ---- Dockerfile --------------------------------------------------------------------------
 df = read("Dockerfile")

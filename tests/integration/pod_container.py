@@ -34,7 +34,7 @@ def nearest_existing(path):
 
 def set_up_mounts(spec):
     mount("-t", "proc", "proc", "/proc")
-    binds = [(f["source"], f["target"], True) for f in spec["image_files"]]
+    binds = [(f["source"], f["target"], f["read_only"]) for f in spec["image_files"]]
     binds += [(m["source"], m["target"], m["read_only"]) for m in spec["mounts"]]
     binds.append((spec["hosts_file"], "/etc/hosts", True))
     overlays = []

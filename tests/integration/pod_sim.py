@@ -60,13 +60,14 @@ class Image:
     files it adds (image path -> file on this machine)."""
 
     def __init__(self, entrypoint=None, cmd=None, env=None, user=None, users=None, files=None,
-                 working_dir="/"):
+                 dirs=None, working_dir="/"):
         self.entrypoint = entrypoint or []
         self.cmd = cmd or []
         self.env = env or {}
         self.user = user
         self.users = users or {}  # name -> (uid, gid)
         self.files = files or {}
+        self.dirs = dirs or {}  # image path -> (uid, gid, mode): directories the image owns
         self.working_dir = working_dir
 
     @staticmethod
@@ -107,6 +108,10 @@ class Image:
                     gid = re.search(r"--gid (\d+)", m.group(0))
                     img.users[name] = (int(m.group(1)),
                                        int(gid.group(1)) if gid else groups.get(name, 0))
+                    home = re.search(r"--home-dir (\S+)", m.group(0))
+                    if home and "--create-home" in m.group(0):
+                        # Debian's useradd: HOME_MODE unset, UMASK 022 in login.defs.
+                        img.dirs[home.group(1)] = (*img.users[name], 0o755)
         return img
 
 
@@ -323,12 +328,23 @@ class PodSim:
                            "read_only": bool(m.get("readOnly"))})
         scratch = os.path.join(self.dir, "scratch", c["name"])
         os.makedirs(scratch)
+        image_files = [{"source": s, "target": t, "read_only": True}
+                       for t, s in image.files.items()]
+        for target, (d_uid, d_gid, d_mode) in image.dirs.items():
+            # The image's own directory: a fresh copy per container, as a new container's
+            # writable layer holds it.
+            source = os.path.join(scratch, "image" + target)
+            os.makedirs(source)
+            os.chown(source, d_uid, d_gid)
+            os.chmod(source, d_mode)
+            image_files.append({"source": source, "target": target,
+                                "read_only": bool(sc.get("readOnlyRootFilesystem"))})
         spec = {"argv": argv, "env": env, "uid": uid, "gid": gid, "groups": groups,
                 "no_new_privs": sc.get("allowPrivilegeEscalation") is False,
                 "read_only_root": bool(sc.get("readOnlyRootFilesystem")),
                 "working_dir": c.get("workingDir", image.working_dir),
                 "mounts": mounts, "hosts_file": self.hosts,
-                "image_files": [{"source": s, "target": t} for t, s in image.files.items()],
+                "image_files": image_files,
                 "scratch": scratch}
         spec_path = os.path.join(self.dir, f"{c['name']}.json")
         with open(spec_path, "w") as f:
@@ -450,6 +466,7 @@ class PodSim:
     def run(self):
         """Starts the pod; returns True when every container started and every probe
         passed. self.failures says what went wrong."""
+        socket.sethostname(self.hostname())  # Our own UTS namespace (enter_pod_network).
         self._make_volumes()
         if self.failures:
             return False
