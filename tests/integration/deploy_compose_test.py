@@ -28,6 +28,7 @@ from pod_sim import Image, PodSim, enter_pod_network  # noqa: E402
 POD_IP = "10.244.0.20"
 enter_pod_network(POD_IP, ["/usr/bin/python3", os.path.abspath(__file__), *sys.argv[1:]])
 
+import readme_steps  # noqa: E402
 from epmdx_testlib import check, finish  # noqa: E402
 
 EPMDX, SOURCE = sys.argv[1], sys.argv[2]
@@ -110,9 +111,15 @@ try:
     check("the published page's API lists both nodes", '"alpha"' in body and '"beta"' in body,
           body[:200])
 
-    r = sim.exec("epmdx", ["epmdxctl", "evict", "beta", "--reason=hung node"])
+    # The README's eviction, `docker compose exec SERVICE ARGV...`, in the simulated service.
+    evict = [c for c in readme_steps.inline_commands(SOURCE, "docker compose",
+                                                     "docker compose exec ") if " evict " in c]
+    check("README shows an eviction", len(evict) == 1, evict)
+    argv = shlex.split(evict[0])[3:] if evict else ["false"]
+    r = sim.exec(argv[0], argv[1:])
     t0 = time.monotonic()
-    check("`docker compose exec epmdx epmdxctl evict beta`", r.returncode == 0, r)
+    check(f"README: {evict[0] if evict else 'evict'}", r.returncode == 0 and
+          "evicted beta" in r.stdout, r)
     back = None
     while time.monotonic() - t0 < 15:
         if "beta" in names()[1]:
@@ -127,6 +134,7 @@ finally:
     codes = sim.stop()
     for t, text in sim.events:
         print(f"  {t:6.2f}s {text}")
+    sim.remove()
 check("epmdx stops cleanly", codes.get("epmdx") == 0, codes)
 
 finish()

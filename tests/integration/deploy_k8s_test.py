@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""The Kubernetes deployment, as a user applies it: `kubectl kustomize` renders
-deploy/kubernetes/epmdx-sidecar offline, every object is validated against the Kubernetes
+"""The Kubernetes deployment, as a user applies it: the README's commands run (its
+`kubectl create secret` lines rendered with --dry-run=client, its `kubectl apply -k DIR`
+as `kubectl kustomize DIR`), offline; every object is validated against the Kubernetes
 schema with unknown fields rejected, the sidecar patch is applied to a Deployment too, and
 the rendered pod is run (pod_sim.py): epmdx as the native sidecar under the manifest's user,
 groups and file modes, a real `erl` as the app with the manifest's flags and the cookie from
@@ -13,7 +14,8 @@ KUBECTL=/path/to/kubectl selects the kubectl (default: kubectl on PATH)."""
 
 import copy
 import os
-import secrets
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,6 +30,7 @@ POD_IP = "10.244.0.10"
 enter_pod_network(POD_IP, ["/usr/bin/python3", os.path.abspath(__file__), *sys.argv[1:]])
 
 import k8s_schema  # noqa: E402
+import readme_steps  # noqa: E402
 from epmdx_testlib import check, finish  # noqa: E402
 
 EPMDX, EPMDXCTL, SOURCE = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -51,14 +54,6 @@ def by_kind(docs, kind):
     return [d for d in docs if d.get("kind") == kind]
 
 
-def kubectl_secret(*args):
-    """The README's `kubectl create secret ...`, rendered offline instead of applied."""
-    r = subprocess.run([KUBECTL, "create", "secret", "generic", *args, "--dry-run=client",
-                        "-o", "yaml"], capture_output=True, text=True, timeout=60)
-    check(f"kubectl create secret {args[0]}", r.returncode == 0, r.stderr)
-    return yaml.safe_load(r.stdout)
-
-
 def pod_of(workload):
     """The pod a workload controller would create: a StatefulSet's first pod gets the name
     NAME-0, hostname NAME-0 and subdomain serviceName; a Deployment's pod a generated name."""
@@ -79,8 +74,30 @@ def print_events(sim, title):
         print(f"  {t:6.2f}s {text}")
 
 
+# ---- the README's commands: secrets (rendered offline) and the kustomization ---------------
+readme = readme_steps.shell_block(SOURCE, "Kubernetes")
+secret_docs, docs, applied = [], [], []
+for cmd in readme:
+    if cmd.startswith("kubectl create secret "):
+        # As written (openssl makes the values), rendered instead of sent to a cluster.
+        r = subprocess.run(["bash", "-c", f"{cmd} --dry-run=client -o yaml"],
+                           capture_output=True, text=True, timeout=60, cwd=SOURCE,
+                           env=dict(os.environ, PATH=os.path.dirname(shutil.which(KUBECTL)) +
+                                    ":" + os.environ["PATH"]))
+        check(f"README: {cmd[:40]}...", r.returncode == 0, r.stderr)
+        if r.returncode == 0:
+            secret_docs.append(yaml.safe_load(r.stdout))
+    elif cmd.startswith("kubectl apply -k "):
+        applied.append(cmd.split()[-1])
+        docs = render(os.path.join(SOURCE, cmd.split()[-1]))
+    else:
+        check(f"README command the test knows: {cmd}", False)
+check("README applies the sidecar kustomization",
+      applied == ["deploy/kubernetes/epmdx-sidecar"], applied)
+check("README creates both Secrets", sorted(d["metadata"]["name"] for d in secret_docs) ==
+      ["epmdx-tokens", "erlang-cookie"], readme)
+
 # ---- render and validate -------------------------------------------------------------------
-docs = render(os.path.join(K8S, "epmdx-sidecar"))
 kinds = sorted(d["kind"] for d in docs)
 check("rendered objects", kinds == ["Service", "StatefulSet"], kinds)
 for root, _, files in os.walk(K8S):
@@ -180,16 +197,16 @@ check("patched Deployment: its securityContext kept, fsGroup added",
 check("patched Deployment: schema", all(k8s_schema.validate(d) == [] for d in dep_docs))
 
 # ---- the pod, run -----------------------------------------------------------------------
-admin_token = secrets.token_hex(16)
-cookie = secrets.token_hex(16)
-secret_docs = [
-    kubectl_secret("epmdx-tokens", f"--from-literal=tokens={admin_token} read evict name=admin"),
-    kubectl_secret("erlang-cookie", f"--from-literal=cookie={cookie}"),
-]
 for d in secret_docs:
     check(f"schema: Secret {d['metadata']['name']}", k8s_schema.validate(d) == [],
           k8s_schema.validate(d))
 pod_secrets = {d["metadata"]["name"]: secret_from_manifest(d) for d in secret_docs}
+admin_token = pod_secrets.get("epmdx-tokens", {}).get("tokens", b"-").decode().split()[0]
+cookie = pod_secrets.get("erlang-cookie", {}).get("cookie", b"").decode()
+check("the README's secrets: a 64-digit token with both scopes, a 64-digit cookie",
+      re.fullmatch(r"[0-9a-f]{64} read evict name=admin\n?",
+                   pod_secrets.get("epmdx-tokens", {}).get("tokens", b"").decode()) is not None
+      and re.fullmatch(r"[0-9a-f]{64}", cookie) is not None, pod_secrets)
 images = {"epmdx:latest": epmdx_image, "erlang:25": Image(cmd=["erl"])}
 
 
@@ -269,7 +286,21 @@ try:
 finally:
     codes = sim.stop()
     print_events(sim, "rendered pod")
+    sim.remove()
 check("pod stop: the sidecar drains and exits 0", codes.get("epmdx") == 0, codes)
+
+# ---- without shareProcessNamespace the sidecar would not see the BEAM ----------------------
+own_pids = copy.deepcopy(sts)
+own_pids["spec"]["template"]["spec"]["shareProcessNamespace"] = False
+sim, ok = run_pod(own_pids, "own PID namespaces")
+try:
+    r = sim.exec("epmdx", ["sh", "-c", "cat /proc/[0-9]*/comm"]) if ok else None
+    check("without shareProcessNamespace: the pod runs, the sidecar sees no BEAM",
+          ok and r.returncode == 0 and "epmdx" in r.stdout.split() and
+          "beam.smp" not in r.stdout.split(), (sim.failures, r))
+finally:
+    sim.stop()
+    sim.remove()
 
 # ---- negative: the manifest shipped before issue #10 --------------------------------------
 with open(os.path.join(HERE, "deploy", "old-epmdx-sidecar.yaml")) as f:
@@ -277,6 +308,7 @@ with open(os.path.join(HERE, "deploy", "old-epmdx-sidecar.yaml")) as f:
 old_dep = by_kind(old, "Deployment")[0]
 sim, ok = run_pod(old_dep, "old")
 sim.stop()
+sim.remove()
 print_events(sim, "old manifest (expected to fail)")
 check("old manifest: the pod fails", not ok)
 check("old manifest: the sidecar exits 1 on its tokens file", any(
@@ -288,8 +320,10 @@ no_group = copy.deepcopy(sts)
 del no_group["spec"]["template"]["spec"]["securityContext"]["fsGroup"]
 sim, ok = run_pod(no_group, "no fsGroup")
 sim.stop()
+sim.remove()
 print_events(sim, "without fsGroup (expected to fail)")
 check("without fsGroup: the sidecar cannot read its tokens", not ok and any(
     "container epmdx exited with 1" in f for f in sim.failures), sim.failures)
 
+shutil.rmtree(tmp, ignore_errors=True)
 finish()

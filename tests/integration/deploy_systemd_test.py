@@ -13,6 +13,7 @@ reads the installed admin token, ExecReload re-reads the tokens, SIGTERM stops i
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +32,7 @@ if os.environ.get("EPMDX_SYSTEMD_NS") != "1":
                dict(os.environ, EPMDX_SYSTEMD_NS="1"))
 
 sys.path.insert(0, HERE)
+import readme_steps  # noqa: E402
 from epmdx_testlib import check, finish  # noqa: E402
 
 MAX_EXPOSURE = 3.0
@@ -59,9 +61,13 @@ print(f"systemd-analyze security --offline=true: {exposure}")
 check(f"exposure {exposure} <= {MAX_EXPOSURE}", exposure <= MAX_EXPOSURE, r.stdout[-400:])
 
 # ---- the README's install step -----------------------------------------------------------
-install = [os.path.join(SOURCE, "deploy", "systemd", "install")]
+readme = readme_steps.shell_block(SOURCE, "systemd")
+check("README: install, then epmdxctl with the admin token",
+      len(readme) == 2 and readme[0].startswith("deploy/systemd/install") and
+      readme[1].startswith("epmdxctl "), readme)
+install = ["bash", "-c", readme[0]]
 env = dict(os.environ, EPMDX_BUILD_DIR=os.path.dirname(EPMDX))
-r = subprocess.run(install, capture_output=True, text=True, env=env, timeout=60)
+r = subprocess.run(install, capture_output=True, text=True, env=env, timeout=60, cwd=SOURCE)
 check("install exits 0", r.returncode == 0, r.stdout + r.stderr)
 check("install says systemd is not running here", "systemd is not running" in r.stderr,
       r.stderr)
@@ -94,7 +100,7 @@ check("tokens file holds the admin token with both scopes",
       f"{admin} read evict name=admin" in tokens_text and len(admin) == 64, tokens_text)
 check("units installed", open(ETC_UNIT).read() == open(UNIT).read() and
       os.path.exists(ETC_SOCKET))
-r = subprocess.run(install, capture_output=True, text=True, env=env, timeout=60)
+r = subprocess.run(install, capture_output=True, text=True, env=env, timeout=60, cwd=SOURCE)
 check("install again: exits 0, keeps the tokens", r.returncode == 0 and
       open("/etc/epmdx/tokens").read() == tokens_text, r.stderr)
 
@@ -165,6 +171,9 @@ try:
         time.sleep(0.1)  # Polling with a deadline: erl takes a moment to register.
     check("the Erlang node is registered; epmdxctl reads the installed admin token",
           names == ["sdnode"], (names, r.stderr))
+    r = subprocess.run(["bash", "-c", readme[1]], capture_output=True, text=True, timeout=15)
+    check("README: " + readme[1], r.returncode == 0 and "sdnode" in r.stdout,
+          (r.stdout, r.stderr))
     r = subprocess.run([EPMDX, "-names"], capture_output=True, text=True, timeout=10)
     check("epmd -names on 4369", "name sdnode at port" in r.stdout, r.stdout)
     with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
@@ -281,4 +290,7 @@ for name, want in expect.items():
 check("sandbox: a call outside the allow-list is killed with SIGSYS",
       rc == -signal.SIGSYS and "acct: survived" not in out, (rc, out[-300:]))
 
+for d in ["/run", "/var", "/usr/local", "/etc"]:
+    subprocess.run(["umount", "--lazy", d], check=False)
+shutil.rmtree(scratch, ignore_errors=True)
 finish()

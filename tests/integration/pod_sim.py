@@ -30,6 +30,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -535,6 +536,11 @@ class PodSim:
             os.kill(self.holder, signal.SIGKILL)
             self._holder_proc.wait(timeout=5)
         return codes
+
+
+    def remove(self):
+        """Deletes the pod's files (after stop: no mount namespace holds them any more)."""
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def secret_from_manifest(doc):
