@@ -269,6 +269,14 @@ try:
         r = sim.exec("epmdx", ["sh", "-c", "cat /proc/[0-9]*/comm"])
         check("the sidecar sees the BEAM process", "beam.smp" in r.stdout.split(),
               (r.returncode, r.stdout, r.stderr))
+        # What the holder-process work can use from the sidecar: the BEAM's stat (alive,
+        # start time), not its file descriptors (another user's: needs CAP_SYS_PTRACE).
+        r = sim.exec("epmdx", ["sh", "-c", "for p in /proc/[0-9]*; do "
+                               "[ \"$(cat $p/comm)\" = beam.smp ] && cat $p/stat && "
+                               "ls $p/fd >/dev/null; done"])
+        check("the sidecar reads the BEAM's /proc/PID/stat", "(beam.smp)" in r.stdout, r)
+        check("the sidecar cannot list the BEAM's fds (different user, no capabilities)",
+              "Permission denied" in r.stderr, r)
         r = sim.exec("epmdx", ["id", "-u"])
         check("kubectl exec runs as the sidecar's user", r.stdout.strip() == "4369", r)
         r = sim.exec("epmdx", ["sh", "-c", "echo x > /x"])
