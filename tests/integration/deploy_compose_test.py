@@ -85,8 +85,8 @@ order = sorted(["alpha", "beta"], key=lambda n: n in services.get("alpha", {}).g
 spec = {"hostname": ex.get("hostname", "epmdx"), "initContainers": [epmdx_c],
         "containers": [container(n, services[n]) for n in order if n in services]}
 sim = PodSim({"name": "compose"}, spec, {}, images, POD_IP)
-ok = sim.run()
 try:
+    ok = sim.run()
     check("compose project up: epmdx healthy, alpha and beta started", ok, sim.failures)
 
     def names():

@@ -213,7 +213,11 @@ images = {"epmdx:latest": epmdx_image, "erlang:25": Image(cmd=["erl"])}
 def run_pod(workload, title, secrets_=None):
     meta, spec = pod_of(workload)
     sim = PodSim(meta, spec, secrets_ or pod_secrets, images, POD_IP)
-    ok = sim.run()
+    try:
+        ok = sim.run()
+    except BaseException:
+        sim.stop()  # Nothing of the pod outlives the test.
+        raise
     return sim, ok
 
 

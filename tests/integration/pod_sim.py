@@ -474,7 +474,10 @@ class PodSim:
         self.hosts = self._hosts_file()
         if self.spec.get("shareProcessNamespace"):
             self._holder_proc = subprocess.Popen(["unshare", "--pid", "--fork", "--",
-                                                  "sleep", "infinity"])
+                                                  "sleep", "infinity"],
+                                                 stdin=subprocess.DEVNULL,
+                                                 stdout=subprocess.DEVNULL,
+                                                 stderr=subprocess.DEVNULL)
             end = time.monotonic() + 5
             while self.holder is None and time.monotonic() < end:
                 try:
@@ -524,23 +527,33 @@ class PodSim:
                 continue
             pid = self.main_pid(name, timeout=0.1) if proc.poll() is None else None
             if pid:
-                os.kill(pid, signal.SIGTERM)
+                _kill(pid, signal.SIGTERM)
             try:
                 codes[name] = proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 if pid:
-                    os.kill(pid, signal.SIGKILL)
+                    _kill(pid, signal.SIGKILL)
+                proc.kill()
                 codes[name] = proc.wait(timeout=5)
-        if self.holder:
-            self._holder_proc.kill()
-            os.kill(self.holder, signal.SIGKILL)
-            self._holder_proc.wait(timeout=5)
+        holder_proc = getattr(self, "_holder_proc", None)
+        if holder_proc:
+            if self.holder:
+                _kill(self.holder, signal.SIGKILL)  # PID 1 of the pod: its namespace ends.
+            holder_proc.kill()
+            holder_proc.wait(timeout=5)
         return codes
 
 
     def remove(self):
         """Deletes the pod's files (after stop: no mount namespace holds them any more)."""
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _kill(pid, sig):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def secret_from_manifest(doc):
