@@ -42,8 +42,7 @@ std::string notFoundMessage(std::string_view name) {
 Service::Service(registry::Registry& registry, const TokenStore& tokens, size_t max_watchers)
     : registry_(registry), tokens_(tokens), max_watchers_(max_watchers) {}
 
-Result<Principal, Error> Service::authenticate(std::string_view authorization,
-                                               Scope scope) const {
+Result<Principal, Error> Service::authenticate(std::string_view authorization, Scope scope) const {
   Principal who;
   switch (tokens_.check(authorization, scope, &who)) {
     case TokenStore::Check::Ok:
@@ -133,8 +132,8 @@ Error Service::fellBehind(registry::Revision delivered, const registry::WatchRej
 Result<OpenedWatch, Error> Service::openWatch(Surface surface, const WatchParams& params,
                                               registry::WatchHub::WakeFn wake) {
   if (params.initial && params.after) {
-    return makeErr(Error{Code::InvalidArgument,
-                         "an initial state and a start revision exclude each other", {}});
+    return makeErr(Error{
+        Code::InvalidArgument, "an initial state and a start revision exclude each other", {}});
   }
   if (draining_) {
     return makeErr(Error{Code::Unavailable, "epmdx is shutting down", {}});

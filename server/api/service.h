@@ -22,7 +22,7 @@ namespace epmdx::api {
 
 /// Limits shared by every surface (one place, so gRPC and SSE cannot disagree).
 inline constexpr size_t kMaxReasonBytes = 256;
-inline constexpr size_t kMaxEventsPerBatch = 256;  // Events per gRPC message / SSE write.
+inline constexpr size_t kMaxEventsPerBatch = 256;   // Events per gRPC message / SSE write.
 inline constexpr size_t kMaxNodesPerMessage = 500;  // Initial nodes per message / frame.
 
 /// The protocols that serve watches; each has its own cap of --max-watchers streams.
@@ -86,9 +86,7 @@ class Service {
   /// From now on openWatch() refuses with UNAVAILABLE (the daemon is draining).
   void beginDrain() { draining_ = true; }
   bool draining() const { return draining_.load(); }
-  size_t watchers(Surface surface) const {
-    return watchers_[static_cast<size_t>(surface)].load();
-  }
+  size_t watchers(Surface surface) const { return watchers_[static_cast<size_t>(surface)].load(); }
 
   registry::Registry& registry() const { return registry_; }
 

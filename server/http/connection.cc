@@ -35,10 +35,9 @@ void Connection::readHeader() {
   parser_->header_limit(static_cast<uint32_t>(limits.header_bytes));
   parser_->body_limit(limits.body_bytes);
   stream_.expires_after(limits.idle);
-  bhttp::async_read_header(stream_, buffer_, *parser_,
-                           [self = shared_from_this()](beast::error_code ec, size_t) {
-                             self->onHeader(ec);
-                           });
+  bhttp::async_read_header(
+      stream_, buffer_, *parser_,
+      [self = shared_from_this()](beast::error_code ec, size_t) { self->onHeader(ec); });
 }
 
 void Connection::onHeader(beast::error_code ec) {
@@ -65,10 +64,9 @@ void Connection::onHeader(beast::error_code ec) {
            "more than " + std::to_string(host_.limits().header_count) + " request headers");
     return;
   }
-  bhttp::async_read(stream_, buffer_, *parser_,
-                    [self = shared_from_this()](beast::error_code ec, size_t) {
-                      self->onBody(ec);
-                    });
+  bhttp::async_read(
+      stream_, buffer_, *parser_,
+      [self = shared_from_this()](beast::error_code ec, size_t) { self->onBody(ec); });
 }
 
 void Connection::onBody(beast::error_code ec) {

@@ -218,9 +218,9 @@ HttpResponse Router::evict(const HttpRequest& req, std::string_view name,
   if (!req.body.empty()) {
     google::protobuf::util::JsonParseOptions opts;
     if (!google::protobuf::util::JsonStringToMessage(std::string(req.body), &ev, opts).ok()) {
-      return error(invalid(
-          "the body must be an EvictNodeRequest in JSON: "
-          "{\"registrationId\": \"ID\", \"reason\": \"TEXT\"}"));
+      return error(
+          invalid("the body must be an EvictNodeRequest in JSON: "
+                  "{\"registrationId\": \"ID\", \"reason\": \"TEXT\"}"));
     }
   }
   ev.set_name(std::string(name));
@@ -301,8 +301,8 @@ HttpResponse Router::readyz(bool verbose) const {
     if (status_.surfaces) {
       // Informational: an admin surface that is off does not make epmd unready.
       for (const auto& s : status_.surfaces()) {
-        body += "[" + std::string(s.up ? "+" : "-") + "]" + s.name + " " +
-                (s.up ? "ok" : "off") + (s.detail.empty() ? "" : ": " + s.detail) + "\n";
+        body += "[" + std::string(s.up ? "+" : "-") + "]" + s.name + " " + (s.up ? "ok" : "off") +
+                (s.detail.empty() ? "" : ": " + s.detail) + "\n";
       }
     }
     body += ready ? "readyz check passed\n" : "readyz check failed\n";

@@ -63,8 +63,8 @@ std::optional<Target> parseTarget(std::string_view target) {
     }
     const size_t eq = pair.find('=');
     auto key = percentDecode(pair.substr(0, eq), true);
-    auto value = percentDecode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1),
-                               true);
+    auto value = percentDecode(
+        eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1), true);
     if (!key || !value) {
       return std::nullopt;
     }
