@@ -47,8 +47,8 @@ int listNodes(Connection& conn, const ListArgs& args) {
       emit(toYaml(resp));
       break;
     case Format::Names:
-      for (const auto& n : resp.nodes()) {
-        emit(n.name() + "\n");
+      for (const auto* n : byName(resp.nodes())) {
+        emit(n->name() + "\n");
       }
       break;
     case Format::Table:
@@ -59,8 +59,8 @@ int listNodes(Connection& conn, const ListArgs& args) {
         rows.push_back(nodeHeader(wide));
       }
       const std::time_t now = std::time(nullptr);
-      for (const auto& n : resp.nodes()) {
-        rows.push_back(nodeRow(n, wide, now));
+      for (const auto* n : byName(resp.nodes())) {
+        rows.push_back(nodeRow(*n, wide, now));
       }
       emit(renderRows(rows));
       break;

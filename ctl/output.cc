@@ -77,6 +77,16 @@ std::string typeName(const v1::Node& node) {
   }
 }
 
+std::vector<const v1::Node*> byName(const google::protobuf::RepeatedPtrField<v1::Node>& nodes) {
+  std::vector<const v1::Node*> sorted;
+  for (const auto& n : nodes) {
+    sorted.push_back(&n);
+  }
+  std::sort(sorted.begin(), sorted.end(),
+            [](const v1::Node* a, const v1::Node* b) { return a->name() < b->name(); });
+  return sorted;
+}
+
 size_t displayWidth(const std::string& text) {
   // Continuation bytes (10xxxxxx) do not start a code point.
   return static_cast<size_t>(std::count_if(text.begin(), text.end(), [](char c) {

@@ -33,6 +33,10 @@ std::string typeName(const v1::Node& node);
 std::string renderRows(const std::vector<std::vector<std::string>>& rows,
                        std::vector<size_t>* widths = nullptr);
 
+/// The nodes ordered by name, as people read tables and name lists (JSON and YAML keep the
+/// daemon's order: they are the API's message as it is).
+std::vector<const v1::Node*> byName(const google::protobuf::RepeatedPtrField<v1::Node>& nodes);
+
 /// The width of `text` in code points.
 size_t displayWidth(const std::string& text);
 

@@ -119,8 +119,8 @@ class ListPrinter : public WatchSink {
         printed_ = true;
         return;
       case Format::Names:
-        for (const auto& n : list.nodes()) {
-          emit(n.name() + "\n");
+        for (const auto* n : byName(list.nodes())) {
+          emit(n->name() + "\n");
         }
         return;
       case Format::Table:
@@ -131,8 +131,8 @@ class ListPrinter : public WatchSink {
           header.insert(header.begin(), "EVENT");
           rows.push_back(header);
         }
-        for (const auto& n : list.nodes()) {
-          rows.push_back(row("EXISTING", n));
+        for (const auto* n : byName(list.nodes())) {
+          rows.push_back(row("EXISTING", *n));
         }
         // Room for the longest event word, so later rows line up with these.
         std::vector<std::vector<std::string>> sizing{{"UNREGISTERED"}};
