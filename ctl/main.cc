@@ -40,6 +40,10 @@ std::string joined(const std::vector<std::string>& words) {
 CLI::Validator oneOf(const std::vector<std::string>& allowed) {
   return CLI::Validator(
       [allowed](std::string& value) -> std::string {
+        // "-o=json": CLI11 keeps the '=' of a short option; epmdxctl always accepted it.
+        if (value.size() > 1 && value[0] == '=') {
+          value.erase(0, 1);
+        }
         for (const auto& a : allowed) {
           if (value == a) {
             return "";
@@ -58,7 +62,7 @@ CLI::Option* addOutput(CLI::App* cmd, std::string& target, const std::vector<std
   }
   return cmd->add_option("-o,--output", target, what)
       ->type_name(names)
-      ->check(oneOf(allowed))
+      ->transform(oneOf(allowed))  // transform: it may drop the '=' of "-o=json".
       ->capture_default_str();
 }
 

@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "ctl/connection.h"
 #include "epmdx/v1/registry.pb.h"
 #include "server/common/token_path.h"
 #include "tests/support/net.h"
@@ -250,6 +251,10 @@ TEST_F(CtlTest, BothOptionSyntaxesAndGlobalOptionsAfterTheCommand) {
   EXPECT_NE(spaced.out.find("\"name\":\"web1\""), std::string::npos) << spaced.out;
   EXPECT_EQ(spaced.out, equals.out);
   EXPECT_EQ(spaced.out, after.out);
+  // The short forms: -o json, -ojson, and -o=json as epmdxctl has always accepted.
+  for (const std::string form : {"-ojson", "-o=json"}) {
+    EXPECT_EQ(ctlRun({"get", "web1", form}).out, spaced.out) << form;
+  }
   EXPECT_EQ(ctlRun({"evict", "web1", "--reason", "spaced", "--if-registration", "1"}).code, 0);
   close(fd);
 }
@@ -408,6 +413,44 @@ TEST_F(CtlTest, UnreadableTokenFileIsNamedWithTheReason) {
       std::string::npos)
       << none.err;
   EXPECT_EQ(none.err.find("(16)"), std::string::npos) << none.err;
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(CtlTest, OneShotCallsReadTheTokenFileAgainOnceWhenRefused) {
+  const std::string dir = tempDir();
+  const std::string path = dir + "/token";
+  const std::string target = "127.0.0.1:" + std::to_string(grpc_port_);
+  auto getenvFn = [](const char* n) { return static_cast<const char*>(getenv(n)); };
+  auto connect = [&](const std::string& first, const std::string& then) {
+    std::ofstream(path) << first << "\n";
+    auto tokens = ctl::TokenSource::resolve("", path, getenvFn, target);
+    EXPECT_TRUE(tokens.load());
+    std::ofstream(path) << then << "\n";  // The daemon wrote a new token since.
+    ctl::ConnectOptions options;
+    options.server = target;
+    std::string error;
+    return ctl::Connection::open(options, std::move(tokens), error);
+  };
+  auto list = [](ctl::Connection& conn, int& calls) {
+    v1::ListNodesResponse resp;
+    return conn.call([&](grpc::ClientContext* ctx) {
+      ++calls;
+      return conn.registry().ListNodes(ctx, v1::ListNodesRequest(), &resp);
+    });
+  };
+  int calls = 0;
+  auto fresh = connect("stale", "admintok");
+  EXPECT_TRUE(list(*fresh, calls).ok());
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(fresh->tokens().token(), "admintok");
+  calls = 0;
+  auto still_wrong = connect("stale", "wrong");  // Re-read once, then the daemon's answer.
+  EXPECT_EQ(list(*still_wrong, calls).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(calls, 2);
+  calls = 0;
+  auto unchanged = connect("stale", "stale");  // Nothing new in the file: no second call.
+  EXPECT_EQ(list(*unchanged, calls).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(calls, 1);
   std::filesystem::remove_all(dir);
 }
 
