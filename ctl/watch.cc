@@ -134,8 +134,9 @@ class ListPrinter : public WatchSink {
         for (const auto* n : byName(list.nodes())) {
           rows.push_back(row("EXISTING", *n));
         }
-        // Room for the longest event word, so later rows line up with these.
-        std::vector<std::vector<std::string>> sizing{{"UNREGISTERED"}};
+        // Room for the longest event word and a longish name, so that the rows of later
+        // events line up with these more often than not.
+        std::vector<std::vector<std::string>> sizing{{"UNREGISTERED", std::string(12, ' ')}};
         renderRows(sizing, &widths_);
         emit(renderRows(rows, &widths_));
         printed_ = true;

@@ -492,8 +492,25 @@ TEST_F(CtlTest, ListWatchListsThenFollowsWireRegistrations) {
   EXPECT_EQ(event.type(), v1::NodeEvent::REGISTERED);
   EXPECT_EQ(event.node().name(), "third");
   EXPECT_EQ(event.revision(), listed.revision() + 1);  // Nothing lost between list and watch.
-  close(b);
+
+  // -o yaml: the same as YAML documents, which a YAML reader takes as a stream.
+  Process yaml({ctlBinary(), server(), "--token=readtok", "list", "--watch", "-o", "yaml"});
+  ASSERT_TRUE(waitUntil([&] { return yaml.stdoutText().find("revision:") != std::string::npos; }));
   close(c);
+  ASSERT_TRUE(
+      waitUntil([&] { return yaml.stdoutText().find("type: UNREGISTERED") != std::string::npos; }));
+  const std::string dir = tempDir();
+  std::ofstream(dir + "/watch.yaml") << yaml.stdoutText();
+  const std::string summary =
+      "import sys, yaml\n"
+      "docs = list(yaml.safe_load_all(open(sys.argv[1])))\n"
+      "print(sorted(n['name'] for n in docs[0]['nodes']), docs[1]['type'], "
+      "docs[1]['node']['name'], docs[1]['reason'])\n";
+  EXPECT_EQ(run({"/usr/bin/python3", "-c", summary, dir + "/watch.yaml"}).out,
+            "['after', 'third'] UNREGISTERED third CONNECTION_CLOSED\n")
+      << yaml.stdoutText();
+  std::filesystem::remove_all(dir);
+  close(b);
 }
 
 TEST_F(CtlTest, BashCompletionCompletesCommandsFormatsAndNodeNames) {
