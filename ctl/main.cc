@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
   auto* tls_key = app.add_option("--tls-key", a.connect.tls_key, "its private key (PEM)");
   tls_cert->needs(tls_key);
   tls_key->needs(tls_cert);
-  app.add_option("--timeout", a.connect.timeout_s, "seconds per call (watch: per connection)")
+  app.add_option("--timeout", a.connect.timeout_s, "seconds per call (watch streams have none)")
       ->check(CLI::Range(1, 86400))
       ->capture_default_str();
 

@@ -599,6 +599,71 @@ TEST_F(CtlTest, WatchFromAFutureRevisionIsRefused) {
   EXPECT_NE(watch.stderrText().find("is in the future"), std::string::npos) << watch.stderrText();
 }
 
+TEST(CtlTls, MutualTlsWithTheFilesGivenAndClearErrorsWithout) {
+  const std::string dir = tempDir();
+  auto ssl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "openssl");
+    ASSERT_EQ(run(args).code, 0) << args[1];
+  };
+  // A CA, a server certificate for 127.0.0.1, a client certificate.
+  ssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=ctl test CA",
+       "-keyout", dir + "/ca.key", "-out", dir + "/ca.pem"});
+  std::ofstream(dir + "/san.cnf") << "subjectAltName=IP:127.0.0.1\n";
+  for (const std::string who : {"server", "client"}) {
+    ssl({"req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + who, "-keyout",
+         dir + "/" + who + ".key", "-out", dir + "/" + who + ".csr"});
+    std::vector<std::string> sign{"x509",
+                                  "-req",
+                                  "-in",
+                                  dir + "/" + who + ".csr",
+                                  "-CA",
+                                  dir + "/ca.pem",
+                                  "-CAkey",
+                                  dir + "/ca.key",
+                                  "-CAcreateserial",
+                                  "-days",
+                                  "1",
+                                  "-out",
+                                  dir + "/" + who + ".pem"};
+    if (who == "server") {
+      sign.insert(sign.end(), {"-extfile", dir + "/san.cnf"});
+    }
+    ssl(sign);
+  }
+  std::ofstream(dir + "/tokens") << "tlstok read\n";
+  const uint16_t grpc_port = freePort();
+  Process daemon({epmdxBinary(), "-port", std::to_string(freePort()),
+                  "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port), "--http-listen=off",
+                  "--tokens-file=" + dir + "/tokens", "--grpc-tls-cert=" + dir + "/server.pem",
+                  "--grpc-tls-key=" + dir + "/server.key",
+                  "--grpc-tls-client-ca=" + dir + "/ca.pem"});
+  ASSERT_TRUE(waitForPort(grpc_port, 5s));
+  const std::vector<std::string> base{ctlBinary(),
+                                      "--server=127.0.0.1:" + std::to_string(grpc_port),
+                                      "--token=tlstok", "--timeout=3"};
+  auto with = [&](std::vector<std::string> extra) {
+    auto argv = base;
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return run(argv);
+  };
+  const CtlRun ok = with({"--tls-ca", dir + "/ca.pem", "--tls-cert=" + dir + "/client.pem",
+                          "--tls-key=" + dir + "/client.key", "list", "-o", "json"});
+  EXPECT_EQ(ok.code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("\"revision\":\""), std::string::npos) << ok.out;
+  // No client certificate: the daemon refuses the handshake.
+  const CtlRun no_cert = with({"--tls-ca=" + dir + "/ca.pem", "list"});
+  EXPECT_EQ(no_cert.code, 6) << no_cert.err;
+  EXPECT_EQ(no_cert.err.rfind("epmdxctl: UNAVAILABLE: ", 0), 0u) << no_cert.err;
+  const CtlRun no_ca = with({"--tls-ca=" + dir + "/nope.pem", "list"});
+  EXPECT_EQ(no_ca.code, 1);
+  EXPECT_EQ(no_ca.err, "epmdxctl: cannot read " + dir + "/nope.pem: No such file or directory\n");
+  const CtlRun half =
+      with({"--tls-ca=" + dir + "/ca.pem", "--tls-cert=" + dir + "/client.pem", "list"});
+  EXPECT_EQ(half.code, 2);
+  EXPECT_NE(half.err.find("--tls-cert requires --tls-key"), std::string::npos) << half.err;
+  std::filesystem::remove_all(dir);
+}
+
 // A daemon with no tokens file generates its admin token into the per-port file
 // (tokenPathForPort); epmdxctl finds it there from --server alone.
 class GeneratedTokenTest : public ::testing::Test {
