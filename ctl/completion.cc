@@ -5,9 +5,15 @@
 namespace epmdx::ctl {
 namespace {
 
+// The words once each, in their first order.
 std::string join(const std::vector<std::string>& words, const std::string& sep = " ") {
   std::string out;
+  std::vector<std::string> seen;
   for (const auto& w : words) {
+    if (std::find(seen.begin(), seen.end(), w) != seen.end()) {
+      continue;
+    }
+    seen.push_back(w);
     out += (out.empty() ? "" : sep) + w;
   }
   return out;
@@ -28,7 +34,7 @@ void optionNames(const CLI::App& app, std::vector<std::string>& all,
       names.push_back("--" + l);
     }
     all.insert(all.end(), names.begin(), names.end());
-    if (opt->get_type_size() > 0) {
+    if (opt->get_expected_max() > 0) {  // Flags expect no value.
       valued.insert(valued.end(), names.begin(), names.end());
     }
   }
@@ -49,7 +55,8 @@ std::string bashCompletion(const CLI::App& app, const CompletionHints& hints) {
     commands.push_back(name);
     std::vector<std::string> all;
     optionNames(*sub, all, valued);
-    std::string words = join(all);
+    all.insert(all.end(), global_all.begin(), global_all.end());  // Global options follow too.
+    const std::string words = join(all);
     std::string extra;
     if (std::find(hints.node_commands.begin(), hints.node_commands.end(), name) !=
         hints.node_commands.end()) {
@@ -60,8 +67,7 @@ std::string bashCompletion(const CLI::App& app, const CompletionHints& hints) {
     if (auto it = hints.positionals.find(name); it != hints.positionals.end()) {
       extra = "      [[ \"$cur\" == -* ]] || words=\"" + join(it->second) + "\"\n";
     }
-    per_command += "    " + name + ")\n      words=\"" + words + " " + join(global_all) + "\"\n" +
-                   extra + "      ;;\n";
+    per_command += "    " + name + ")\n      words=\"" + words + "\"\n" + extra + "      ;;\n";
     if (auto it = hints.outputs.find(name); it != hints.outputs.end()) {
       output_cases += "    " + name + ":-o | " + name +
                       ":--output)\n      COMPREPLY=($(compgen -W \"" + join(it->second) +

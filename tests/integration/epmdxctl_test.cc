@@ -536,6 +536,10 @@ TEST_F(CtlTest, BashCompletionCompletesCommandsFormatsAndNodeNames) {
   EXPECT_EQ(complete("watch -o ''", 3), "text json yaml\n");
   EXPECT_EQ(complete("get w", 2), "web1\n");
   EXPECT_EQ(complete("list --no", 2), "--no-headers\n");
+  // A flag takes no value: what follows it is completed as usual.
+  EXPECT_NE(complete("list --watch ''", 3).find("--no-headers"), std::string::npos);
+  EXPECT_EQ(complete("get --no-headers w", 3), "web1\n");
+  EXPECT_EQ(complete("--token-file /nonexistent-dir/", 2), "\n");  // Files, none here.
   EXPECT_EQ(complete("evict --if", 2), "--if-registration\n");
   EXPECT_EQ(complete("--ser", 1), "--server\n");
   EXPECT_EQ(complete("completion ''", 2), "bash\n");
