@@ -413,6 +413,12 @@ TEST_F(CtlTest, UnreadableTokenFileIsNamedWithTheReason) {
       std::string::npos)
       << none.err;
   EXPECT_EQ(none.err.find("(16)"), std::string::npos) << none.err;
+  // ...and only then: health needs no token.
+  const CtlRun health =
+      run({ctlBinary(), server(), "health"},
+          {{"XDG_RUNTIME_DIR", dir}, {"EPMDX_TOKEN", ""}, {"EPMDX_TOKEN_FILE", ""}});
+  EXPECT_EQ(health.code, 0) << health.err;
+  EXPECT_EQ(health.out, "SERVING\n");
   std::filesystem::remove_all(dir);
 }
 
