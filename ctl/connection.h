@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "ctl/token_source.h"
 #include "epmdx/v1/registry.grpc.pb.h"

@@ -1,5 +1,7 @@
 #include "ctl/watch.h"
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
