@@ -201,7 +201,8 @@ class ListPrinter : public WatchSink {
 int follow(Connection& conn, WatchStart start, WatchSink& sink) {
   std::optional<uint64_t> resume = start.after;
   bool want_initial = start.initial && !start.after;
-  bool progressed = false;  // Got a message: later revisions are ours, not the user's.
+  // The revision we hold came from the daemon, not the user (see WatchStart).
+  bool progressed = start.after_from_daemon;
   auto backoff = milliseconds(100);
   // When the first of a row of UNAUTHENTICATED answers came (time_point{}: none).
   Clock::time_point refused_since{};
@@ -228,7 +229,7 @@ int follow(Connection& conn, WatchStart start, WatchSink& sink) {
       if (msg.initial_state_complete()) {
         want_initial = false;
       }
-      progressed = true;
+      progressed = true;  // Later revisions are the daemon's.
     }
     const auto status = stream->Finish();
     const auto code = status.error_code();
@@ -276,7 +277,7 @@ int watchEvents(Connection& conn, WatchStart start, WatchFormat format) {
 int watchList(Connection& conn, const ListArgs& args, const v1::ListNodesResponse& listed) {
   ListPrinter printer(args);
   printer.printList(listed);
-  return follow(conn, WatchStart{listed.revision(), false}, printer);
+  return follow(conn, WatchStart{listed.revision(), false, true}, printer);
 }
 
 }  // namespace epmdx::ctl

@@ -29,6 +29,9 @@ class WatchSink {
 struct WatchStart {
   std::optional<uint64_t> after;  // Resume after this revision...
   bool initial = false;           // ...or start from the current nodes, or from now.
+  /// `after` came from the daemon (a list's revision), not from the user: if the daemon
+  /// restarted since and calls it a future revision, list again instead of failing.
+  bool after_from_daemon = false;
 };
 
 /// Follows until an error that retrying cannot fix; returns the exit code.
