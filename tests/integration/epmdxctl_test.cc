@@ -787,9 +787,14 @@ TEST_F(GeneratedTokenTest, FindsTheDaemonsTokenByPortAndWatchSurvivesARestartWit
   EXPECT_EQ(list.out, "one\n");
 
   Process watch({ctlBinary(), server(), "watch", "--initial"}, env_);
+  Process listing({ctlBinary(), server(), "list", "--watch", "--no-headers"}, env_);
   ASSERT_TRUE(waitUntil([&] {
     return watch.stdoutText().find(" existing one ") != std::string::npos;
   })) << watch.stderrText();
+  ASSERT_TRUE(waitUntil([&] {
+    return listing.stdoutText().find("EXISTING      one ") != std::string::npos;
+  })) << listing.stdoutText()
+      << listing.stderrText();
   close(a);
   ASSERT_NO_FATAL_FAILURE(stopDaemon());
   ASSERT_NO_FATAL_FAILURE(startDaemon());  // Same ports, same file, a new token.
@@ -809,6 +814,20 @@ TEST_F(GeneratedTokenTest, FindsTheDaemonsTokenByPortAndWatchSurvivesARestartWit
       watch.stderrText().find("the daemon refused the token; read a new one from " + token_path_),
       std::string::npos)
       << watch.stderrText();
+  // list --watch too: it lists the new daemon's nodes again.
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        for (const auto& l : lines(listing.stdoutText())) {
+          if (fields(l).size() > 1 && fields(l)[1] == "two") {
+            return true;
+          }
+        }
+        return false;
+      },
+      20s))
+      << listing.stdoutText() << listing.stderrText();
+  EXPECT_TRUE(listing.running());
+  EXPECT_NE(listing.stderrText().find("resync: "), std::string::npos) << listing.stderrText();
   // One-shot commands use the new token too.
   EXPECT_EQ(run({ctlBinary(), server(), "list", "-o", "names"}, env_).out, "two\n");
   close(b);
