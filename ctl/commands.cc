@@ -31,7 +31,9 @@ std::string hostPartHint(const std::string& name) {
 int listNodes(Connection& conn, const ListArgs& args) {
   v1::ListNodesResponse resp;
   const auto status = conn.call([&](grpc::ClientContext* ctx) {
-    return conn.registry().ListNodes(ctx, v1::ListNodesRequest(), &resp);
+    v1::ListNodesRequest req;
+    req.set_cluster(conn.options().cluster);
+    return conn.registry().ListNodes(ctx, req, &resp);
   });
   if (!status.ok()) {
     return reportFailure(conn, status);
@@ -72,6 +74,7 @@ int listNodes(Connection& conn, const ListArgs& args) {
 int getNode(Connection& conn, const std::string& name, Format format, bool headers) {
   v1::GetNodeRequest req;
   req.set_name(name);
+  req.set_cluster(conn.options().cluster);
   v1::Node node;
   const auto status =
       conn.call([&](grpc::ClientContext* ctx) { return conn.registry().GetNode(ctx, req, &node); });
@@ -108,6 +111,7 @@ int evictNode(Connection& conn, const std::string& name, std::optional<uint64_t>
               const std::string& reason, Format format) {
   v1::EvictNodeRequest req;
   req.set_name(name);
+  req.set_cluster(conn.options().cluster);
   if (registration_id) {
     req.set_registration_id(*registration_id);
   }
@@ -127,6 +131,47 @@ int evictNode(Connection& conn, const std::string& name, std::optional<uint64_t>
     emit("evicted " + resp.node().name() + " (registration " +
          std::to_string(resp.node().registration_id()) + ") at revision " +
          std::to_string(resp.revision()) + "\n");
+  }
+  return ExitOk;
+}
+
+int listClusters(Connection& conn, Format format, bool headers) {
+  v1::ListClustersResponse resp;
+  const auto status = conn.call([&](grpc::ClientContext* ctx) {
+    return conn.registry().ListClusters(ctx, v1::ListClustersRequest(), &resp);
+  });
+  if (!status.ok()) {
+    return reportFailure(conn, status);
+  }
+  switch (format) {
+    case Format::Json:
+      emit(api::toJson(resp) + "\n");
+      break;
+    case Format::Yaml:
+      emit(toYaml(resp));
+      break;
+    case Format::Names:
+      for (const auto& c : resp.clusters()) {
+        emit(c.name() + "\n");
+      }
+      break;
+    case Format::Table:
+    case Format::Wide: {
+      std::vector<std::vector<std::string>> rows;
+      if (headers) {
+        rows.push_back({"CLUSTER", "PORT", "NODES", "SERVING", "ADDRESSES"});
+      }
+      for (const auto& c : resp.clusters()) {
+        std::string addresses;
+        for (const auto& a : c.addresses()) {
+          addresses += (addresses.empty() ? "" : ",") + a;
+        }
+        rows.push_back({c.name(), std::to_string(c.port()), std::to_string(c.nodes()),
+                        c.serving() ? "yes" : "no", addresses});
+      }
+      emit(renderRows(rows));
+      break;
+    }
   }
   return ExitOk;
 }

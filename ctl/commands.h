@@ -28,6 +28,9 @@ int evictNode(Connection& conn, const std::string& name, std::optional<uint64_t>
 
 int health(Connection& conn);
 
+/// The daemon's clusters (epmd ports): name, port, nodes, serving, addresses.
+int listClusters(Connection& conn, Format format, bool headers);
+
 /// Prints "epmdxctl: TEXT" to stderr and returns the exit code for `status`.
 int reportFailure(const Connection& conn, const grpc::Status& status, const std::string& hint = "");
 

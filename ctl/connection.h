@@ -17,6 +17,9 @@ namespace epmdx::ctl {
 
 struct ConnectOptions {
   std::string server = "127.0.0.1:4370";
+  // The cluster (epmd port) the commands address: list and watch filter by it ("" = all),
+  // get and evict look in it ("" = the default cluster).
+  std::string cluster;
   std::string tls_ca;
   std::string tls_cert;
   std::string tls_key;

@@ -127,6 +127,10 @@ int main(int argc, char** argv) {
   auto* token_file = app.add_option("--token-file", a.token_file,
                                     "file holding the bearer token (else EPMDX_TOKEN_FILE)");
   token->excludes(token_file);
+  app.add_option("--cluster", a.connect.cluster,
+                 "the cluster (epmd port) to address: list/watch show only it, get/evict look "
+                 "in it (default: all for list/watch, \"default\" for get/evict)")
+      ->envname("EPMDX_CLUSTER");
   app.add_option("--tls-ca", a.connect.tls_ca, "use TLS, trusting this CA (PEM)");
   auto* tls_cert =
       app.add_option("--tls-cert", a.connect.tls_cert, "client certificate for mutual TLS (PEM)");
@@ -163,6 +167,10 @@ int main(int argc, char** argv) {
 
   auto* health = app.add_subcommand("health", "SERVING / NOT_SERVING (grpc.health.v1)");
 
+  auto* clusters = app.add_subcommand("clusters", "the daemon's clusters (epmd ports)");
+  addOutput(clusters, a.output, kListFormats, "output format");
+  clusters->add_flag("--no-headers", a.no_headers, "no header row (table, wide)");
+
   auto* completion = app.add_subcommand("completion", "print a shell completion script");
   completion->add_option("SHELL", a.shell, "bash")->required()->check(oneOf({"bash"}));
 
@@ -174,7 +182,8 @@ int main(int argc, char** argv) {
     const std::string command = parsedCommand(app);
     if (command.empty() && !app.remaining().empty()) {
       return usageError("unknown command \"" + app.remaining().front() +
-                            "\" (commands: list, get, watch, evict, health, completion)",
+                            "\" (commands: list, get, watch, evict, health, clusters, "
+                            "completion)",
                         "");
     }
     return usageError(e.what(), command);
@@ -182,7 +191,8 @@ int main(int argc, char** argv) {
     return usageError(e.what(), parsedCommand(app));
   }
   if (app.get_subcommands().empty()) {
-    return usageError("a command is required (list, get, watch, evict, health, completion)", "");
+    return usageError(
+        "a command is required (list, get, watch, evict, health, clusters, completion)", "");
   }
 
   if (*completion) {
@@ -190,7 +200,8 @@ int main(int argc, char** argv) {
     hints.outputs = {{"list", kListFormats},
                      {"get", kListFormats},
                      {"watch", kWatchFormats},
-                     {"evict", kEvictFormats}};
+                     {"evict", kEvictFormats},
+                     {"clusters", kListFormats}};
     hints.file_options = {"--token-file", "--tls-ca", "--tls-cert", "--tls-key"};
     hints.node_commands = {"get", "evict"};
     hints.positionals = {{"completion", {"bash"}}};
@@ -232,6 +243,9 @@ int main(int argc, char** argv) {
   }
   if (*health) {
     return epmdx::ctl::health(*conn);
+  }
+  if (*clusters) {
+    return listClusters(*conn, format, !a.no_headers);
   }
   return ExitUsage;
 }

@@ -208,6 +208,7 @@ int follow(Connection& conn, WatchStart start, WatchSink& sink) {
   Clock::time_point refused_since{};
   for (;;) {
     v1::WatchNodesRequest req;
+    req.set_cluster(conn.options().cluster);
     if (want_initial) {
       req.set_send_initial_state(true);
     } else if (resume) {
