@@ -1,0 +1,162 @@
+#include "server/holder/holder_resolver.h"
+
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "server/holder/sock_diag.h"
+
+namespace epmdx::holder {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::chrono::microseconds since(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
+}
+
+// The kernel filter needs one port; a daemon serving several ports gets an unfiltered dump.
+std::optional<uint16_t> commonPort(const std::vector<ConnectionKey>& connections) {
+  if (connections.empty()) {
+    return std::nullopt;
+  }
+  const uint16_t port = connections.front().local.port;
+  for (const auto& c : connections) {
+    if (c.local.port != port) {
+      return std::nullopt;
+    }
+  }
+  return port;
+}
+
+std::string describe(const ConnectionKey& client) {
+  return client.local.toString() + " -> " + client.remote.toString();
+}
+
+}  // namespace
+
+std::string_view toString(HolderStatus status) {
+  switch (status) {
+    case HolderStatus::Found:
+      return "found";
+    case HolderStatus::NotOnHost:
+      return "not_on_host";
+    case HolderStatus::NotVisible:
+      return "not_visible";
+    case HolderStatus::PermissionDenied:
+      return "permission_denied";
+    case HolderStatus::Error:
+      return "error";
+  }
+  return "error";
+}
+
+std::vector<Holder> HolderResolver::resolve(const std::vector<ConnectionKey>& connections,
+                                            ResolveStats* stats) const {
+  ResolveStats local_stats;
+  ResolveStats& st = stats != nullptr ? *stats : local_stats;
+  st = ResolveStats{};
+  std::vector<Holder> out(connections.size());
+  if (connections.empty()) {
+    return out;
+  }
+
+  auto start = Clock::now();
+  auto dumped = dumpTcpSockets(commonPort(connections));
+  st.sock_diag = since(start);
+  if (!dumped) {
+    for (auto& h : out) {
+      h.status = HolderStatus::Error;
+      h.reason = dumped.error();
+    }
+    return out;
+  }
+  st.sockets = dumped.value().size();
+  // The node's end of the connection is the daemon's view turned around.
+  std::unordered_map<ConnectionKey, const TcpSocket*, ConnectionKeyHash> by_key;
+  for (const auto& s : dumped.value()) {
+    by_key.emplace(s.key, &s);
+  }
+  std::vector<const TcpSocket*> client(connections.size(), nullptr);
+  std::unordered_set<uint64_t> inodes;
+  for (size_t i = 0; i < connections.size(); ++i) {
+    const ConnectionKey theirs{connections[i].remote, connections[i].local};
+    if (auto it = by_key.find(theirs); it != by_key.end()) {
+      client[i] = it->second;
+      inodes.insert(it->second->inode);
+    }
+  }
+
+  start = Clock::now();
+  const FdScan scan =
+      inodes.empty() ? FdScan{} : scanSocketHolders(inodes, proc_root_);
+  st.proc_scan = since(start);
+  st.processes = scan.processes;
+  st.descriptors = scan.descriptors;
+
+  start = Clock::now();
+  std::unordered_map<pid_t, std::optional<ProcessInfo>> info_cache;
+  std::unordered_map<uid_t, std::string> user_cache;
+  auto processInfo = [&](pid_t pid) -> const std::optional<ProcessInfo>& {
+    auto [it, fresh] = info_cache.try_emplace(pid);
+    if (fresh) {
+      ProcessInfo info;
+      if (readProcessInfo(pid, info, proc_root_)) {
+        auto [u, new_uid] = user_cache.try_emplace(info.uid);
+        if (new_uid) {
+          u->second = userName(info.uid);
+        }
+        info.user = u->second;
+        it->second = std::move(info);
+      }
+    }
+    return it->second;
+  };
+
+  for (size_t i = 0; i < connections.size(); ++i) {
+    Holder& h = out[i];
+    const ConnectionKey theirs{connections[i].remote, connections[i].local};
+    if (client[i] == nullptr) {
+      h.status = HolderStatus::NotOnHost;
+      h.reason = "no TCP socket " + describe(theirs) +
+                 " in this network namespace: the peer is on another host or in another "
+                 "network namespace, or the connection has closed";
+      continue;
+    }
+    h.socket_inode = client[i]->inode;
+    h.socket_uid = client[i]->uid;
+    if (auto it = scan.holders.find(h.socket_inode); it != scan.holders.end()) {
+      for (const pid_t pid : it->second) {
+        if (const auto& info = processInfo(pid)) {
+          h.processes.push_back(*info);
+        }
+      }
+    }
+    if (!h.processes.empty()) {
+      h.status = HolderStatus::Found;
+      continue;
+    }
+    size_t denied_same_user = 0;
+    for (const auto& [pid, uid] : scan.unreadable) {
+      denied_same_user += uid == h.socket_uid ? 1 : 0;
+    }
+    const std::string socket_text = "socket " + describe(theirs) + " (inode " +
+                                    std::to_string(h.socket_inode) + ", uid " +
+                                    std::to_string(h.socket_uid) + ")";
+    if (denied_same_user > 0) {
+      h.status = HolderStatus::PermissionDenied;
+      h.reason = socket_text + ": permission denied reading /proc/PID/fd of " +
+                 std::to_string(denied_same_user) + " process(es) of uid " +
+                 std::to_string(h.socket_uid) + " (needs root or CAP_SYS_PTRACE)";
+    } else {
+      h.status = HolderStatus::NotVisible;
+      h.reason = socket_text +
+                 ": no process visible here holds it; the holder runs in another PID "
+                 "namespace (e.g. a container without a shared process namespace)";
+    }
+  }
+  st.process_info = since(start);
+  return out;
+}
+
+}  // namespace epmdx::holder

@@ -1,0 +1,182 @@
+#include "server/holder/proc_scan.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace epmdx::holder {
+namespace {
+
+bool parsePid(const char* name, pid_t& pid) {
+  const char* end = name + std::strlen(name);
+  const auto [ptr, ec] = std::from_chars(name, end, pid);
+  return ec == std::errc() && ptr == end && pid > 0;
+}
+
+// "socket:[12345]" -> 12345.
+bool socketInode(const char* link, size_t n, uint64_t& inode) {
+  constexpr std::string_view kPrefix = "socket:[";
+  if (n < kPrefix.size() + 2 || std::memcmp(link, kPrefix.data(), kPrefix.size()) != 0 ||
+      link[n - 1] != ']') {
+    return false;
+  }
+  const auto [ptr, ec] = std::from_chars(link + kPrefix.size(), link + n - 1, inode);
+  return ec == std::errc() && ptr == link + n - 1;
+}
+
+std::string readSmallFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+std::string userName(uid_t uid) {
+  passwd pw{};
+  passwd* found = nullptr;
+  char buf[1024];
+  if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) == 0 && found != nullptr) {
+    return found->pw_name;
+  }
+  return std::to_string(uid);
+}
+
+FdScan scanSocketHolders(const std::unordered_set<uint64_t>& inodes, const std::string& proc_root) {
+  FdScan scan;
+  DIR* proc = opendir(proc_root.c_str());
+  if (proc == nullptr) {
+    return scan;
+  }
+  char link[64];
+  while (const dirent* pe = readdir(proc)) {
+    pid_t pid = 0;
+    if (!parsePid(pe->d_name, pid)) {
+      continue;
+    }
+    ++scan.processes;
+    const std::string fd_dir = proc_root + "/" + pe->d_name + "/fd";
+    const int dfd = open(fd_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+      if (errno == EACCES || errno == EPERM) {
+        const int64_t uid = readProcessUid(pid, proc_root);
+        scan.unreadable.emplace_back(pid, uid < 0 ? static_cast<uid_t>(-1) : uid);
+      }
+      continue;  // ENOENT: the process exited meanwhile.
+    }
+    DIR* fds = fdopendir(dfd);
+    if (fds == nullptr) {
+      close(dfd);
+      continue;
+    }
+    while (const dirent* fe = readdir(fds)) {
+      if (fe->d_name[0] == '.') {
+        continue;
+      }
+      ++scan.descriptors;
+      const ssize_t n = readlinkat(dfd, fe->d_name, link, sizeof(link));
+      uint64_t inode = 0;
+      if (n > 0 && socketInode(link, static_cast<size_t>(n), inode) && inodes.count(inode) != 0) {
+        auto& pids = scan.holders[inode];
+        if (std::find(pids.begin(), pids.end(), pid) == pids.end()) {
+          pids.push_back(pid);
+        }
+      }
+    }
+    closedir(fds);  // Closes dfd too.
+  }
+  closedir(proc);
+  for (auto& [inode, pids] : scan.holders) {
+    std::sort(pids.begin(), pids.end());
+  }
+  return scan;
+}
+
+int64_t readProcessUid(pid_t pid, const std::string& proc_root) {
+  std::ifstream in(proc_root + "/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("Uid:", 0) == 0) {
+      int64_t uid = -1;
+      std::istringstream(line.substr(4)) >> uid;
+      return uid;
+    }
+  }
+  return -1;
+}
+
+bool readProcessInfo(pid_t pid, ProcessInfo& out, const std::string& proc_root) {
+  const std::string dir = proc_root + "/" + std::to_string(pid);
+  const std::string stat = readSmallFile(dir + "/stat");
+  // "PID (COMM) S ...": comm may hold spaces and parentheses, so split at the last ')'.
+  const size_t open = stat.find('(');
+  const size_t close = stat.rfind(')');
+  if (open == std::string::npos || close == std::string::npos || close + 2 >= stat.size()) {
+    return false;
+  }
+  out = ProcessInfo{};
+  out.pid = pid;
+  out.command = stat.substr(open + 1, close - open - 1);
+  out.state = stat[close + 2];
+  std::istringstream rest(stat.substr(close + 3));
+  std::string field;
+  // Fields 4..21 come before starttime (field 22).
+  for (int i = 4; i <= 21 && rest >> field; ++i) {
+  }
+  rest >> out.start_time_ticks;
+
+  std::ifstream status(dir + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Uid:", 0) == 0) {
+      std::istringstream(line.substr(4)) >> out.uid;
+    } else if (line.rfind("NSpid:", 0) == 0) {
+      std::istringstream ns(line.substr(6));
+      for (pid_t p = 0; ns >> p;) {
+        out.nspids.push_back(p);
+      }
+    }
+  }
+
+  std::string cmdline = readSmallFile(dir + "/cmdline");
+  while (!cmdline.empty() && cmdline.back() == '\0') {
+    cmdline.pop_back();
+  }
+  std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+  out.command_line = std::move(cmdline);
+  return true;
+}
+
+std::string ProcessInfo::stateName() const {
+  switch (state) {
+    case 'R':
+      return "running";
+    case 'S':
+      return "sleeping";
+    case 'D':
+      return "disk sleep";
+    case 'T':
+      return "stopped";
+    case 't':
+      return "tracing stop";
+    case 'Z':
+      return "zombie";
+    case 'X':
+      return "dead";
+    case 'I':
+      return "idle";
+    default:
+      return "unknown";
+  }
+}
+
+}  // namespace epmdx::holder
