@@ -88,8 +88,7 @@ std::vector<Holder> HolderResolver::resolve(const std::vector<ConnectionKey>& co
   }
 
   start = Clock::now();
-  const FdScan scan =
-      inodes.empty() ? FdScan{} : scanSocketHolders(inodes, proc_root_);
+  const FdScan scan = inodes.empty() ? FdScan{} : scanSocketHolders(inodes, proc_root_);
   st.proc_scan = since(start);
   st.processes = scan.processes;
   st.descriptors = scan.descriptors;

@@ -39,20 +39,20 @@ std::string_view toString(HolderStatus status);
 
 struct Holder {
   HolderStatus status = HolderStatus::Error;
-  std::string reason;             // Why it is not Found, for people; empty when Found.
-  uint64_t socket_inode = 0;      // 0 when the socket was not found.
-  uid_t socket_uid = 0;           // The socket owner's uid, when the socket was found.
+  std::string reason;                  // Why it is not Found, for people; empty when Found.
+  uint64_t socket_inode = 0;           // 0 when the socket was not found.
+  uid_t socket_uid = 0;                // The socket owner's uid, when the socket was found.
   std::vector<ProcessInfo> processes;  // Found: every holder (usually one), ascending pid.
 };
 
 /// What one batch cost: the figures docs/dead-names.md quotes.
 struct ResolveStats {
-  std::chrono::microseconds sock_diag{0};  // The netlink dumps.
-  std::chrono::microseconds proc_scan{0};  // Every /proc/PID/fd.
+  std::chrono::microseconds sock_diag{0};     // The netlink dumps.
+  std::chrono::microseconds proc_scan{0};     // Every /proc/PID/fd.
   std::chrono::microseconds process_info{0};  // stat, status, cmdline of the holders.
-  size_t sockets = 0;      // Sockets the (filtered) dump returned.
-  size_t processes = 0;    // Processes visited.
-  size_t descriptors = 0;  // Descriptors read.
+  size_t sockets = 0;                         // Sockets the (filtered) dump returned.
+  size_t processes = 0;                       // Processes visited.
+  size_t descriptors = 0;                     // Descriptors read.
 };
 
 class HolderResolver {

@@ -22,8 +22,7 @@ void HolderService::resolve(std::vector<ConnectionKey> connections, Done done) {
   cv_.notify_all();
 }
 
-void HolderService::every(std::chrono::milliseconds interval, Connections connections,
-                          Done done) {
+void HolderService::every(std::chrono::milliseconds interval, Connections connections, Done done) {
   {
     std::lock_guard lock(mu_);
     interval_ = interval;

@@ -31,13 +31,13 @@ FdScan scanSocketHolders(const std::unordered_set<uint64_t>& inodes,
 
 /// A process as /proc shows it.
 struct ProcessInfo {
-  pid_t pid = 0;            // As seen from the caller's PID namespace.
-  std::vector<pid_t> nspids;  // NSpid: this pid in each nested namespace, outermost first.
-  uid_t uid = 0;            // Real uid.
-  std::string user;         // Left empty by readProcessInfo (see userName()).
-  std::string command;      // comm (at most 15 bytes).
-  std::string command_line;  // argv joined with spaces; empty for kernel threads/zombies.
-  char state = '?';          // /proc/PID/stat field 3: R, S, D, T, t, Z, X, I.
+  pid_t pid = 0;                  // As seen from the caller's PID namespace.
+  std::vector<pid_t> nspids;      // NSpid: this pid in each nested namespace, outermost first.
+  uid_t uid = 0;                  // Real uid.
+  std::string user;               // Left empty by readProcessInfo (see userName()).
+  std::string command;            // comm (at most 15 bytes).
+  std::string command_line;       // argv joined with spaces; empty for kernel threads/zombies.
+  char state = '?';               // /proc/PID/stat field 3: R, S, D, T, t, Z, X, I.
   uint64_t start_time_ticks = 0;  // Field 22: with the pid, identifies the process.
 
   /// "running", "sleeping", "disk sleep", "stopped", "tracing stop", "zombie", "dead",

@@ -18,8 +18,8 @@ namespace {
 // The states a connection held by a live process can be in. LISTEN has no peer; TIME_WAIT
 // and SYN_RECV entries are not sockets of any process (inode 0).
 constexpr uint32_t kConnectedStates =
-    (1U << TCP_ESTABLISHED) | (1U << TCP_SYN_SENT) | (1U << TCP_FIN_WAIT1) |
-    (1U << TCP_FIN_WAIT2) | (1U << TCP_CLOSE_WAIT) | (1U << TCP_LAST_ACK) | (1U << TCP_CLOSING);
+    (1U << TCP_ESTABLISHED) | (1U << TCP_SYN_SENT) | (1U << TCP_FIN_WAIT1) | (1U << TCP_FIN_WAIT2) |
+    (1U << TCP_CLOSE_WAIT) | (1U << TCP_LAST_ACK) | (1U << TCP_CLOSING);
 
 std::string sysError(const char* what, int err) {
   return std::string(what) + ": " + std::strerror(err);
@@ -63,8 +63,8 @@ Result<bool, std::string> sendDumpRequest(int fd, uint8_t family,
   } msg{};
   static_assert(sizeof(msg.ops) == 16);
   const size_t filter_bytes = filter.size() * sizeof(inet_diag_bc_op);
-  msg.nlh.nlmsg_len = static_cast<uint32_t>(
-      NLMSG_LENGTH(sizeof(inet_diag_req_v2)) + (filter.empty() ? 0 : RTA_LENGTH(filter_bytes)));
+  msg.nlh.nlmsg_len = static_cast<uint32_t>(NLMSG_LENGTH(sizeof(inet_diag_req_v2)) +
+                                            (filter.empty() ? 0 : RTA_LENGTH(filter_bytes)));
   msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
   msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   msg.nlh.nlmsg_seq = family;

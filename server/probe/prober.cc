@@ -12,8 +12,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using Socket = asio::basic_stream_socket<tcp, asio::io_context::executor_type>;
-using Timer = asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>,
-                                         asio::io_context::executor_type>;
+using Timer =
+    asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, asio::io_context::executor_type>;
 
 // An empty distribution packet: the 2-byte big-endian length 0 that frames every handshake
 // message. OTP's recv_name accepts only a packet that starts with 'N' (OTP 25; 'n' or 'N'
@@ -25,7 +25,9 @@ std::chrono::microseconds since(Clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
 }
 
-std::string ms(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+std::string ms(std::chrono::milliseconds d) {
+  return std::to_string(d.count()) + " ms";
+}
 
 }  // namespace
 
@@ -121,8 +123,7 @@ class Prober::Impl {
       cur.timer.expires_after(options_.interval);
       cur.timer.async_wait([this, id, generation](const boost::system::error_code& ec) {
         auto again = watched_.find(id);
-        if (ec || stopping_ || again == watched_.end() ||
-            again->second->generation != generation) {
+        if (ec || stopping_ || again == watched_.end() || again->second->generation != generation) {
           return;
         }
         startWatched(id, *again->second);
@@ -161,10 +162,9 @@ class Prober::Impl {
              op->connected ? "timeout: connected, no answer in " + ms(options_.timeout)
                            : "timeout: no connection in " + ms(options_.timeout));
     });
-    op->socket.async_connect(tcp::endpoint(address, op->target.port),
-                             [this, op](const boost::system::error_code& cec) {
-                               onConnect(op, cec);
-                             });
+    op->socket.async_connect(
+        tcp::endpoint(address, op->target.port),
+        [this, op](const boost::system::error_code& cec) { onConnect(op, cec); });
   }
 
   void onConnect(const std::shared_ptr<Op>& op, const boost::system::error_code& ec) {
@@ -172,9 +172,9 @@ class Prober::Impl {
       return;
     }
     if (ec) {
-      finish(*op, Liveness::Unresponsive, ec == asio::error::connection_refused
-                                              ? "connection refused"
-                                              : "connect: " + ec.message());
+      finish(*op, Liveness::Unresponsive,
+             ec == asio::error::connection_refused ? "connection refused"
+                                                   : "connect: " + ec.message());
       return;
     }
     op->connected = true;
@@ -189,11 +189,9 @@ class Prober::Impl {
                           onPeerClosed(*op, wec);
                           return;
                         }
-                        op->socket.async_read_some(
-                            asio::buffer(op->buf),
-                            [this, op](const boost::system::error_code& rec, size_t n) {
-                              onRead(*op, rec, n);
-                            });
+                        op->socket.async_read_some(asio::buffer(op->buf),
+                                                   [this, op](const boost::system::error_code& rec,
+                                                              size_t n) { onRead(*op, rec, n); });
                       });
   }
 
@@ -275,9 +273,13 @@ Prober::Prober(ProberOptions options, OnResult on_result)
 
 Prober::~Prober() = default;
 
-void Prober::watch(uint64_t id, ProbeTarget target) { impl_->watch(id, std::move(target)); }
+void Prober::watch(uint64_t id, ProbeTarget target) {
+  impl_->watch(id, std::move(target));
+}
 
-void Prober::unwatch(uint64_t id) { impl_->unwatch(id); }
+void Prober::unwatch(uint64_t id) {
+  impl_->unwatch(id);
+}
 
 void Prober::probeOnce(ProbeTarget target, OnOnce done) {
   impl_->probeOnce(std::move(target), std::move(done));

@@ -1,0 +1,287 @@
+// The Prober against real loopback servers that behave like the cases it must tell apart: a
+// live VM (reads the packet, closes), a hung VM (its kernel accepts, nobody reads), no
+// listener at all.
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "server/probe/prober.h"
+#include "tests/support/net.h"
+
+namespace epmdx::probe {
+namespace {
+
+using namespace std::chrono_literals;
+
+enum class Behaviour {
+  CloseAfterRead,  // A live VM: the handshake process reads our packet and exits.
+  Answer,          // Sends bytes back.
+  NeverAccept,     // A stopped VM: the kernel completes the handshake, the VM never accepts.
+  AcceptAndHold,   // A VM whose code accepts but never reads (wedged after accept).
+};
+
+/// A loopback server on port 0 with one behaviour, on its own thread.
+class FakeNode {
+ public:
+  explicit FakeNode(Behaviour behaviour) : behaviour_(behaviour) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(listen(fd_, 512), 0);
+    socklen_t len = sizeof a;
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    if (behaviour_ != Behaviour::NeverAccept) {
+      thread_ = std::thread([this] { serve(); });
+    }
+  }
+  ~FakeNode() {
+    stop_ = true;
+    shutdown(fd_, SHUT_RDWR);  // Wakes accept().
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+    close(fd_);
+    for (const int fd : held_) {
+      close(fd);
+    }
+  }
+  uint16_t port() const { return port_; }
+  int packetsRead() const { return packets_read_; }
+
+ private:
+  void serve() {
+    while (!stop_) {
+      const int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) {
+        return;
+      }
+      if (behaviour_ == Behaviour::AcceptAndHold) {
+        held_.push_back(c);
+        continue;
+      }
+      char buf[2];
+      if (recv(c, buf, sizeof buf, MSG_WAITALL) == 2 && buf[0] == 0 && buf[1] == 0) {
+        ++packets_read_;
+      }
+      if (behaviour_ == Behaviour::Answer) {
+        (void)!send(c, "\0\3sok", 5, MSG_NOSIGNAL);
+      }
+      close(c);
+    }
+  }
+
+  const Behaviour behaviour_;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> packets_read_{0};
+  std::vector<int> held_;  // Touched by the server thread only, then by the destructor.
+  std::thread thread_;
+};
+
+/// Runs one probe and waits for its verdict.
+ProbeResult probeOnce(Prober& prober, ProbeTarget target) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<ProbeResult> result;
+  prober.probeOnce(std::move(target), [&](const ProbeResult& r) {
+    std::lock_guard lock(mu);
+    result = r;
+    cv.notify_all();
+  });
+  std::unique_lock lock(mu);
+  EXPECT_TRUE(cv.wait_for(lock, 10s, [&] { return result.has_value(); }));
+  return result.value_or(ProbeResult{});
+}
+
+ProberOptions fast() {
+  ProberOptions o;
+  o.interval = 50ms;
+  o.timeout = 300ms;
+  return o;
+}
+
+TEST(ProberTest, ANodeThatReadsAndClosesIsAlive) {
+  FakeNode node(Behaviour::CloseAfterRead);
+  Prober prober(fast(), nullptr);
+  const ProbeResult r = probeOnce(prober, {"127.0.0.1", node.port()});
+  EXPECT_EQ(r.liveness, Liveness::Alive) << r.detail;
+  EXPECT_EQ(r.detail, "closed the connection");
+  EXPECT_LT(r.elapsed, 300ms);
+  EXPECT_EQ(node.packetsRead(), 1);  // The empty distribution packet, and nothing else.
+}
+
+TEST(ProberTest, ANodeThatAnswersIsAlive) {
+  FakeNode node(Behaviour::Answer);
+  Prober prober(fast(), nullptr);
+  const ProbeResult r = probeOnce(prober, {"::ffff:127.0.0.1", node.port()});
+  EXPECT_EQ(r.liveness, Liveness::Alive) << r.detail;
+  EXPECT_EQ(r.detail, "answered (5 bytes)");
+}
+
+TEST(ProberTest, AConnectionNobodyAcceptsIsUnresponsiveAfterTheTimeout) {
+  // What a SIGSTOPped VM looks like: the kernel completes the TCP handshake.
+  FakeNode node(Behaviour::NeverAccept);
+  Prober prober(fast(), nullptr);
+  const ProbeResult r = probeOnce(prober, {"127.0.0.1", node.port()});
+  EXPECT_EQ(r.liveness, Liveness::Unresponsive);
+  EXPECT_EQ(r.detail, "timeout: connected, no answer in 300 ms");
+  EXPECT_GE(r.elapsed, 300ms);
+  EXPECT_LT(r.elapsed, 1300ms);
+}
+
+TEST(ProberTest, AcceptedButNeverReadIsUnresponsive) {
+  FakeNode node(Behaviour::AcceptAndHold);
+  Prober prober(fast(), nullptr);
+  const ProbeResult r = probeOnce(prober, {"127.0.0.1", node.port()});
+  EXPECT_EQ(r.liveness, Liveness::Unresponsive);
+  EXPECT_EQ(r.detail, "timeout: connected, no answer in 300 ms");
+}
+
+TEST(ProberTest, NoListenerIsRefusedAndABadAddressIsReported) {
+  Prober prober(fast(), nullptr);
+  const ProbeResult refused = probeOnce(prober, {"127.0.0.1", testing::freePort()});
+  EXPECT_EQ(refused.liveness, Liveness::Unresponsive);
+  EXPECT_EQ(refused.detail, "connection refused");
+  const ProbeResult bad = probeOnce(prober, {"node1.example", 4370});
+  EXPECT_EQ(bad.liveness, Liveness::Unresponsive);
+  EXPECT_EQ(bad.detail, "invalid address \"node1.example\"");
+}
+
+TEST(ProberTest, ProbesManyNodesConcurrentlyWithinOneTimeout) {
+  // 200 hung nodes, each costing a full timeout: together they take about one timeout, not
+  // 200 of them.
+  FakeNode hung(Behaviour::NeverAccept);
+  FakeNode live(Behaviour::CloseAfterRead);
+  Prober prober(fast(), nullptr);
+  std::mutex mu;
+  std::condition_variable cv;
+  int alive = 0;
+  int unresponsive = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 200; ++i) {
+    prober.probeOnce({"127.0.0.1", i % 2 == 0 ? hung.port() : live.port()},
+                     [&](const ProbeResult& r) {
+                       std::lock_guard lock(mu);
+                       (r.liveness == Liveness::Alive ? alive : unresponsive)++;
+                       cv.notify_all();
+                     });
+  }
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return alive + unresponsive == 200; }));
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(alive, 100);
+  EXPECT_EQ(unresponsive, 100);
+  EXPECT_LT(took, 2s);
+}
+
+TEST(ProberTest, MaxInFlightQueuesTheRest) {
+  FakeNode hung(Behaviour::NeverAccept);
+  ProberOptions o = fast();
+  o.timeout = 200ms;
+  o.max_in_flight = 2;
+  Prober prober(o, nullptr);
+  std::mutex mu;
+  std::condition_variable cv;
+  int done = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 6; ++i) {
+    prober.probeOnce({"127.0.0.1", hung.port()}, [&](const ProbeResult&) {
+      std::lock_guard lock(mu);
+      ++done;
+      cv.notify_all();
+    });
+  }
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return done == 6; }));
+  // Two at a time, 200 ms each: three rounds.
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 600ms);
+}
+
+TEST(ProberTest, WatchReportsEveryVerdictChangesAndFailuresInARow) {
+  auto live = std::make_unique<FakeNode>(Behaviour::CloseAfterRead);
+  FakeNode hung(Behaviour::NeverAccept);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<uint64_t, std::vector<ProbeResult>> seen;
+  Prober prober(fast(), [&](uint64_t id, const ProbeResult& r) {
+    std::lock_guard lock(mu);
+    seen[id].push_back(r);
+    cv.notify_all();
+  });
+  prober.watch(1, {"127.0.0.1", live->port()});
+  prober.watch(2, {"127.0.0.1", hung.port()});
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return seen[1].size() >= 3 && seen[2].size() >= 3; }));
+  EXPECT_TRUE(seen[1][0].changed);
+  EXPECT_FALSE(seen[1][1].changed);
+  EXPECT_EQ(seen[1][2].liveness, Liveness::Alive);
+  EXPECT_EQ(seen[1][2].consecutive_failures, 0u);
+  EXPECT_TRUE(seen[2][0].changed);
+  EXPECT_EQ(seen[2][0].liveness, Liveness::Unresponsive);
+  EXPECT_EQ(seen[2][2].consecutive_failures, 3u);
+  // Re-targeting id 2 at the live node: the next verdict is a change to alive.
+  prober.watch(2, {"127.0.0.1", live->port()});
+  const size_t before = seen[2].size();
+  ASSERT_TRUE(cv.wait_for(lock, 10s, [&] {
+    return seen[2].size() > before && seen[2].back().liveness == Liveness::Alive;
+  }));
+  EXPECT_TRUE(seen[2].back().changed);
+  EXPECT_EQ(seen[2].back().consecutive_failures, 0u);
+}
+
+TEST(ProberTest, UnwatchStopsTheReports) {
+  FakeNode live(Behaviour::CloseAfterRead);
+  std::mutex mu;
+  std::condition_variable cv;
+  int reports = 0;
+  Prober prober(fast(), [&](uint64_t, const ProbeResult&) {
+    std::lock_guard lock(mu);
+    ++reports;
+    cv.notify_all();
+  });
+  prober.watch(7, {"127.0.0.1", live.port()});
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return reports >= 2; }));
+  }
+  prober.unwatch(7);
+  // A one-shot probe queued after unwatch() runs after it on the prober's thread.
+  probeOnce(prober, {"127.0.0.1", live.port()});
+  int after_unwatch = 0;
+  {
+    std::lock_guard lock(mu);
+    after_unwatch = reports;
+  }
+  // Ten intervals with no report: a negative can only be shown by waiting, bounded.
+  std::unique_lock lock(mu);
+  EXPECT_FALSE(cv.wait_for(lock, 500ms, [&] { return reports > after_unwatch; }));
+}
+
+TEST(ProberTest, DestroyingAProberWithProbesInFlightCallsNothingAfterwards) {
+  FakeNode hung(Behaviour::NeverAccept);
+  std::atomic<int> calls{0};
+  {
+    Prober prober(fast(), [&](uint64_t, const ProbeResult&) { ++calls; });
+    for (uint64_t id = 0; id < 50; ++id) {
+      prober.watch(id, {"127.0.0.1", hung.port()});
+    }
+  }  // Within the first timeout: every probe is still in flight.
+  EXPECT_EQ(calls.load(), 0);
+}
+
+}  // namespace
+}  // namespace epmdx::probe
