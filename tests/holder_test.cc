@@ -13,10 +13,10 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <set>
-#include <fstream>
 #include <thread>
 
 #include "server/holder/holder_resolver.h"
