@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
@@ -111,6 +112,11 @@ class Listener {
     return daemonSide(a);
   }
   int lastClient() const { return client_; }
+  /// Closes a descriptor before the destructor would.
+  void closeEarly(int fd) {
+    fds_.erase(std::find(fds_.begin(), fds_.end(), fd));
+    close(fd);
+  }
   uint16_t port() const { return port_; }
 
  private:
@@ -241,6 +247,58 @@ TEST(HolderResolverTest, AForkedChildThatKeepsTheSocketIsASecondHolder) {
   ASSERT_EQ(h.processes.size(), 2u);
   EXPECT_EQ(h.processes[0].pid, std::min(getpid(), child));
   EXPECT_EQ(h.processes[1].pid, std::max(getpid(), child));
+}
+
+TEST(HolderResolverTest, RemembersHoldersAndNoticesWhenTheSocketChangesHands) {
+  Listener listener("127.0.0.1");
+  const ConnectionKey key = listener.connectFrom("127.0.0.1");
+  const HolderResolver resolver;
+  ResolveStats cold;
+  ASSERT_EQ(resolver.resolve({key}, &cold).at(0).status, HolderStatus::Found);
+  EXPECT_TRUE(cold.full_scan);
+  EXPECT_GT(cold.descriptors, 0u);
+  // The remembered holder still holds it: one readlink, no scan.
+  ResolveStats warm;
+  const Holder again = resolver.resolve({key}, &warm).at(0);
+  EXPECT_EQ(again.processes.at(0).pid, getpid());
+  EXPECT_FALSE(warm.full_scan);
+  EXPECT_EQ(warm.confirmed, 1u);
+  EXPECT_EQ(warm.descriptors, 0u);
+
+  // Hand the socket to a child and close ours: the hint fails, a full scan finds the child.
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t child = fork();
+  if (child == 0) {
+    close(ready[0]);
+    const char byte = 1;
+    (void)!write(ready[1], &byte, 1);
+    pause();
+    _exit(0);
+  }
+  close(ready[1]);
+  char byte = 0;
+  ASSERT_EQ(read(ready[0], &byte, 1), 1);
+  close(ready[0]);
+  listener.closeEarly(listener.lastClient());
+  ResolveStats moved;
+  const Holder h = resolver.resolve({key}, &moved).at(0);
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  EXPECT_TRUE(moved.full_scan);
+  ASSERT_EQ(h.status, HolderStatus::Found) << h.reason;
+  ASSERT_EQ(h.processes.size(), 1u);
+  EXPECT_EQ(h.processes[0].pid, child);
+}
+
+TEST(HolderResolverTest, ADuplicatedDescriptorIsOneHolder) {
+  Listener listener("127.0.0.1");
+  const ConnectionKey key = listener.connectFrom("127.0.0.1");
+  const int copy = dup(listener.lastClient());
+  const Holder h = HolderResolver().resolveOne(key);
+  close(copy);
+  ASSERT_EQ(h.status, HolderStatus::Found);
+  EXPECT_EQ(h.processes.size(), 1u);
 }
 
 TEST(HolderServiceTest, DeliversOnItsOwnThreadAndRefreshesPeriodically) {

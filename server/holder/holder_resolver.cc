@@ -88,10 +88,23 @@ std::vector<Holder> HolderResolver::resolve(const std::vector<ConnectionKey>& co
   }
 
   start = Clock::now();
-  const FdScan scan = inodes.empty() ? FdScan{} : scanSocketHolders(inodes, proc_root_);
+  SocketRefs hints;
+  if (options_.remember_holders) {
+    std::lock_guard lock(mu_);
+    hints = known_;
+  }
+  const FdScan scan =
+      inodes.empty() ? FdScan{} : scanSocketHolders(inodes, options_.proc_root, &hints);
   st.proc_scan = since(start);
   st.processes = scan.processes;
   st.descriptors = scan.descriptors;
+  st.confirmed = scan.confirmed;
+  st.full_scan = scan.full_scan;
+  if (options_.remember_holders) {
+    // Only this batch's sockets: closed connections drop out.
+    std::lock_guard lock(mu_);
+    known_ = scan.holders;
+  }
 
   start = Clock::now();
   std::unordered_map<pid_t, std::optional<ProcessInfo>> info_cache;
@@ -100,7 +113,7 @@ std::vector<Holder> HolderResolver::resolve(const std::vector<ConnectionKey>& co
     auto [it, fresh] = info_cache.try_emplace(pid);
     if (fresh) {
       ProcessInfo info;
-      if (readProcessInfo(pid, info, proc_root_)) {
+      if (readProcessInfo(pid, info, options_.proc_root)) {
         auto [u, new_uid] = user_cache.try_emplace(info.uid);
         if (new_uid) {
           u->second = userName(info.uid);
@@ -125,8 +138,13 @@ std::vector<Holder> HolderResolver::resolve(const std::vector<ConnectionKey>& co
     h.socket_inode = client[i]->inode;
     h.socket_uid = client[i]->uid;
     if (auto it = scan.holders.find(h.socket_inode); it != scan.holders.end()) {
-      for (const pid_t pid : it->second) {
-        if (const auto& info = processInfo(pid)) {
+      pid_t previous = 0;
+      for (const SocketRef& ref : it->second) {  // By pid: dup()ed descriptors are adjacent.
+        if (ref.pid == previous) {
+          continue;
+        }
+        previous = ref.pid;
+        if (const auto& info = processInfo(ref.pid)) {
           h.processes.push_back(*info);
         }
       }

@@ -7,12 +7,15 @@
 //
 // Synchronous and blocking (a sock_diag dump and a /proc scan: milliseconds, see
 // docs/dead-names.md), so never call it on the epmd thread: HolderService runs it on a thread
-// of its own. Stateless: any thread may call it, concurrently.
+// of its own. Any thread may call it, concurrently. It remembers the holders it found, so
+// that the next batch confirms them with one readlink each instead of reading every
+// process's descriptors again.
 
 #include <sys/types.h>
 
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,26 +42,37 @@ std::string_view toString(HolderStatus status);
 
 struct Holder {
   HolderStatus status = HolderStatus::Error;
-  std::string reason;                  // Why it is not Found, for people; empty when Found.
-  uint64_t socket_inode = 0;           // 0 when the socket was not found.
-  uid_t socket_uid = 0;                // The socket owner's uid, when the socket was found.
-  std::vector<ProcessInfo> processes;  // Found: every holder (usually one), ascending pid.
+  std::string reason;         // Why it is not Found, for people; empty when Found.
+  uint64_t socket_inode = 0;  // 0 when the socket was not found.
+  uid_t socket_uid = 0;       // The socket owner's uid, when the socket was found.
+  /// Found: the holders (usually one), ascending pid. Every holder when the socket was new
+  /// to the resolver; when a remembered holder still holds it, only the remembered ones.
+  std::vector<ProcessInfo> processes;
 };
 
 /// What one batch cost: the figures docs/dead-names.md quotes.
 struct ResolveStats {
   std::chrono::microseconds sock_diag{0};     // The netlink dumps.
-  std::chrono::microseconds proc_scan{0};     // Every /proc/PID/fd.
+  std::chrono::microseconds proc_scan{0};     // Confirming holders, scanning /proc/PID/fd.
   std::chrono::microseconds process_info{0};  // stat, status, cmdline of the holders.
   size_t sockets = 0;                         // Sockets the (filtered) dump returned.
-  size_t processes = 0;                       // Processes visited.
-  size_t descriptors = 0;                     // Descriptors read.
+  size_t processes = 0;                       // Processes visited by the full scan.
+  size_t descriptors = 0;                     // Descriptors read by the full scan.
+  size_t confirmed = 0;                       // Sockets whose remembered holder still holds them.
+  bool full_scan = false;                     // Whether every process's descriptors were read.
 };
 
 class HolderResolver {
  public:
-  /// @param proc_root where procfs is mounted (tests may point elsewhere).
-  explicit HolderResolver(std::string proc_root = "/proc") : proc_root_(std::move(proc_root)) {}
+  struct Options {
+    std::string proc_root = "/proc";  // Where procfs is mounted.
+    bool remember_holders = true;     // Confirm last batch's holders before a full scan.
+  };
+
+  HolderResolver() : HolderResolver(Options{}) {}
+  explicit HolderResolver(Options options) : options_(std::move(options)) {}
+  HolderResolver(const HolderResolver&) = delete;
+  HolderResolver& operator=(const HolderResolver&) = delete;
 
   /// Resolves many registrations with one sock_diag dump and one /proc scan.
   /// @param connections each registration's epmd connection as the DAEMON sees it:
@@ -71,7 +85,9 @@ class HolderResolver {
   Holder resolveOne(const ConnectionKey& connection) const { return resolve({connection})[0]; }
 
  private:
-  std::string proc_root_;
+  const Options options_;
+  mutable std::mutex mu_;
+  mutable SocketRefs known_;  // Guarded by mu_. The holders of the last batch's sockets.
 };
 
 }  // namespace epmdx::holder

@@ -2,8 +2,8 @@
 
 namespace epmdx::holder {
 
-HolderService::HolderService(HolderResolver resolver)
-    : resolver_(std::move(resolver)), thread_([this] { run(); }) {}
+HolderService::HolderService(HolderResolver::Options options)
+    : resolver_(std::move(options)), thread_([this] { run(); }) {}
 
 HolderService::~HolderService() {
   {

@@ -25,7 +25,7 @@ class HolderService {
   /// Runs on the service thread at each periodic refresh: the connections to resolve now.
   using Connections = std::function<std::vector<ConnectionKey>()>;
 
-  explicit HolderService(HolderResolver resolver = HolderResolver());
+  explicit HolderService(HolderResolver::Options options = {});
   /// Stops: waits for the batch in progress, drops queued ones without calling them.
   ~HolderService();
   HolderService(const HolderService&) = delete;

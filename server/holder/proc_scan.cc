@@ -21,6 +21,12 @@ bool parsePid(const char* name, pid_t& pid) {
   return ec == std::errc() && ptr == end && pid > 0;
 }
 
+bool parseFd(const char* name, int& fd) {
+  const char* end = name + std::strlen(name);
+  const auto [ptr, ec] = std::from_chars(name, end, fd);
+  return ec == std::errc() && ptr == end && fd >= 0;
+}
+
 // "socket:[12345]" -> 12345.
 bool socketInode(const char* link, size_t n, uint64_t& inode) {
   constexpr std::string_view kPrefix = "socket:[";
@@ -51,13 +57,52 @@ std::string userName(uid_t uid) {
   return std::to_string(uid);
 }
 
-FdScan scanSocketHolders(const std::unordered_set<uint64_t>& inodes, const std::string& proc_root) {
+FdScan scanSocketHolders(const std::unordered_set<uint64_t>& inodes, const std::string& proc_root,
+                         const SocketRefs* hints) {
   FdScan scan;
+  char link[64];
+  std::unordered_set<uint64_t> wanted = inodes;
+  if (hints != nullptr) {
+    // Grouped by process: one open of /proc/PID/fd, then one readlinkat per descriptor.
+    std::unordered_map<pid_t, std::vector<std::pair<uint64_t, int>>> by_pid;
+    for (const auto& [inode, refs] : *hints) {
+      if (wanted.count(inode) != 0) {
+        for (const auto& ref : refs) {
+          by_pid[ref.pid].emplace_back(inode, ref.fd);
+        }
+      }
+    }
+    for (const auto& [pid, fds] : by_pid) {
+      const std::string fd_dir = proc_root + "/" + std::to_string(pid) + "/fd";
+      const int dfd = open(fd_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dfd < 0) {
+        continue;  // Gone: its sockets go to the full scan.
+      }
+      for (const auto& [inode, fd] : fds) {
+        char name[16];
+        const auto [end, ec] = std::to_chars(name, name + sizeof(name) - 1, fd);
+        *end = '\0';
+        const ssize_t n = readlinkat(dfd, name, link, sizeof(link));
+        uint64_t now = 0;
+        if (n > 0 && socketInode(link, static_cast<size_t>(n), now) && now == inode) {
+          scan.holders[inode].push_back(SocketRef{pid, fd});
+        }
+      }
+      close(dfd);
+    }
+    for (auto& [inode, refs] : scan.holders) {
+      wanted.erase(inode);
+      ++scan.confirmed;
+    }
+  }
+  if (wanted.empty()) {
+    return scan;
+  }
+  scan.full_scan = true;
   DIR* proc = opendir(proc_root.c_str());
   if (proc == nullptr) {
     return scan;
   }
-  char link[64];
   while (const dirent* pe = readdir(proc)) {
     pid_t pid = 0;
     if (!parsePid(pe->d_name, pid)) {
@@ -79,24 +124,24 @@ FdScan scanSocketHolders(const std::unordered_set<uint64_t>& inodes, const std::
       continue;
     }
     while (const dirent* fe = readdir(fds)) {
-      if (fe->d_name[0] == '.') {
+      int fd = -1;
+      if (!parseFd(fe->d_name, fd)) {
         continue;
       }
       ++scan.descriptors;
       const ssize_t n = readlinkat(dfd, fe->d_name, link, sizeof(link));
       uint64_t inode = 0;
-      if (n > 0 && socketInode(link, static_cast<size_t>(n), inode) && inodes.count(inode) != 0) {
-        auto& pids = scan.holders[inode];
-        if (std::find(pids.begin(), pids.end(), pid) == pids.end()) {
-          pids.push_back(pid);
-        }
+      if (n > 0 && socketInode(link, static_cast<size_t>(n), inode) && wanted.count(inode) != 0) {
+        scan.holders[inode].push_back(SocketRef{pid, fd});
       }
     }
     closedir(fds);  // Closes dfd too.
   }
   closedir(proc);
-  for (auto& [inode, pids] : scan.holders) {
-    std::sort(pids.begin(), pids.end());
+  for (auto& [inode, refs] : scan.holders) {
+    std::sort(refs.begin(), refs.end(), [](const SocketRef& a, const SocketRef& b) {
+      return a.pid != b.pid ? a.pid < b.pid : a.fd < b.fd;
+    });
   }
   return scan;
 }

@@ -14,20 +14,35 @@
 
 namespace epmdx::holder {
 
+/// One descriptor of one process.
+struct SocketRef {
+  pid_t pid = 0;
+  int fd = -1;
+  bool operator==(const SocketRef&) const = default;
+};
+using SocketRefs = std::unordered_map<uint64_t, std::vector<SocketRef>>;  // By socket inode.
+
 struct FdScan {
-  /// Socket inode -> every process holding it (several after a fork), ascending.
-  std::unordered_map<uint64_t, std::vector<pid_t>> holders;
+  /// Socket inode -> the descriptors that hold it (several processes after a fork), by pid.
+  SocketRefs holders;
   /// Processes whose fd directory could not be read (EACCES/EPERM: another user's process
   /// without CAP_SYS_PTRACE, or ptrace restrictions), with their real uid.
   std::vector<std::pair<pid_t, uid_t>> unreadable;
-  size_t processes = 0;    // Processes visited.
-  size_t descriptors = 0;  // Descriptors read.
+  size_t processes = 0;    // Processes visited by the full scan (0 when none was needed).
+  size_t descriptors = 0;  // Descriptors read by the full scan.
+  size_t confirmed = 0;    // Inodes settled by their hints alone.
+  bool full_scan = false;  // Whether every process had to be read.
 };
 
-/// Scans `proc_root` (normally "/proc") for the processes holding any of `inodes`.
-/// Blocking; thread-safe. Processes that exit during the scan are skipped.
+/// Finds the processes holding any of `inodes` under `proc_root` (normally "/proc").
+/// `hints` (the holders an earlier scan found) are checked first, one readlink each: a
+/// descriptor that still links to the inode holds it now (an inode is unique while its
+/// socket lives). Only inodes no hint confirms cost a full scan of every process's fd
+/// directory; with hints, a holder that appeared beside a confirmed one (a fork) is missed
+/// until the next full scan. Blocking; thread-safe. Processes that exit meanwhile are
+/// skipped.
 FdScan scanSocketHolders(const std::unordered_set<uint64_t>& inodes,
-                         const std::string& proc_root = "/proc");
+                         const std::string& proc_root = "/proc", const SocketRefs* hints = nullptr);
 
 /// A process as /proc shows it.
 struct ProcessInfo {
