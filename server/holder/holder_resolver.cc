@@ -169,7 +169,8 @@ std::vector<Holder> HolderResolver::resolve(const std::vector<ConnectionKey>& co
       h.status = HolderStatus::NotVisible;
       h.reason = socket_text +
                  ": no process visible here holds it; the holder runs in another PID "
-                 "namespace (e.g. a container without a shared process namespace)";
+                 "namespace (e.g. a container without a shared process namespace), or /proc "
+                 "is mounted with hidepid";
     }
   }
   st.process_info = since(start);

@@ -112,7 +112,9 @@ TcpSocket toTcpSocket(const inet_diag_msg& m) {
 }
 
 // Reads one dump's answer to the end (NLMSG_DONE).
-Result<bool, std::string> readDump(int fd, std::vector<TcpSocket>& out) {
+// `family_missing` is set when the kernel has no inet_diag handler for the family (IPv6
+// disabled at boot, or the tcp_diag module's IPv6 half absent).
+Result<bool, std::string> readDump(int fd, std::vector<TcpSocket>& out, bool& family_missing) {
   alignas(nlmsghdr) static thread_local char buf[64 * 1024];
   while (true) {
     const ssize_t n = recv(fd, buf, sizeof(buf), 0);
@@ -129,6 +131,7 @@ Result<bool, std::string> readDump(int fd, std::vector<TcpSocket>& out) {
       }
       if (h->nlmsg_type == NLMSG_ERROR) {
         const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
+        family_missing = e->error == -ENOENT || e->error == -EAFNOSUPPORT;
         return makeErr(sysError("sock_diag dump", -e->error));
       }
       if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) {
@@ -155,7 +158,11 @@ Result<std::vector<TcpSocket>, std::string> dumpTcpSockets(std::optional<uint16_
     if (auto sent = sendDumpRequest(nl.fd(), family, filter); !sent) {
       return makeErr(sent.error());
     }
-    if (auto read = readDump(nl.fd(), sockets); !read) {
+    bool family_missing = false;
+    if (auto read = readDump(nl.fd(), sockets, family_missing); !read) {
+      if (family == AF_INET6 && family_missing) {
+        break;  // No IPv6 on this host: no IPv6 connections either.
+      }
       return makeErr(read.error());
     }
   }
