@@ -467,8 +467,11 @@ TEST_F(DeadNamesTest, AThousandRegistrationsResolveInOneBatch) {
                            : std::to_string(median.stats.processes) + " processes, " +
                                  std::to_string(median.stats.descriptors) + " descriptors")
               << "); process info " << median.stats.process_info.count() << " us\n";
-    // Cheap enough to run every few seconds, even cold and on a loaded machine.
-    EXPECT_LT(median.total, 200ms);
+    // Warm, the cost follows the registrations: cheap enough to run every few seconds. Cold,
+    // it follows every descriptor on the host (other tests' thousands of sockets too), so
+    // its bound only catches a pathological scan.
+    EXPECT_LT(median.total,
+              remember ? std::chrono::microseconds(100ms) : std::chrono::microseconds(1s));
   }
 
   // One registration alone, cold, costs the same dump and scan as the whole batch.
