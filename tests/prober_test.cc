@@ -120,6 +120,7 @@ TEST(ProberTest, ANodeThatReadsAndClosesIsAlive) {
   const ProbeResult r = probeOnce(prober, {"127.0.0.1", node.port()});
   EXPECT_EQ(r.liveness, Liveness::Alive) << r.detail;
   EXPECT_EQ(r.detail, "closed the connection");
+  EXPECT_EQ(r.failure, Failure::None);
   EXPECT_LT(r.elapsed, 300ms);
   EXPECT_EQ(node.packetsRead(), 1);  // The empty distribution packet, and nothing else.
 }
@@ -139,8 +140,36 @@ TEST(ProberTest, AConnectionNobodyAcceptsIsUnresponsiveAfterTheTimeout) {
   const ProbeResult r = probeOnce(prober, {"127.0.0.1", node.port()});
   EXPECT_EQ(r.liveness, Liveness::Unresponsive);
   EXPECT_EQ(r.detail, "timeout: connected, no answer in 300 ms");
+  EXPECT_EQ(r.failure, Failure::NoAnswer);
   EXPECT_GE(r.elapsed, 300ms);
   EXPECT_LT(r.elapsed, 1300ms);
+}
+
+TEST(ProberTest, AFullAcceptQueueIsNoConnection) {
+  // A VM stopped long enough for connections to fill its accept queue: the kernel drops
+  // further SYNs, so even the connect times out.
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(fd, 0), 0);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const uint16_t port = ntohs(a.sin_port);
+  std::vector<int> fillers;
+  for (int i = 0; i < 2; ++i) {
+    fillers.push_back(testing::connectTo("127.0.0.1", port));
+  }
+  Prober prober(fast(), nullptr);
+  const ProbeResult r = probeOnce(prober, {"127.0.0.1", port});
+  EXPECT_EQ(r.liveness, Liveness::Unresponsive);
+  EXPECT_EQ(r.failure, Failure::NoConnection) << r.detail;
+  EXPECT_EQ(r.detail, "timeout: no connection in 300 ms");
+  for (const int f : fillers) {
+    close(f);
+  }
+  close(fd);
 }
 
 TEST(ProberTest, AcceptedButNeverReadIsUnresponsive) {
@@ -156,9 +185,12 @@ TEST(ProberTest, NoListenerIsRefusedAndABadAddressIsReported) {
   const ProbeResult refused = probeOnce(prober, {"127.0.0.1", testing::freePort()});
   EXPECT_EQ(refused.liveness, Liveness::Unresponsive);
   EXPECT_EQ(refused.detail, "connection refused");
+  EXPECT_EQ(refused.failure, Failure::Refused);
+  EXPECT_EQ(toString(refused.failure), "refused");
   const ProbeResult bad = probeOnce(prober, {"node1.example", 4370});
   EXPECT_EQ(bad.liveness, Liveness::Unresponsive);
   EXPECT_EQ(bad.detail, "invalid address \"node1.example\"");
+  EXPECT_EQ(bad.failure, Failure::Error);
 }
 
 TEST(ProberTest, ProbesManyNodesConcurrentlyWithinOneTimeout) {

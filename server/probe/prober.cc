@@ -35,6 +35,22 @@ std::string_view toString(Liveness liveness) {
   return liveness == Liveness::Alive ? "alive" : "unresponsive";
 }
 
+std::string_view toString(Failure failure) {
+  switch (failure) {
+    case Failure::None:
+      return "none";
+    case Failure::NoAnswer:
+      return "no_answer";
+    case Failure::NoConnection:
+      return "no_connection";
+    case Failure::Refused:
+      return "refused";
+    case Failure::Error:
+      return "error";
+  }
+  return "error";
+}
+
 class Prober::Impl {
  public:
   Impl(ProberOptions options, OnResult on_result)
@@ -147,7 +163,7 @@ class Prober::Impl {
     const auto address = asio::ip::make_address(op->target.address, ec);
     if (ec) {
       ops_.emplace(op.get(), op);
-      finish(*op, Liveness::Unresponsive, "invalid address \"" + op->target.address + "\"");
+      finish(*op, Failure::Error, "invalid address \"" + op->target.address + "\"");
       return;
     }
     ops_.emplace(op.get(), op);
@@ -158,9 +174,11 @@ class Prober::Impl {
       }
       // A stopped VM's kernel still completes the TCP handshake: "connected, no answer"
       // is the hung VM; "no connection" is a full accept queue or a silent network.
-      finish(*op, Liveness::Unresponsive,
-             op->connected ? "timeout: connected, no answer in " + ms(options_.timeout)
-                           : "timeout: no connection in " + ms(options_.timeout));
+      if (op->connected) {
+        finish(*op, Failure::NoAnswer, "timeout: connected, no answer in " + ms(options_.timeout));
+      } else {
+        finish(*op, Failure::NoConnection, "timeout: no connection in " + ms(options_.timeout));
+      }
     });
     op->socket.async_connect(
         tcp::endpoint(address, op->target.port),
@@ -172,9 +190,11 @@ class Prober::Impl {
       return;
     }
     if (ec) {
-      finish(*op, Liveness::Unresponsive,
-             ec == asio::error::connection_refused ? "connection refused"
-                                                   : "connect: " + ec.message());
+      if (ec == asio::error::connection_refused) {
+        finish(*op, Failure::Refused, "connection refused");
+      } else {
+        finish(*op, Failure::Error, "connect: " + ec.message());
+      }
       return;
     }
     op->connected = true;
@@ -200,7 +220,7 @@ class Prober::Impl {
       return;
     }
     if (!ec && n > 0) {
-      finish(op, Liveness::Alive, "answered (" + std::to_string(n) + " bytes)");
+      finish(op, Failure::None, "answered (" + std::to_string(n) + " bytes)");
       return;
     }
     onPeerClosed(op, ec);
@@ -211,15 +231,15 @@ class Prober::Impl {
   // of a live process.
   void onPeerClosed(Op& op, const boost::system::error_code& ec) {
     if (ec == asio::error::eof) {
-      finish(op, Liveness::Alive, "closed the connection");
+      finish(op, Failure::None, "closed the connection");
     } else if (ec == asio::error::connection_reset || ec == asio::error::broken_pipe) {
-      finish(op, Liveness::Alive, "reset the connection");
+      finish(op, Failure::None, "reset the connection");
     } else {
-      finish(op, Liveness::Unresponsive, "read: " + ec.message());
+      finish(op, Failure::Error, "read: " + ec.message());
     }
   }
 
-  void finish(Op& op, Liveness liveness, std::string detail) {
+  void finish(Op& op, Failure failure, std::string detail) {
     op.finished = true;
     boost::system::error_code ignored;
     op.socket.close(ignored);
@@ -228,7 +248,8 @@ class Prober::Impl {
     ops_.erase(&op);
     if (!stopping_) {
       ProbeResult result;
-      result.liveness = liveness;
+      result.liveness = failure == Failure::None ? Liveness::Alive : Liveness::Unresponsive;
+      result.failure = failure;
       result.detail = std::move(detail);
       result.elapsed = since(op.start);
       op.done(result);

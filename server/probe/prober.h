@@ -26,6 +26,18 @@ enum class Liveness : uint8_t {
 
 std::string_view toString(Liveness liveness);  // "alive", "unresponsive".
 
+/// Why a probe found no answer: a policy may treat a hung VM (NoAnswer) differently from a
+/// port nobody listens on (Refused: the VM is gone, or listens on another address).
+enum class Failure : uint8_t {
+  None,          // Alive.
+  NoAnswer,      // Connected (the kernel accepted), but the VM did not react in time.
+  NoConnection,  // The connect itself timed out (full accept queue, silent network).
+  Refused,       // Nothing listens on that address and port.
+  Error,         // Anything else (detail says what), an invalid address included.
+};
+
+std::string_view toString(Failure failure);  // "none", "no_answer", "no_connection", ...
+
 struct ProbeTarget {
   /// An IP literal ("127.0.0.1", "::1"): the address the node registered from (the
   /// registration's peer address) reaches its distribution listener on this host.
@@ -35,6 +47,7 @@ struct ProbeTarget {
 
 struct ProbeResult {
   Liveness liveness = Liveness::Unresponsive;
+  Failure failure = Failure::Error;
   /// Alive: what the node did ("closed the connection", ...). Unresponsive: why ("timeout:
   /// connected, no answer in 500 ms", "timeout: no connection in 500 ms",
   /// "connection refused", "connection reset", "invalid address ...").

@@ -290,6 +290,7 @@ TEST_F(DeadNamesTest, AStoppedNodeIsUnresponsiveWithinOneTimeoutAndAliveAfterSig
   const ProbeResult once = probeOnce(prober, targetOf(node));
   EXPECT_EQ(once.liveness, Liveness::Unresponsive);
   EXPECT_EQ(once.detail, "timeout: connected, no answer in 500 ms");  // The kernel accepted.
+  EXPECT_EQ(once.failure, probe::Failure::NoAnswer);
   EXPECT_GE(once.elapsed, 500ms);
   EXPECT_LT(once.elapsed, 1000ms);
   // The watch turns unresponsive within an interval plus a timeout (plus a probe in flight).
