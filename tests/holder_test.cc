@@ -302,6 +302,23 @@ TEST(HolderResolverTest, RemembersHoldersAndNoticesWhenTheSocketChangesHands) {
   EXPECT_EQ(h.processes[0].pid, child);
 }
 
+TEST(HolderResolverTest, ASingleLookupDoesNotMakeTheNextBatchScanAgain) {
+  Listener listener("127.0.0.1");
+  std::vector<ConnectionKey> keys;
+  for (int i = 0; i < 3; ++i) {
+    keys.push_back(listener.connectFrom("127.0.0.1"));
+  }
+  const HolderResolver resolver;
+  ResolveStats st;
+  resolver.resolve(keys, &st);
+  EXPECT_TRUE(st.full_scan);
+  resolver.resolve({keys[1]}, &st);
+  EXPECT_FALSE(st.full_scan);
+  resolver.resolve(keys, &st);  // keys[0] and keys[2] are still remembered.
+  EXPECT_FALSE(st.full_scan);
+  EXPECT_EQ(st.confirmed, 3u);
+}
+
 TEST(HolderResolverTest, ADuplicatedDescriptorIsOneHolder) {
   Listener listener("127.0.0.1");
   const ConnectionKey key = listener.connectFrom("127.0.0.1");

@@ -101,9 +101,22 @@ std::vector<Holder> HolderResolver::resolve(const std::vector<ConnectionKey>& co
   st.confirmed = scan.confirmed;
   st.full_scan = scan.full_scan;
   if (options_.remember_holders) {
-    // Only this batch's sockets: closed connections drop out.
+    // Keep what is still worth knowing: this batch's holders, and earlier ones whose socket
+    // the dump still lists (another batch may ask for them: a single lookup between two
+    // periodic refreshes must not make the next refresh scan everything). Sockets that
+    // closed drop out, so the memory follows the live connections.
+    std::unordered_set<uint64_t> live;
+    live.reserve(dumped.value().size());
+    for (const auto& s : dumped.value()) {
+      live.insert(s.inode);
+    }
     std::lock_guard lock(mu_);
-    known_ = scan.holders;
+    for (auto it = known_.begin(); it != known_.end();) {
+      it = live.count(it->first) != 0 ? std::next(it) : known_.erase(it);
+    }
+    for (const auto& [inode, refs] : scan.holders) {
+      known_[inode] = refs;
+    }
   }
 
   start = Clock::now();
