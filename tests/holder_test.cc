@@ -227,8 +227,10 @@ TEST(HolderResolverTest, ResolvesABatchWithOneDumpAndOneScan) {
   }
   EXPECT_EQ(inodes.size(), 200u);  // Each its own client socket.
   EXPECT_EQ(holders.back().status, HolderStatus::NotOnHost);
-  // The kernel filter on the daemon's port: the clients' sockets, not the accepted ones.
-  EXPECT_EQ(stats.sockets, 200u);
+  // The kernel filter on the daemon's port: the clients' sockets, not the accepted ones
+  // (a few more if another connection on the host uses that port number as its peer's).
+  EXPECT_GE(stats.sockets, 200u);
+  EXPECT_LT(stats.sockets, 250u);
   EXPECT_GE(stats.descriptors, 400u);  // Both ends live in this process.
   EXPECT_GE(stats.processes, 1u);
 }

@@ -120,21 +120,43 @@ std::vector<Holder> HolderResolver::resolve(const std::vector<ConnectionKey>& co
   }
 
   start = Clock::now();
+  // The state is read every time (it is what changes: stopped, zombie); uid, user, NSpid and
+  // command line are fixed for a process's life, so they are read once per pid and start
+  // time, and kept while the process holds a remembered socket.
   std::unordered_map<pid_t, std::optional<ProcessInfo>> info_cache;
   std::unordered_map<uid_t, std::string> user_cache;
   auto processInfo = [&](pid_t pid) -> const std::optional<ProcessInfo>& {
     auto [it, fresh] = info_cache.try_emplace(pid);
-    if (fresh) {
-      ProcessInfo info;
-      if (readProcessInfo(pid, info, options_.proc_root)) {
-        auto [u, new_uid] = user_cache.try_emplace(info.uid);
-        if (new_uid) {
-          u->second = userName(info.uid);
-        }
-        info.user = u->second;
+    if (!fresh) {
+      return it->second;
+    }
+    ProcessInfo info;
+    if (!readProcessStat(pid, info, options_.proc_root)) {
+      return it->second;
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (auto known = details_.find(pid);
+          known != details_.end() && known->second.start_time_ticks == info.start_time_ticks) {
+        info.uid = known->second.uid;
+        info.user = known->second.user;
+        info.nspids = known->second.nspids;
+        info.command_line = known->second.command_line;
         it->second = std::move(info);
+        return it->second;
       }
     }
+    readProcessDetails(pid, info, options_.proc_root);
+    auto [u, new_uid] = user_cache.try_emplace(info.uid);
+    if (new_uid) {
+      u->second = userName(info.uid);
+    }
+    info.user = u->second;
+    if (options_.remember_holders) {
+      std::lock_guard lock(mu_);
+      details_[pid] = info;
+    }
+    it->second = std::move(info);
     return it->second;
   };
 
@@ -184,6 +206,19 @@ std::vector<Holder> HolderResolver::resolve(const std::vector<ConnectionKey>& co
                  ": no process visible here holds it; the holder runs in another PID "
                  "namespace (e.g. a container without a shared process namespace), or /proc "
                  "is mounted with hidepid";
+    }
+  }
+  if (options_.remember_holders) {
+    // Details of processes that no longer hold a remembered socket go.
+    std::lock_guard lock(mu_);
+    std::unordered_set<pid_t> holding;
+    for (const auto& [inode, refs] : known_) {
+      for (const auto& ref : refs) {
+        holding.insert(ref.pid);
+      }
+    }
+    for (auto it = details_.begin(); it != details_.end();) {
+      it = holding.count(it->first) != 0 ? std::next(it) : details_.erase(it);
     }
   }
   st.process_info = since(start);

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "server/holder/endpoint.h"
@@ -88,6 +89,9 @@ class HolderResolver {
   const Options options_;
   mutable std::mutex mu_;
   mutable SocketRefs known_;  // Guarded by mu_. The holders of the last batch's sockets.
+  // Guarded by mu_. What does not change while a remembered holder lives, by pid (checked
+  // against its start time).
+  mutable std::unordered_map<pid_t, ProcessInfo> details_;
 };
 
 }  // namespace epmdx::holder

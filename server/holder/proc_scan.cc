@@ -9,8 +9,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <string_view>
 
 namespace epmdx::holder {
 namespace {
@@ -38,11 +37,57 @@ bool socketInode(const char* link, size_t n, uint64_t& inode) {
   return ec == std::errc() && ptr == link + n - 1;
 }
 
+// procfs files are small and generated on read: plain read() calls, no stream machinery.
 std::string readSmallFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  std::string text;
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return text;
+  }
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) {
+    text.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return text;
+}
+
+// The rest of the line that starts with `key` ("Uid:\t0\t0\t0\t0" -> "\t0\t0\t0\t0").
+bool findLine(std::string_view text, std::string_view key, std::string_view& rest) {
+  for (size_t at = 0; at < text.size();) {
+    size_t end = text.find('\n', at);
+    if (end == std::string_view::npos) {
+      end = text.size();
+    }
+    if (text.compare(at, key.size(), key) == 0) {
+      rest = text.substr(at + key.size(), end - at - key.size());
+      return true;
+    }
+    at = end + 1;
+  }
+  return false;
+}
+
+// Up to `max` whitespace-separated numbers from the start of `text`; stops at the first
+// field that is not one.
+template <class T>
+std::vector<T> parseNumbers(std::string_view text, size_t max) {
+  std::vector<T> out;
+  const char* p = text.data();
+  const char* end = p + text.size();
+  while (out.size() < max) {
+    while (p < end && (*p == ' ' || *p == '\t')) {
+      ++p;
+    }
+    T value{};
+    const auto [next, ec] = std::from_chars(p, end, value);
+    if (ec != std::errc() || next == p) {
+      break;
+    }
+    out.push_back(value);
+    p = next;
+  }
+  return out;
 }
 
 }  // namespace
@@ -147,21 +192,17 @@ FdScan scanSocketHolders(const std::unordered_set<uint64_t>& inodes, const std::
 }
 
 int64_t readProcessUid(pid_t pid, const std::string& proc_root) {
-  std::ifstream in(proc_root + "/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("Uid:", 0) == 0) {
-      int64_t uid = -1;
-      std::istringstream(line.substr(4)) >> uid;
-      return uid;
-    }
+  const std::string status = readSmallFile(proc_root + "/" + std::to_string(pid) + "/status");
+  std::string_view uid_line;
+  if (!findLine(status, "Uid:", uid_line)) {
+    return -1;
   }
-  return -1;
+  const auto numbers = parseNumbers<int64_t>(uid_line, 1);
+  return numbers.empty() ? -1 : numbers[0];
 }
 
-bool readProcessInfo(pid_t pid, ProcessInfo& out, const std::string& proc_root) {
-  const std::string dir = proc_root + "/" + std::to_string(pid);
-  const std::string stat = readSmallFile(dir + "/stat");
+bool readProcessStat(pid_t pid, ProcessInfo& out, const std::string& proc_root) {
+  const std::string stat = readSmallFile(proc_root + "/" + std::to_string(pid) + "/stat");
   // "PID (COMM) S ...": comm may hold spaces and parentheses, so split at the last ')'.
   const size_t open = stat.find('(');
   const size_t close = stat.rfind(')');
@@ -172,24 +213,25 @@ bool readProcessInfo(pid_t pid, ProcessInfo& out, const std::string& proc_root) 
   out.pid = pid;
   out.command = stat.substr(open + 1, close - open - 1);
   out.state = stat[close + 2];
-  std::istringstream rest(stat.substr(close + 3));
-  std::string field;
-  // Fields 4..21 come before starttime (field 22).
-  for (int i = 4; i <= 21 && rest >> field; ++i) {
+  // After the state come fields 4 to 21 (tpgid, priority and nice may be negative), then
+  // starttime (field 22).
+  const auto fields = parseNumbers<int64_t>(std::string_view(stat).substr(close + 3), 19);
+  if (fields.size() == 19) {
+    out.start_time_ticks = static_cast<uint64_t>(fields[18]);
   }
-  rest >> out.start_time_ticks;
+  return true;
+}
 
-  std::ifstream status(dir + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("Uid:", 0) == 0) {
-      std::istringstream(line.substr(4)) >> out.uid;
-    } else if (line.rfind("NSpid:", 0) == 0) {
-      std::istringstream ns(line.substr(6));
-      for (pid_t p = 0; ns >> p;) {
-        out.nspids.push_back(p);
-      }
-    }
+void readProcessDetails(pid_t pid, ProcessInfo& out, const std::string& proc_root) {
+  const std::string dir = proc_root + "/" + std::to_string(pid);
+  const std::string status = readSmallFile(dir + "/status");
+  std::string_view line;
+  if (findLine(status, "Uid:", line)) {
+    const auto uids = parseNumbers<uid_t>(line, 1);
+    out.uid = uids.empty() ? 0 : uids[0];
+  }
+  if (findLine(status, "NSpid:", line)) {
+    out.nspids = parseNumbers<pid_t>(line, 64);
   }
 
   std::string cmdline = readSmallFile(dir + "/cmdline");
@@ -198,6 +240,13 @@ bool readProcessInfo(pid_t pid, ProcessInfo& out, const std::string& proc_root) 
   }
   std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
   out.command_line = std::move(cmdline);
+}
+
+bool readProcessInfo(pid_t pid, ProcessInfo& out, const std::string& proc_root) {
+  if (!readProcessStat(pid, out, proc_root)) {
+    return false;
+  }
+  readProcessDetails(pid, out, proc_root);
   return true;
 }
 

@@ -62,6 +62,12 @@ struct ProcessInfo {
 
 /// Reads one process; false when it does not exist (any more) or cannot be read.
 bool readProcessInfo(pid_t pid, ProcessInfo& out, const std::string& proc_root = "/proc");
+/// The part that changes while a process lives, from /proc/PID/stat: resets `out` and fills
+/// pid, command, state, start_time_ticks.
+bool readProcessStat(pid_t pid, ProcessInfo& out, const std::string& proc_root = "/proc");
+/// The part fixed for the life of a process (pid + start time): uid, nspids, command_line
+/// (status and cmdline). `user` is left alone.
+void readProcessDetails(pid_t pid, ProcessInfo& out, const std::string& proc_root = "/proc");
 
 /// The name of a uid (NSS: /etc/passwd...), or the number when it has none.
 std::string userName(uid_t uid);
