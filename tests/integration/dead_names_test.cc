@@ -231,7 +231,8 @@ TEST_F(DeadNamesTest, TheHolderOfEachRegistrationIsItsBeamSmp) {
     keys.push_back(n.daemon_side);
   }
   holder::ResolveStats stats;
-  const auto holders = HolderResolver().resolve(keys, &stats);
+  const HolderResolver resolver;  // One resolver throughout: remembered facts, fresh state.
+  const auto holders = resolver.resolve(keys, &stats);
   for (size_t i = 0; i < nodes.size(); ++i) {
     const auto& h = holders[i];
     ASSERT_EQ(h.status, HolderStatus::Found) << nodes[i].name << ": " << h.reason;
@@ -253,14 +254,16 @@ TEST_F(DeadNamesTest, TheHolderOfEachRegistrationIsItsBeamSmp) {
   nodes[1].process->signal(SIGSTOP);
   std::optional<holder::Holder> stopped;
   EXPECT_TRUE(eventually([&] {
-    stopped = HolderResolver().resolveOne(keys[1]);
+    stopped = resolver.resolveOne(keys[1]);
     return stopped->status == HolderStatus::Found && stopped->processes.at(0).state == 'T';
   }));
   EXPECT_EQ(stopped->processes.at(0).stateName(), "stopped");
   EXPECT_EQ(stopped->processes.at(0).pid, nodes[1].os_pid);
+  EXPECT_NE(stopped->processes.at(0).command_line.find("-sname " + nodes[1].name),
+            std::string::npos);
   nodes[1].process->signal(SIGCONT);
   EXPECT_TRUE(eventually([&] {
-    const auto h = HolderResolver().resolveOne(keys[1]);
+    const auto h = resolver.resolveOne(keys[1]);
     return h.status == HolderStatus::Found && h.processes.at(0).state != 'T';
   }));
 }
