@@ -305,13 +305,17 @@ TEST(ProberTest, UnwatchStopsTheReports) {
 
 TEST(ProberTest, DestroyingAProberWithProbesInFlightCallsNothingAfterwards) {
   FakeNode hung(Behaviour::NeverAccept);
+  FakeNode live(Behaviour::CloseAfterRead);
   std::atomic<int> calls{0};
   {
     Prober prober(fast(), [&](uint64_t, const ProbeResult&) { ++calls; });
     for (uint64_t id = 0; id < 50; ++id) {
       prober.watch(id, {"127.0.0.1", hung.port()});
     }
-  }  // Within the first timeout: every probe is still in flight.
+    // Queued after the watches: once it answers, their probes are all in flight (each waits
+    // out its 300 ms timeout, far longer than this one takes).
+    EXPECT_EQ(probeOnce(prober, {"127.0.0.1", live.port()}).liveness, Liveness::Alive);
+  }
   EXPECT_EQ(calls.load(), 0);
 }
 
