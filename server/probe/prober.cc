@@ -7,6 +7,8 @@
 
 #include "server/common/asio.h"
 
+#include <boost/asio/ssl.hpp>
+
 namespace epmdx::probe {
 namespace {
 
@@ -14,6 +16,7 @@ using Clock = std::chrono::steady_clock;
 using Socket = asio::basic_stream_socket<tcp, asio::io_context::executor_type>;
 using Timer =
     asio::basic_waitable_timer<Clock, asio::wait_traits<Clock>, asio::io_context::executor_type>;
+using TlsStream = asio::ssl::stream<Socket>;
 
 // An empty distribution packet: the 2-byte big-endian length 0 that frames every handshake
 // message. OTP's recv_name accepts only a packet that starts with 'N' (OTP 25; 'n' or 'N'
@@ -111,14 +114,23 @@ class Prober::Impl {
   // One probe: connect, send the empty packet, wait for the VM to close or answer. Lives
   // in ops_ from start to verdict; runs on the io thread only.
   struct Op {
-    Op(asio::io_context::executor_type ex, ProbeTarget t, OnOnce d)
-        : socket(ex), timer(ex), target(std::move(t)), done(std::move(d)) {}
-    Socket socket;
+    Op(asio::io_context::executor_type ex, asio::ssl::context& tls_context, ProbeTarget t, OnOnce d)
+        : timer(ex), target(std::move(t)), done(std::move(d)) {
+      if (target.tls) {
+        tls = std::make_unique<TlsStream>(ex, tls_context);
+      } else {
+        plain.emplace(ex);
+      }
+    }
+    Socket& socket() { return tls ? tls->next_layer() : *plain; }
+    std::optional<Socket> plain;
+    std::unique_ptr<TlsStream> tls;
     Timer timer;
     ProbeTarget target;
     OnOnce done;
     Clock::time_point start;
     bool connected = false;
+    bool tls_detected = false;
     bool finished = false;
     char buf[64];
   };
@@ -136,6 +148,9 @@ class Prober::Impl {
       cur.failures = r.liveness == Liveness::Alive ? 0 : cur.failures + 1;
       result.consecutive_failures = cur.failures;
       cur.last = r.liveness;
+      if (r.tls_detected) {
+        cur.target.tls = true;  // From now on, a TLS handshake instead of our packet.
+      }
       cur.timer.expires_after(options_.interval);
       cur.timer.async_wait([this, id, generation](const boost::system::error_code& ec) {
         auto again = watched_.find(id);
@@ -149,7 +164,8 @@ class Prober::Impl {
   }
 
   void enqueue(ProbeTarget target, OnOnce done) {
-    auto op = std::make_shared<Op>(io_.get_executor(), std::move(target), std::move(done));
+    auto op =
+        std::make_shared<Op>(io_.get_executor(), tls_context_, std::move(target), std::move(done));
     if (ops_.size() >= options_.max_in_flight) {
       waiting_.push_back(std::move(op));
       return;
@@ -180,7 +196,7 @@ class Prober::Impl {
         finish(*op, Failure::NoConnection, "timeout: no connection in " + ms(options_.timeout));
       }
     });
-    op->socket.async_connect(
+    op->socket().async_connect(
         tcp::endpoint(address, op->target.port),
         [this, op](const boost::system::error_code& cec) { onConnect(op, cec); });
   }
@@ -199,8 +215,16 @@ class Prober::Impl {
     }
     op->connected = true;
     boost::system::error_code ignored;
-    op->socket.set_option(tcp::no_delay(true), ignored);
-    asio::async_write(op->socket, asio::buffer(kProbeBytes),
+    op->socket().set_option(tcp::no_delay(true), ignored);
+    if (op->tls) {
+      // A TLS distribution listener: the VM's ssl code must run the handshake. Closing
+      // after it is quiet at the default logger level (notice); our plain packet is not.
+      op->tls->async_handshake(
+          asio::ssl::stream_base::client,
+          [this, op](const boost::system::error_code& hec) { onTlsHandshake(*op, hec); });
+      return;
+    }
+    asio::async_write(op->socket(), asio::buffer(kProbeBytes),
                       [this, op](const boost::system::error_code& wec, size_t) {
                         if (op->finished) {
                           return;
@@ -209,8 +233,8 @@ class Prober::Impl {
                           onPeerClosed(*op, wec);
                           return;
                         }
-                        op->socket.async_read_some(asio::buffer(op->buf),
-                                                   [this, op](const boost::system::error_code& rec,
+                        op->socket().async_read_some(
+                            asio::buffer(op->buf), [this, op](const boost::system::error_code& rec,
                                                               size_t n) { onRead(*op, rec, n); });
                       });
   }
@@ -219,11 +243,33 @@ class Prober::Impl {
     if (op.finished) {
       return;
     }
+    if (!ec && n >= 2 && op.buf[0] == 0x15 && op.buf[1] == 0x03) {
+      // A TLS alert record: the node runs TLS distribution (inet_tls_dist), whose ssl code
+      // refused our packet (and logged a notice); later probes of it must use TLS.
+      op.tls_detected = true;
+      finish(op, Failure::None, "answered with a TLS alert: the node uses TLS distribution");
+      return;
+    }
     if (!ec && n > 0) {
       finish(op, Failure::None, "answered (" + std::to_string(n) + " bytes)");
       return;
     }
     onPeerClosed(op, ec);
+  }
+
+  void onTlsHandshake(Op& op, const boost::system::error_code& ec) {
+    if (op.finished) {
+      return;
+    }
+    if (!ec) {
+      finish(op, Failure::None, "completed a TLS handshake");
+    } else if (ec.category() == asio::error::get_ssl_category() ||
+               ec.category() == asio::ssl::error::get_stream_category()) {
+      // The VM's ssl code answered, if only to refuse: it runs.
+      finish(op, Failure::None, "answered the TLS handshake: " + ec.message());
+    } else {
+      onPeerClosed(op, ec);
+    }
   }
 
   // Once connected, the node's own code closing the connection is the answer we want. Only
@@ -242,7 +288,7 @@ class Prober::Impl {
   void finish(Op& op, Failure failure, std::string detail) {
     op.finished = true;
     boost::system::error_code ignored;
-    op.socket.close(ignored);
+    op.socket().close(ignored);
     op.timer.cancel();
     auto self = std::move(ops_.at(&op));  // Keeps `op` alive to the end of this call.
     ops_.erase(&op);
@@ -250,6 +296,7 @@ class Prober::Impl {
       ProbeResult result;
       result.liveness = failure == Failure::None ? Liveness::Alive : Liveness::Unresponsive;
       result.failure = failure;
+      result.tls_detected = op.tls_detected;
       result.detail = std::move(detail);
       result.elapsed = since(op.start);
       op.done(result);
@@ -271,7 +318,7 @@ class Prober::Impl {
     for (auto& [raw, op] : ops_) {
       boost::system::error_code ignored;
       op->finished = true;
-      op->socket.close(ignored);
+      op->socket().close(ignored);
       op->timer.cancel();
     }
     ops_.clear();  // Their handlers still hold them until they run (aborted).
@@ -279,6 +326,8 @@ class Prober::Impl {
 
   const ProberOptions options_;
   const OnResult on_result_;
+  // TLS probes only prove that the VM's ssl code runs: no certificate is checked.
+  asio::ssl::context tls_context_{asio::ssl::context::tls_client};
   asio::io_context io_{1};
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   // Everything below is touched on the io thread only.

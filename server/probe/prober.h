@@ -43,6 +43,10 @@ struct ProbeTarget {
   /// registration's peer address) reaches its distribution listener on this host.
   std::string address;
   uint16_t port = 0;  // The port the node registered.
+  /// The node runs TLS distribution (`-proto_dist inet_tls`): probe with a TLS handshake
+  /// instead of the empty packet (which its ssl code refuses with a logged notice). A
+  /// watched target switches by itself when a probe meets TLS.
+  bool tls = false;
 };
 
 struct ProbeResult {
@@ -57,6 +61,8 @@ struct ProbeResult {
   bool changed = false;
   /// Watched targets only: unresponsive verdicts in a row, this one included.
   uint32_t consecutive_failures = 0;
+  /// The node answered the plain probe with a TLS alert: it runs TLS distribution.
+  bool tls_detected = false;
 };
 
 struct ProberOptions {

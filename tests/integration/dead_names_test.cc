@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <optional>
@@ -370,6 +371,61 @@ TEST_F(DeadNamesTest, EachProbeRunsTheNodesHandshakeCode) {
   EXPECT_EQ(countOf(out, "{'EXIT',"), 3u) << out;
   EXPECT_EQ(countOf(out, "shutdown}}"), 3u) << out;
   EXPECT_EQ(countOf(out, "nodedown"), 0u) << out;  // No pending connection was created.
+}
+
+TEST_F(DeadNamesTest, ATlsDistributionNodeIsProbedWithAHandshakeAtNoticeLevelSilently) {
+  // A node with TLS distribution (inet_tls_dist): its ssl code refuses the plain probe
+  // with a TLS alert and a logged notice, once; the watch then switches to a TLS handshake,
+  // which logs nothing at the default level and still tells a stopped VM from a live one.
+  const std::string dir = "/tmp/epmdx-tls-" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  auto [gen, gen_out] = runCommand({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                                    "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem", "-days",
+                                    "2", "-subj", "/CN=epmdx-test"});
+  ASSERT_EQ(gen, 0) << gen_out;
+  {
+    std::ofstream conf(dir + "/ssl_dist.conf");
+    conf << "[{server, [{certfile, \"" << dir << "/cert.pem\"}, {keyfile, \"" << dir
+         << "/key.pem\"}]}, {client, [{verify, verify_none}]}].\n";
+  }
+  Node node = startNode(uniq("tls"), {"-proto_dist", "inet_tls", "-ssl_dist_optfile",
+                                      dir + "/ssl_dist.conf", "-kernel", "logger_level", "notice"});
+  ASSERT_TRUE(eventually([&] { return node.ticks() >= 1; }));
+  ProberOptions o;
+  o.interval = 100ms;
+  o.timeout = 1000ms;  // A TLS handshake costs the VM a few milliseconds of RSA.
+  Verdicts verdicts;
+  Prober prober(o, [&](uint64_t, const ProbeResult& r) { verdicts.add(r); });
+  prober.watch(1, targetOf(node));
+  ASSERT_TRUE(eventually([&] { return verdicts.size() >= 6; }));
+  {
+    std::lock_guard lock(verdicts.mu);
+    const auto& first = verdicts.seen[0].second;
+    EXPECT_EQ(first.liveness, Liveness::Alive);
+    EXPECT_TRUE(first.tls_detected);
+    EXPECT_EQ(first.detail, "answered with a TLS alert: the node uses TLS distribution");
+    for (size_t i = 1; i < verdicts.seen.size(); ++i) {
+      EXPECT_EQ(verdicts.seen[i].second.liveness, Liveness::Alive) << i;
+      EXPECT_EQ(verdicts.seen[i].second.detail, "completed a TLS handshake") << i;
+    }
+  }
+  const size_t ticks = node.ticks();
+  ASSERT_TRUE(eventually([&] { return node.ticks() >= ticks + 3; }));
+  EXPECT_EQ(countOf(node.output(), "NOTICE REPORT"), 1u) << node.output();  // The first only.
+  EXPECT_EQ(countOf(node.output(), "TLS server:"), 1u) << node.output();
+
+  // Stopped: the TLS probes get no answer either; resumed: alive again.
+  const size_t mark = verdicts.size();
+  node.process->signal(SIGSTOP);
+  const auto down = verdicts.waitFor(mark, Liveness::Unresponsive, 10s);
+  ASSERT_TRUE(down);
+  {
+    std::lock_guard lock(verdicts.mu);
+    EXPECT_EQ(verdicts.seen[*down].second.failure, probe::Failure::NoAnswer);
+  }
+  node.process->signal(SIGCONT);
+  EXPECT_TRUE(verdicts.waitFor(*down + 1, Liveness::Alive, 10s));
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(DeadNamesTest, AHolderInAnotherPidNamespaceIsNotVisibleRatherThanWrong) {
