@@ -111,8 +111,9 @@ class Prober::Impl {
     uint32_t failures = 0;
   };
 
-  // One probe: connect, send the empty packet, wait for the VM to close or answer. Lives
-  // in ops_ from start to verdict; runs on the io thread only.
+  // One probe: connect, then send the empty packet and wait for the VM to close or answer
+  // (or, for a TLS target, run a TLS handshake). Lives in ops_ from start to verdict; runs
+  // on the io thread only.
   struct Op {
     Op(asio::io_context::executor_type ex, asio::ssl::context& tls_context, ProbeTarget t, OnOnce d)
         : timer(ex), target(std::move(t)), done(std::move(d)) {
