@@ -28,6 +28,7 @@ enum class Behaviour {
   Answer,          // Sends bytes back.
   NeverAccept,     // A stopped VM: the kernel completes the handshake, the VM never accepts.
   AcceptAndHold,   // A VM whose code accepts but never reads (wedged after accept).
+  TlsAlert,        // TLS distribution: answers anything with a TLS fatal alert, closes.
 };
 
 /// A loopback server on port 0 with one behaviour, on its own thread.
@@ -60,6 +61,11 @@ class FakeNode {
   }
   uint16_t port() const { return port_; }
   int packetsRead() const { return packets_read_; }
+  /// TlsAlert: the first byte of each connection's first read (0x00 plain, 0x16 TLS).
+  std::vector<uint8_t> firstBytes() {
+    std::lock_guard lock(mu_);
+    return first_bytes_;
+  }
 
  private:
   void serve() {
@@ -70,6 +76,17 @@ class FakeNode {
       }
       if (behaviour_ == Behaviour::AcceptAndHold) {
         held_.push_back(c);
+        continue;
+      }
+      if (behaviour_ == Behaviour::TlsAlert) {
+        char hello[512];
+        const ssize_t n = recv(c, hello, sizeof hello, 0);
+        if (n > 0) {
+          std::lock_guard lock(mu_);
+          first_bytes_.push_back(static_cast<uint8_t>(hello[0]));
+        }
+        (void)!send(c, "\x15\x03\x03\x00\x02\x02\x0a", 7, MSG_NOSIGNAL);
+        close(c);
         continue;
       }
       char buf[2];
@@ -89,6 +106,8 @@ class FakeNode {
   std::atomic<bool> stop_{false};
   std::atomic<int> packets_read_{0};
   std::vector<int> held_;  // Touched by the server thread only, then by the destructor.
+  std::mutex mu_;
+  std::vector<uint8_t> first_bytes_;  // Guarded by mu_.
   std::thread thread_;
 };
 
@@ -273,6 +292,35 @@ TEST(ProberTest, WatchReportsEveryVerdictChangesAndFailuresInARow) {
   }));
   EXPECT_TRUE(seen[2].back().changed);
   EXPECT_EQ(seen[2].back().consecutive_failures, 0u);
+}
+
+TEST(ProberTest, AWatchSwitchesToTlsWhenTheNodeAnswersWithATlsAlert) {
+  FakeNode node(Behaviour::TlsAlert);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<ProbeResult> seen;
+  Prober prober(fast(), [&](uint64_t, const ProbeResult& r) {
+    std::lock_guard lock(mu);
+    seen.push_back(r);
+    cv.notify_all();
+  });
+  prober.watch(3, {"127.0.0.1", node.port()});
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return seen.size() >= 3; }));
+  EXPECT_EQ(seen[0].liveness, Liveness::Alive);
+  EXPECT_TRUE(seen[0].tls_detected);
+  EXPECT_EQ(seen[0].detail, "answered with a TLS alert: the node uses TLS distribution");
+  for (size_t i = 1; i < 3; ++i) {
+    EXPECT_EQ(seen[i].liveness, Liveness::Alive) << seen[i].detail;
+    EXPECT_FALSE(seen[i].tls_detected);
+    // The handshake met the alert: the node's TLS code answered.
+    EXPECT_EQ(seen[i].detail.rfind("answered the TLS handshake: ", 0), 0u) << seen[i].detail;
+  }
+  const auto first = node.firstBytes();
+  ASSERT_GE(first.size(), 3u);
+  EXPECT_EQ(first[0], 0x00);  // The empty distribution packet.
+  EXPECT_EQ(first[1], 0x16);  // A TLS handshake record: the ClientHello.
+  EXPECT_EQ(first[2], 0x16);
 }
 
 TEST(ProberTest, UnwatchStopsTheReports) {
