@@ -29,26 +29,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-Endpoint endpointOf(const sockaddr_storage& ss) {
-  if (ss.ss_family == AF_INET) {
-    const auto& a = reinterpret_cast<const sockaddr_in&>(ss);
-    return Endpoint::fromIpv4(a.sin_addr.s_addr, ntohs(a.sin_port));
-  }
-  const auto& a = reinterpret_cast<const sockaddr_in6&>(ss);
-  uint8_t bytes[16];
-  std::memcpy(bytes, &a.sin6_addr, 16);
-  return Endpoint::fromIpv6(bytes, ntohs(a.sin6_port));
-}
-
 /// The daemon's view of an accepted connection: its local address and its peer.
 ConnectionKey daemonSide(int accepted_fd) {
-  sockaddr_storage local{};
-  sockaddr_storage peer{};
-  socklen_t len = sizeof local;
-  getsockname(accepted_fd, reinterpret_cast<sockaddr*>(&local), &len);
-  len = sizeof peer;
-  getpeername(accepted_fd, reinterpret_cast<sockaddr*>(&peer), &len);
-  return {endpointOf(local), endpointOf(peer)};
+  return {Endpoint::localOf(accepted_fd).value(), Endpoint::peerOf(accepted_fd).value()};
 }
 
 /// A listening socket on `address` (an IPv4 or IPv6 literal), port 0.
@@ -74,9 +57,7 @@ class Listener {
     }
     EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&ss), len), 0);
     EXPECT_EQ(listen(fd_, 1024), 0);
-    len = sizeof ss;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len);
-    port_ = endpointOf(ss).port;
+    port_ = Endpoint::localOf(fd_).value().port;
   }
   ~Listener() {
     for (const int fd : fds_) {
@@ -156,6 +137,8 @@ TEST(EndpointTest, ParsesAndPrintsTheRegistryFormat) {
   EXPECT_EQ(v6->toString(), "[::1]:50000");
   // An IPv4-mapped address is the IPv4 address: the same connection through either family.
   EXPECT_EQ(Endpoint::parse("[::ffff:127.0.0.1]:4369"), v4);
+  EXPECT_FALSE(Endpoint::localOf(-1));
+  EXPECT_FALSE(Endpoint::peerOf(-1));
   for (const char* bad : {"", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "[::1]4369",
                           "[::1:4369", "host:4369", "127.0.0.1:43x9"}) {
     EXPECT_FALSE(Endpoint::parse(bad)) << bad;
@@ -166,6 +149,13 @@ TEST(HolderResolverTest, FindsThisProcessAsTheHolderOverIpv4AndIpv6) {
   for (const std::string address : {"127.0.0.1", "::1"}) {
     Listener listener(address);
     const ConnectionKey key = listener.connectFrom(address);
+    // The daemon's side, read from the accepted socket: the listener's address and port.
+    EXPECT_EQ(key.local.toString(),
+              Endpoint::parse(address.find(':') != std::string::npos
+                                  ? "[" + address + "]:" + std::to_string(listener.port())
+                                  : address + ":" + std::to_string(listener.port()))
+                  ->toString());
+    EXPECT_EQ(key.remote, Endpoint::localOf(listener.lastClient()));
     const Holder h = HolderResolver().resolveOne(key);
     ASSERT_EQ(h.status, HolderStatus::Found) << address << ": " << h.reason;
     ASSERT_EQ(h.processes.size(), 1u);

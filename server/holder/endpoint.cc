@@ -1,6 +1,7 @@
 #include "server/holder/endpoint.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <cstring>
 
@@ -81,6 +82,38 @@ Endpoint Endpoint::fromIpv6(const uint8_t (&bytes)[16], uint16_t port) {
   std::memcpy(e.address.data(), bytes, 16);
   e.port = port;
   return e;
+}
+
+std::optional<Endpoint> Endpoint::fromSockaddr(const sockaddr* address, socklen_t length) {
+  if (address->sa_family == AF_INET && length >= static_cast<socklen_t>(sizeof(sockaddr_in))) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(address);
+    return fromIpv4(a->sin_addr.s_addr, ntohs(a->sin_port));
+  }
+  if (address->sa_family == AF_INET6 && length >= static_cast<socklen_t>(sizeof(sockaddr_in6))) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(address);
+    uint8_t bytes[16];
+    std::memcpy(bytes, &a->sin6_addr, 16);
+    return fromIpv6(bytes, ntohs(a->sin6_port));
+  }
+  return std::nullopt;
+}
+
+std::optional<Endpoint> Endpoint::localOf(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    return std::nullopt;
+  }
+  return fromSockaddr(reinterpret_cast<const sockaddr*>(&ss), len);
+}
+
+std::optional<Endpoint> Endpoint::peerOf(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    return std::nullopt;
+  }
+  return fromSockaddr(reinterpret_cast<const sockaddr*>(&ss), len);
 }
 
 bool Endpoint::isIpv4() const {

@@ -4,6 +4,8 @@
 // addresses are kept IPv4-mapped (::ffff:a.b.c.d), so that a connection made over an IPv4
 // socket and the same connection seen through a dual-stack IPv6 socket compare equal.
 
+#include <sys/socket.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -23,6 +25,11 @@ struct Endpoint {
   static std::optional<Endpoint> parse(std::string_view text);
   static Endpoint fromIpv4(uint32_t network_order_address, uint16_t port);
   static Endpoint fromIpv6(const uint8_t (&bytes)[16], uint16_t port);
+  /// From a socket address (getsockname/getpeername, AF_INET or AF_INET6).
+  static std::optional<Endpoint> fromSockaddr(const sockaddr* address, socklen_t length);
+  /// The local or peer endpoint of a connected socket (the daemon's session has its fd).
+  static std::optional<Endpoint> localOf(int fd);
+  static std::optional<Endpoint> peerOf(int fd);
 
   bool isIpv4() const;
   /// The canonical text: "127.0.0.1:4369" for IPv4 (mapped or not), "[::1]:4369" else.

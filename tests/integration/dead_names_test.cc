@@ -141,24 +141,9 @@ class DeadNamesTest : public ::testing::Test {
   /// What the daemon knows of a registration's connection: the peer from the registry, the
   /// local address from the connection's socket (this process holds it: the App runs here).
   static ConnectionKey daemonSide(const registry::Registration& r) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    EXPECT_EQ(getsockname(r.origin.connection_handle, reinterpret_cast<sockaddr*>(&ss), &len), 0);
-    char host[INET6_ADDRSTRLEN] = {};
-    uint16_t port = 0;
-    if (ss.ss_family == AF_INET) {
-      const auto& a = reinterpret_cast<const sockaddr_in&>(ss);
-      inet_ntop(AF_INET, &a.sin_addr, host, sizeof host);
-      port = ntohs(a.sin_port);
-    } else {
-      const auto& a = reinterpret_cast<const sockaddr_in6&>(ss);
-      inet_ntop(AF_INET6, &a.sin6_addr, host, sizeof host);
-      port = ntohs(a.sin6_port);
-    }
-    const std::string local = ss.ss_family == AF_INET
-                                  ? std::string(host) + ":" + std::to_string(port)
-                                  : "[" + std::string(host) + "]:" + std::to_string(port);
-    return {Endpoint::parse(local).value(), Endpoint::parse(r.origin.peer_address).value()};
+    const auto local = Endpoint::localOf(r.origin.connection_handle);
+    EXPECT_TRUE(local);
+    return {local.value_or(Endpoint{}), Endpoint::parse(r.origin.peer_address).value()};
   }
 
   /// The probe target of a registration: the address it registered from, its port.
