@@ -391,18 +391,19 @@ TEST_F(CtlTest, TableWideNamesAndNoHeaders) {
   auto wide_rows = lines(wide.out);
   ASSERT_EQ(wide_rows.size(), 2u) << wide.out;
   EXPECT_EQ(fields(wide_rows[0]),
-            (std::vector<std::string>{"NAME", "PORT", "TYPE", "AGE", "VERSIONS", "CREATION",
-                                      "REGISTERED-AT", "ID", "PEER"}));
+            (std::vector<std::string>{"NAME", "PORT", "TYPE", "AGE", "CLUSTER", "VERSIONS",
+                                      "CREATION", "REGISTERED-AT", "ID", "PEER"}));
   v1::Node node;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(rest("/v1/nodes/web2"), &node).ok());
   const auto cols = fields(wide_rows[1]);
-  ASSERT_EQ(cols.size(), 9u) << wide.out;
-  EXPECT_EQ(cols[4], "5-6");
-  EXPECT_EQ(cols[5], std::to_string(node.creation()));
-  EXPECT_TRUE(std::regex_match(cols[6], std::regex("20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z")))
-      << cols[6];
-  EXPECT_EQ(cols[7], std::to_string(node.registration_id()));
-  EXPECT_EQ(cols[8], node.peer_address());
+  ASSERT_EQ(cols.size(), 10u) << wide.out;
+  EXPECT_EQ(cols[4], "default");
+  EXPECT_EQ(cols[5], "5-6");
+  EXPECT_EQ(cols[6], std::to_string(node.creation()));
+  EXPECT_TRUE(std::regex_match(cols[7], std::regex("20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z")))
+      << cols[7];
+  EXPECT_EQ(cols[8], std::to_string(node.registration_id()));
+  EXPECT_EQ(cols[9], node.peer_address());
   auto bare_cols = fields(ctlRun({"get", "web2", "-o", "wide", "--no-headers"}).out);
   ASSERT_EQ(bare_cols.size(), cols.size());
   bare_cols[3] = cols[3];  // AGE may have ticked over between the two calls.
