@@ -67,7 +67,8 @@ let ports, tokensFile, daemon, browser, page;
 const consoleErrors = [];
 
 function startDaemon() {
-  const p = spawn(EPMDX, ["-port", String(ports.epmd), "--grpc-listen=off",
+  const p = spawn(EPMDX, ["-port", String(ports.epmd), "--cluster=blue=" + ports.blue,
+    "--grpc-listen=off",
     "--http-listen=127.0.0.1:" + ports.http, "--tokens-file=" + tokensFile],
   { stdio: ["ignore", "ignore", "inherit"] });
   return p;
@@ -81,7 +82,7 @@ async function stopDaemon() {
 }
 
 before(async () => {
-  ports = { epmd: await freePort(), http: await freePort() };
+  ports = { epmd: await freePort(), http: await freePort(), blue: await freePort() };
   tokensFile = path.join(os.tmpdir(), "epmdx-browser-tokens-" + process.pid);
   fs.writeFileSync(tokensFile, TOKEN + " read evict name=browser\n");
   daemon = startDaemon();
@@ -173,6 +174,30 @@ test("a wrong token gets the server's answer and changes nothing", async () => {
   assert.match(await page.textContent("#notice"), /401 UNAUTHENTICATED/);
   assert.equal(await row("keeper").count(), 1);
   socket.destroy();
+  await page.waitForFunction(() => document.querySelector("#count").textContent === "0");
+});
+
+test("clusters: the same name in two, a selector with counts, eviction in one", async () => {
+  const inDefault = await register(ports.epmd, "twin", 9001);
+  const inBlue = await register(ports.blue, "twin", 9002);
+  assert.equal(inBlue.reply[1], 0, "the same name registers in another cluster");
+  await page.waitForFunction(() => document.querySelectorAll("#rows tr:not(.removed)").length === 2);
+  assert.equal(await page.getAttribute("body", "data-clusters"), "many");
+  const options = await page.locator("#cluster option").allTextContents();
+  assert.deepEqual(options, ["All clusters (2)", "default (1)", "blue (1)"]);
+  await page.selectOption("#cluster", "blue");
+  const visible = () => page.locator("#rows tr:not(.removed)").evaluateAll(
+    (trs) => trs.filter((tr) => !tr.hidden).map((tr) => tr.querySelector("td.cluster").textContent));
+  assert.deepEqual(await visible(), ["blue"]);
+  const closed = new Promise((r) => inBlue.socket.once("close", r));
+  await page.locator("#rows tr:not(.removed):not([hidden]) button.evict").click();
+  await page.fill("#evict-token", TOKEN);
+  await page.click("#evict-confirm");
+  await closed; // Blue's twin was evicted...
+  await page.selectOption("#cluster", "");
+  await page.waitForFunction(() => document.querySelectorAll("#rows tr:not(.removed)").length === 1);
+  assert.deepEqual(await visible(), ["default"]); // ...and the default cluster's is untouched.
+  inDefault.socket.destroy();
   await page.waitForFunction(() => document.querySelector("#count").textContent === "0");
 });
 
