@@ -72,16 +72,16 @@ class ClustersTest : public ::testing::Test {
     for (const auto& p : peers) {
       list += (list.empty() ? "\"" : ", \"") + p + "\"";
     }
-    auto [code, out] = runCommand(
-        {"erl", "-sname", "pinger" + std::to_string(port), "-setcookie", "epmdxtest", "-noshell",
-         "-start_epmd", "false", "-eval",
-         "[_, Host] = string:split(atom_to_list(node()), \"@\"), "
-         "Ping = fun(P) -> Peer = list_to_atom(P ++ \"@\" ++ Host), "
-         "  F = fun G(0) -> pang; G(N) -> case net_adm:ping(Peer) of pong -> pong; "
-         "    pang -> timer:sleep(300), G(N - 1) end end, F(5) end, "
-         "io:format(\"~p~n\", [[{P, Ping(P)} || P <- [" +
-             list + "]]]), halt()."},
-        erlEnv(port), 60s);
+    auto [code, out] =
+        runCommand({"erl", "-sname", "pinger" + std::to_string(port), "-setcookie", "epmdxtest",
+                    "-noshell", "-start_epmd", "false", "-eval",
+                    "[_, Host] = string:split(atom_to_list(node()), \"@\"), "
+                    "Ping = fun(P) -> Peer = list_to_atom(P ++ \"@\" ++ Host), "
+                    "  F = fun G(0) -> pang; G(N) -> case net_adm:ping(Peer) of pong -> pong; "
+                    "    pang -> timer:sleep(300), G(N - 1) end end, F(5) end, "
+                    "io:format(\"~p~n\", [[{P, Ping(P)} || P <- [" +
+                        list + "]]]), halt()."},
+                   erlEnv(port), 60s);
     EXPECT_EQ(code, 0) << out;
     return out;
   }
@@ -104,9 +104,11 @@ TEST_F(ClustersTest, SameNameInTwoClustersAndNodesFindOnlyTheirOwnCluster) {
   ASSERT_TRUE(waitForNames(green_, "name " + a + " at port", true));
 
   // OTP's own client on one cluster's port lists that cluster only.
-  auto [gcode, green_names] = runCommand({otpEpmdBinary(), "-port", std::to_string(green_), "-names"});
+  auto [gcode, green_names] =
+      runCommand({otpEpmdBinary(), "-port", std::to_string(green_), "-names"});
   EXPECT_EQ(green_names.find("name " + b + " "), std::string::npos) << green_names;
-  auto [mcode, main_names] = runCommand({otpEpmdBinary(), "-port", std::to_string(main_), "-names"});
+  auto [mcode, main_names] =
+      runCommand({otpEpmdBinary(), "-port", std::to_string(main_), "-names"});
   EXPECT_EQ(main_names.find("name " + a + " "), std::string::npos) << main_names;
 
   // Blue's nodes reach each other; green cannot find blue's b (pang), only its own a.
