@@ -34,7 +34,7 @@ WatchSlot::~WatchSlot() {
 std::string notFoundMessage(std::string_view name) {
   std::string msg = "no node named \"" + log::printable(name) + "\"";
   if (const auto at = name.find('@'); at != std::string_view::npos && at > 0) {
-    msg += " (epmd names have no host part: try \"" + log::printable(name.substr(0, at)) + "\")";
+    msg += " (epmd names have no host part: try `" + log::printable(name.substr(0, at)) + "`)";
   }
   return msg;
 }
