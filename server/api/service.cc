@@ -123,6 +123,8 @@ v1::ListClustersResponse Service::listClusters() const {
         c->add_addresses(a);
       }
       c->set_serving(states[i].serving);
+      c->set_names_from(states[i].names_from);
+      c->set_lookups_from(states[i].lookups_from);
     }
   }
   return resp;

@@ -86,6 +86,55 @@ App::App(Options options) : options_(std::move(options)) {
     clusters_.push_back(std::move(cluster));
   }
   admin_ = std::make_unique<AdminServers>(*this);
+  if (auto err = applyAccess()) {
+    log::error(*err);  // parseArgs() checked it; only a file changed since can fail here.
+  }
+}
+
+std::optional<std::string> App::applyAccess() {
+  auto directives = options_.access;
+  if (!options_.access_file.empty()) {
+    auto file = readAccessFile(options_.access_file);
+    if (!file.ok()) {
+      return file.error();
+    }
+    directives.insert(directives.end(), file.value().begin(), file.value().end());
+  }
+  std::vector<std::string> names;
+  for (size_t i = 0; i < clusters_.size(); ++i) {
+    names.push_back(registry_->clusterName(static_cast<registry::ClusterId>(i)));
+  }
+  auto built = buildAccessPolicies(names, directives);
+  if (!built.ok()) {
+    return built.error();
+  }
+  std::vector<epmd::AccessPolicyPtr> policies;
+  {
+    std::lock_guard<std::mutex> lock(clusters_mu_);
+    for (size_t i = 0; i < clusters_.size(); ++i) {
+      clusters_[i]->policy = std::make_shared<const epmd::AccessPolicy>(built.value()[i]);
+      policies.push_back(clusters_[i]->policy);
+    }
+  }
+  // The listeners live on the io thread: hand them the policies there (before run(), the
+  // post simply runs first).
+  asio::post(io_, [this, policies] {
+    for (size_t i = 0; i < clusters_.size(); ++i) {
+      clusters_[i]->listener->setPolicy(policies[i]);
+    }
+  });
+  return std::nullopt;
+}
+
+void App::reloadAccess() {
+  if (options_.access_file.empty()) {
+    return;
+  }
+  if (auto err = applyAccess()) {
+    log::error("access policy not reloaded; the one in force stays", {{"error", *err}});
+  } else {
+    log::info("access policy reloaded", {{"file", options_.access_file}});
+  }
 }
 
 App::~App() {
@@ -145,7 +194,9 @@ std::vector<api::ClusterState> App::clusterStates() const {
   std::vector<api::ClusterState> out;
   std::lock_guard<std::mutex> lock(clusters_mu_);
   for (const auto& c : clusters_) {
-    out.push_back({c->listener->port(), c->endpoints, c->serving.load()});
+    out.push_back({c->listener->port(), c->endpoints, c->serving.load(),
+                   c->policy ? c->policy->names.toString() : "any",
+                   c->policy ? c->policy->lookups.toString() : "any"});
   }
   return out;
 }
@@ -161,8 +212,9 @@ int App::run(bool handle_signals) {
           return;
         }
         if (sig == SIGHUP) {
-          log::info("SIGHUP: reloading tokens");
+          log::info("SIGHUP: reloading tokens and the access file");
           reloadTokens();
+          reloadAccess();
           wait_signal();
           return;
         }

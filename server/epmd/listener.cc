@@ -46,7 +46,7 @@ Listener::Listener(asio::io_context& io, registry::ClusterView registry, Metrics
                    ListenerOptions options, std::function<void()> on_kill)
     : io_(io),
       options_(std::move(options)),
-      context_{registry, metrics, options_, options_.port, std::move(on_kill), {}},
+      context_{registry, metrics, options_, options_.port, std::move(on_kill), {}, {}, {}, 0},
       sweep_(io) {}
 
 Listener::~Listener() {
@@ -301,7 +301,11 @@ void Listener::onAccepted(int fd, const tcp::endpoint& peer) {
     status = scratch_.append(buf, static_cast<size_t>(n));
     if (status == FrameAssembler::Status::Complete && scratch_.body()[0] == kPort2Req &&
         options_.delay_write.count() == 0) {
-      auto decoded = decodeRequest(scratch_.body(), scratch_.bodySize(), Access{});
+      Access access;
+      if (context_.policy && !context_.policy->lookups.any()) {
+        access.may_resolve = context_.policy->lookups.allows(peer.address());
+      }
+      auto decoded = decodeRequest(scratch_.body(), scratch_.bodySize(), access);
       if (decoded) {
         const std::string reply = answerPort2(context_, std::get<Port2Request>(decoded.value()));
         ssize_t sent;

@@ -37,6 +37,9 @@ class Listener {
   BindResult bind();
   void start();
   void stop();
+  /// Who may list and resolve names on this port from now on (connections accepted later).
+  /// Call on the io_context's thread. Null: OTP's (anyone).
+  void setPolicy(AccessPolicyPtr policy) { context_.policy = std::move(policy); }
 
   /// The port actually bound (differs from the option only when it was 0).
   uint16_t port() const { return context_.epmd_port; }

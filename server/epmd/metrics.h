@@ -22,6 +22,8 @@ struct Metrics {
   // Malformed packets: bad length, overrun, unknown code, bad ALIVE2/PORT2 fields.
   Counter malformed{0};
   Counter packet_timeouts{0};
+  // Requests the cluster's access policy refused (closed without reply), by type.
+  Counter policy_refused_names{0}, policy_refused_dump{0}, policy_refused_port2{0};
 };
 
 }  // namespace epmdx::epmd

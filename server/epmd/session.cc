@@ -36,6 +36,10 @@ Session::Session(Socket socket, const tcp::endpoint& remote, SessionContext& ctx
     return ec ? std::optional<tcp::endpoint>() : std::optional<tcp::endpoint>(local);
   });
   access_.relaxed = ctx_.options.relaxed;
+  if (ctx_.policy) {
+    access_.may_list = ctx_.policy->names.allows(remote.address());
+    access_.may_resolve = ctx_.policy->lookups.allows(remote.address());
+  }
   peer_ = formatEndpoint(remote);
   ++ctx_.metrics.connections_open;
   if (ctx_.options.delay_write.count() > 0) {
@@ -124,6 +128,11 @@ void Session::onFrame(FrameAssembler::Status status) {
   frame_.reset();
   if (!decoded) {
     const DecodeError e = decoded.error();
+    if (e == DecodeError::PolicyRefused) {
+      refusedByPolicy(code);
+      close();
+      return;
+    }
     const bool refused = e == DecodeError::NotLocal || e == DecodeError::StopNotAllowed;
     ++(refused ? ctx_.metrics.refused : ctx_.metrics.malformed);
     log::warn("refused packet",
@@ -132,6 +141,24 @@ void Session::onFrame(FrameAssembler::Status status) {
     return;
   }
   handle(std::move(decoded.value()));
+}
+
+void Session::refusedByPolicy(int code) {
+  ++(code == kPort2Req  ? ctx_.metrics.policy_refused_port2
+     : code == kDumpReq ? ctx_.metrics.policy_refused_dump
+                        : ctx_.metrics.policy_refused_names);
+  // A scanner can send thousands of these: one line per interval, with the count.
+  const auto now = std::chrono::steady_clock::now();
+  ++ctx_.policy_refusals_unlogged;
+  if (now < ctx_.policy_log_after) {
+    return;
+  }
+  log::warn("refused by the access policy", {{"peer", peer_},
+                                             {"request", code},
+                                             {"refusals", ctx_.policy_refusals_unlogged},
+                                             {"next_log_in_s", 10}});
+  ctx_.policy_refusals_unlogged = 0;
+  ctx_.policy_log_after = now + std::chrono::seconds(10);
 }
 
 void Session::handle(Request&& request) {

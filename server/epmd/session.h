@@ -17,6 +17,7 @@
 #include <boost/intrusive/list.hpp>
 
 #include "server/common/asio.h"
+#include "server/epmd/access_policy.h"
 #include "server/epmd/codec.h"
 #include "server/epmd/metrics.h"
 #include "server/registry/cluster_view.h"
@@ -71,6 +72,8 @@ class Session final : public std::enable_shared_from_this<Session>,
   void onReadable(const boost::system::error_code& ec);
   void onFrame(FrameAssembler::Status status);
   void handle(Request&& request);
+  /// Counts and (rate-limited) logs a request the cluster's access policy refused.
+  void refusedByPolicy(int code);
   void handleAlive2(Alive2Request&& req);
   void handlePort2(const Port2Request& req);
   void handleNames(bool dump);
@@ -118,6 +121,10 @@ struct SessionContext {
   uint16_t epmd_port;             // The bound port, sent in NAMES/DUMP replies.
   std::function<void()> on_kill;  // KILL_REQ accepted: the daemon must exit 0.
   PendingList pending;            // Sessions still reading their request.
+  AccessPolicyPtr policy;         // Null: OTP's (anyone may list and resolve).
+  // Refusals by policy are logged at most once per interval, with how many there were.
+  std::chrono::steady_clock::time_point policy_log_after{};
+  uint64_t policy_refusals_unlogged = 0;
 };
 
 }  // namespace epmdx::epmd

@@ -99,31 +99,6 @@ std::string tempDir() {
 // ephemeral ports, which on a machine where other tests hold tens of thousands of client
 // connections are often taken again before the daemon binds them (the daemon, like OTP's
 // epmd, then exits quietly). Checked free on every IPv4 address, as the daemon binds.
-uint16_t daemonPort() {
-  static std::mt19937 random(static_cast<unsigned>(getpid()) ^
-                             static_cast<unsigned>(std::random_device()()));
-  int low = 32768;
-  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> low;
-  std::uniform_int_distribution<int> pick(10000, std::max(10001, low - 1));
-  for (int i = 0; i < 1000; ++i) {
-    const auto port = static_cast<uint16_t>(pick(random));
-    if (port >= 4369 && port <= 4371) {
-      continue;  // Never the default ports: other people's daemons run there.
-    }
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_ANY);
-    a.sin_port = htons(port);
-    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    close(fd);
-    if (free) {
-      return port;
-    }
-  }
-  return freePort();
-}
-
 class CtlTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -133,9 +108,9 @@ class CtlTest : public ::testing::Test {
     // A port that was free a moment ago can be taken by another test's connection before
     // the daemon binds it (the daemon then exits): a few tries with fresh ports.
     for (int attempt = 0; attempt < 5 && !started(); ++attempt) {
-      port_ = daemonPort();
-      grpc_port_ = daemonPort();
-      http_port_ = daemonPort();
+      port_ = freePort();
+      grpc_port_ = freePort();
+      http_port_ = freePort();
       daemon_ = std::make_unique<Process>(std::vector<std::string>{
           epmdxBinary(), "-port", std::to_string(port_),
           "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port_),
@@ -693,8 +668,8 @@ TEST(CtlTls, MutualTlsWithTheFilesGivenAndClearErrorsWithout) {
     ssl(sign);
   }
   std::ofstream(dir + "/tokens") << "tlstok read\n";
-  const uint16_t grpc_port = daemonPort();
-  Process daemon({epmdxBinary(), "-port", std::to_string(daemonPort()),
+  const uint16_t grpc_port = freePort();
+  Process daemon({epmdxBinary(), "-port", std::to_string(freePort()),
                   "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port), "--http-listen=off",
                   "--tokens-file=" + dir + "/tokens", "--grpc-tls-cert=" + dir + "/server.pem",
                   "--grpc-tls-key=" + dir + "/server.key",
@@ -732,8 +707,8 @@ class GeneratedTokenTest : public ::testing::Test {
  protected:
   void SetUp() override {
     xdg_ = tempDir();
-    port_ = daemonPort();
-    grpc_port_ = daemonPort();
+    port_ = freePort();
+    grpc_port_ = freePort();
     env_ = {{"XDG_RUNTIME_DIR", xdg_}, {"EPMDX_TOKEN", ""}, {"EPMDX_TOKEN_FILE", ""}};
     // The rule epmdxctl and the daemon share, seen from this process with the same directory.
     setenv("XDG_RUNTIME_DIR", xdg_.c_str(), 1);
