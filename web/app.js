@@ -8,7 +8,7 @@
 
 const state = {
   nodes: new Map(), // key(node) -> Node (canonical protobuf JSON)
-  clusters: [], // Names of the daemon's clusters (epmd ports), the default first.
+  clusters: [], // The daemon's clusters (epmd ports, ListClusters), the default first.
   cluster: "", // The cluster shown; "" = all.
   revision: null,
   source: null,
@@ -125,7 +125,7 @@ function rowFor(k) {
 
 // The cluster selector: "All clusters" and each cluster with its node count.
 function renderClusters() {
-  const counts = new Map(state.clusters.map((c) => [c, 0]));
+  const counts = new Map(state.clusters.map((c) => [c.name, 0]));
   for (const node of state.nodes.values()) {
     const c = node.cluster || "default";
     counts.set(c, (counts.get(c) || 0) + 1);
@@ -140,6 +140,12 @@ function renderClusters() {
     return o;
   }));
   select.value = state.cluster;
+  // The selected cluster's port and who may list and resolve its names.
+  const info = state.clusters.find((c) => c.name === state.cluster);
+  $("cluster-info").textContent = info
+    ? "port " + info.port + (info.serving ? "" : " (closed)") + " · names from " +
+      info.namesFrom + " · lookups from " + info.lookupsFrom
+    : "";
   // One cluster (plain OTP usage): no selector, no column.
   document.body.dataset.clusters = counts.size > 1 ? "many" : "one";
 }
@@ -333,7 +339,7 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   // The clusters are configuration: read once, so empty clusters are listed too.
   fetch("/v1/clusters").then((r) => (r.ok ? r.json() : { clusters: [] })).then((body) => {
-    state.clusters = (body.clusters || []).map((c) => c.name);
+    state.clusters = body.clusters || [];
     updateCounts();
   }).catch(() => {});
   $("evict-form").addEventListener("submit", confirmEvict);

@@ -19,13 +19,24 @@ const EPMDX = process.env.EPMDX_BIN || path.join(here, "../../build/epmdx");
 const ARTIFACTS = process.env.EPMDX_ARTIFACTS || path.join(here, "artifacts");
 const TOKEN = "browser-admin-token-0123456789";
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
+// A free port below the kernel's ephemeral range (tests that hold many client sockets take
+// ports from that range, and a daemon that finds its port taken exits 0 quietly, as OTP's).
+async function freePort() {
+  let low = 32768;
+  try {
+    low = Number(fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").split(/\s+/)[0]);
+  } catch (e) { /* keep the default */ }
+  for (let i = 0; i < 1000; i++) {
+    const port = 10000 + Math.floor(Math.random() * (low - 10001));
+    if (port >= 4369 && port <= 4371) continue;
+    const free = await new Promise((resolve) => {
+      const s = net.createServer();
+      s.once("error", () => resolve(false));
+      s.listen(port, "::", () => s.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
+  throw new Error("no free port");
 }
 
 async function waitPort(port, ms = 5000) {
@@ -189,6 +200,8 @@ test("clusters: the same name in two, a selector with counts, eviction in one", 
   const visible = () => page.locator("#rows tr:not(.removed)").evaluateAll(
     (trs) => trs.filter((tr) => !tr.hidden).map((tr) => tr.querySelector("td.cluster").textContent));
   assert.deepEqual(await visible(), ["blue"]);
+  assert.match(await page.textContent("#cluster-info"),
+    new RegExp("port " + ports.blue + " · names from any · lookups from any"));
   const closed = new Promise((r) => inBlue.socket.once("close", r));
   await page.locator("#rows tr:not(.removed):not([hidden]) button.evict").click();
   await page.fill("#evict-token", TOKEN);
