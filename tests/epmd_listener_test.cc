@@ -107,6 +107,30 @@ TEST_F(ListenerTest, AnyDataOnARegisteredConnectionUnregisters) {
   close(reg);
 }
 
+TEST_F(ListenerTest, ExtraDataOnARegisteredConnectionClosesWithFinAsOtp) {
+  // OTP's do_read reads up to its 3060-byte buffer once, unregisters and closes: the
+  // client sees an orderly FIN for anything up to that size, a reset only beyond it.
+  start();
+  for (const size_t extra : {size_t{1}, size_t{17}, size_t{100}, size_t{3060}}) {
+    const std::string name = "extra" + std::to_string(extra);
+    const int reg = registerNode(name, 5);
+    ASSERT_TRUE(sendAll(reg, std::string(extra, 'x')));
+    const auto o = readUntilClose(reg, 2000ms);
+    EXPECT_TRUE(o.closed) << extra << " bytes";
+    EXPECT_FALSE(o.reset) << extra << " bytes: closed with RST, OTP sends FIN";
+    EXPECT_TRUE(o.bytes.empty());
+    close(reg);
+  }
+  // Past OTP's buffer the unread rest makes the close a reset, in OTP as here.
+  const int reg = registerNode("extra4000", 5);
+  ASSERT_TRUE(sendAll(reg, std::string(4000, 'x')));
+  const auto o = readUntilClose(reg, 2000ms);
+  EXPECT_TRUE(o.closed);
+  EXPECT_TRUE(o.reset);
+  close(reg);
+  EXPECT_EQ(names(), "");
+}
+
 TEST_F(ListenerTest, SlowPacketIsReassembledAcrossOneSecondGaps) {
   start();  // packet_timeout 1, as epmd_SUITE's slow_get_port_nr.
   const int reg = registerNode("foo", 1042);

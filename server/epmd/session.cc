@@ -327,7 +327,10 @@ void Session::onRegisteredReadable(const error_code& ec) {
     return;
   }
   // OTP: on a kept ALIVE connection, EOF, an error or any data ends the registration.
-  char probe[16];
+  // Like OTP's do_read we read up to a whole input buffer once before closing: what we
+  // leave unread makes the kernel answer the close with a reset instead of a FIN, so a
+  // short read here would turn OTP's FIN into RST for any extra data above its size.
+  char probe[kInBufSize];
   ssize_t n = 0;
   if (!ec) {
     do {
