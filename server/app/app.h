@@ -51,6 +51,8 @@ class App {
 
  private:
   void shutdownOnIoThread(int exit_code, registry::UnregisterReason reason);
+  /// Stops the admin servers on admin_stopper_, waiting for them at most `budget`.
+  void stopAdminWithin(std::chrono::milliseconds budget);
 
   Options options_;
   std::unique_ptr<registry::Registry> registry_;
@@ -58,6 +60,7 @@ class App {
   asio::io_context io_{1};
   std::unique_ptr<epmd::Listener> listener_;  // Its IO objects go before io_.
   std::unique_ptr<AdminServers> admin_;
+  std::thread admin_stopper_;  // Runs admin_->stop() after run(); joined by ~App.
   std::atomic<bool> draining_{false};
   std::atomic<bool> epmd_listening_{false};
   std::atomic<bool> shutdown_started_{false};
