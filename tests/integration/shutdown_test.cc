@@ -101,8 +101,8 @@ int openStalledWatches(uint16_t grpc_port, const std::string& token, int streams
     close(fd);
     return -1;
   }
-  const size_t len = (static_cast<uint8_t>(head[0]) << 16) |
-                     (static_cast<uint8_t>(head[1]) << 8) | static_cast<uint8_t>(head[2]);
+  const size_t len = (static_cast<uint8_t>(head[0]) << 16) | (static_cast<uint8_t>(head[1]) << 8) |
+                     static_cast<uint8_t>(head[2]);
   readN(fd, len, 2000ms);
   out = h2Frame(kSettings, kAck, 0, "");
   const std::string request = std::string("\0\0\0\0\2\x10\x01", 7);  // send_initial_state
@@ -156,8 +156,7 @@ uint16_t localPort(int fd) {
 }
 
 TEST(ShutdownTest, SigtermExitsZeroWithinASecondDespiteTcpStalledWatchStreams) {
-  const std::string tokens =
-      "/tmp/epmdx-shutdown-test-" + std::to_string(getpid()) + ".tokens";
+  const std::string tokens = "/tmp/epmdx-shutdown-test-" + std::to_string(getpid()) + ".tokens";
   std::ofstream(tokens) << "watchtok read\n";
   const uint16_t port = freePort();
   const uint16_t grpc_port = freePort();
@@ -207,10 +206,10 @@ TEST(ShutdownTest, SigtermExitsZeroWithinASecondDespiteTcpStalledWatchStreams) {
   EXPECT_EQ(*status, 0);
   EXPECT_LT(took, 1s) << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                       << " ms from SIGTERM to exit";
-  std::printf("SIGTERM to exit: %lld ms, %zu bytes stuck in the daemon's send queues\n",
-              static_cast<long long>(
-                  std::chrono::duration_cast<std::chrono::milliseconds>(took).count()),
-              queued);
+  std::printf(
+      "SIGTERM to exit: %lld ms, %zu bytes stuck in the daemon's send queues\n",
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()),
+      queued);
   for (int fd : stalled) {
     close(fd);
   }
