@@ -22,6 +22,11 @@ struct Metrics {
   // Malformed packets: bad length, overrun, unknown code, bad ALIVE2/PORT2 fields.
   Counter malformed{0};
   Counter packet_timeouts{0};
+  // Connections closed early near the descriptor limit, so that registrations and lookups
+  // keep being answered (epmdx_epmd_connections_shed_total{reason}): idle ones that never
+  // sent a byte (oldest first), then ones holding a partial request, and, when neither is
+  // left, new connections accepted and closed at once with the reserve descriptor.
+  Counter shed_silent{0}, shed_partial{0}, shed_at_accept{0};
 };
 
 }  // namespace epmdx::epmd

@@ -50,6 +50,7 @@ Session::~Session() {
 void Session::start() {
   last_activity_ = std::chrono::steady_clock::now();
   ctx_.pending.push_back(*this);
+  ctx_.silent.push_back(*this);  // The listener read nothing from it yet.
   doRead();
 }
 
@@ -97,6 +98,7 @@ void Session::onReadable(const error_code& ec) {
     return;
   }
   last_activity_ = std::chrono::steady_clock::now();
+  SilentHook::unlink();
   onFrame(frame_->append(buf, static_cast<size_t>(n)));
 }
 
@@ -118,7 +120,7 @@ void Session::onFrame(FrameAssembler::Status status) {
     case FrameAssembler::Status::Complete:
       break;
   }
-  unlink();  // A complete request is no longer subject to the packet timeout.
+  PendingHook::unlink();  // A complete request is no longer subject to the packet timeout.
   auto decoded = decodeRequest(frame_->body(), frame_->bodySize(), access_);
   const int code = frame_->body()[0];
   frame_.reset();
@@ -369,12 +371,19 @@ void Session::closeIfIdle(std::chrono::steady_clock::time_point now) {
   }
 }
 
+void Session::shed() {
+  ++(frame_ && frame_->received() > 0 ? metrics_.shed_partial : metrics_.shed_silent);
+  log::debug("shedding idle connection", {{"peer", peer_}});
+  close();
+}
+
 void Session::close() {
   if (closed_) {
     return;
   }
   closed_ = true;
-  unlink();
+  PendingHook::unlink();
+  SilentHook::unlink();
   error_code ignored;
   if (delay_) {
     delay_->cancel();
