@@ -149,9 +149,10 @@ TEST_F(OverloadTest, IdleConnectionsPastTheLimitAreShedOldestFirst) {
   EXPECT_EQ(found.bytes.substr(0, 4), bytes({119, 0, 0x10, 0x92}));  // Port 4242.
   EXPECT_LT(reg_ms, 1000);
   EXPECT_LT(look_ms, 1000);
-  std::printf("with 400 idle connections on a 256-descriptor daemon: register %lld ms, "
-              "lookup %lld ms\n",
-              reg_ms, look_ms);
+  std::printf(
+      "with 400 idle connections on a 256-descriptor daemon: register %lld ms, "
+      "lookup %lld ms\n",
+      reg_ms, look_ms);
   // Oldest first: the connections shed are the first ones opened, the newest are open.
   size_t shed = 0;
   while (shed < 400 && readUntilClose(held_[shed], 5ms).closed) {
