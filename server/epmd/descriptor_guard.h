@@ -3,12 +3,12 @@
 // What the epmd listener needs to keep answering near the process's descriptor limit
 // (RLIMIT_NOFILE): a high-water mark, and one reserve descriptor.
 //
-// The high-water mark is read off accepted descriptors, at no cost: the kernel hands out
-// the lowest free number, so an accepted descriptor at or above the mark means every
-// number below it is in use. The reserve is a descriptor held open for the one moment the
-// table is full and nothing can be shed: closing it lets one accept() succeed, so the
-// waiting connection is taken off the backlog (and closed) instead of making the listening
-// socket readable forever, which would spin the loop or stall it.
+// The listener estimates the descriptors in use from its own count of connections plus
+// what was open before it started, and from the numbers the kernel hands out (always the
+// lowest free one, so descriptor N means N are in use below it). The reserve is a descriptor held
+// open for the one moment the table is full and nothing can be shed: closing it lets one accept()
+// succeed, so the waiting connection is taken off the backlog (and closed) instead of making the
+// listening socket readable forever, which would spin the loop or stall it.
 //
 // Threading: the epmd io_context's thread only.
 
@@ -24,12 +24,10 @@ class DescriptorGuard {
   DescriptorGuard(const DescriptorGuard&) = delete;
   DescriptorGuard& operator=(const DescriptorGuard&) = delete;
 
-  /// How far `fd` (just accepted, or lowestFree()) lies above the high-water mark: about
-  /// how many descriptors to free to get back under it. 0 below the mark.
-  size_t excess(int fd) const {
-    return fd >= 0 && static_cast<size_t>(fd) >= high_water_
-               ? static_cast<size_t>(fd) - high_water_ + 1
-               : 0;
+  /// How many descriptors to free to get back under the high-water mark, with `in_use`
+  /// of them in use. 0 below the mark.
+  size_t excess(size_t in_use) const {
+    return in_use >= high_water_ ? in_use - high_water_ + 1 : 0;
   }
   /// The lowest free descriptor number (two system calls), or the limit when none is free.
   int lowestFree();

@@ -183,6 +183,7 @@ Listener::BindResult Listener::bind() {
 }
 
 void Listener::start() {
+  base_descriptors_ = static_cast<size_t>(guard_.lowestFree());
   for (auto& a : acceptors_) {
     doAccept(*a);
   }
@@ -208,7 +209,7 @@ void Listener::doSweep() {
     // After a burst the table can stay full with no accept to notice it: look once a
     // second (while anything is pending at all) and give the headroom back.
     if (!context_.pending.empty()) {
-      if (const size_t over = guard_.excess(guard_.lowestFree()); over > 0) {
+      if (const size_t over = guard_.excess(inUse(guard_.lowestFree())); over > 0) {
         shedIdle(over + kShedBatch, kShedMinIdle);
       }
     }
@@ -261,6 +262,12 @@ void Listener::acceptLater(Acceptor& a, std::chrono::steady_clock::duration dela
       doAccept(a);
     }
   });
+}
+
+size_t Listener::inUse(int lowest_free) const {
+  const auto open = context_.metrics.connections_open.load(std::memory_order_relaxed);
+  return std::max(static_cast<size_t>(std::max(lowest_free, 0)),
+                  base_descriptors_ + static_cast<size_t>(std::max<int64_t>(open, 0)));
 }
 
 size_t Listener::shedIdle(size_t max, std::chrono::steady_clock::duration min_idle) {
@@ -374,7 +381,7 @@ void Listener::acceptBatch(Acceptor& a) {
     tcp::endpoint peer;
     std::memcpy(peer.data(), &ss, std::min<size_t>(len, sizeof(sockaddr_storage)));
     onAccepted(fd, peer);
-    if (const size_t over = guard_.excess(fd); over > 0) {
+    if (const size_t over = guard_.excess(inUse(fd + 1)); over > 0) {
       // The table is nearly full: make room before it is, so that the next registration
       // or lookup finds a descriptor, and the admin servers keep theirs.
       if (shedIdle(over + kShedBatch, kShedMinIdle) > 0) {

@@ -61,6 +61,9 @@ class Listener {
   /// Closes up to `max` connections that still owe their request, oldest silent ones
   /// first, then partial ones; only those idle for `min_idle` at least. @return how many.
   size_t shedIdle(size_t max, std::chrono::steady_clock::duration min_idle);
+  /// Descriptors in use, at least: `lowest_free` (the number just handed out, say) and
+  /// those open before start() plus one per connection.
+  size_t inUse(int lowest_free) const;
   /// One log line at most every few seconds for shed connections and accept errors.
   void reportPressure(std::chrono::steady_clock::time_point now);
   void onAccepted(int fd, const tcp::endpoint& peer);
@@ -77,6 +80,7 @@ class Listener {
   FrameAssembler scratch_;    // The fast path's read buffer, reused for every connection.
   asio::steady_timer sweep_;  // Once a second: close connections past the packet timeout.
   DescriptorGuard guard_;
+  size_t base_descriptors_ = 0;  // In use when start() ran: listeners, admin servers, ...
   // What reportPressure() last logged, to log only what happened since.
   struct Reported {
     uint64_t shed_silent = 0, shed_partial = 0, shed_at_accept = 0, accept_errors = 0;

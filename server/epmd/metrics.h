@@ -11,7 +11,7 @@ namespace epmdx::epmd {
 struct Metrics {
   using Counter = std::atomic<uint64_t>;
   Counter connections_accepted{0};
-  std::atomic<int64_t> connections_open{0};
+  std::atomic<int64_t> connections_open{0};  // Sessions whose socket is open.
   Counter accept_errors{0};
   // Requests by type.
   Counter req_alive2{0}, req_port2{0}, req_names{0}, req_dump{0}, req_kill{0}, req_stop{0};

@@ -44,7 +44,9 @@ Session::Session(Socket socket, const tcp::endpoint& remote, SessionContext& ctx
 }
 
 Session::~Session() {
-  --metrics_.connections_open;
+  if (!closed_) {
+    --metrics_.connections_open;
+  }
 }
 
 void Session::start() {
@@ -382,6 +384,9 @@ void Session::close() {
     return;
   }
   closed_ = true;
+  // Counted out with its descriptor, not when the last handler lets go of the session: the
+  // listener's shedding plans with this count.
+  --metrics_.connections_open;
   PendingHook::unlink();
   SilentHook::unlink();
   error_code ignored;

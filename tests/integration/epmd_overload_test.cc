@@ -66,15 +66,22 @@ size_t countLines(const std::string& text, const std::string& needle) {
 class OverloadTest : public ::testing::Test {
  protected:
   void startDaemon(int nofile) {
-    port_ = freePort();
-    http_port_ = freePort();
     token_ = "/tmp/epmdx-overload-token-" + std::to_string(getpid());
-    daemon_ = std::make_unique<Process>(std::vector<std::string>{
-        "prlimit", "--nofile=" + std::to_string(nofile) + ":" + std::to_string(nofile), "--",
-        epmdxBinary(), "-port", std::to_string(port_), "--grpc-listen=127.0.0.1:0",
-        "--http-listen=127.0.0.1:" + std::to_string(http_port_), "--token-out=" + token_});
-    ASSERT_TRUE(waitForPort(port_, 5s));
-    ASSERT_TRUE(waitForPort(http_port_, 5s));
+    // A port free a moment ago can be taken before the daemon binds it (it then exits 0
+    // quietly, as OTP's does): try another.
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      port_ = freePort();
+      http_port_ = freePort();
+      daemon_ = std::make_unique<Process>(std::vector<std::string>{
+          "prlimit", "--nofile=" + std::to_string(nofile) + ":" + std::to_string(nofile), "--",
+          epmdxBinary(), "-port", std::to_string(port_), "-address", "127.0.0.1",
+          "--grpc-listen=127.0.0.1:0", "--http-listen=127.0.0.1:" + std::to_string(http_port_),
+          "--token-out=" + token_});
+      if (waitForPort(port_, 5s) && waitForPort(http_port_, 5s) && daemon_->running()) {
+        return;
+      }
+    }
+    FAIL() << "epmdx did not start";
   }
   void TearDown() override {
     for (int fd : held_) {

@@ -158,13 +158,24 @@ uint16_t localPort(int fd) {
 TEST(ShutdownTest, SigtermExitsZeroWithinASecondDespiteTcpStalledWatchStreams) {
   const std::string tokens = "/tmp/epmdx-shutdown-test-" + std::to_string(getpid()) + ".tokens";
   std::ofstream(tokens) << "watchtok read\n";
-  const uint16_t port = freePort();
-  const uint16_t grpc_port = freePort();
-  Process daemon({epmdxBinary(), "-port", std::to_string(port),
-                  "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port), "--http-listen=off",
-                  "--tokens-file=" + tokens});
-  ASSERT_TRUE(waitForPort(port, 5s));
-  ASSERT_TRUE(waitForPort(grpc_port, 5s));
+  // A port free a moment ago can be taken before the daemon binds it (it then exits 0
+  // quietly, as OTP's does): try another.
+  uint16_t port = 0;
+  uint16_t grpc_port = 0;
+  std::unique_ptr<Process> started;
+  for (int attempt = 0; attempt < 5 && !started; ++attempt) {
+    port = freePort();
+    grpc_port = freePort();
+    started = std::make_unique<Process>(std::vector<std::string>{
+        epmdxBinary(), "-port", std::to_string(port), "-address", "127.0.0.1",
+        "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port), "--http-listen=off",
+        "--tokens-file=" + tokens});
+    if (!waitForPort(port, 5s) || !waitForPort(grpc_port, 5s) || !started->running()) {
+      started.reset();
+    }
+  }
+  ASSERT_TRUE(started) << "epmdx did not start";
+  Process& daemon = *started;
 
   // 300 nodes with 1000 bytes of extra each: every stream's initial state is ~330 KB, and
   // 3 connections x 16 streams queue far more than the kernel's socket buffers hold.
