@@ -101,7 +101,8 @@ int main(int argc, char** argv) {
   // quietly, as OTP's does): try another.
   for (int attempt = 0; attempt < 5 && pid < 0; ++attempt) {
     port = freePort();
-    std::vector<std::string> argv_s{"/usr/bin/prlimit", "--nofile=" + nofile + ":" + nofile,
+    std::vector<std::string> argv_s{"/usr/bin/prlimit",
+                                    "--nofile=" + nofile + ":" + nofile,
                                     "--",
                                     args.epmdx,
                                     "-port",
@@ -118,8 +119,7 @@ int main(int argc, char** argv) {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0600);
+    posix_spawn_file_actions_addopen(&fa, 2, log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (posix_spawn(&pid, cargv[0], &fa, nullptr, cargv.data(), environ) != 0) {
       pid = -1;
     }
@@ -180,8 +180,8 @@ int main(int argc, char** argv) {
   const size_t log_lines =
       countLines(log_path, {"accept failed", "short of descriptors", "Too many open files"});
 
-  std::printf("epmd overload: %d idle connections against a %d-descriptor epmdx (%s)\n",
-              args.idle, args.limit, args.epmdx.c_str());
+  std::printf("epmd overload: %d idle connections against a %d-descriptor epmdx (%s)\n", args.idle,
+              args.limit, args.epmdx.c_str());
   std::printf("  idle connections opened          %zu in %.0f ms\n", idle.size(), flood_ms);
   std::printf("  registration answered            %s in %.1f ms\n", registered ? "yes" : "NO",
               reg_ms);

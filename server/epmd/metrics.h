@@ -24,8 +24,9 @@ struct Metrics {
   Counter packet_timeouts{0};
   // Connections closed early near the descriptor limit, so that registrations and lookups
   // keep being answered (epmdx_epmd_connections_shed_total{reason}): idle ones that never
-  // sent a byte (oldest first), then ones holding a partial request, and, when neither is
-  // left, new connections accepted and closed at once with the reserve descriptor.
+  // sent a byte (oldest first), then ones holding a partial request or a reply the client
+  // does not read ("partial"), and, when neither is left, new connections accepted and
+  // closed at once with the reserve descriptor ("at_accept").
   Counter shed_silent{0}, shed_partial{0}, shed_at_accept{0};
 };
 

@@ -63,6 +63,8 @@ void Session::startWith(FrameAssembler::Status status) {
 }
 
 void Session::startWithReply(std::string rest) {
+  last_activity_ = std::chrono::steady_clock::now();
+  ctx_.pending.push_back(*this);  // Until the rest is written (see onFrame).
   std::vector<std::string> parts;
   parts.push_back(std::move(rest));
   frame_.reset();
@@ -122,7 +124,8 @@ void Session::onFrame(FrameAssembler::Status status) {
     case FrameAssembler::Status::Complete:
       break;
   }
-  PendingHook::unlink();  // A complete request is no longer subject to the packet timeout.
+  // Still subject to the packet timeout until its reply is written (and shed first under
+  // pressure): a client that never reads its reply must not hold the connection forever.
   auto decoded = decodeRequest(frame_->body(), frame_->bodySize(), access_);
   const int code = frame_->body()[0];
   frame_.reset();
@@ -194,7 +197,9 @@ void Session::handleAlive2(Alive2Request&& req) {
       self->close();
       return;
     }
-    // Success or error reply alike, OTP keeps the connection (keep = TRUE).
+    // Success or error reply alike, OTP keeps the connection (keep = TRUE), and no
+    // timeout applies to it any more.
+    self->PendingHook::unlink();
     self->doWatchRegistered();
   });
 }
@@ -256,6 +261,7 @@ void Session::handleKill() {
 }
 
 void Session::reply(std::vector<std::string>&& parts, std::function<void(bool)> done) {
+  last_activity_ = std::chrono::steady_clock::now();
   if (ctx_.options.delay_write.count() == 0) {
     // Without an artificial delay one write is cheaper; the bytes are the same.
     std::string all;
@@ -294,6 +300,7 @@ void Session::writeNext(std::shared_ptr<std::vector<std::string>> parts, size_t 
     return;
   }
   auto write = [self = shared_from_this(), parts, index, done]() mutable {
+    self->last_activity_ = std::chrono::steady_clock::now();  // The packet timeout
     asio::async_write(
         self->socket_, asio::buffer((*parts)[index]),
         [self, parts, index, done](const error_code& ec, size_t) mutable {
@@ -302,6 +309,7 @@ void Session::writeNext(std::shared_ptr<std::vector<std::string>> parts, size_t 
             done(false);
             return;
           }
+          self->last_activity_ = std::chrono::steady_clock::now();  // counts from progress.
           self->writeNext(parts, index + 1, std::move(done));
         });
   };
@@ -374,7 +382,7 @@ void Session::closeIfIdle(std::chrono::steady_clock::time_point now) {
 }
 
 void Session::shed() {
-  ++(frame_ && frame_->received() > 0 ? metrics_.shed_partial : metrics_.shed_silent);
+  ++(SilentHook::is_linked() ? metrics_.shed_silent : metrics_.shed_partial);
   log::debug("shedding idle connection", {{"peer", peer_}});
   close();
 }

@@ -42,8 +42,8 @@ struct SessionContext;
 /// any_io_executor: smaller sockets and smaller pending operations, per connection.
 using Socket = asio::basic_stream_socket<tcp, asio::io_context::executor_type>;
 
-/// Links a session into the listener's list of connections that still owe a request
-/// (subject to the packet timeout). Unlinks itself when destroyed.
+/// Links a session into the listener's list of connections that still owe a request or
+/// are writing its reply (subject to the packet timeout). Unlinks itself when destroyed.
 using PendingHook =
     boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
 /// Links a session into the list of connections that have not sent a byte yet: the first
@@ -69,12 +69,12 @@ class Session final : public std::enable_shared_from_this<Session>,
   /// The request was answered already but `rest` of the reply could not be sent at once.
   void startWithReply(std::string rest);
 
-  /// Closes the connection if no complete request arrived within the packet timeout.
-  /// Called by the listener's once-a-second sweep.
+  /// Closes the connection if it made no progress within the packet timeout: no complete
+  /// request yet, or a reply the client does not read. Called by the listener's sweep.
   void closeIfIdle(std::chrono::steady_clock::time_point now);
 
-  /// Closes a connection that still owes its request because the daemon is short of
-  /// descriptors (the listener picks which: oldest silent ones first).
+  /// Closes a connection that still owes its request (or has not taken its reply) because
+  /// the daemon is short of descriptors (the listener picks which: oldest silent first).
   void shed();
   /// When the connection last made progress (accepted, or bytes of its request arrived).
   std::chrono::steady_clock::time_point lastActivity() const { return last_activity_; }
@@ -136,7 +136,7 @@ struct SessionContext {
   const ListenerOptions& options;
   uint16_t epmd_port;             // The bound port, sent in NAMES/DUMP replies.
   std::function<void()> on_kill;  // KILL_REQ accepted: the daemon must exit 0.
-  PendingList pending;            // Sessions still reading their request, oldest first.
+  PendingList pending;            // Sessions not done with their request, oldest first.
   SilentList silent;              // Those of them that have not sent a byte, oldest first.
 };
 

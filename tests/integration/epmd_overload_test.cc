@@ -3,7 +3,11 @@
 // are still answered at once; with the table full of registrations, new connections are
 // closed at once instead of hanging, the daemon does not spin, and the log is not flooded.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -53,6 +57,34 @@ long sumField(const std::string& log, const std::string& field) {
   return sum;
 }
 
+/// The daemon's side of the connection between `server_port` and `client_port`, from
+/// /proc/net/tcp{,6}: its TCP state (1 established, 4 FIN-wait-1, ...; 0 if none) and the
+/// bytes queued unsent.
+std::pair<int, size_t> serverSide(uint16_t server_port, uint16_t client_port) {
+  std::ifstream v4("/proc/net/tcp");
+  std::ifstream v6("/proc/net/tcp6");
+  std::stringstream all;
+  all << v4.rdbuf() << v6.rdbuf();
+  std::string line;
+  while (std::getline(all, line)) {
+    std::istringstream f(line);
+    std::string slot, local, remote, state, queues;
+    f >> slot >> local >> remote >> state >> queues;
+    if (slot == "sl" || local.find(':') == std::string::npos ||
+        remote.find(':') == std::string::npos) {
+      continue;
+    }
+    const auto port_of = [](const std::string& addr) {
+      return static_cast<uint16_t>(std::stoul(addr.substr(addr.find(':') + 1), nullptr, 16));
+    };
+    if (port_of(local) == server_port && port_of(remote) == client_port) {
+      return {std::stoi(state, nullptr, 16),
+              std::stoul(queues.substr(0, queues.find(':')), nullptr, 16)};
+    }
+  }
+  return {0, 0};
+}
+
 size_t countLines(const std::string& text, const std::string& needle) {
   size_t n = 0;
   std::istringstream in(text);
@@ -65,18 +97,27 @@ size_t countLines(const std::string& text, const std::string& needle) {
 
 class OverloadTest : public ::testing::Test {
  protected:
-  void startDaemon(int nofile) {
+  void startDaemon(int nofile, const std::vector<std::string>& extra = {}) {
     token_ = "/tmp/epmdx-overload-token-" + std::to_string(getpid());
     // A port free a moment ago can be taken before the daemon binds it (it then exits 0
     // quietly, as OTP's does): try another.
     for (int attempt = 0; attempt < 5; ++attempt) {
       port_ = freePort();
       http_port_ = freePort();
-      daemon_ = std::make_unique<Process>(std::vector<std::string>{
-          "prlimit", "--nofile=" + std::to_string(nofile) + ":" + std::to_string(nofile), "--",
-          epmdxBinary(), "-port", std::to_string(port_), "-address", "127.0.0.1",
-          "--grpc-listen=127.0.0.1:0", "--http-listen=127.0.0.1:" + std::to_string(http_port_),
-          "--token-out=" + token_});
+      std::vector<std::string> argv{
+          "prlimit",
+          "--nofile=" + std::to_string(nofile) + ":" + std::to_string(nofile),
+          "--",
+          epmdxBinary(),
+          "-port",
+          std::to_string(port_),
+          "-address",
+          "127.0.0.1",
+          "--grpc-listen=127.0.0.1:0",
+          "--http-listen=127.0.0.1:" + std::to_string(http_port_),
+          "--token-out=" + token_};
+      argv.insert(argv.end(), extra.begin(), extra.end());
+      daemon_ = std::make_unique<Process>(argv);
       if (waitForPort(port_, 5s) && waitForPort(http_port_, 5s) && daemon_->running()) {
         return;
       }
@@ -232,6 +273,58 @@ TEST_F(OverloadTest, TableFullOfRegistrationsClosesNewConnectionsAtOnceWithoutSp
   EXPECT_EQ(countLines(log, "accept failed"), 0u);
   EXPECT_LE(countLines(log, "short of descriptors"), 2u) << log;
   EXPECT_GE(sumField(log, "closed_at_accept"), 1) << log;
+}
+
+TEST_F(OverloadTest, AReplyTheClientNeverReadsIsCutAtThePacketTimeout) {
+  // 8,000 registrations held by this process: raise its own descriptor limit.
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+  ASSERT_GE(rl.rlim_cur, 8500u) << "this test needs 8,500 descriptors";
+  startDaemon(static_cast<int>(rl.rlim_max), {"-packet_timeout", "1"});
+  // NAMES with 8,000 long names is ~2.1 MB: more than a minimal receive buffer and the
+  // daemon's send buffer on loopback (about 1.6 MB) hold, so the reply stalls in the daemon
+  // when the client does not read. Without a timeout it would hold the descriptor forever.
+  constexpr int kNodes = 8000;
+  for (int i = 0; i < kNodes; ++i) {
+    std::string name = "n" + std::to_string(i);
+    name += std::string(250 - name.size(), 'x');
+    const int fd = tryRegister(name, static_cast<uint16_t>(1 + i));
+    ASSERT_GE(fd, 0) << i;
+    held_.push_back(fd);
+  }
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int small = 1;  // The kernel rounds it up to its minimum.
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port_);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  held_.push_back(fd);
+  const auto t0 = Clock::now();
+  sendAll(fd, frame("n"));
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const uint16_t client_port = ntohs(a.sin_port);
+  // Stalled: the daemon's socket is still established (it holds the descriptor) with bytes
+  // queued that the client does not take.
+  std::pair<int, size_t> side{0, 0};
+  while (side.second == 0 && Clock::now() - t0 < 5s) {
+    side = serverSide(port_, client_port);
+    std::this_thread::sleep_for(20ms);  // Polling a condition, with a deadline.
+  }
+  ASSERT_GT(side.second, 0u) << "the reply never stalled";
+  ASSERT_EQ(side.first, 1) << "the daemon closed at once: the reply fit in the kernel";
+  // Closed after the packet timeout (the sweep: 1 s + 1 s), not kept.
+  while (serverSide(port_, client_port).first == 1 && Clock::now() - t0 < 10s) {
+    std::this_thread::sleep_for(20ms);  // Polling a condition, with a deadline.
+  }
+  const auto took = msSince(t0);
+  EXPECT_NE(serverSide(port_, client_port).first, 1) << "still held after " << took << " ms";
+  EXPECT_GE(took, 1000);
+  std::printf("a stalled NAMES reply was cut after %lld ms\n", took);
 }
 
 }  // namespace
