@@ -299,8 +299,10 @@ void Session::writeNext(std::shared_ptr<std::vector<std::string>> parts, size_t 
     done(true);
     return;
   }
+  // The packet timeout counts from the reply's last progress: a client that reads slowly is
+  // served, one that stopped reading is cut.
   auto write = [self = shared_from_this(), parts, index, done]() mutable {
-    self->last_activity_ = std::chrono::steady_clock::now();  // The packet timeout
+    self->last_activity_ = std::chrono::steady_clock::now();
     asio::async_write(
         self->socket_, asio::buffer((*parts)[index]),
         [self, parts, index, done](const error_code& ec, size_t) mutable {
@@ -309,7 +311,7 @@ void Session::writeNext(std::shared_ptr<std::vector<std::string>> parts, size_t 
             done(false);
             return;
           }
-          self->last_activity_ = std::chrono::steady_clock::now();  // counts from progress.
+          self->last_activity_ = std::chrono::steady_clock::now();
           self->writeNext(parts, index + 1, std::move(done));
         });
   };

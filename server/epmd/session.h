@@ -76,7 +76,8 @@ class Session final : public std::enable_shared_from_this<Session>,
   /// Closes a connection that still owes its request (or has not taken its reply) because
   /// the daemon is short of descriptors (the listener picks which: oldest silent first).
   void shed();
-  /// When the connection last made progress (accepted, or bytes of its request arrived).
+  /// When the connection last made progress: accepted, bytes of its request arrived, or
+  /// bytes of its reply were written.
   std::chrono::steady_clock::time_point lastActivity() const { return last_activity_; }
 
   /// The registry removed our registration (STOP_REQ, eviction, kill): close the socket.
