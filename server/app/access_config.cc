@@ -9,8 +9,7 @@ Result<std::vector<epmd::AccessPolicy>, std::string> buildAccessPolicies(
   std::vector<epmd::AccessPolicy> out(cluster_names.size());
   for (const auto& d : directives) {
     if (d.key != "names-from" && d.key != "lookups-from") {
-      return makeErr(d.where + ": unknown directive \"" + d.key +
-                     "\" (names-from, lookups-from)");
+      return makeErr(d.where + ": unknown directive \"" + d.key + "\" (names-from, lookups-from)");
     }
     std::string cluster = "default";
     std::string rule = d.value;

@@ -2,12 +2,16 @@
 
 #include <csignal>
 #include <cstring>
+#include <future>
 
 #include "server/app/admin_servers.h"
 #include "server/common/log.h"
 
 namespace epmdx::app {
 namespace {
+
+// What the admin servers get past their drain timeout to stop before run() returns.
+constexpr std::chrono::milliseconds kStopMargin{100};
 
 /// sd_listen_fds_with_names(): the inherited sockets (from descriptor 3 on) and their
 /// FileDescriptorName= ("" when systemd gave none).
@@ -138,7 +142,9 @@ void App::reloadAccess() {
 }
 
 App::~App() {
-  if (admin_) {
+  if (admin_stopper_.joinable()) {
+    admin_stopper_.join();
+  } else if (admin_) {
     admin_->stop();
   }
   admin_.reset();
@@ -242,8 +248,25 @@ int App::run(bool handle_signals) {
                               {"http", admin_->httpPort() ? std::to_string(httpPort()) : "off"}});
   io_.run();
   epmd_listening_ = false;
-  admin_->stop();
+  stopAdminWithin(std::chrono::milliseconds(options_.drain_timeout_ms) + kStopMargin);
   return exit_code_;
+}
+
+void App::stopAdminWithin(std::chrono::milliseconds budget) {
+  // A client that stopped reading at the TCP level leaves gRPC's last writes pending, and
+  // Server::Shutdown waits for them however it was told its deadline: for as long as TCP
+  // keeps the connection (tens of seconds). run() therefore waits only `budget`, so that
+  // SIGTERM ends the process within a second whatever the clients do; ~App joins the rest.
+  auto done = std::make_shared<std::promise<void>>();
+  auto stopped = done->get_future();
+  admin_stopper_ = std::thread([this, done] {
+    admin_->stop();
+    done->set_value();
+  });
+  if (stopped.wait_for(budget) == std::future_status::timeout) {
+    log::warn("admin servers still stopping, not waiting for them",
+              {{"waited_ms", static_cast<int64_t>(budget.count())}});
+  }
 }
 
 void App::requestShutdown(int exit_code, registry::UnregisterReason reason) {

@@ -67,6 +67,8 @@ class App {
   std::optional<int> bindCluster(size_t i);
   /// Builds every cluster's policy (options, then the access file) and puts it in force.
   std::optional<std::string> applyAccess();
+  /// Stops the admin servers on admin_stopper_, waiting for them at most `budget`.
+  void stopAdminWithin(std::chrono::milliseconds budget);
 
   Options options_;
   std::unique_ptr<registry::Registry> registry_;
@@ -81,6 +83,7 @@ class App {
   std::vector<std::unique_ptr<Cluster>> clusters_;  // Set once in the constructor.
   mutable std::mutex clusters_mu_;  // Guards endpoints (written by bind, read by the APIs).
   std::unique_ptr<AdminServers> admin_;
+  std::thread admin_stopper_;  // Runs admin_->stop() after run(); joined by ~App.
   std::atomic<bool> draining_{false};
   std::atomic<bool> epmd_listening_{false};
   std::atomic<bool> shutdown_started_{false};

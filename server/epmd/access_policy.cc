@@ -12,8 +12,8 @@ bool isLoopback(const asio::ip::address& a) {
     return a.to_v4().is_loopback();
   }
   const auto v6 = a.to_v6();
-  return v6.is_loopback() || (v6.is_v4_mapped() &&
-                              asio::ip::make_address_v4(asio::ip::v4_mapped, v6).is_loopback());
+  return v6.is_loopback() ||
+         (v6.is_v4_mapped() && asio::ip::make_address_v4(asio::ip::v4_mapped, v6).is_loopback());
 }
 
 bool samePrefix(const asio::ip::address_v6& a, const asio::ip::address_v6& b, unsigned prefix) {
@@ -46,8 +46,8 @@ Result<PeerRule, std::string> PeerRule::parse(std::string_view text) {
   size_t start = 0;
   while (start <= text.size()) {
     const size_t comma = text.find(',', start);
-    std::string item(text.substr(start, comma == std::string_view::npos ? std::string_view::npos
-                                                                        : comma - start));
+    std::string item(text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
     start = comma == std::string_view::npos ? text.size() + 1 : comma + 1;
     if (item.empty()) {
       continue;
