@@ -1,0 +1,4 @@
+# Included by ctest after gtest discovery: the admin-surface load tests hold thousands of
+# sockets and both cores, so they run alone.
+set_tests_properties(HttpThreads.ThousandWatchersAndThousandKeepAliveClients PROPERTIES
+                     RUN_SERIAL TRUE)
