@@ -1,4 +1,5 @@
 # Included by ctest after gtest discovery: the admin-surface load tests hold thousands of
 # sockets and both cores, so they run alone.
-set_tests_properties(HttpThreads.ThousandWatchersAndThousandKeepAliveClients PROPERTIES
-                     RUN_SERIAL TRUE)
+set_tests_properties(HttpThreads.ThousandWatchersAndThousandKeepAliveClients
+                     WatchIsolation.StalledWatchersNeitherSlowTheEpmdPortNorHurtHealthyWatchers
+                     PROPERTIES RUN_SERIAL TRUE)
