@@ -65,8 +65,7 @@ struct Churn {
   }
 };
 
-Churn churn(uint16_t epmd, const std::string& prefix, int cycles,
-            std::chrono::milliseconds limit) {
+Churn churn(uint16_t epmd, const std::string& prefix, int cycles, std::chrono::milliseconds limit) {
   Churn c;
   const auto start = Clock::now();
   for (int i = 0; i < cycles && Clock::now() - start < limit; ++i) {
@@ -414,8 +413,7 @@ TEST(WatchIsolation, StalledWatchersNeitherSlowTheEpmdPortNorHurtHealthyWatchers
   }
   ASSERT_TRUE(waitFor(
       [&] {
-        return metric(http, "epmdx_watchers{api=\"grpc\"}") ==
-                   std::to_string(kStalledGrpc + 1) &&
+        return metric(http, "epmdx_watchers{api=\"grpc\"}") == std::to_string(kStalledGrpc + 1) &&
                metric(http, "epmdx_watchers{api=\"sse\"}") == std::to_string(kStalledSse + 1);
       },
       10s))
@@ -444,8 +442,8 @@ TEST(WatchIsolation, StalledWatchersNeitherSlowTheEpmdPortNorHurtHealthyWatchers
       "%.0f with %d stalled SSE + %d stalled gRPC (p50 %.2f ms, p99 %.2f ms, max %.1f ms) = "
       "%.0f%%; daemon CPU %.2f s for %zu cycles; RSS %ld KiB idle, peak %ld KiB\n",
       baseline.rate(), baseline.percentile(0.5), baseline.percentile(0.99),
-      baseline.percentile(1.0), stalled.rate(), kStalledSse, kStalledGrpc,
-      stalled.percentile(0.5), stalled.percentile(0.99), stalled.percentile(1.0),
+      baseline.percentile(1.0), stalled.rate(), kStalledSse, kStalledGrpc, stalled.percentile(0.5),
+      stalled.percentile(0.99), stalled.percentile(1.0),
       100.0 * stalled.rate() / std::max(1.0, baseline.rate()), cpu, stalled.latency_ms.size(),
       rss_idle, rss_peak.load());
   RecordProperty("registrations_per_s_without", std::to_string(baseline.rate()));
@@ -468,7 +466,8 @@ TEST(WatchIsolation, StalledWatchersNeitherSlowTheEpmdPortNorHurtHealthyWatchers
       << healthy_grpc->seq().last() << " of " << final_rev;
   EXPECT_EQ(healthy_sse->seq().gaps(), 0) << healthy_sse->seq().firstGap();
   EXPECT_EQ(healthy_grpc->seq().gaps(), 0) << healthy_grpc->seq().firstGap();
-  EXPECT_GE(healthy_sse->seq().count(), 2u * (baseline.latency_ms.size() + stalled.latency_ms.size()));
+  EXPECT_GE(healthy_sse->seq().count(),
+            2u * (baseline.latency_ms.size() + stalled.latency_ms.size()));
   EXPECT_FALSE(healthy_sse->ended()) << healthy_sse->why();
   EXPECT_FALSE(healthy_grpc->done()) << healthy_grpc->status().error_message();
 
@@ -519,12 +518,13 @@ TEST(WatchIsolation, StalledWatchersNeitherSlowTheEpmdPortNorHurtHealthyWatchers
       other = std::to_string(s.error_code()) + " " + s.error_message();
     }
     gaps += w->seq().gaps();
-    slowest_ms = std::max(
-        slowest_ms, std::chrono::duration<double, std::milli>(w->doneAt() - resumed).count());
+    slowest_ms = std::max(slowest_ms,
+                          std::chrono::duration<double, std::milli>(w->doneAt() - resumed).count());
   }
-  std::printf("stalled gRPC streams: %d of %d ended OUT_OF_RANGE, the last %.0f ms after reading "
-              "again\n",
-              out_of_range, kStalledGrpc, slowest_ms);
+  std::printf(
+      "stalled gRPC streams: %d of %d ended OUT_OF_RANGE, the last %.0f ms after reading "
+      "again\n",
+      out_of_range, kStalledGrpc, slowest_ms);
   EXPECT_EQ(out_of_range, kStalledGrpc) << other;
   EXPECT_EQ(gaps, 0);
 
