@@ -304,5 +304,37 @@ TEST_F(HttpLimitsTest, KeepAliveRequestsAreNotDelayedByNagle) {
   }
 }
 
+TEST_F(HttpLimitsTest, AmbiguousFramingIsRefusedAndClosed) {
+  // Request smuggling: what a proxy in front and epmdx would each take as the next request
+  // must never differ. Every ambiguous framing is a 400 and the end of the connection.
+  const std::string h = "Host: 127.0.0.1\r\n";
+  const std::string smuggled = "GET /v1/nodes/smuggled HTTP/1.1\r\n" + h + "\r\n";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"Content-Length and Transfer-Encoding",
+       "GET /livez HTTP/1.1\r\n" + h +
+           "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled},
+      {"two different Content-Lengths", "GET /livez HTTP/1.1\r\n" + h +
+                                            "Content-Length: 0\r\nContent-Length: 5\r\n\r\nhello" +
+                                            smuggled},
+      // RFC 9112 6.3: a request whose Transfer-Encoding does not end in chunked has no
+      // knowable length: 400 and close.
+      {"Transfer-Encoding without chunked last",
+       "GET /livez HTTP/1.1\r\n" + h + "Transfer-Encoding: gzip\r\n\r\n" + smuggled},
+      // RFC 9112 3.2: more than one Host is a 400. The Host check reads one of them; a proxy
+      // may route on the other.
+      {"two Host headers",
+       "GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n" + smuggled},
+      {"a malformed chunk size", "DELETE /v1/nodes/x HTTP/1.1\r\n" + h +
+                                     "Transfer-Encoding: chunked\r\n\r\nzz\r\n" + smuggled},
+  };
+  for (const auto& [what, bytes] : cases) {
+    SCOPED_TRACE(what);
+    const auto x = sendWhileReading(port(), bytes, 5s);
+    EXPECT_EQ(statusOf(x.received), 400) << x.received.substr(0, 300);
+    EXPECT_TRUE(x.closed);
+    EXPECT_EQ(x.received.find("smuggled"), std::string::npos) << x.received;
+  }
+}
+
 }  // namespace
 }  // namespace epmdx::testing
