@@ -533,8 +533,17 @@ TEST(WatchIsolation, StalledWatchersNeitherSlowTheEpmdPortNorHurtHealthyWatchers
   EXPECT_FALSE(healthy_grpc->done());
   const Churn after = churn(d.epmdPort(), "after", 10, 5s);
   EXPECT_EQ(after.failures, 0);
+  // A reactor must outlive its call: end every stream before the vectors go.
   healthy_grpc->cancel();
-  healthy_grpc->waitDone(5s);
+  if (!healthy_grpc->waitDone(5s)) {
+    (void)healthy_grpc.release();
+  }
+  for (auto& w : stalled_grpc) {
+    w->cancel();
+    if (!w->waitDone(5s)) {
+      (void)w.release();
+    }
+  }
 }
 
 }  // namespace
