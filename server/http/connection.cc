@@ -41,6 +41,9 @@ void Connection::readHeader() {
 }
 
 void Connection::onHeader(beast::error_code ec) {
+  if (ec == bhttp::error::body_limit) {
+    return onBody(ec);  // A Content-Length over the limit is refused from the header: 413.
+  }
   if (ec == bhttp::error::header_limit) {
     reject(431, "RESOURCE_EXHAUSTED", "request headers are larger than 16 KiB");
     return;
