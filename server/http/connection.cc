@@ -67,6 +67,23 @@ void Connection::onHeader(beast::error_code ec) {
            "more than " + std::to_string(host_.limits().header_count) + " request headers");
     return;
   }
+  // Framing that two parsers could read differently is refused, so nothing behind us (a
+  // proxy) and nothing in us can be made to see a different request than the other.
+  const auto& req = parser_->get();
+  if (req.count(bhttp::field::host) > 1) {
+    reject(400, "INVALID_ARGUMENT", "more than one Host header");
+    return;
+  }
+  if (req.count(bhttp::field::transfer_encoding) > 0) {
+    if (!parser_->chunked()) {
+      reject(400, "INVALID_ARGUMENT", "a Transfer-Encoding must end in chunked");
+      return;
+    }
+    if (req.count(bhttp::field::content_length) > 0) {
+      reject(400, "INVALID_ARGUMENT", "Content-Length and Transfer-Encoding together");
+      return;
+    }
+  }
   bhttp::async_read(
       stream_, buffer_, *parser_,
       [self = shared_from_this()](beast::error_code ec, size_t) { self->onBody(ec); });
