@@ -332,3 +332,42 @@ TEST(HttpReadiness, DrainingIsNotReady) {
 
 }  // namespace
 }  // namespace epmdx::testing
+
+namespace epmdx::testing {
+namespace {
+
+TEST(HttpCapacity, IdleSocketsAreShedSoAProbeStillGetsIn) {
+  registry::Registry registry(registry::RegistryOptions{});
+  api::TokenStore tokens;
+  tokens.setForTest("t", {"t", true, true});
+  api::Service api(registry, tokens, 16);
+  http::HttpOptions ho;
+  ho.listen = "127.0.0.1:0";
+  ho.max_connections = 50;
+  http::DaemonStatus st;
+  st.epmd_listening = [] { return true; };
+  st.draining = [] { return false; };
+  http::HttpServer server(api, ho, st);
+  ASSERT_FALSE(server.start().has_value());
+  // More idle sockets than the server takes: they never send a byte.
+  std::vector<int> idle;
+  for (int i = 0; i < 80; ++i) {
+    const int fd = connectTo("127.0.0.1", server.port());
+    ASSERT_GE(fd, 0);
+    idle.push_back(fd);
+  }
+  httplib::Client cli("127.0.0.1", server.port());
+  cli.set_read_timeout(std::chrono::seconds(5));
+  for (int i = 0; i < 5; ++i) {
+    auto r = cli.Get("/readyz");
+    ASSERT_TRUE(r) << "probe " << i;
+    EXPECT_EQ(r->status, 200);
+  }
+  for (int fd : idle) {
+    close(fd);
+  }
+  server.stop();
+}
+
+}  // namespace
+}  // namespace epmdx::testing

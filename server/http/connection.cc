@@ -21,12 +21,19 @@ Connection::Connection(tcp::socket socket, ConnectionHost& host)
 
 Connection::~Connection() {
   if (!handed_over_) {
-    host_.connectionClosed();
+    host_.connectionClosed(listed_);
   }
 }
 
 void Connection::start() {
+  listed_ = host_.connectionOpened(this);
   readHeader();
+}
+
+void Connection::shed() {
+  handed_over_ = true;  // Unlisted by the server already.
+  beast::error_code ignored;
+  stream_.socket().close(ignored);
 }
 
 void Connection::readHeader() {
@@ -35,12 +42,14 @@ void Connection::readHeader() {
   parser_->header_limit(static_cast<uint32_t>(limits.header_bytes));
   parser_->body_limit(limits.body_bytes);
   stream_.expires_after(limits.idle);
+  idle_ = buffer_.size() == 0;  // Pipelined bytes already here: not idle.
   bhttp::async_read_header(
       stream_, buffer_, *parser_,
       [self = shared_from_this()](beast::error_code ec, size_t) { self->onHeader(ec); });
 }
 
 void Connection::onHeader(beast::error_code ec) {
+  idle_ = false;
   if (ec == bhttp::error::body_limit) {
     return onBody(ec);  // A Content-Length over the limit is refused from the header: 413.
   }
@@ -123,6 +132,7 @@ void Connection::onBody(beast::error_code ec) {
   RouteResult result = host_.route(r);
   if (auto* sse = std::get_if<SseStart>(&result)) {
     handed_over_ = true;
+    host_.connectionHandedOver(listed_);  // Counted as a stream from now on.
     host_.startSse(std::move(stream_), std::move(*sse));
     return;
   }

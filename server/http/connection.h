@@ -6,6 +6,7 @@
 // are answered in order). A watch request hands the socket over to an SseStream.
 
 #include <chrono>
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,13 +24,20 @@ struct RequestLimits {
   std::chrono::seconds idle{30};    // Keep-alive idle and slow-request timeout.
 };
 
+class Connection;
+using ConnectionList = std::list<Connection*>;
+
 /// What a connection needs from its server (all called on the event loop's thread).
 class ConnectionHost {
  public:
   virtual ~ConnectionHost() = default;
   virtual RouteResult route(const HttpRequest& req) = 0;
   virtual void startSse(beast::tcp_stream stream, SseStart start) = 0;
-  virtual void connectionClosed() = 0;
+  /// Lists the connection (oldest first) until connectionClosed().
+  virtual ConnectionList::iterator connectionOpened(Connection* c) = 0;
+  virtual void connectionClosed(ConnectionList::iterator it) = 0;
+  /// Unlists a connection that became an SSE stream (the stream keeps its count).
+  virtual void connectionHandedOver(ConnectionList::iterator it) = 0;
   virtual const RequestLimits& limits() const = 0;
 };
 
@@ -38,6 +46,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(tcp::socket socket, ConnectionHost& host);
   ~Connection();
   void start();
+  /// Waiting for a request (idle keep-alive, or nothing sent yet): what goes first when the
+  /// server is full, so idle sockets cannot lock out health probes and real clients.
+  bool idle() const { return idle_; }
+  /// Closes the socket; the pending read ends and the connection goes away. The server has
+  /// already unlisted it and counted it out.
+  void shed();
 
  private:
   void readHeader();
@@ -52,6 +66,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bool handed_over_ = false;
+  bool idle_ = false;
+  ConnectionList::iterator listed_;
 };
 
 /// "127.0.0.1:50412" or "[::1]:50412".

@@ -106,6 +106,9 @@ void HttpServer::accept() {
       retry->async_wait([this, retry](beast::error_code) { accept(); });
       return;
     }
+    if (connections_ >= options_.max_connections && !draining_) {
+      shedIdle();  // An idle socket makes room for a real request (a probe, say).
+    }
     if (connections_ >= options_.max_connections || draining_) {
       static const std::string kBusy = [] {
         const std::string body =
@@ -135,6 +138,18 @@ RouteResult HttpServer::route(const HttpRequest& req) {
     }
   }
   return router_->handle(req, connections_);
+}
+
+bool HttpServer::shedIdle() {
+  for (auto it = open_.begin(); it != open_.end(); ++it) {
+    if ((*it)->idle()) {
+      (*it)->shed();  // Detaches it: its room is free now, not when its read ends.
+      open_.erase(it);
+      --connections_;
+      return true;
+    }
+  }
+  return false;
 }
 
 void HttpServer::startSse(beast::tcp_stream stream, SseStart start) {

@@ -52,14 +52,24 @@ class HttpServer final : public ConnectionHost {
   void tick();
   RouteResult route(const HttpRequest& req) override;
   void startSse(beast::tcp_stream stream, SseStart start) override;
-  void connectionClosed() override { --connections_; }
+  ConnectionList::iterator connectionOpened(Connection* c) override {
+    return open_.insert(open_.end(), c);
+  }
+  void connectionClosed(ConnectionList::iterator it) override {
+    open_.erase(it);
+    --connections_;
+  }
+  void connectionHandedOver(ConnectionList::iterator it) override { open_.erase(it); }
+  /// Closes the oldest idle connection to make room. @return false if none is idle.
+  bool shedIdle();
   const RequestLimits& limits() const override { return options_.limits; }
 
   api::Service& api_;
   HttpOptions options_;
   DaemonStatus status_;
   // Event loop only; declared before io_ because handlers destroyed with it count out.
-  size_t connections_ = 0;
+  size_t connections_ = 0;  // Open connections and SSE streams.
+  ConnectionList open_;     // Connections (not streams), oldest first.
   bool draining_ = false;
   asio::io_context io_{1};
   tcp::acceptor acceptor_{io_};
