@@ -98,5 +98,13 @@ TEST(Options, DefaultTokenPath) {
   EXPECT_EQ(defaultTokenPath(fakeEnv), "/etc/t");
 }
 
+TEST(Options, TokenOutIsPerDaemonUnlessNamed) {
+  // Empty: the daemon names the file after its admin port once bound (tokenPathForPort).
+  EXPECT_EQ(parse({}, {{"XDG_RUNTIME_DIR", "/run/user/7"}}).options.token_out, "");
+  EXPECT_EQ(parse({}, {{"EPMDX_TOKEN_FILE", "/etc/t"}}).options.token_out, "/etc/t");
+  EXPECT_EQ(parse({"--token-out=/x/t"}, {{"EPMDX_TOKEN_FILE", "/etc/t"}}).options.token_out,
+            "/x/t");
+}
+
 }  // namespace
 }  // namespace epmdx::app

@@ -1,5 +1,7 @@
 #include "server/app/admin_servers.h"
 
+#include <cstdlib>
+
 #ifndef EPMDX_VERSION_STRING
 #define EPMDX_VERSION_STRING "0.0.0"
 #endif
@@ -7,6 +9,7 @@
 #include "server/api/auth.h"
 #include "server/app/app.h"
 #include "server/common/log.h"
+#include "server/common/token_path.h"
 #include "server/grpc/grpc_server.h"
 #include "server/http/http_server.h"
 
@@ -30,13 +33,15 @@ std::optional<std::string> AdminServers::start() {
   const Options& o = impl_->app.options();
   const bool any = o.grpc_listen != "off" || o.http_listen != "off";
   if (!any) {
+    log::info("gRPC and HTTP are off: no admin token, no token file");
     return std::nullopt;
   }
-  if (auto err = impl_->tokens.init(o.tokens_file, o.token_out)) {
-    return err;
-  }
-  if (o.tokens_file.empty()) {
-    log::info("generated an admin token", {{"file", impl_->tokens.generatedPath()}});
+  if (!o.tokens_file.empty()) {
+    if (auto err = impl_->tokens.loadFile(o.tokens_file)) {
+      return err;
+    }
+  } else {
+    impl_->tokens.generate();  // Published below, once the admin port that names it is bound.
   }
   if (o.grpc_listen != "off") {
     grpcapi::GrpcOptions go;
@@ -70,6 +75,24 @@ std::optional<std::string> AdminServers::start() {
       return err;
     }
   }
+  return o.tokens_file.empty() ? publishToken() : std::nullopt;
+}
+
+std::optional<std::string> AdminServers::publishToken() {
+  // One file per daemon, named after its admin port (gRPC, else HTTP), unless one was named.
+  const Options& o = impl_->app.options();
+  const auto getenv_fn = [](const char* name) -> const char* { return std::getenv(name); };
+  const std::string path =
+      !o.token_out.empty() ? o.token_out
+                           : tokenPathForPort(getenv_fn, grpcPort() != 0 ? grpcPort() : httpPort());
+  auto published = impl_->tokens.publishGenerated(path);
+  if (!published) {
+    return published.error();
+  }
+  log::info(published.value() == api::TokenStore::Published::Adopted
+                ? "adopted the admin token of an earlier run"
+                : "generated an admin token",
+            {{"file", path}});
   return std::nullopt;
 }
 

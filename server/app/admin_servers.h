@@ -28,6 +28,9 @@ class AdminServers {
   uint16_t httpPort() const;
 
  private:
+  /// Writes the generated admin token to its file, or adopts the token already there.
+  std::optional<std::string> publishToken();
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

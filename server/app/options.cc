@@ -69,7 +69,7 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
   envOr("EPMDX_TOKENS_FILE", o.tokens_file);
   envOr("EPMDX_LOG_FORMAT", o.log_format);
   envOr("EPMDX_WEB_ROOT", o.web_root);
-  o.token_out = defaultTokenPath(getenv_fn);
+  envOr("EPMDX_TOKEN_FILE", o.token_out);
 
   const size_t n = args.size();
   for (size_t i = 0; i < n; ++i) {
@@ -257,10 +257,11 @@ epmdx options (GNU long form; each also reads the environment variable shown)
                               (EPMDX_HTTP_LISTEN, default 127.0.0.1:4371)
     --tokens-file=PATH        bearer tokens, one "TOKEN SCOPE..." line each (scopes:
                               read, evict); reloaded on SIGHUP (EPMDX_TOKENS_FILE).
-                              Without it an admin token is generated at start.
-    --token-out=PATH          where the generated admin token is written (mode 0600)
-                              (EPMDX_TOKEN_FILE, default $XDG_RUNTIME_DIR/epmdx/admin.token
-                              or ~/.config/epmdx/admin.token)
+                              Without it an admin token is generated at start, or
+                              adopted from its file if an earlier run left a valid one.
+    --token-out=PATH          the generated admin token's file (mode 0600) (EPMDX_TOKEN_FILE,
+                              default $XDG_RUNTIME_DIR/epmdx/admin-PORT.token or
+                              ~/.config/epmdx/admin-PORT.token, PORT the gRPC port, else HTTP)
     --grpc-tls-cert=PEM --grpc-tls-key=PEM [--grpc-tls-client-ca=PEM]
                               serve gRPC over TLS (mutual TLS with a client CA)
     --http-anonymous-read=true|false

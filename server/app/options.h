@@ -35,7 +35,7 @@ struct Options {
   std::string grpc_listen = kDefaultGrpcListen;  // "off" disables.
   std::string http_listen = kDefaultHttpListen;  // "off" disables.
   std::string tokens_file;                       // Empty: generate an admin token.
-  std::string token_out;                         // Where the generated token is written.
+  std::string token_out;  // The generated token's file; empty: tokenPathForPort(admin port).
   std::string grpc_tls_cert;
   std::string grpc_tls_key;
   std::string grpc_tls_client_ca;
