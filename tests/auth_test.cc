@@ -112,6 +112,10 @@ TEST(ParseTokens, LinesFieldsAndErrors) {
             "line 1: the token has a byte that no header can carry (visible ASCII only)");
   EXPECT_EQ(error("t read name=\n"),
             "line 1: field 3 is not a scope (scopes: read, evict; name=IDENTITY)");
+  // Identities travel in events (Protobuf strings are UTF-8) and logs: printable UTF-8 only.
+  EXPECT_EQ(error("t read name=ops-\xFF\n"), "line 1: field 3 is not a printable UTF-8 name");
+  EXPECT_EQ(error("t read name=a\x7F\n"), "line 1: field 3 is not a printable UTF-8 name");
+  EXPECT_FALSE(error("t read name=zo\xC3\xAB\n").size());
   EXPECT_EQ(error(""), "");
 }
 

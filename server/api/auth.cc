@@ -12,6 +12,7 @@
 
 #include "server/api/token_file.h"
 #include "server/common/log.h"
+#include "server/common/utf8.h"
 
 namespace epmdx::api {
 namespace {
@@ -52,6 +53,15 @@ bool sendableToken(std::string_view token) {
     }
   }
   return true;
+}
+
+bool printableUtf8(std::string_view s) {
+  for (const char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
+      return false;
+    }
+  }
+  return countUtf8Chars(reinterpret_cast<const uint8_t*>(s.data()), s.size()) >= 0;
 }
 
 bool equalsIgnoreCase(std::string_view a, std::string_view b) {
@@ -154,6 +164,10 @@ std::optional<std::string> parseTokens(std::string_view text, TokenMap& out) {
       } else if (f == "evict") {
         p.evict = true;
       } else if (f.size() > 5 && f.substr(0, 5) == "name=") {
+        if (!printableUtf8(f.substr(5))) {
+          // It travels in events (Protobuf strings must be UTF-8) and logs.
+          return where + "field " + std::to_string(i + 1) + " is not a printable UTF-8 name";
+        }
         p.identity = std::string(f.substr(5));
       } else {
         // The field is not quoted: a token written in the wrong place would end up in logs.
