@@ -122,28 +122,31 @@ TEST(ParseTokens, LinesFieldsAndErrors) {
 TEST(GeneratedToken, WrittenThenAdoptedAfterARestart) {
   TempDir dir;
   const std::string path = dir.file("epmdx/admin-4370.token");
-  TokenStore first;
-  first.generate();
-  auto r = first.publishGenerated(path);
-  ASSERT_TRUE(r.ok()) << r.error();
-  EXPECT_EQ(r.value(), TokenStore::Published::Written);
-  const std::string token = firstLine(path);
-  EXPECT_TRUE(wellFormedToken(token));
-  EXPECT_EQ(first.check("Bearer " + token, Scope::Evict), TokenStore::Check::Ok);
-
-  TokenStore second;  // The same daemon, restarted.
-  second.generate();
-  r = second.publishGenerated(path);
-  ASSERT_TRUE(r.ok()) << r.error();
-  EXPECT_EQ(r.value(), TokenStore::Published::Adopted);
-  EXPECT_EQ(firstLine(path), token);
-  EXPECT_EQ(second.check("Bearer " + token, Scope::Evict), TokenStore::Check::Ok);
-
+  std::string token;
+  {
+    TokenStore first;
+    first.generate();
+    auto r = first.publishGenerated(path);
+    ASSERT_TRUE(r.ok()) << r.error();
+    EXPECT_EQ(r.value(), TokenStore::Published::Written);
+    token = firstLine(path);
+    EXPECT_TRUE(wellFormedToken(token));
+    EXPECT_EQ(first.check("Bearer " + token, Scope::Evict), TokenStore::Check::Ok);
+  }
+  {
+    TokenStore second;  // The same daemon, restarted.
+    second.generate();
+    auto r = second.publishGenerated(path);
+    ASSERT_TRUE(r.ok()) << r.error();
+    EXPECT_EQ(r.value(), TokenStore::Published::Adopted);
+    EXPECT_EQ(firstLine(path), token);
+    EXPECT_EQ(second.check("Bearer " + token, Scope::Evict), TokenStore::Check::Ok);
+  }
   // A file others could read is not trusted: a fresh token replaces it, privately.
   ASSERT_EQ(chmod(path.c_str(), 0644), 0);
   TokenStore third;
   third.generate();
-  r = third.publishGenerated(path);
+  auto r = third.publishGenerated(path);
   ASSERT_TRUE(r.ok()) << r.error();
   EXPECT_EQ(r.value(), TokenStore::Published::Written);
   const std::string fresh = firstLine(path);
@@ -153,6 +156,23 @@ TEST(GeneratedToken, WrittenThenAdoptedAfterARestart) {
   EXPECT_EQ(st.st_mode & 07777, 0600u);
   EXPECT_EQ(third.check("Bearer " + token, Scope::Read), TokenStore::Check::Unauthenticated);
   EXPECT_EQ(third.check("Bearer " + fresh, Scope::Read), TokenStore::Check::Ok);
+}
+
+TEST(GeneratedToken, AFileInUseByALiveStoreIsNeitherAdoptedNorReplaced) {
+  TempDir dir;
+  const std::string path = dir.file("admin.token");
+  TokenStore live;
+  live.generate();
+  ASSERT_TRUE(live.publishGenerated(path).ok());
+  const std::string token = firstLine(path);
+  TokenStore other;
+  other.generate();
+  auto r = other.publishGenerated(path);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().find("another epmdx"), std::string::npos) << r.error();
+  EXPECT_EQ(r.error().find(token), std::string::npos);
+  EXPECT_EQ(firstLine(path), token);
+  EXPECT_EQ(other.check("Bearer " + token, Scope::Read), TokenStore::Check::Unauthenticated);
 }
 
 // ---- In a running daemon ---------------------------------------------------------------
@@ -205,6 +225,37 @@ TEST(DaemonTokens, TwoDaemonsWriteTwoFilesAndARestartAdopts) {
   EXPECT_EQ(firstLine(file_a), token_a);
   EXPECT_EQ(httpStatus(a->app().httpPort(), "Bearer " + token_a), 200);
   EXPECT_EQ(firstLine(file_b), token_b);
+}
+
+// Two daemons that would share a token file (one --token-out for both, or one gRPC port:
+// gRPC binds with SO_REUSEPORT) do not: the second one stops at start, the file unchanged.
+TEST(DaemonTokens, ASecondDaemonOnTheSameTokenFileDoesNotStart) {
+  TempDir runtime;
+  setenv("XDG_RUNTIME_DIR", runtime.path().c_str(), 1);
+  unsetenv("EPMDX_TOKEN_FILE");
+  auto o = closedReads();
+  o.token_out = runtime.file("shared.token");
+  RunningApp a(o);
+  const std::string token = firstLine(o.token_out);
+  {
+    app::App b(o);
+    EXPECT_EQ(b.bind(), 1);
+  }
+  EXPECT_EQ(firstLine(o.token_out), token);
+
+  o.token_out.clear();  // Per-port files, and b asks for a's gRPC port.
+  RunningApp c(o);
+  const uint16_t grpc_c = c.app().grpcPort();
+  const std::string file_c = runtime.path() + "/epmdx/admin-" + std::to_string(grpc_c) + ".token";
+  const std::string token_c = firstLine(file_c);
+  o.grpc_listen = "127.0.0.1:" + std::to_string(grpc_c);
+  {
+    app::App d(o);
+    EXPECT_EQ(d.bind(), 1);
+  }
+  EXPECT_EQ(firstLine(file_c), token_c);
+  EXPECT_EQ(httpStatus(c.app().httpPort(), "Bearer " + token_c), 200);
+  EXPECT_EQ(httpStatus(a.app().httpPort(), "Bearer " + token), 200);
 }
 
 TEST(DaemonTokens, HttpOnlyDaemonNamesItsFileAfterTheHttpPort) {

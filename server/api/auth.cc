@@ -233,10 +233,23 @@ void TokenStore::generate() {
   install(TokenMap{{generated_token_, Principal{"admin", true, true}}});
 }
 
+TokenStore::~TokenStore() {
+  if (generated_file_lock_ >= 0) {
+    close(generated_file_lock_);
+  }
+}
+
 Result<TokenStore::Published, std::string> TokenStore::publishGenerated(const std::string& path) {
   generated_path_ = path;
   std::string why;
-  if (auto adopted = readAdoptableTokenFile(path, &why)) {
+  int fd = -1;
+  if (auto adopted = readAdoptableTokenFile(path, &why, &fd)) {
+    if (!lockTokenFile(fd)) {
+      close(fd);
+      return makeErr("another epmdx holds the admin token file " + path +
+                     " (two daemons with one --token-out, or one admin port?)");
+    }
+    generated_file_lock_ = fd;
     generated_token_ = std::move(*adopted);
     install(TokenMap{{generated_token_, Principal{"admin", true, true}}});
     return Published::Adopted;
@@ -244,9 +257,10 @@ Result<TokenStore::Published, std::string> TokenStore::publishGenerated(const st
   if (struct stat st{}; lstat(path.c_str(), &st) == 0) {
     log::info("not adopting the existing admin token file", {{"file", path}, {"reason", why}});
   }
-  if (auto err = writeTokenFile(path, generated_token_)) {
+  if (auto err = writeTokenFile(path, generated_token_, {}, &fd)) {
     return makeErr(std::move(*err));
   }
+  generated_file_lock_ = fd;
   return Published::Written;
 }
 

@@ -44,6 +44,11 @@ std::string_view bearerToken(std::string_view authorization);
 
 class TokenStore {
  public:
+  TokenStore() = default;
+  ~TokenStore();
+  TokenStore(const TokenStore&) = delete;
+  TokenStore& operator=(const TokenStore&) = delete;
+
   /// Loads a tokens file, which reload() reads again. Warns (does not refuse) when group or
   /// others can read it. @return an error message on failure.
   std::optional<std::string> loadFile(const std::string& path);
@@ -55,7 +60,8 @@ class TokenStore {
   enum class Published { Written, Adopted };
   /// Adopts the admin token already in `path` when that file is safe to adopt (see
   /// readAdoptableTokenFile), so clients holding it keep working across restarts; otherwise
-  /// writes the generated token there. @pre generate() was called.
+  /// writes the generated token there. The file stays locked while this store lives: another
+  /// daemon publishing to the same file gets an error. @pre generate() was called.
   Result<Published, std::string> publishGenerated(const std::string& path);
   const std::string& generatedPath() const { return generated_path_; }
 
@@ -73,6 +79,7 @@ class TokenStore {
   std::string tokens_file_;
   std::string generated_token_;
   std::string generated_path_;
+  int generated_file_lock_ = -1;  // The token file, open and flock()ed.
   mutable std::mutex mu_;
   std::shared_ptr<const TokenMap> tokens_;  // Guarded by mu_ (the map itself is immutable).
 };

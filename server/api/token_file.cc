@@ -1,6 +1,7 @@
 #include "server/api/token_file.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -136,7 +137,12 @@ std::string randomToken() {
   return randomHex(32);
 }
 
-std::optional<std::string> readAdoptableTokenFile(const std::string& path, std::string* why) {
+bool lockTokenFile(int fd) {
+  return flock(fd, LOCK_EX | LOCK_NB) == 0;
+}
+
+std::optional<std::string> readAdoptableTokenFile(const std::string& path, std::string* why,
+                                                  int* fd_out) {
   auto no = [why](std::string reason) -> std::optional<std::string> {
     if (why != nullptr) {
       *why = std::move(reason);
@@ -170,22 +176,26 @@ std::optional<std::string> readAdoptableTokenFile(const std::string& path, std::
       content.resize(static_cast<size_t>(n));
     }
   }
-  close(fd);
-  if (reason) {
-    return no(*reason);
-  }
   std::string_view token = content;
   if (!token.empty() && token.back() == '\n') {
     token.remove_suffix(1);
   }
-  if (!wellFormedToken(token)) {
-    return no("it does not hold one well-formed token");
+  if (!reason && !wellFormedToken(token)) {
+    reason = "it does not hold one well-formed token";
+  }
+  if (reason || fd_out == nullptr) {
+    close(fd);
+  } else {
+    *fd_out = fd;
+  }
+  if (reason) {
+    return no(*reason);
   }
   return std::string(token);
 }
 
 std::optional<std::string> writeTokenFile(const std::string& path, std::string_view token,
-                                          const TempNameFn& temp_name) {
+                                          const TempNameFn& temp_name, int* locked_fd) {
   const size_t slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "."
                           : slash == 0               ? "/"
@@ -226,26 +236,37 @@ std::optional<std::string> writeTokenFile(const std::string& path, std::string_v
   }
   const std::string content = std::string(token) + "\n";
   // fchmod: the umask may have taken bits away from 0600 (the owner must be able to read).
-  const bool written = fchmod(fd, 0600) == 0 && writeAll(fd, content) && fsync(fd) == 0;
+  // Locked before it has its name, so no other daemon ever sees it unlocked.
+  const bool written = fchmod(fd, 0600) == 0 && writeAll(fd, content) && fsync(fd) == 0 &&
+                       (locked_fd == nullptr || lockTokenFile(fd));
   const std::string write_error = errnoText();
-  close(fd);
   if (!written) {
+    close(fd);
     unlinkat(dfd, tmp.c_str(), 0);
     return fail("cannot write " + path + ": " + write_error);
   }
+  auto failOpen = [&fail, fd](std::string message) {
+    close(fd);
+    return fail(std::move(message));
+  };
   // rename() replaces a symlink itself, never its target; check again to refuse one that was
   // planted meanwhile rather than silently replace it.
   if (fstatat(dfd, base.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
     unlinkat(dfd, tmp.c_str(), 0);
-    return fail("refusing to replace " + path + ": it is a symlink or not a regular file");
+    return failOpen("refusing to replace " + path + ": it is a symlink or not a regular file");
   }
   if (renameat(dfd, tmp.c_str(), dfd, base.c_str()) != 0) {
     const std::string rename_error = errnoText();
     unlinkat(dfd, tmp.c_str(), 0);
-    return fail("cannot write " + path + ": " + rename_error);
+    return failOpen("cannot write " + path + ": " + rename_error);
   }
   fsync(dfd);  // The rename itself survives a crash.
   close(dfd);
+  if (locked_fd != nullptr) {
+    *locked_fd = fd;
+  } else {
+    close(fd);
+  }
   return std::nullopt;
 }
 

@@ -27,15 +27,24 @@ std::string randomToken();
 /// The token in `path` if the file is safe to adopt: a regular file (a symlink is not
 /// followed), owned by our effective uid, without any group or other permission bit, holding
 /// one well-formed token and an optional newline. Otherwise std::nullopt, and `why` (if not
-/// null) says why in words that never include the file's content.
-std::optional<std::string> readAdoptableTokenFile(const std::string& path, std::string* why);
+/// null) says why in words that never include the file's content. With `fd`, an adopted
+/// file is left open there (for lockTokenFile).
+std::optional<std::string> readAdoptableTokenFile(const std::string& path, std::string* why,
+                                                  int* fd = nullptr);
 
 /// Names the temporary file on each attempt; tests inject names to plant symlinks there.
 using TempNameFn = std::function<std::string()>;
 
 /// Writes `token` and a newline to `path` as described above, creating missing directories
-/// with mode 0700. @return an error message (without the token) on failure.
+/// with mode 0700. With `locked_fd`, the new file is locked (lockTokenFile) before it is
+/// renamed into place and left open there. @return an error message (without the token).
 std::optional<std::string> writeTokenFile(const std::string& path, std::string_view token,
-                                          const TempNameFn& temp_name = {});
+                                          const TempNameFn& temp_name = {},
+                                          int* locked_fd = nullptr);
+
+/// Takes an exclusive, non-blocking flock() on an open token file. A daemon holds it for its
+/// lifetime, so a second daemon that would share the file (the same --token-out, or an admin
+/// port shared through SO_REUSEPORT) fails loudly instead. @return false if another holds it.
+bool lockTokenFile(int fd);
 
 }  // namespace epmdx::api
