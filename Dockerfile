@@ -32,7 +32,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends libgrpc++1.51 libprotobuf32 \
       libcpp-httplib0.11 curl ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 4369 --home-dir /var/lib/epmdx --create-home epmdx
+ && groupadd --system --gid 4369 epmdx \
+ && useradd --system --uid 4369 --gid 4369 --home-dir /var/lib/epmdx --create-home epmdx
 COPY --from=build /src/build/epmdx /src/build/epmdxctl /usr/local/bin/
 USER epmdx
 ENV HOME=/var/lib/epmdx \

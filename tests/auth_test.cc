@@ -227,8 +227,8 @@ TEST(DaemonTokens, TwoDaemonsWriteTwoFilesAndARestartAdopts) {
   EXPECT_EQ(firstLine(file_b), token_b);
 }
 
-// Two daemons that would share a token file (one --token-out for both, or one gRPC port:
-// gRPC binds with SO_REUSEPORT) do not: the second one stops at start, the file unchanged.
+// Two daemons that would share a token file (one --token-out for both, or one gRPC port) do
+// not: the second one stops at start, and the first one's file is unchanged.
 TEST(DaemonTokens, ASecondDaemonOnTheSameTokenFileDoesNotStart) {
   TempDir runtime;
   setenv("XDG_RUNTIME_DIR", runtime.path().c_str(), 1);
@@ -243,15 +243,26 @@ TEST(DaemonTokens, ASecondDaemonOnTheSameTokenFileDoesNotStart) {
   }
   EXPECT_EQ(firstLine(o.token_out), token);
 
-  o.token_out.clear();  // Per-port files, and b asks for a's gRPC port.
+  o.token_out.clear();  // Per-port files, and d asks for c's gRPC port.
   RunningApp c(o);
   const uint16_t grpc_c = c.app().grpcPort();
   const std::string file_c = runtime.path() + "/epmdx/admin-" + std::to_string(grpc_c) + ".token";
   const std::string token_c = firstLine(file_c);
   o.grpc_listen = "127.0.0.1:" + std::to_string(grpc_c);
+  o.grpc_listen_explicit = true;
   {
     app::App d(o);
     EXPECT_EQ(d.bind(), 1);
+  }
+  // A taken default gRPC address only turns gRPC off: the file is then named after HTTP.
+  o.grpc_listen_explicit = false;
+  {
+    RunningApp d(o);
+    ASSERT_EQ(d.app().grpcPort(), 0);
+    const std::string file_d =
+        runtime.path() + "/epmdx/admin-" + std::to_string(d.app().httpPort()) + ".token";
+    EXPECT_NE(file_d, file_c);
+    EXPECT_EQ(httpStatus(d.app().httpPort(), "Bearer " + firstLine(file_d)), 200);
   }
   EXPECT_EQ(firstLine(file_c), token_c);
   EXPECT_EQ(httpStatus(c.app().httpPort(), "Bearer " + token_c), 200);
@@ -359,20 +370,41 @@ TEST(SecretsInLogs, ATokensFileOthersCanReadIsWarnedAboutAtStartAndReload) {
   // Warned, not refused (Kubernetes Secret volumes are 0644 by default).
   EXPECT_EQ(httpStatus(a->app().httpPort(), "Bearer good-token"), 200);
 
-  chmod(o.tokens_file.c_str(), 0640);
+  chmod(o.tokens_file.c_str(), 0604);
   ::testing::internal::CaptureStderr();
   a->app().reloadTokens();
   log = ::testing::internal::GetCapturedStderr();
   EXPECT_NE(log.find("readable by group or others"), std::string::npos) << log;
-  EXPECT_NE(log.find("0640"), std::string::npos) << log;
+  EXPECT_NE(log.find("0604"), std::string::npos) << log;
   EXPECT_NE(log.find("tokens reloaded"), std::string::npos) << log;
 
+  // Private, or shared only with a group of the daemon's own (the file is ours: our group).
+  for (const mode_t mode : {0600, 0640, 0440}) {
+    chmod(o.tokens_file.c_str(), mode);
+    ::testing::internal::CaptureStderr();
+    a->app().reloadTokens();
+    log = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(log.find("readable by group or others"), std::string::npos) << log;
+    EXPECT_NE(log.find("tokens reloaded"), std::string::npos) << log;
+    expectNoSecret(log);
+  }
   chmod(o.tokens_file.c_str(), 0600);
+}
+
+TEST(SecretsInLogs, ATokensFileAForeignGroupCanReadIsWarnedAbout) {
+  if (geteuid() != 0) {
+    GTEST_SKIP() << "needs root to give a file to another group";
+  }
+  TempDir dir;
+  const std::string path = dir.file("tokens");
+  writeFile(path, "good-token read\n", 0640);
+  ASSERT_EQ(chown(path.c_str(), 0, 12345), 0);
+  TokenStore s;
   ::testing::internal::CaptureStderr();
-  a->app().reloadTokens();
-  log = ::testing::internal::GetCapturedStderr();
-  EXPECT_EQ(log.find("readable by group or others"), std::string::npos) << log;
-  EXPECT_NE(log.find("tokens reloaded"), std::string::npos) << log;
+  EXPECT_FALSE(s.loadFile(path).has_value());
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(log.find("readable by group or others"), std::string::npos) << log;
+  EXPECT_NE(log.find("group=12345"), std::string::npos) << log;
   expectNoSecret(log);
 }
 

@@ -307,7 +307,7 @@ TEST(HttpReadiness, DrainingIsNotReady) {
   registry::Registry registry(ro);
   api::TokenStore tokens;
   tokens.setForTest("t", {"t", true, true});
-  epmd::Metrics metrics;
+  api::Service api(registry, tokens, 16);
   std::atomic<bool> listening{true};
   std::atomic<bool> draining{false};
   http::HttpOptions ho;
@@ -315,8 +315,7 @@ TEST(HttpReadiness, DrainingIsNotReady) {
   http::DaemonStatus st;
   st.epmd_listening = [&] { return listening.load(); };
   st.draining = [&] { return draining.load(); };
-  st.epmd_metrics = &metrics;
-  http::HttpServer server(registry, tokens, ho, st);
+  http::HttpServer server(api, ho, st);
   ASSERT_FALSE(server.start().has_value());
   httplib::Client cli("127.0.0.1", server.port());
   EXPECT_EQ(cli.Get("/readyz")->status, 200);

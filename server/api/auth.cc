@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -83,6 +84,26 @@ std::string octalMode(mode_t mode) {
   return buf;
 }
 
+// Readable by someone who is not this daemon: "other" can read, or a group the daemon is
+// not in. A group of the daemon's own is how a root-owned file is shared with it (0640
+// root:epmdx under systemd, 0440 with fsGroup on Kubernetes): no warning for that.
+bool readableByOthers(const struct stat& st) {
+  if ((st.st_mode & S_IROTH) != 0) {
+    return true;
+  }
+  if ((st.st_mode & S_IRGRP) == 0 || st.st_gid == getegid()) {
+    return false;
+  }
+  std::vector<gid_t> groups(static_cast<size_t>(std::max(getgroups(0, nullptr), 0)));
+  const int n = getgroups(static_cast<int>(groups.size()), groups.data());
+  for (int i = 0; i < n; ++i) {
+    if (groups[static_cast<size_t>(i)] == st.st_gid) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // Reads a tokens file whole. Symlinks are followed on purpose: the file is the operator's
 // own configuration (a Kubernetes Secret volume is a chain of symlinks).
 std::optional<std::string> readTokensFile(const std::string& path, std::string& text) {
@@ -99,9 +120,11 @@ std::optional<std::string> readTokensFile(const std::string& path, std::string& 
   } else {
     // Decided: warn, do not refuse. Kubernetes mounts Secrets 0644 unless told otherwise,
     // and refusing would take the admin API down for a deployment that is otherwise fine.
-    if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
-      log::warn("the tokens file is readable by group or others: chmod 600 it",
-                {{"file", path}, {"mode", octalMode(st.st_mode)}});
+    if (readableByOthers(st)) {
+      log::warn(
+          "the tokens file is readable by group or others: chmod 600 it (or 640 with "
+          "a group of the daemon's own)",
+          {{"file", path}, {"mode", octalMode(st.st_mode)}, {"group", st.st_gid}});
     }
     text.resize(static_cast<size_t>(st.st_size) + 1);
     size_t got = 0;
@@ -247,7 +270,7 @@ Result<TokenStore::Published, std::string> TokenStore::publishGenerated(const st
     if (!lockTokenFile(fd)) {
       close(fd);
       return makeErr("another epmdx holds the admin token file " + path +
-                     " (two daemons with one --token-out, or one admin port?)");
+                     " (two daemons with one --token-out?)");
     }
     generated_file_lock_ = fd;
     generated_token_ = std::move(*adopted);

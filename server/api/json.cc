@@ -12,14 +12,15 @@ std::string toJson(const google::protobuf::Message& message) {
   return out;
 }
 
-std::string errorJson(int http_code, const std::string& status, const std::string& message,
-                      uint64_t oldest_revision, uint64_t current_revision) {
+std::string errorJson(const Error& error) {
   v1::ErrorBody body;
-  body.set_code(http_code);
-  body.set_status(status);
-  body.set_message(message);
-  body.set_oldest_revision(oldest_revision);
-  body.set_current_revision(current_revision);
+  body.set_code(httpStatus(error.code));
+  body.set_status(std::string(toString(error.code)));
+  body.set_message(error.message);
+  if (error.window) {
+    body.set_oldest_revision(error.window->oldest);
+    body.set_current_revision(error.window->current);
+  }
   return toJson(body);
 }
 

@@ -1,18 +1,21 @@
 #pragma once
 
+// The canonical Protobuf JSON of the epmdx.v1 messages: what REST serves, what SSE frames
+// carry and what `epmdxctl -o json` prints, from one function so they cannot differ.
+
 #include <google/protobuf/message.h>
 
 #include <string>
 
 #include "epmdx/v1/registry.pb.h"
+#include "server/api/status.h"
 
 namespace epmdx::api {
 
 /// Canonical Protobuf JSON (lowerCamelCase names, 64-bit integers as strings), one line.
 std::string toJson(const google::protobuf::Message& message);
 
-/// An ErrorBody as JSON.
-std::string errorJson(int http_code, const std::string& status, const std::string& message,
-                      uint64_t oldest_revision = 0, uint64_t current_revision = 0);
+/// The ErrorBody of `error` (HTTP status from httpStatus()), as JSON.
+std::string errorJson(const Error& error);
 
 }  // namespace epmdx::api

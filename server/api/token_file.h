@@ -43,8 +43,8 @@ std::optional<std::string> writeTokenFile(const std::string& path, std::string_v
                                           int* locked_fd = nullptr);
 
 /// Takes an exclusive, non-blocking flock() on an open token file. A daemon holds it for its
-/// lifetime, so a second daemon that would share the file (the same --token-out, or an admin
-/// port shared through SO_REUSEPORT) fails loudly instead. @return false if another holds it.
+/// lifetime, so a second daemon that would share the file (the same --token-out) fails
+/// loudly instead. @return false if another holds it.
 bool lockTokenFile(int fd);
 
 }  // namespace epmdx::api

@@ -66,6 +66,9 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
   };
   envOr("EPMDX_GRPC_LISTEN", o.grpc_listen);
   envOr("EPMDX_HTTP_LISTEN", o.http_listen);
+  o.grpc_listen_explicit = o.grpc_listen != kDefaultGrpcListen;
+  o.http_listen_explicit = o.http_listen != kDefaultHttpListen;
+  envOr("EPMDX_HTTP_ALLOWED_HOSTS", o.http_allowed_hosts);
   envOr("EPMDX_TOKENS_FILE", o.tokens_file);
   envOr("EPMDX_LOG_FORMAT", o.log_format);
   envOr("EPMDX_WEB_ROOT", o.web_root);
@@ -141,8 +144,12 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
       }
       if (key == "grpc-listen") {
         o.grpc_listen = value;
+        o.grpc_listen_explicit = true;
       } else if (key == "http-listen") {
         o.http_listen = value;
+        o.http_listen_explicit = true;
+      } else if (key == "http-allowed-hosts") {
+        o.http_allowed_hosts = value;
       } else if (key == "tokens-file") {
         o.tokens_file = value;
       } else if (key == "token-out") {
@@ -254,7 +261,12 @@ epmdx options (GNU long form; each also reads the environment variable shown)
     --grpc-listen=HOST:PORT   gRPC admin API, "off" to disable
                               (EPMDX_GRPC_LISTEN, default 127.0.0.1:4370)
     --http-listen=HOST:PORT   REST/SSE API, metrics and web page, "off" to disable
-                              (EPMDX_HTTP_LISTEN, default 127.0.0.1:4371)
+                              (EPMDX_HTTP_LISTEN, default 127.0.0.1:4371).
+                              An address given here that cannot be bound is an error
+                              (exit 1); a taken default only turns that surface off.
+    --http-allowed-hosts=LIST Host header names the HTTP port answers (comma separated,
+                              "*" for any; EPMDX_HTTP_ALLOWED_HOSTS). Default: loopback
+                              names on a loopback address, any name otherwise.
     --tokens-file=PATH        bearer tokens, one "TOKEN SCOPE..." line each (scopes:
                               read, evict); reloaded on SIGHUP (EPMDX_TOKENS_FILE).
                               Without it an admin token is generated at start, or

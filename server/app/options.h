@@ -34,7 +34,11 @@ struct Options {
   // epmdx.
   std::string grpc_listen = kDefaultGrpcListen;  // "off" disables.
   std::string http_listen = kDefaultHttpListen;  // "off" disables.
-  std::string tokens_file;                       // Empty: generate an admin token.
+  // Set by a flag or variable: failing to bind is then an error, not a surface left off.
+  bool grpc_listen_explicit = false;
+  bool http_listen_explicit = false;
+  std::string http_allowed_hosts;  // Comma separated; empty: the default (see --help).
+  std::string tokens_file;         // Empty: generate an admin token.
   std::string token_out;  // The generated token's file; empty: tokenPathForPort(admin port).
   std::string grpc_tls_cert;
   std::string grpc_tls_key;

@@ -3,6 +3,8 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "grpc/health/v1/health.pb.h"
+
 #include <fstream>
 #include <sstream>
 
@@ -22,10 +24,8 @@ std::optional<std::string> readFile(const std::string& path, std::string& out) {
 
 }  // namespace
 
-GrpcServer::GrpcServer(registry::Registry& registry, const api::TokenStore& tokens,
-                       GrpcOptions options)
-    : options_(std::move(options)),
-      service_(std::make_unique<RegistryService>(registry, tokens, options_.max_watchers)) {}
+GrpcServer::GrpcServer(api::Service& api, GrpcOptions options)
+    : options_(std::move(options)), service_(std::make_unique<RegistryService>(api)) {}
 
 GrpcServer::~GrpcServer() {
   stop(std::chrono::milliseconds(0));
@@ -53,15 +53,21 @@ std::optional<std::string> GrpcServer::start() {
   } else {
     creds = grpc::InsecureServerCredentials();
   }
+  // Reflection describes what the generated descriptor pool holds: link the health
+  // service's descriptors in, so grpcurl and grpcui can call grpc.health.v1.Health.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // A control plane is never shared: with SO_REUSEPORT a second daemon would bind the same
+  // port and the kernel would split clients between two registries.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int port = 0;
   builder.AddListeningPort(options_.listen, creds, &port);
   builder.RegisterService(service_.get());
   // Keep idle watch streams alive through proxies and notice dead peers.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   server_ = builder.BuildAndStart();

@@ -9,9 +9,8 @@
 #include <optional>
 #include <string>
 
-#include "server/api/auth.h"
+#include "server/api/service.h"
 #include "server/grpc/registry_service.h"
-#include "server/registry/registry.h"
 
 namespace epmdx::grpcapi {
 
@@ -20,12 +19,11 @@ struct GrpcOptions {
   std::string tls_cert_file;
   std::string tls_key_file;
   std::string tls_client_ca_file;  // Set: clients must present a certificate it signed.
-  size_t max_watchers = 1024;
 };
 
 class GrpcServer {
  public:
-  GrpcServer(registry::Registry& registry, const api::TokenStore& tokens, GrpcOptions options);
+  GrpcServer(api::Service& api, GrpcOptions options);
   ~GrpcServer();
 
   /// Binds and starts. @return an error message on failure.

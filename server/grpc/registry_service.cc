@@ -1,8 +1,5 @@
 #include "server/grpc/registry_service.h"
 
-#include "server/api/convert.h"
-#include "server/common/log.h"
-
 namespace epmdx::grpcapi {
 namespace {
 
@@ -13,7 +10,7 @@ grpc::ServerUnaryReactor* finish(grpc::CallbackServerContext* ctx, grpc::Status 
 }
 
 /// A reactor that only finishes with an error (the stream never starts).
-class FailedWrite final : public grpc::ServerWriteReactor<v1::WatchNodesResponse> {
+class FailedWrite final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   explicit FailedWrite(grpc::Status status) { Finish(std::move(status)); }
   void OnDone() override { delete this; }
@@ -21,96 +18,75 @@ class FailedWrite final : public grpc::ServerWriteReactor<v1::WatchNodesResponse
 
 }  // namespace
 
-RegistryService::RegistryService(registry::Registry& registry, const api::TokenStore& tokens,
-                                 size_t max_watchers)
-    : registry_(registry), tokens_(tokens), watches_(max_watchers) {}
+grpc::Status toStatus(const api::Error& error) {
+  return {static_cast<grpc::StatusCode>(error.code), error.message};
+}
 
-grpc::Status RegistryService::authorize(grpc::CallbackServerContext* ctx, api::Scope scope,
-                                        api::Principal* who) const {
+RegistryService::RegistryService(api::Service& api) : api_(api) {}
+
+Result<api::Principal, api::Error> RegistryService::authorize(grpc::CallbackServerContext* ctx,
+                                                              api::Scope scope) const {
   const auto& md = ctx->client_metadata();
   auto it = md.find("authorization");
   const std::string_view header =
       it == md.end() ? std::string_view() : std::string_view(it->second.data(), it->second.size());
-  switch (tokens_.check(header, scope, who)) {
-    case api::TokenStore::Check::Ok:
-      return grpc::Status::OK;
-    case api::TokenStore::Check::Unauthenticated:
-      return {grpc::StatusCode::UNAUTHENTICATED,
-              "missing or unknown bearer token (authorization: Bearer TOKEN)"};
-    case api::TokenStore::Check::PermissionDenied:
-      return {grpc::StatusCode::PERMISSION_DENIED,
-              std::string("the token lacks the \"") +
-                  (scope == api::Scope::Read ? "read" : "evict") + "\" scope"};
-  }
-  return {grpc::StatusCode::INTERNAL, "unreachable"};
+  return api_.authenticate(header, scope);
 }
 
 grpc::ServerUnaryReactor* RegistryService::ListNodes(grpc::CallbackServerContext* ctx,
                                                      const v1::ListNodesRequest*,
                                                      v1::ListNodesResponse* resp) {
-  if (auto st = authorize(ctx, api::Scope::Read); !st.ok()) {
-    return finish(ctx, st);
+  if (auto who = authorize(ctx, api::Scope::Read); !who.ok()) {
+    return finish(ctx, toStatus(who.error()));
   }
-  const auto snapshot = registry_.list();
-  resp->mutable_nodes()->Reserve(static_cast<int>(snapshot.nodes.size()));
-  for (const auto& r : snapshot.nodes) {
-    api::toProto(*r, *resp->add_nodes());
-  }
-  resp->set_revision(snapshot.revision);
+  *resp = api_.list();
   return finish(ctx, grpc::Status::OK);
 }
 
 grpc::ServerUnaryReactor* RegistryService::GetNode(grpc::CallbackServerContext* ctx,
                                                    const v1::GetNodeRequest* req, v1::Node* resp) {
-  if (auto st = authorize(ctx, api::Scope::Read); !st.ok()) {
-    return finish(ctx, st);
+  if (auto who = authorize(ctx, api::Scope::Read); !who.ok()) {
+    return finish(ctx, toStatus(who.error()));
   }
-  auto r = registry_.find(req->name());
-  if (!r) {
-    return finish(ctx, {grpc::StatusCode::NOT_FOUND, "no node named \"" + req->name() + "\""});
+  auto node = api_.get(req->name());
+  if (!node.ok()) {
+    return finish(ctx, toStatus(node.error()));
   }
-  api::toProto(*r, *resp);
+  *resp = std::move(node.value());
   return finish(ctx, grpc::Status::OK);
 }
 
-grpc::ServerWriteReactor<v1::WatchNodesResponse>* RegistryService::WatchNodes(
-    grpc::CallbackServerContext* ctx, const v1::WatchNodesRequest* req) {
-  if (auto st = authorize(ctx, api::Scope::Read); !st.ok()) {
-    return new FailedWrite(st);
+grpc::ServerWriteReactor<grpc::ByteBuffer>* RegistryService::WatchNodes(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req) {
+  if (auto who = authorize(ctx, api::Scope::Read); !who.ok()) {
+    return new FailedWrite(toStatus(who.error()));
   }
-  return new WatchReactor(registry_, watches_, *req);
+  v1::WatchNodesRequest request;
+  std::vector<grpc::Slice> slices;
+  std::string bytes;
+  if (req->Dump(&slices).ok()) {
+    for (const auto& s : slices) {
+      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+  }
+  if (!request.ParseFromString(bytes)) {
+    return new FailedWrite({grpc::StatusCode::INVALID_ARGUMENT, "malformed WatchNodesRequest"});
+  }
+  return new WatchReactor(api_, encoded_, watches_, request);
 }
 
 grpc::ServerUnaryReactor* RegistryService::EvictNode(grpc::CallbackServerContext* ctx,
                                                      const v1::EvictNodeRequest* req,
                                                      v1::EvictNodeResponse* resp) {
-  api::Principal who;
-  if (auto st = authorize(ctx, api::Scope::Evict, &who); !st.ok()) {
-    return finish(ctx, st);
+  auto who = authorize(ctx, api::Scope::Evict);
+  if (!who.ok()) {
+    return finish(ctx, toStatus(who.error()));
   }
-  if (req->reason().size() > 256) {
-    return finish(ctx, {grpc::StatusCode::INVALID_ARGUMENT, "reason is longer than 256 bytes"});
-  }
-  std::optional<registry::RegistrationId> expected;
-  if (req->has_registration_id()) {
-    expected = req->registration_id();
-  }
-  const std::string actor = who.identity + "@" + ctx->peer();
-  auto evicted = registry_.evict(req->name(), expected, registry::UnregisterReason::Evicted, actor,
-                                 req->reason());
+  auto evicted = api_.evict(who.value(), ctx->peer(), *req);
   if (!evicted.ok()) {
-    if (evicted.error() == registry::EvictError::NotFound) {
-      return finish(ctx, {grpc::StatusCode::NOT_FOUND, "no node named \"" + req->name() + "\""});
-    }
-    return finish(ctx, {grpc::StatusCode::FAILED_PRECONDITION,
-                        "\"" + req->name() + "\" is now held by another registration"});
+    return finish(ctx, toStatus(evicted.error()));
   }
-  log::info("evicted", {{"name", log::printable(req->name())},
-                        {"id", evicted.value().registration->id},
-                        {"by", actor},
-                        {"reason", log::printable(req->reason())}});
-  api::toProto(*evicted.value().registration, *resp->mutable_node());
-  resp->set_revision(evicted.value().revision);
+  *resp = std::move(evicted.value());
   return finish(ctx, grpc::Status::OK);
 }
 

@@ -1,42 +1,51 @@
 #pragma once
 
-// epmdx.v1.Registry over gRPC's callback API: a thin translation onto the Registry.
+// epmdx.v1.Registry over gRPC's callback API: requests become api::Service calls, and
+// api errors become gRPC statuses. WatchNodes is a raw method (bytes in, bytes out) so that
+// every event is serialized once and its bytes shared by all streams (see EncodedEvents).
 
 #include <grpcpp/grpcpp.h>
 
 #include "epmdx/v1/registry.grpc.pb.h"
-#include "server/api/auth.h"
+#include "server/api/encoded_events.h"
+#include "server/api/service.h"
 #include "server/grpc/watch_reactor.h"
-#include "server/registry/registry.h"
 
 namespace epmdx::grpcapi {
 
-class RegistryService final : public v1::Registry::CallbackService {
+using ServiceBase = v1::Registry::WithCallbackMethod_ListNodes<
+    v1::Registry::WithCallbackMethod_GetNode<v1::Registry::WithRawCallbackMethod_WatchNodes<
+        v1::Registry::WithCallbackMethod_EvictNode<v1::Registry::Service>>>>;
+
+/// The gRPC status for an api::Error.
+grpc::Status toStatus(const api::Error& error);
+
+class RegistryService final : public ServiceBase {
  public:
-  RegistryService(registry::Registry& registry, const api::TokenStore& tokens, size_t max_watchers);
+  explicit RegistryService(api::Service& api);
 
   grpc::ServerUnaryReactor* ListNodes(grpc::CallbackServerContext* ctx,
                                       const v1::ListNodesRequest* req,
                                       v1::ListNodesResponse* resp) override;
   grpc::ServerUnaryReactor* GetNode(grpc::CallbackServerContext* ctx, const v1::GetNodeRequest* req,
                                     v1::Node* resp) override;
-  grpc::ServerWriteReactor<v1::WatchNodesResponse>* WatchNodes(
-      grpc::CallbackServerContext* ctx, const v1::WatchNodesRequest* req) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchNodes(grpc::CallbackServerContext* ctx,
+                                                         const grpc::ByteBuffer* req) override;
   grpc::ServerUnaryReactor* EvictNode(grpc::CallbackServerContext* ctx,
                                       const v1::EvictNodeRequest* req,
                                       v1::EvictNodeResponse* resp) override;
 
-  /// Ends every watch stream with UNAVAILABLE and refuses new ones.
+  /// Ends every watch stream with UNAVAILABLE (new ones are refused by api::Service).
   void beginShutdown();
   WatchSet& watches() { return watches_; }
 
  private:
-  /// UNAUTHENTICATED / PERMISSION_DENIED, or OK with the caller in `who`.
-  grpc::Status authorize(grpc::CallbackServerContext* ctx, api::Scope scope,
-                         api::Principal* who = nullptr) const;
+  /// The caller, or the UNAUTHENTICATED / PERMISSION_DENIED error.
+  Result<api::Principal, api::Error> authorize(grpc::CallbackServerContext* ctx,
+                                               api::Scope scope) const;
 
-  registry::Registry& registry_;
-  const api::TokenStore& tokens_;
+  api::Service& api_;
+  api::EncodedEvents encoded_;
   WatchSet watches_;
 };
 

@@ -3,61 +3,59 @@
 #include <algorithm>
 
 #include "server/api/convert.h"
+#include "server/grpc/registry_service.h"
 
 namespace epmdx::grpcapi {
 
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
-WatchReactor::WatchReactor(registry::Registry& registry, WatchSet& set,
+namespace {
+
+/// A slice that references shared bytes (no copy); the slice holds a reference.
+grpc::Slice sharedSlice(const api::EncodedEvents::Bytes& bytes) {
+  auto* ref = new api::EncodedEvents::Bytes(bytes);
+  return grpc::Slice(
+      const_cast<char*>((*ref)->data()), (*ref)->size(),
+      [](void* p) { delete static_cast<api::EncodedEvents::Bytes*>(p); }, ref);
+}
+
+grpc::ByteBuffer serialized(const v1::WatchNodesResponse& msg) {
+  grpc::Slice slice(msg.SerializeAsString());
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+}  // namespace
+
+WatchReactor::WatchReactor(api::Service& api, api::EncodedEvents& encoded, WatchSet& set,
                            const v1::WatchNodesRequest& req)
-    : registry_(registry),
+    : encoded_(encoded),
       set_(set),
       progress_interval_(req.progress_interval_ms() == 0
                              ? milliseconds(5000)
                              : milliseconds(std::max<uint32_t>(req.progress_interval_ms(), 100))) {
   std::lock_guard<std::mutex> lock(mu_);
   last_write_ = steady_clock::now();
-  if (req.send_initial_state() && req.has_after_revision()) {
-    finishLocked({grpc::StatusCode::INVALID_ARGUMENT,
-                  "send_initial_state and after_revision exclude each other"});
+  api::WatchParams params;
+  params.initial = req.send_initial_state();
+  if (req.has_after_revision()) {
+    params.after = req.after_revision();
+  }
+  auto opened = api.openWatch(api::Surface::Grpc, params, [this] { wake(); });
+  if (!opened.ok()) {
+    finishLocked(toStatus(opened.error()));
     return;
   }
-  if (set_.shuttingDown()) {
+  watch_ = std::move(opened.value());
+  if (!set_.add(this)) {
     finishLocked({grpc::StatusCode::UNAVAILABLE, "epmdx is shutting down"});
     return;
   }
-  if (!set_.tryAdd(this)) {
-    finishLocked({grpc::StatusCode::RESOURCE_EXHAUSTED,
-                  "too many watch streams (--max-watchers); try again later"});
-    return;
-  }
-  auto wake = [this] { this->wake(); };
-  if (req.send_initial_state()) {
-    auto [snapshot, w] = registry_.listAndWatch(wake);
-    watch_ = std::move(w);
-    initial_.assign(snapshot.nodes.begin(), snapshot.nodes.end());
+  in_set_ = true;
+  if (params.initial) {
+    initial_.assign(watch_.initial.begin(), watch_.initial.end());
+    watch_.initial.clear();
     initial_pending_ = true;
-    sent_revision_ = snapshot.revision;
-  } else {
-    const registry::Revision start = req.has_after_revision() ? req.after_revision() + 1 : 0;
-    auto w = registry_.watch(start, wake);
-    if (!w.ok()) {
-      const auto& rej = w.error();
-      if (rej.code == registry::WatchRejection::Code::Compacted) {
-        finishLocked({grpc::StatusCode::OUT_OF_RANGE,
-                      "revision " + std::to_string(req.after_revision()) +
-                          " is older than the kept history (oldest " +
-                          std::to_string(rej.oldest_retained) + "): list again"});
-      } else {
-        finishLocked({grpc::StatusCode::INVALID_ARGUMENT,
-                      "revision " + std::to_string(req.after_revision()) +
-                          " is in the future (current " + std::to_string(rej.current) + ")"});
-      }
-      return;
-    }
-    watch_ = std::move(w.value());
-    sent_revision_ = watch_->nextRevision() - 1;
   }
   tryWriteLocked();
 }
@@ -73,42 +71,55 @@ void WatchReactor::shutdown() {
 }
 
 void WatchReactor::tryWriteLocked() {
-  if (finished_ || write_pending_ || !watch_) {
+  if (finished_ || !watch_.watch) {
     return;
   }
-  message_.Clear();
+  if (write_pending_) {
+    // A client that stopped reading: tell it to list again the moment it can no longer
+    // resume, instead of holding the stream open until keepalive gives up.
+    if (watch_.watch->fellBehind()) {
+      std::vector<registry::Event> none;
+      if (auto polled = watch_.watch->poll(0, none); !polled.ok()) {
+        finishLocked(toStatus(api::Service::fellBehind(watch_.revision, polled.error())));
+      }
+    }
+    return;
+  }
   if (!initial_.empty() || initial_pending_) {
-    for (size_t i = 0; i < kMaxNodesPerMessage && !initial_.empty(); ++i) {
-      api::toProto(*initial_.front(), *message_.add_initial_nodes());
+    v1::WatchNodesResponse msg;
+    for (size_t i = 0; i < api::kMaxNodesPerMessage && !initial_.empty(); ++i) {
+      api::toProto(*initial_.front(), *msg.add_initial_nodes());
       initial_.pop_front();
     }
     if (initial_.empty()) {
-      message_.set_initial_state_complete(true);
+      msg.set_initial_state_complete(true);
       initial_pending_ = false;
     }
+    msg.set_revision(watch_.revision);
+    message_ = serialized(msg);
   } else {
     scratch_.clear();
-    auto polled = watch_->poll(kMaxEventsPerMessage, scratch_);
+    auto polled = watch_.watch->poll(api::kMaxEventsPerBatch, scratch_);
     if (!polled.ok()) {
-      finishLocked({grpc::StatusCode::OUT_OF_RANGE,
-                    "watcher fell behind: changes after revision " +
-                        std::to_string(sent_revision_) + " are no longer kept (oldest " +
-                        std::to_string(polled.error().oldest_retained) + "): list again"});
+      finishLocked(toStatus(api::Service::fellBehind(watch_.revision, polled.error())));
       return;
-    }
-    for (const auto& e : scratch_) {
-      api::toProto(e, *message_.add_events());
-      sent_revision_ = e.revision;
     }
     if (scratch_.empty()) {
       if (steady_clock::now() - last_write_ < progress_interval_) {
         return;  // Nothing new, and no progress message due yet.
       }
       // Progress: nothing changed up to the current revision.
-      sent_revision_ = std::max(sent_revision_, watch_->nextRevision() - 1);
+      watch_.revision = std::max(watch_.revision, watch_.watch->nextRevision() - 1);
     }
+    std::vector<grpc::Slice> slices;
+    slices.reserve(scratch_.size() + 1);
+    for (const auto& e : scratch_) {
+      slices.push_back(sharedSlice(encoded_.grpcEntry(e)));
+      watch_.revision = e.revision;
+    }
+    slices.emplace_back(api::EncodedEvents::grpcRevisionField(watch_.revision));
+    message_ = grpc::ByteBuffer(slices.data(), slices.size());
   }
-  message_.set_revision(sent_revision_);
   write_pending_ = true;
   last_write_ = steady_clock::now();
   StartWrite(&message_);
@@ -139,12 +150,14 @@ void WatchReactor::finishLocked(grpc::Status status) {
 
 void WatchReactor::OnDone() {
   // Unsubscribe first and without mu_: when reset() returns no wake-up runs or will run.
-  watch_.reset();
-  set_.remove(this);
+  watch_.watch.reset();
+  if (in_set_) {
+    set_.remove(this);
+  }
   delete this;
 }
 
-WatchSet::WatchSet(size_t max_watchers) : max_(max_watchers) {
+WatchSet::WatchSet() {
   ticker_ = std::thread([this] { tickLoop(); });
 }
 
@@ -157,9 +170,9 @@ WatchSet::~WatchSet() {
   ticker_.join();
 }
 
-bool WatchSet::tryAdd(WatchReactor* r) {
+bool WatchSet::add(WatchReactor* r) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (live_.size() >= max_ || shutting_down_) {
+  if (shutting_down_) {
     return false;
   }
   live_.push_back(r);
@@ -170,7 +183,8 @@ void WatchSet::remove(WatchReactor* r) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = std::find(live_.begin(), live_.end(), r);
   if (it != live_.end()) {
-    live_.erase(it);
+    *it = live_.back();
+    live_.pop_back();
   }
   cv_.notify_all();
 }
@@ -181,11 +195,6 @@ void WatchSet::shutdownAll() {
   for (auto* r : live_) {
     r->shutdown();
   }
-}
-
-bool WatchSet::shuttingDown() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return shutting_down_;
 }
 
 size_t WatchSet::size() const {

@@ -3,29 +3,34 @@
 // One WatchNodes stream: a cursor into the registry's shared history, written with one
 // message in flight at a time (gRPC's callback API, no thread per stream). The registry
 // only wakes the reactor; the reactor pulls what it has not sent yet, in batches, from
-// OnWriteDone or the wake-up. A reactor that falls behind the history ends with
-// OUT_OF_RANGE: the client lists again.
+// OnWriteDone or the wake-up. Event bytes come from EncodedEvents, shared by every stream.
+//
+// A stream whose client stops reading keeps one message in flight and nothing else; the
+// moment the history moves past its cursor it is finished with OUT_OF_RANGE (the client
+// lists again), without waiting for the stalled write.
 
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <thread>
+#include <vector>
 
-#include "epmdx/v1/registry.grpc.pb.h"
-#include "server/registry/registry.h"
+#include "epmdx/v1/registry.pb.h"
+#include "server/api/encoded_events.h"
+#include "server/api/service.h"
 
 namespace epmdx::grpcapi {
 
 class WatchSet;
 
-class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchNodesResponse> {
+class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  static constexpr size_t kMaxEventsPerMessage = 256;
-  static constexpr size_t kMaxNodesPerMessage = 1000;
-
   /// Starts the stream (or finishes it at once with an error status).
-  WatchReactor(registry::Registry& registry, WatchSet& set, const v1::WatchNodesRequest& req);
+  WatchReactor(api::Service& api, api::EncodedEvents& encoded, WatchSet& set,
+               const v1::WatchNodesRequest& req);
 
   /// Registry wake-up (hub thread) or progress tick: write if nothing is in flight.
   void wake();
@@ -40,34 +45,33 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchNodesRespons
   void tryWriteLocked();
   void finishLocked(grpc::Status status);
 
-  registry::Registry& registry_;
+  api::EncodedEvents& encoded_;
   WatchSet& set_;
-  registry::WatchPtr watch_;  // Reset only in OnDone, outside mu_ (see WatchHub).
+  api::OpenedWatch watch_;  // Its cursor is reset only in OnDone, outside mu_ (see WatchHub).
   std::chrono::milliseconds progress_interval_;
+  bool in_set_ = false;
 
   std::mutex mu_;  // Guards everything below. Lock order: mu_, then the registry's.
   std::deque<registry::RegistrationPtr> initial_;  // Snapshot still to send.
   bool initial_pending_ = false;                   // initial_state_complete still to be sent.
   bool write_pending_ = false;
   bool finished_ = false;
-  registry::Revision sent_revision_ = 0;  // Everything up to here was delivered.
   std::chrono::steady_clock::time_point last_write_;
-  v1::WatchNodesResponse message_;  // The message in flight (must outlive the write).
+  grpc::ByteBuffer message_;  // The message in flight (must outlive the write).
   std::vector<registry::Event> scratch_;
 };
 
-/// The live watch streams of one server: counts them (bounded), ticks their progress
-/// messages, and ends them all on shutdown.
+/// The live watch streams of one server: ticks their progress messages and ends them all
+/// on shutdown. (How many may be open is api::Service's business.)
 class WatchSet {
  public:
-  explicit WatchSet(size_t max_watchers);
+  WatchSet();
   ~WatchSet();
 
-  /// Reserves a slot; false when max_watchers streams are open.
-  bool tryAdd(WatchReactor* r);
+  /// False once shutdownAll() ran: the stream must not start.
+  bool add(WatchReactor* r);
   void remove(WatchReactor* r);
   void shutdownAll();
-  bool shuttingDown() const;
   size_t size() const;
   /// Waits until every stream is done (after shutdownAll), at most `timeout`.
   void waitEmpty(std::chrono::milliseconds timeout);
@@ -75,7 +79,6 @@ class WatchSet {
  private:
   void tickLoop();
 
-  const size_t max_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<WatchReactor*> live_;  // Guarded by mu_.

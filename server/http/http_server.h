@@ -1,88 +1,76 @@
 #pragma once
 
-// The HTTP surface (cpp-httplib): REST/JSON over the same epmdx.v1 messages as gRPC, the
-// server-sent-events watch, health endpoints, Prometheus metrics, the OpenAPI document and
-// the static web page. Routes translate; the registry decides.
+// The HTTP surface: REST/JSON over the same epmdx.v1 messages as gRPC, the server-sent-events
+// watch, health endpoints, Prometheus metrics, the OpenAPI document and the static web page.
 //
-// Threads: httplib's own pool. Each open SSE stream holds one worker thread, so the pool is
-// sized max_watchers + a few, and streams beyond max_watchers get 503.
+// Threads: one event loop (Boost.Asio + Beast) of its own, never the epmd listener's. Idle
+// keep-alive clients and SSE streams cost a socket and a small object each, not a thread;
+// one registry subscription wakes every stream, and each change is encoded once for all.
 
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
-#include "server/api/auth.h"
-#include "server/epmd/metrics.h"
-#include "server/registry/registry.h"
-
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-}  // namespace httplib
+#include "server/api/encoded_events.h"
+#include "server/api/service.h"
+#include "server/http/connection.h"
+#include "server/http/router.h"
+#include "server/http/sse_stream.h"
 
 namespace epmdx::http {
 
-class SseStream;
-
 struct HttpOptions {
   std::string listen = "127.0.0.1:4371";  // HOST:PORT; port 0 picks one.
-  size_t max_watchers = 1024;
-  bool anonymous_read = true;  // Reads without a token (the page); a bad token still fails.
-  std::string web_root;        // Serve web/ from here instead of the embedded copy.
-  std::chrono::milliseconds heartbeat{15000};
-  std::string version;
+  size_t max_connections = 4096;          // Beyond: 503 and close.
+  RequestLimits limits;
+  RouterOptions router;
+  // Host names accepted in the Host header besides the bound address; "*" accepts any.
+  // Empty: loopback names when bound to loopback, anything otherwise.
+  std::vector<std::string> allowed_hosts;
 };
 
-/// What the HTTP surface reports about the rest of the daemon.
-struct DaemonStatus {
-  std::function<bool()> epmd_listening;
-  std::function<bool()> draining;
-  std::function<size_t()> grpc_watchers;
-  const epmd::Metrics* epmd_metrics = nullptr;
-};
-
-class HttpServer {
+class HttpServer final : public ConnectionHost {
  public:
-  HttpServer(registry::Registry& registry, const api::TokenStore& tokens, HttpOptions options,
-             DaemonStatus status);
-  ~HttpServer();
+  HttpServer(api::Service& api, HttpOptions options, DaemonStatus status);
+  ~HttpServer() override;
 
-  /// Binds and starts serving. @return an error message on failure.
+  /// Binds (never with SO_REUSEPORT) and starts serving. @return an error message.
   std::optional<std::string> start();
   /// Ends every SSE stream (readiness already reports draining).
   void beginDrain();
-  /// Stops accepting and ends the streams; returns at once.
+  /// Stops accepting, closes every connection and joins the event loop's thread.
   void stop();
-  /// Waits for the workers (an idle keep-alive connection ends by its timeout).
-  void join();
   uint16_t port() const { return port_; }
-  size_t sseWatchers() const { return sse_watchers_.load(); }
 
  private:
-  void routes();
-  bool authorize(const httplib::Request& req, httplib::Response& res, api::Scope scope,
-                 api::Principal* who);
-  void serveAsset(const std::string& file, httplib::Response& res);
-  void watch(const httplib::Request& req, httplib::Response& res);
+  void accept();
+  void wakeStreams();
+  void tick();
+  RouteResult route(const HttpRequest& req) override;
+  void startSse(beast::tcp_stream stream, SseStart start) override;
+  void connectionClosed() override { --connections_; }
+  const RequestLimits& limits() const override { return options_.limits; }
 
-  registry::Registry& registry_;
-  const api::TokenStore& tokens_;
+  api::Service& api_;
   HttpOptions options_;
   DaemonStatus status_;
-  std::unique_ptr<httplib::Server> server_;
+  // Event loop only; declared before io_ because handlers destroyed with it count out.
+  size_t connections_ = 0;
+  bool draining_ = false;
+  asio::io_context io_{1};
+  tcp::acceptor acceptor_{io_};
+  asio::steady_timer ticker_{io_};
+  std::optional<Router> router_;
+  api::EncodedEvents encoded_;
   std::thread thread_;
   uint16_t port_ = 0;
-  std::atomic<size_t> sse_watchers_{0};
-  std::mutex streams_mu_;
-  std::set<SseStream*> streams_;  // Guarded by streams_mu_.
-  bool draining_ = false;         // Guarded by streams_mu_.
+  registry::WatchPtr subscription_;  // One wake-up for every stream.
+  std::atomic<bool> wake_posted_{false};
+  std::unordered_map<SseStream*, std::shared_ptr<SseStream>> streams_;  // Event loop only.
 };
 
 }  // namespace epmdx::http

@@ -1,25 +1,26 @@
 #pragma once
 
-// GET /metrics: the Prometheus text exposition format (version 0.0.4). No node name is
-// ever a label: label sets stay bounded whatever the peers send.
+// GET /metrics: the registry's and the admin surfaces' families; the rest of the daemon (the
+// epmd listener) adds its own through DaemonStatus::metrics, so this layer needs no epmd
+// types. No node name is ever a label.
 
 #include <cstdint>
 #include <string>
 
-#include "server/epmd/metrics.h"
 #include "server/registry/registry.h"
 
 namespace epmdx::http {
 
 struct MetricsInput {
   registry::RegistryStats registry;
-  const epmd::Metrics* epmd = nullptr;
   size_t grpc_watchers = 0;
   size_t sse_watchers = 0;
+  size_t http_connections = 0;
   bool ready = false;
   std::string version;
 };
 
-std::string renderMetrics(const MetricsInput& in);
+/// Appends the families to `out`.
+void renderMetrics(const MetricsInput& in, std::string& out);
 
 }  // namespace epmdx::http

@@ -5,143 +5,151 @@
 
 namespace epmdx::http {
 namespace {
-using api::errorJson;
-using api::toJson;
 
-constexpr size_t kMaxEventsPerWake = 512;
-constexpr int kMaxNodesPerFrame = 500;
+using Bytes = api::EncodedEvents::Bytes;
 
-void frame(std::string& out, const char* event, registry::Revision id, const std::string& data) {
-  out += "event: ";
-  out += event;
-  out += "\nid: ";
-  out += std::to_string(id);
-  out += "\ndata: ";
-  out += data;  // Canonical JSON is one line: no newline to split.
-  out += "\n\n";
+Bytes share(std::string s) {
+  return std::make_shared<const std::string>(std::move(s));
 }
 
 }  // namespace
 
-SseStream::SseStream(registry::Registry& registry, Options options)
-    : registry_(registry), options_(options), last_frame_(std::chrono::steady_clock::now()) {
-  auto wake = [this] { this->wake(); };
-  pending_ = "retry: 1000\n\n";  // Reconnect quickly after a daemon restart.
-  if (options_.initial && !options_.after) {
-    auto [snapshot, w] = registry_.listAndWatch(wake);
-    watch_ = std::move(w);
-    sent_revision_ = snapshot.revision;
+SseStream::SseStream(beast::tcp_stream stream, api::OpenedWatch watch,
+                     std::chrono::milliseconds heartbeat, api::EncodedEvents& encoded,
+                     ClosedFn on_closed)
+    : stream_(std::move(stream)),
+      watch_(std::move(watch)),
+      heartbeat_(heartbeat),
+      encoded_(encoded),
+      on_closed_(std::move(on_closed)) {
+  beast::error_code ec;
+  // A small send buffer bounds what the kernel holds for a client that stopped reading.
+  stream_.socket().set_option(asio::socket_base::send_buffer_size(kSendBuffer), ec);
+}
+
+void SseStream::begin() {
+  std::vector<Bytes> parts;
+  parts.push_back(
+      share("HTTP/1.1 200 OK\r\nServer: epmdx\r\nContent-Type: text/event-stream\r\n"
+            "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
+            "retry: 1000\n\n"));  // Reconnect quickly after a daemon restart.
+  if (watch_.with_initial) {
+    const auto& nodes = watch_.initial;
     v1::WatchNodesResponse msg;
-    for (size_t i = 0; i < snapshot.nodes.size(); ++i) {
-      api::toProto(*snapshot.nodes[i], *msg.add_initial_nodes());
-      const bool last = i + 1 == snapshot.nodes.size();
-      if (msg.initial_nodes_size() == kMaxNodesPerFrame || last) {
-        msg.set_initial_state_complete(last);
-        msg.set_revision(snapshot.revision);
-        frame(pending_, "initial", snapshot.revision, toJson(msg));
-        msg.Clear();
+    size_t i = 0;
+    do {
+      for (size_t n = 0; n < api::kMaxNodesPerMessage && i < nodes.size(); ++n, ++i) {
+        api::toProto(*nodes[i], *msg.add_initial_nodes());
       }
-    }
-    if (snapshot.nodes.empty()) {
-      msg.set_initial_state_complete(true);
-      msg.set_revision(snapshot.revision);
-      frame(pending_, "initial", snapshot.revision, toJson(msg));
+      msg.set_initial_state_complete(i == nodes.size());
+      msg.set_revision(watch_.revision);
+      parts.push_back(share(api::sseFrame("initial", watch_.revision, api::toJson(msg))));
+      msg.Clear();
+    } while (i < nodes.size());
+    watch_.initial.clear();
+    watch_.initial.shrink_to_fit();
+  }
+  write(std::move(parts));
+}
+
+std::string SseStream::progressFrame() {
+  // Nothing changed up to the current revision. Also keeps proxies from closing an idle
+  // stream, and advances the browser's Last-Event-ID.
+  watch_.revision = std::max(watch_.revision, watch_.watch->nextRevision() - 1);
+  v1::WatchNodesResponse msg;
+  msg.set_revision(watch_.revision);
+  return api::sseFrame("progress", watch_.revision, api::toJson(msg));
+}
+
+void SseStream::pump() {
+  if (closed_ || ending_) {
+    return;
+  }
+  if (writing_) {
+    // The client is not keeping up. Once the history has moved past its cursor it cannot
+    // resume anyway: close now; its reconnect (Last-Event-ID) is answered with `resync`.
+    if (watch_.watch->fellBehind()) {
+      close();
     }
     return;
   }
-  const registry::Revision start = options_.after ? *options_.after + 1 : 0;
-  auto w = registry_.watch(start, wake);
-  if (!w.ok()) {
-    // Too old (compacted) or from the future (the daemon restarted since the client's
-    // Last-Event-ID): either way the client must start over from a fresh list.
-    const auto& rej = w.error();
-    const bool old = rej.code == registry::WatchRejection::Code::Compacted;
-    frame(pending_, "resync", rej.current,
-          errorJson(410, "OUT_OF_RANGE",
-                    old ? "revision " + std::to_string(*options_.after) +
-                              " is older than the kept history: list again"
-                        : "revision " + std::to_string(*options_.after) +
-                              " is unknown (the daemon restarted?): list again",
-                    rej.oldest_retained, rej.current));
-    end_after_pending_ = true;
-    return;
-  }
-  watch_ = std::move(w.value());
-  sent_revision_ = watch_->nextRevision() - 1;
-}
-
-SseStream::~SseStream() {
-  watch_.reset();  // Without mu_: the hub may be waking us right now (see WatchHub).
-}
-
-void SseStream::wake() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    signalled_ = true;
-  }
-  cv_.notify_one();
-}
-
-void SseStream::stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopped_ = true;
-  }
-  cv_.notify_one();
-}
-
-std::string SseStream::next(bool& done) {
-  done = false;
-  if (!pending_.empty()) {
-    done = end_after_pending_;
-    last_frame_ = std::chrono::steady_clock::now();
-    return std::exchange(pending_, {});
-  }
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_until(lock, last_frame_ + options_.heartbeat,
-                   [this] { return signalled_ || stopped_; });
-    signalled_ = false;
-    if (stopped_) {
-      done = true;
-      return {};
-    }
-  }
-  std::string out;
-  std::vector<registry::Event> events;
-  auto polled = watch_->poll(kMaxEventsPerWake, events);
+  scratch_.clear();
+  auto polled = watch_.watch->poll(api::kMaxEventsPerBatch, scratch_);
   if (!polled.ok()) {
-    frame(out, "resync", polled.error().current,
-          errorJson(410, "OUT_OF_RANGE",
-                    "watcher fell behind: changes after revision " +
-                        std::to_string(sent_revision_) + " are no longer kept: list again",
-                    polled.error().oldest_retained, polled.error().current));
-    done = true;
-    return out;
+    ending_ = true;
+    const api::Error e = api::Service::fellBehind(watch_.revision, polled.error());
+    write({share(api::sseFrame("resync", polled.error().current, api::errorJson(e)))});
+    return;
   }
-  if (events.size() == kMaxEventsPerWake) {
-    std::lock_guard<std::mutex> lock(mu_);
-    signalled_ = true;  // More is waiting: do not sleep before the next batch.
+  if (scratch_.empty()) {
+    return;
   }
-  for (const auto& e : events) {
-    v1::NodeEvent ev;
-    api::toProto(e, ev);
-    frame(out, "change", e.revision, toJson(ev));
-    sent_revision_ = e.revision;
+  std::vector<Bytes> parts;
+  parts.reserve(scratch_.size());
+  for (const auto& e : scratch_) {
+    parts.push_back(encoded_.sseFrame(e));
+    watch_.revision = e.revision;
   }
-  const auto now = std::chrono::steady_clock::now();
-  if (events.empty() && now - last_frame_ >= options_.heartbeat) {
-    // Progress: nothing changed up to the current revision. Also keeps proxies from
-    // closing an idle stream, and advances the browser's Last-Event-ID.
-    sent_revision_ = std::max(sent_revision_, watch_->nextRevision() - 1);
-    v1::WatchNodesResponse msg;
-    msg.set_revision(sent_revision_);
-    frame(out, "progress", sent_revision_, toJson(msg));
+  write(std::move(parts));
+}
+
+void SseStream::tick(std::chrono::steady_clock::time_point now) {
+  if (closed_ || ending_ || writing_ || now - last_write_ < heartbeat_) {
+    return;
   }
-  if (!out.empty()) {
-    last_frame_ = now;
+  pump();  // Catch up first: a progress frame must not skip a change.
+  if (!writing_ && !closed_ && !ending_) {
+    write({share(progressFrame())});
   }
-  return out;
+}
+
+void SseStream::end() {
+  if (closed_) {
+    return;
+  }
+  ending_ = true;
+  if (!writing_) {
+    close();
+  }
+}
+
+void SseStream::write(std::vector<Bytes> parts) {
+  in_flight_ = std::move(parts);
+  buffers_.clear();
+  for (const auto& p : in_flight_) {
+    buffers_.emplace_back(p->data(), p->size());
+  }
+  writing_ = true;
+  last_write_ = std::chrono::steady_clock::now();
+  stream_.expires_after(kWriteTimeout);
+  asio::async_write(stream_, buffers_, [self = shared_from_this()](beast::error_code ec, size_t) {
+    self->onWrite(ec);
+  });
+}
+
+void SseStream::onWrite(beast::error_code ec) {
+  writing_ = false;
+  in_flight_.clear();
+  if (ec || ending_) {
+    close();
+    return;
+  }
+  pump();
+}
+
+void SseStream::close() {
+  if (closed_) {
+    return;
+  }
+  closed_ = true;
+  beast::error_code ignored;
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+  stream_.socket().close(ignored);
+  watch_.watch.reset();
+  watch_.slot = api::WatchSlot();
+  if (on_closed_) {
+    on_closed_(this);  // The server drops its reference; pending handlers keep ours.
+  }
 }
 
 }  // namespace epmdx::http

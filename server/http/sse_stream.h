@@ -1,8 +1,8 @@
 #pragma once
 
-// One server-sent-events watch (GET /v1/watch): a cursor into the registry's history,
-// rendered as SSE frames. Runs on the httplib worker thread that serves the connection;
-// the registry only wakes it.
+// One server-sent-events watch (GET /v1/watch) on the HTTP server's event loop: a cursor into
+// the registry's history, written as SSE frames with one write in flight. Frames of changes
+// are shared bytes from EncodedEvents (one encoding for every watcher).
 //
 // Frames (each `data:` is the canonical JSON of an epmdx.v1 message):
 //   event: initial   data: WatchNodesResponse (initial_nodes)   id: snapshot revision
@@ -10,51 +10,60 @@
 //   event: progress  data: WatchNodesResponse (revision only)    id: current revision
 //   event: resync    data: ErrorBody (OUT_OF_RANGE)              then the stream ends
 // `id:` is always a registry revision, so a browser's Last-Event-ID resumes exactly.
+//
+// Budget per watcher: one batch of shared frames in flight, a kernel send buffer of
+// kSendBuffer bytes, and the cursor. A client that stops reading is closed when a write
+// makes no progress for kWriteTimeout, or at once when the history moves past its cursor
+// (its reconnect then gets `resync`): it can never hold the history or the daemon back.
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
-#include <optional>
+#include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
-#include "server/registry/registry.h"
+#include "server/api/encoded_events.h"
+#include "server/api/service.h"
+#include "server/http/beast.h"
 
 namespace epmdx::http {
 
-class SseStream {
+class SseStream : public std::enable_shared_from_this<SseStream> {
  public:
-  struct Options {
-    std::optional<registry::Revision> after;  // ?since= or Last-Event-ID.
-    bool initial = false;                     // ?initial=true: snapshot first.
-    std::chrono::milliseconds heartbeat{15000};
-  };
-  SseStream(registry::Registry& registry, Options options);
-  ~SseStream();
+  static constexpr int kSendBuffer = 64 * 1024;
+  static constexpr std::chrono::seconds kWriteTimeout{10};
 
-  /// Blocks until there is something to send (at most one heartbeat interval), then
-  /// returns the frames to write. Sets `done` when the stream must end after them.
-  std::string next(bool& done);
+  using ClosedFn = std::function<void(SseStream*)>;
+  SseStream(beast::tcp_stream stream, api::OpenedWatch watch, std::chrono::milliseconds heartbeat,
+            api::EncodedEvents& encoded, ClosedFn on_closed);
 
-  /// Ends the stream at its next wake-up (daemon shutdown).
-  void stop();
+  /// Writes the response head, `retry:` and the initial state.
+  void begin();
+  /// Sends what is new since the last write (called after every registry change).
+  void pump();
+  /// Sends a progress frame when the stream was idle for its heartbeat.
+  void tick(std::chrono::steady_clock::time_point now);
+  /// Ends the stream after what is in flight (daemon draining).
+  void end();
 
  private:
-  void wake();
+  void write(std::vector<api::EncodedEvents::Bytes> parts);
+  void onWrite(beast::error_code ec);
+  void close();
+  std::string progressFrame();
 
-  registry::Registry& registry_;
-  Options options_;
-  registry::WatchPtr watch_;
-  std::string pending_;  // Frames decided at construction (initial state, resync).
-  bool end_after_pending_ = false;
-  registry::Revision sent_revision_ = 0;
-  std::chrono::steady_clock::time_point last_frame_;
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  // Starts set: a change that landed between creating the cursor and subscribing woke
-  // nobody, so the first wait must not sleep before reading the cursor once.
-  bool signalled_ = true;  // Guarded by mu_.
-  bool stopped_ = false;   // Guarded by mu_.
+  beast::tcp_stream stream_;
+  api::OpenedWatch watch_;
+  std::chrono::milliseconds heartbeat_;
+  api::EncodedEvents& encoded_;
+  ClosedFn on_closed_;
+  std::chrono::steady_clock::time_point last_write_;
+  bool writing_ = false;
+  bool ending_ = false;
+  bool closed_ = false;
+  std::vector<api::EncodedEvents::Bytes> in_flight_;  // Keeps the bytes of the write alive.
+  std::vector<asio::const_buffer> buffers_;
+  std::vector<registry::Event> scratch_;
 };
 
 }  // namespace epmdx::http

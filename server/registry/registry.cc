@@ -31,15 +31,15 @@ std::string_view toString(EventType type) {
 std::string_view toString(RegisterError e) {
   switch (e) {
     case RegisterError::NameTooLong:
-      return "node name is too long";
+      return "name_too_long";
     case RegisterError::InvalidNameEncoding:
-      return "invalid node name encoding";
+      return "invalid_name_encoding";
     case RegisterError::ExtraTooLong:
-      return "extra data is too long";
+      return "extra_too_long";
     case RegisterError::NameInUse:
-      return "node name already occupied";
+      return "name_in_use";
     case RegisterError::TooManyNodes:
-      return "too many registered nodes";
+      return "too_many_nodes";
   }
   return "unknown";
 }
@@ -47,7 +47,13 @@ std::string_view toString(RegisterError e) {
 // ---- Watch -------------------------------------------------------------------------------
 
 Watch::~Watch() {
-  registry_.hub_.remove(token_);
+  if (token_ != 0) {
+    registry_.hub_.remove(token_);
+  }
+}
+
+bool Watch::fellBehind() const {
+  return next_.load() < registry_.oldest_retained_.load(std::memory_order_relaxed);
 }
 
 Result<size_t, WatchRejection> Watch::poll(size_t max, std::vector<Event>& out) {
@@ -99,7 +105,7 @@ Result<RegistrationPtr, RegisterError> Registry::add(NodeInfo node, Origin origi
       failed = true;
     }
     if (failed) {
-      ++counters_.register_errors[static_cast<int>(error)];
+      ++counters_.register_errors[static_cast<size_t>(error)];
       return makeErr(error);
     }
     auto reg = std::make_shared<Registration>();
@@ -220,7 +226,9 @@ Result<WatchPtr, WatchRejection> Registry::watch(Revision start, WatchHub::WakeF
   }
   // Subscribing after the lock is fine: the cursor already pins the start, and a change
   // that lands before add() is read on the first poll.
-  w->token_ = hub_.add(std::move(wake));
+  if (wake) {
+    w->token_ = hub_.add(std::move(wake));
+  }
   return w;
 }
 
@@ -232,7 +240,9 @@ std::pair<Registry::Snapshot, WatchPtr> Registry::listAndWatch(WatchHub::WakeFn 
     snapshot = listLocked();
     w.reset(new Watch(*this, snapshot.revision + 1));
   }
-  w->token_ = hub_.add(std::move(wake));
+  if (wake) {
+    w->token_ = hub_.add(std::move(wake));
+  }
   return {std::move(snapshot), std::move(w)};
 }
 
@@ -269,6 +279,7 @@ Revision Registry::appendLocked(EventType type, UnregisterReason reason,
     e.note = std::make_shared<EventNote>(EventNote{std::move(actor), std::move(detail)});
   }
   history_.append(std::move(e));
+  oldest_retained_.store(history_.oldestRetained(revision_), std::memory_order_relaxed);
   return revision_;
 }
 
@@ -285,7 +296,7 @@ std::shared_ptr<RegistrationOwner> Registry::eraseLocked(std::string_view name,
   by_name_.erase(it);  // `name` may view the registration's name: it is still alive here.
   const Registration& r = *registration;
   creations_.put(r.node.name, r.creation_counter, r.node.port, r.origin.connection_handle);
-  ++counters_.unregistrations[static_cast<int>(reason)];
+  ++counters_.unregistrations[static_cast<size_t>(reason)];
   appendLocked(EventType::Unregistered, reason, std::move(registration), std::move(actor),
                std::move(detail));
   return owner;

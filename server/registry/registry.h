@@ -11,6 +11,7 @@
 // One Registry serves one epmd port. Several ports in one daemon (clusters) will be several
 // Registry instances keyed by `RegistryOptions::cluster`.
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -49,6 +50,8 @@ enum class RegisterError {
   NameInUse,            // Registered by another connection (byte-exact compare).
   TooManyNodes,         // RegistryOptions::max_nodes reached.
 };
+inline constexpr size_t kRegisterErrorCount = static_cast<size_t>(RegisterError::TooManyNodes) + 1;
+/// A snake_case name: the metric label and the log's reason.
 std::string_view toString(RegisterError e);
 
 enum class EvictError { NotFound, PreconditionFailed };
@@ -69,8 +72,8 @@ struct WatchRejection {
 /// Counters kept by the registry itself (exported as metrics).
 struct RegistryStats {
   uint64_t registrations = 0;
-  uint64_t register_errors[5] = {};  // Indexed by RegisterError.
-  uint64_t unregistrations[6] = {};  // Indexed by UnregisterReason.
+  std::array<uint64_t, kRegisterErrorCount> register_errors{};     // By RegisterError.
+  std::array<uint64_t, kUnregisterReasonCount> unregistrations{};  // By UnregisterReason.
   size_t nodes = 0;
   size_t watchers = 0;
   Revision revision = 0;
@@ -94,6 +97,10 @@ class Watch {
 
   /// The revision of the next event this watch will return.
   Revision nextRevision() const { return next_.load(); }
+
+  /// True when the history has moved past the cursor: the next poll() will be rejected.
+  /// Lock-free, so a watcher whose write is stalled can check it on every wake-up.
+  bool fellBehind() const;
 
  private:
   friend class Registry;
@@ -146,7 +153,8 @@ class Registry {
   std::vector<CreationPool::Record> unusedNames() const;
 
   /// Starts a watch whose first event has revision `start` (a List's revision + 1 resumes
-  /// with no gap and no repeat). `start` 0 means "from the next change".
+  /// with no gap and no repeat). `start` 0 means "from the next change". An empty `wake`
+  /// subscribes to nothing: for cursors that one shared subscription wakes together.
   /// Rejects a revision older than the history (Compacted) or beyond the next one.
   Result<WatchPtr, WatchRejection> watch(Revision start, WatchHub::WakeFn wake);
 
@@ -193,6 +201,8 @@ class Registry {
   Revision revision_ = 0;                                // Guarded by mu_.
   RegistrationId next_id_ = 1;                           // Guarded by mu_.
   RegistryStats counters_;                               // Guarded by mu_.
+  // history_.oldestRetained(), published for Watch::fellBehind() without the lock.
+  std::atomic<Revision> oldest_retained_{0};
 
   WatchHub hub_;  // Last: its thread stops first on destruction.
 };

@@ -62,6 +62,8 @@ enum class UnregisterReason : uint8_t {
   Evicted,           // An admin API call.
   Shutdown,          // The daemon stopped on a signal.
 };
+inline constexpr size_t kUnregisterReasonCount =
+    static_cast<size_t>(UnregisterReason::Shutdown) + 1;
 
 std::string_view toString(UnregisterReason reason);
 std::string_view toString(EventType type);

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Deployment files and process behaviour that no Docker engine or cluster is needed for:
-docker-compose.yml, the Kubernetes manifest, the Dockerfile and the systemd units are
-parsed and checked; systemd socket activation, readiness notification, SIGHUP token
-reload, SIGINT/SIGTERM exit and JSON logs are tested on a real epmdx process."""
+the Dockerfile and the systemd units are parsed and checked (each deployment is also run
+by its own test: deploy_k8s_test.py, deploy_compose_test.py, deploy_systemd_test.py);
+systemd socket activation, readiness notification, SIGHUP token reload, SIGINT/SIGTERM
+exit and JSON logs are tested on a real epmdx process."""
 
 import json
 import os
@@ -15,8 +16,6 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-
-import yaml
 
 EPMDX, SOURCE = sys.argv[1], sys.argv[2]
 from epmdx_testlib import check, finish, free_port, wait_port  # noqa: E402
@@ -54,51 +53,6 @@ def read(path):
     with open(os.path.join(SOURCE, path)) as f:
         return f.read()
 
-
-# ---- docker-compose.yml ------------------------------------------------------------------
-compose = yaml.safe_load(read("docker-compose.yml"))
-services = compose.get("services", {})
-check("compose services", set(services) >= {"epmdx", "alpha", "beta"}, list(services))
-ex = services.get("epmdx", {})
-check("compose builds epmdx", ex.get("build") == ".", ex)
-check("compose publishes the page", "4371:4371" in ex.get("ports", []), ex.get("ports"))
-check("compose http listens on all", ex.get("environment", {}).get("EPMDX_HTTP_LISTEN") ==
-      "0.0.0.0:4371")
-for node in ("alpha", "beta"):
-    svc = services.get(node, {})
-    check(f"{node} shares epmdx's network", svc.get("network_mode") == "service:epmdx", svc)
-    check(f"{node} is a real Erlang", str(svc.get("image", "")).startswith("erlang:"), svc)
-    cmd = svc.get("command", "")
-    check(f"{node} never starts its own epmd", "-start_epmd false" in cmd, cmd)
-    check(f"{node} waits for epmdx", "epmdx" in svc.get("depends_on", {}), svc)
-check("beta pings alpha", "net_adm:ping" in services.get("beta", {}).get("command", ""))
-
-# ---- Kubernetes ------------------------------------------------------------------------
-docs = [d for d in yaml.safe_load_all(read("deploy/kubernetes/epmdx-sidecar.yaml")) if d]
-kinds = {d["kind"]: d for d in docs}
-check("k8s kinds", set(kinds) >= {"Deployment", "Service"}, list(kinds))
-svc = kinds.get("Service", {})
-check("headless service", svc.get("spec", {}).get("clusterIP") == "None", svc)
-pod = kinds["Deployment"]["spec"]["template"]["spec"]
-side = {c["name"]: c for c in pod.get("initContainers", [])}.get("epmdx", {})
-check("native sidecar", side.get("restartPolicy") == "Always", side)
-for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-    check(f"sidecar {probe} is gRPC health", side.get(probe, {}).get("grpc", {}).get("port") == 4370,
-          side.get(probe))
-check("sidecar gRPC reachable by kubelet", "--grpc-listen=0.0.0.0:4370" in side.get("args", []))
-check("sidecar resources", "requests" in side.get("resources", {}))
-mounts = {m["name"]: m for m in side.get("volumeMounts", [])}
-vols = {v["name"]: v for v in pod.get("volumes", [])}
-check("tokens from a Secret", "secret" in vols.get(mounts.get("tokens", {}).get("name", ""), {}),
-      vols)
-check("tokens file flag", "--tokens-file=/etc/epmdx/tokens" in side.get("args", []))
-app = pod["containers"][0]
-env = {e["name"]: e.get("value") for e in app.get("env", [])}
-check("BEAM uses the sidecar port", env.get("ERL_EPMD_PORT") == "4369", env)
-args = app.get("args", [])
-check("BEAM -start_epmd false",
-      "-start_epmd" in args and args[args.index("-start_epmd") + 1] == "false", args)
-check("BEAM resources", "requests" in app.get("resources", {}))
 
 # ---- Dockerfile --------------------------------------------------------------------------
 df = read("Dockerfile")

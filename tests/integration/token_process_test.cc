@@ -69,7 +69,8 @@ std::unique_ptr<Process> startDaemon(const std::string& runtime_dir,
 }
 
 bool serving(Process& p) {
-  return eventually([&p] { return p.stderrText().find("epmdx serving") != std::string::npos; });
+  return eventually([&p] { return p.stderrText().find("epmdx serving") != std::string::npos; },
+                    30s);
 }
 
 std::string logValue(const std::string& log, const std::string& key) {

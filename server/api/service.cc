@@ -1,0 +1,185 @@
+#include "server/api/service.h"
+
+#include "server/api/convert.h"
+#include "server/common/log.h"
+
+namespace epmdx::api {
+
+std::string_view toString(Surface surface) {
+  switch (surface) {
+    case Surface::Grpc:
+      return "grpc";
+    case Surface::Sse:
+      return "sse";
+  }
+  return "unknown";
+}
+
+WatchSlot& WatchSlot::operator=(WatchSlot&& other) noexcept {
+  if (this != &other) {
+    if (count_ != nullptr) {
+      count_->fetch_sub(1);
+    }
+    count_ = std::exchange(other.count_, nullptr);
+  }
+  return *this;
+}
+
+WatchSlot::~WatchSlot() {
+  if (count_ != nullptr) {
+    count_->fetch_sub(1);
+  }
+}
+
+std::string notFoundMessage(std::string_view name) {
+  std::string msg = "no node named \"" + log::printable(name) + "\"";
+  if (const auto at = name.find('@'); at != std::string_view::npos && at > 0) {
+    msg += " (epmd names have no host part: try \"" + log::printable(name.substr(0, at)) + "\")";
+  }
+  return msg;
+}
+
+Service::Service(registry::Registry& registry, const TokenStore& tokens, size_t max_watchers)
+    : registry_(registry), tokens_(tokens), max_watchers_(max_watchers) {}
+
+Result<Principal, Error> Service::authenticate(std::string_view authorization, Scope scope) const {
+  Principal who;
+  switch (tokens_.check(authorization, scope, &who)) {
+    case TokenStore::Check::Ok:
+      return who;
+    case TokenStore::Check::Unauthenticated:
+      return makeErr(Error{Code::Unauthenticated,
+                           authorization.empty()
+                               ? "a bearer token is required (authorization: Bearer TOKEN)"
+                               : "unknown bearer token",
+                           {}});
+    case TokenStore::Check::PermissionDenied:
+      return makeErr(Error{Code::PermissionDenied,
+                           std::string("the token lacks the \"") +
+                               (scope == Scope::Read ? "read" : "evict") + "\" scope",
+                           {}});
+  }
+  return makeErr(Error{Code::Internal, "unreachable", {}});
+}
+
+v1::ListNodesResponse Service::list() const {
+  const auto snapshot = registry_.list();
+  v1::ListNodesResponse resp;
+  resp.mutable_nodes()->Reserve(static_cast<int>(snapshot.nodes.size()));
+  for (const auto& r : snapshot.nodes) {
+    toProto(*r, *resp.add_nodes());
+  }
+  resp.set_revision(snapshot.revision);
+  return resp;
+}
+
+Result<v1::Node, Error> Service::get(std::string_view name) const {
+  auto r = registry_.find(name);
+  if (!r) {
+    return makeErr(Error{Code::NotFound, notFoundMessage(name), {}});
+  }
+  v1::Node node;
+  toProto(*r, node);
+  return node;
+}
+
+Result<v1::EvictNodeResponse, Error> Service::evict(const Principal& who, std::string_view peer,
+                                                    const v1::EvictNodeRequest& request) {
+  if (request.name().empty()) {
+    return makeErr(Error{Code::InvalidArgument, "name is required", {}});
+  }
+  if (request.reason().size() > kMaxReasonBytes) {
+    return makeErr(Error{Code::InvalidArgument,
+                         "reason is longer than " + std::to_string(kMaxReasonBytes) + " bytes",
+                         {}});
+  }
+  std::optional<registry::RegistrationId> expected;
+  if (request.has_registration_id()) {
+    expected = request.registration_id();
+  }
+  std::string actor = who.identity + "@" + std::string(peer);
+  auto evicted = registry_.evict(request.name(), expected, registry::UnregisterReason::Evicted,
+                                 actor, request.reason());
+  if (!evicted.ok()) {
+    if (evicted.error() == registry::EvictError::NotFound) {
+      return makeErr(Error{Code::NotFound, notFoundMessage(request.name()), {}});
+    }
+    return makeErr(Error{Code::FailedPrecondition,
+                         "\"" + log::printable(request.name()) +
+                             "\" is now held by another registration (not " +
+                             std::to_string(request.registration_id()) + ")",
+                         {}});
+  }
+  const auto& e = evicted.value();
+  log::info("evicted", {{"name", log::printable(request.name())},
+                        {"id", e.registration->id},
+                        {"by", actor},
+                        {"reason", log::printable(request.reason())}});
+  v1::EvictNodeResponse resp;
+  toProto(*e.registration, *resp.mutable_node());
+  resp.set_revision(e.revision);
+  return resp;
+}
+
+Error Service::fellBehind(registry::Revision delivered, const registry::WatchRejection& r) {
+  return Error{Code::OutOfRange,
+               "watcher fell behind: changes after revision " + std::to_string(delivered) +
+                   " are no longer kept (oldest " + std::to_string(r.oldest_retained) +
+                   "): list again",
+               Error::Window{r.oldest_retained, r.current}};
+}
+
+Result<OpenedWatch, Error> Service::openWatch(Surface surface, const WatchParams& params,
+                                              registry::WatchHub::WakeFn wake) {
+  if (params.initial && params.after) {
+    return makeErr(Error{
+        Code::InvalidArgument, "an initial state and a start revision exclude each other", {}});
+  }
+  if (draining_) {
+    return makeErr(Error{Code::Unavailable, "epmdx is shutting down", {}});
+  }
+  auto& count = watchers_[static_cast<size_t>(surface)];
+  if (count.fetch_add(1) >= max_watchers_) {
+    count.fetch_sub(1);
+    return makeErr(Error{Code::ResourceExhausted,
+                         "too many " + std::string(toString(surface)) +
+                             " watch streams (--max-watchers=" + std::to_string(max_watchers_) +
+                             "); try again later",
+                         {}});
+  }
+  OpenedWatch w;
+  w.slot = WatchSlot(&count);
+  if (params.initial) {
+    auto [snapshot, watch] = registry_.listAndWatch(std::move(wake));
+    w.watch = std::move(watch);
+    w.with_initial = true;
+    w.initial = std::move(snapshot.nodes);
+    w.revision = snapshot.revision;
+    return w;
+  }
+  const registry::Revision start = params.after ? *params.after + 1 : 0;
+  auto watch = registry_.watch(start, std::move(wake));
+  if (!watch.ok()) {
+    const auto& rej = watch.error();
+    const Error::Window window{rej.oldest_retained, rej.current};
+    if (rej.code == registry::WatchRejection::Code::Compacted) {
+      return makeErr(Error{Code::OutOfRange,
+                           "revision " + std::to_string(*params.after) +
+                               " is older than the kept history (oldest " +
+                               std::to_string(rej.oldest_retained) + "): list again",
+                           window});
+    }
+    // A revision from the future: the client is wrong, or the clock went back across a
+    // restart. gRPC reports INVALID_ARGUMENT; SSE, seeing the window, asks for a resync.
+    return makeErr(Error{Code::InvalidArgument,
+                         "revision " + std::to_string(*params.after) +
+                             " is in the future (current " + std::to_string(rej.current) +
+                             "; did the daemon restart?): list again",
+                         window});
+  }
+  w.watch = std::move(watch.value());
+  w.revision = w.watch->nextRevision() - 1;
+  return w;
+}
+
+}  // namespace epmdx::api

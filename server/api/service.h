@@ -1,0 +1,104 @@
+#pragma once
+
+// The use cases of the admin API, written once: authenticate, list, get, evict, open a
+// watch, with their limits, errors, actor and log lines. The gRPC and HTTP adapters only
+// translate their requests into these calls and an api::Error into their protocol.
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "epmdx/v1/registry.pb.h"
+#include "server/api/auth.h"
+#include "server/api/status.h"
+#include "server/common/result.h"
+#include "server/registry/registry.h"
+
+namespace epmdx::api {
+
+/// Limits shared by every surface (one place, so gRPC and SSE cannot disagree).
+inline constexpr size_t kMaxReasonBytes = 256;
+inline constexpr size_t kMaxEventsPerBatch = 256;   // Events per gRPC message / SSE write.
+inline constexpr size_t kMaxNodesPerMessage = 500;  // Initial nodes per message / frame.
+
+/// The protocols that serve watches; each has its own cap of --max-watchers streams.
+enum class Surface : uint8_t { Grpc, Sse };
+inline constexpr size_t kSurfaceCount = 2;
+std::string_view toString(Surface surface);
+
+class Service;
+
+/// A reserved watch stream: counted while it lives.
+class WatchSlot {
+ public:
+  WatchSlot() = default;
+  WatchSlot(WatchSlot&& other) noexcept : count_(std::exchange(other.count_, nullptr)) {}
+  WatchSlot& operator=(WatchSlot&& other) noexcept;
+  ~WatchSlot();
+
+ private:
+  friend class Service;
+  explicit WatchSlot(std::atomic<size_t>* count) : count_(count) {}
+  std::atomic<size_t>* count_ = nullptr;
+};
+
+struct WatchParams {
+  std::optional<registry::Revision> after;  // Deliver changes after this revision.
+  bool initial = false;                     // Start with the current nodes.
+};
+
+/// An open watch: the cursor, and what to send first.
+struct OpenedWatch {
+  registry::WatchPtr watch;
+  bool with_initial = false;                       // WatchParams::initial was set:
+  std::vector<registry::RegistrationPtr> initial;  // the nodes at `revision`.
+  registry::Revision revision = 0;                 // Everything up to here is delivered.
+  WatchSlot slot;
+};
+
+class Service {
+ public:
+  Service(registry::Registry& registry, const TokenStore& tokens, size_t max_watchers);
+
+  /// Checks an `authorization` value ("Bearer TOKEN") for `scope`.
+  Result<Principal, Error> authenticate(std::string_view authorization, Scope scope) const;
+
+  v1::ListNodesResponse list() const;
+  Result<v1::Node, Error> get(std::string_view name) const;
+
+  /// Evicts a node for `who`, calling from `peer` (for the event's actor and the log).
+  Result<v1::EvictNodeResponse, Error> evict(const Principal& who, std::string_view peer,
+                                             const v1::EvictNodeRequest& request);
+
+  /// Opens a watch for `surface`; `wake` is called (on the registry's hub thread) after
+  /// every change. Fails when draining, above the cap, or for a revision the history no
+  /// longer (or not yet) holds.
+  Result<OpenedWatch, Error> openWatch(Surface surface, const WatchParams& params,
+                                       registry::WatchHub::WakeFn wake);
+
+  /// The error a watch ends with when it fell behind the kept history.
+  static Error fellBehind(registry::Revision delivered, const registry::WatchRejection& r);
+
+  /// From now on openWatch() refuses with UNAVAILABLE (the daemon is draining).
+  void beginDrain() { draining_ = true; }
+  bool draining() const { return draining_.load(); }
+  size_t watchers(Surface surface) const { return watchers_[static_cast<size_t>(surface)].load(); }
+
+  registry::Registry& registry() const { return registry_; }
+
+ private:
+  registry::Registry& registry_;
+  const TokenStore& tokens_;
+  const size_t max_watchers_;
+  std::atomic<bool> draining_{false};
+  std::array<std::atomic<size_t>, kSurfaceCount> watchers_{};
+};
+
+/// "no node named "a@host"" with a hint when the name carries a host part.
+std::string notFoundMessage(std::string_view name);
+
+}  // namespace epmdx::api

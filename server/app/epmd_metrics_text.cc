@@ -1,0 +1,41 @@
+#include "server/app/epmd_metrics_text.h"
+
+#include "server/common/prometheus.h"
+
+namespace epmdx::app {
+
+void renderEpmdMetrics(const epmd::Metrics& e, std::string& out) {
+  PrometheusWriter w;
+  auto type = [](const char* t) { return PrometheusWriter::label("type", t); };
+  w.family("epmdx_epmd_requests_total", "counter", "epmd requests, by type.");
+  w.sample("epmdx_epmd_requests_total", e.req_alive2, type("alive2"));
+  w.sample("epmdx_epmd_requests_total", e.req_port2, type("port_please2"));
+  w.sample("epmdx_epmd_requests_total", e.req_names, type("names"));
+  w.sample("epmdx_epmd_requests_total", e.req_dump, type("dump"));
+  w.sample("epmdx_epmd_requests_total", e.req_kill, type("kill"));
+  w.sample("epmdx_epmd_requests_total", e.req_stop, type("stop"));
+  w.family("epmdx_epmd_lookups_total", "counter", "PORT_PLEASE2 lookups, by result.");
+  w.sample("epmdx_epmd_lookups_total", e.lookups_found, PrometheusWriter::label("result", "found"));
+  w.sample("epmdx_epmd_lookups_total", e.lookups_not_found,
+           PrometheusWriter::label("result", "not_found"));
+  w.family("epmdx_epmd_refused_packets_total", "counter",
+           "Requests refused: from a non-local peer, or STOP without relaxed command check.");
+  w.sample("epmdx_epmd_refused_packets_total", e.refused);
+  w.family("epmdx_epmd_malformed_packets_total", "counter",
+           "Packets closed without reply: bad length, unknown request, bad fields.");
+  w.sample("epmdx_epmd_malformed_packets_total", e.malformed);
+  w.family("epmdx_epmd_packet_timeouts_total", "counter",
+           "Connections closed for not sending a whole request in time.");
+  w.sample("epmdx_epmd_packet_timeouts_total", e.packet_timeouts);
+  w.family("epmdx_epmd_connections_accepted_total", "counter", "epmd connections accepted.");
+  w.sample("epmdx_epmd_connections_accepted_total", e.connections_accepted);
+  w.family("epmdx_epmd_connections_open", "gauge",
+           "epmd connections open now (registrations and requests in progress).");
+  const int64_t open = e.connections_open.load();
+  w.sample("epmdx_epmd_connections_open", open < 0 ? 0 : static_cast<uint64_t>(open));
+  w.family("epmdx_epmd_accept_errors_total", "counter", "Failed accepts (e.g. no descriptors).");
+  w.sample("epmdx_epmd_accept_errors_total", e.accept_errors);
+  out += w.text();
+}
+
+}  // namespace epmdx::app

@@ -1,0 +1,158 @@
+#include "server/http/connection.h"
+
+#include "server/api/json.h"
+
+namespace epmdx::http {
+
+std::string formatEndpoint(const tcp::endpoint& ep) {
+  const auto addr = ep.address();
+  const std::string host = addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string();
+  return host + ":" + std::to_string(ep.port());
+}
+
+Connection::Connection(tcp::socket socket, ConnectionHost& host)
+    : stream_(std::move(socket)), host_(host) {
+  beast::error_code ec;
+  const auto ep = stream_.socket().remote_endpoint(ec);
+  peer_ = ec ? "unknown" : formatEndpoint(ep);
+  // Replies are small and answered at once: no Nagle delay behind a delayed ACK.
+  stream_.socket().set_option(tcp::no_delay(true), ec);
+}
+
+Connection::~Connection() {
+  if (!handed_over_) {
+    host_.connectionClosed();
+  }
+}
+
+void Connection::start() {
+  readHeader();
+}
+
+void Connection::readHeader() {
+  const auto& limits = host_.limits();
+  parser_.emplace();
+  parser_->header_limit(static_cast<uint32_t>(limits.header_bytes));
+  parser_->body_limit(limits.body_bytes);
+  stream_.expires_after(limits.idle);
+  bhttp::async_read_header(
+      stream_, buffer_, *parser_,
+      [self = shared_from_this()](beast::error_code ec, size_t) { self->onHeader(ec); });
+}
+
+void Connection::onHeader(beast::error_code ec) {
+  if (ec == bhttp::error::header_limit) {
+    reject(431, "RESOURCE_EXHAUSTED", "request headers are larger than 16 KiB");
+    return;
+  }
+  if (ec) {
+    if (ec != bhttp::error::end_of_stream && ec != beast::error::timeout &&
+        ec != asio::error::operation_aborted && ec != asio::error::connection_reset) {
+      reject(400, "INVALID_ARGUMENT", "malformed request: " + ec.message());
+      return;
+    }
+    stream_.socket().close(ec);
+    return;
+  }
+  const auto& fields = parser_->get().base();
+  size_t count = 0;
+  for (auto it = fields.begin(); it != fields.end(); ++it) {
+    ++count;
+  }
+  if (count > host_.limits().header_count) {
+    reject(431, "RESOURCE_EXHAUSTED",
+           "more than " + std::to_string(host_.limits().header_count) + " request headers");
+    return;
+  }
+  bhttp::async_read(
+      stream_, buffer_, *parser_,
+      [self = shared_from_this()](beast::error_code ec, size_t) { self->onBody(ec); });
+}
+
+void Connection::onBody(beast::error_code ec) {
+  if (ec == bhttp::error::body_limit) {
+    reject(413, "RESOURCE_EXHAUSTED", "request body is larger than 64 KiB");
+    return;
+  }
+  if (ec) {
+    if (ec != beast::error::timeout && ec != bhttp::error::end_of_stream &&
+        ec != asio::error::operation_aborted && ec != asio::error::connection_reset) {
+      reject(400, "INVALID_ARGUMENT", "malformed request body: " + ec.message());
+      return;
+    }
+    stream_.socket().close(ec);
+    return;
+  }
+  const auto& req = parser_->get();
+  HttpRequest r;
+  r.method = std::string_view(req.method_string().data(), req.method_string().size());
+  r.target = std::string_view(req.target().data(), req.target().size());
+  auto field = [&req](bhttp::field f) {
+    auto it = req.find(f);
+    return it == req.end() ? std::string_view()
+                           : std::string_view(it->value().data(), it->value().size());
+  };
+  r.host = field(bhttp::field::host);
+  r.authorization = field(bhttp::field::authorization);
+  auto last = req.find("Last-Event-ID");
+  if (last != req.end()) {
+    r.last_event_id = std::string_view(last->value().data(), last->value().size());
+  }
+  r.body = req.body();
+  r.peer = peer_;
+  RouteResult result = host_.route(r);
+  if (auto* sse = std::get_if<SseStart>(&result)) {
+    handed_over_ = true;
+    host_.startSse(std::move(stream_), std::move(*sse));
+    return;
+  }
+  auto& res = std::get<HttpResponse>(result);
+  const bool sse_body = res.content_type == "text/event-stream";  // A resync: then close.
+  send(std::move(res), req.keep_alive() && !sse_body, req.method() == bhttp::verb::head);
+}
+
+void Connection::reject(int status, const std::string& status_name, const std::string& message) {
+  HttpResponse res;
+  res.status = status;
+  res.content_type = "application/json";
+  v1::ErrorBody body;
+  body.set_code(status);
+  body.set_status(status_name);
+  body.set_message(message);
+  res.body = api::toJson(body);
+  send(std::move(res), false, false);
+}
+
+void Connection::send(HttpResponse res, bool keep_alive, bool head) {
+  auto msg = std::make_shared<bhttp::response<bhttp::string_body>>();
+  msg->version(11);
+  msg->result(static_cast<unsigned>(res.status));
+  msg->set(bhttp::field::server, "epmdx");
+  if (!res.content_type.empty()) {
+    msg->set(bhttp::field::content_type, res.content_type);
+  }
+  for (auto& [k, v] : res.headers) {
+    msg->set(k, v);
+  }
+  msg->keep_alive(keep_alive);
+  const size_t length = res.body.size();
+  msg->body() = std::move(res.body);
+  msg->prepare_payload();
+  if (head) {
+    msg->body().clear();
+    msg->content_length(length);
+  }
+  stream_.expires_after(host_.limits().idle);
+  bhttp::async_write(stream_, *msg,
+                     [self = shared_from_this(), msg, keep_alive](beast::error_code ec, size_t) {
+                       if (ec || !keep_alive) {
+                         beast::error_code ignored;
+                         self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                         self->stream_.socket().close(ignored);
+                         return;
+                       }
+                       self->readHeader();
+                     });
+}
+
+}  // namespace epmdx::http
