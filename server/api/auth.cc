@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <vector>
 
 #include "server/api/token_file.h"
@@ -329,13 +328,6 @@ void TokenStore::install(TokenMap tokens) {
   auto m = std::make_shared<const TokenMap>(std::move(tokens));
   std::lock_guard<std::mutex> lock(mu_);
   tokens_ = std::move(m);
-}
-
-std::string readTokenFile(const std::string& path) {
-  std::ifstream in(path);
-  std::string token;
-  in >> token;
-  return token;
 }
 
 }  // namespace epmdx::api

@@ -84,7 +84,4 @@ class TokenStore {
   std::shared_ptr<const TokenMap> tokens_;  // Guarded by mu_ (the map itself is immutable).
 };
 
-/// Reads the first word of a token file (what epmdxctl does). Empty if unreadable.
-std::string readTokenFile(const std::string& path);
-
 }  // namespace epmdx::api

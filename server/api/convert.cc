@@ -10,7 +10,7 @@ void setTimestamp(int64_t ns, google::protobuf::Timestamp& ts) {
 
 }  // namespace
 
-void toProto(const registry::Registration& r, v1::Node& out) {
+void toProto(const registry::Registry& registry, const registry::Registration& r, v1::Node& out) {
   const auto& n = r.node;
   out.set_name(n.name);
   out.set_port(n.port);
@@ -27,6 +27,7 @@ void toProto(const registry::Registration& r, v1::Node& out) {
   out.set_peer_address(r.origin.peer_address);
   setTimestamp(r.registered_at_ns, *out.mutable_registered_at());
   out.set_create_revision(r.revision);
+  out.set_cluster(registry.clusterName(r.cluster));
 }
 
 v1::UnregisterReason toProto(registry::UnregisterReason reason) {
@@ -48,11 +49,11 @@ v1::UnregisterReason toProto(registry::UnregisterReason reason) {
   return v1::UNREGISTER_REASON_UNSPECIFIED;
 }
 
-void toProto(const registry::Event& e, v1::NodeEvent& out) {
+void toProto(const registry::Registry& registry, const registry::Event& e, v1::NodeEvent& out) {
   const bool registered = e.type == registry::EventType::Registered;
   out.set_type(registered ? v1::NodeEvent::REGISTERED : v1::NodeEvent::UNREGISTERED);
   out.set_revision(e.revision);
-  toProto(*e.registration, *out.mutable_node());
+  toProto(registry, *e.registration, *out.mutable_node());
   if (!registered) {
     out.set_reason(toProto(e.reason));
   }

@@ -4,12 +4,13 @@
 // adapters use, so the two APIs cannot drift.
 
 #include "epmdx/v1/registry.pb.h"
-#include "server/registry/types.h"
+#include "server/registry/registry.h"
 
 namespace epmdx::api {
 
-void toProto(const registry::Registration& r, v1::Node& out);
-void toProto(const registry::Event& e, v1::NodeEvent& out);
+/// `registry` names the registration's cluster.
+void toProto(const registry::Registry& registry, const registry::Registration& r, v1::Node& out);
+void toProto(const registry::Registry& registry, const registry::Event& e, v1::NodeEvent& out);
 v1::UnregisterReason toProto(registry::UnregisterReason reason);
 
 }  // namespace epmdx::api

@@ -34,7 +34,8 @@ std::string sseFrame(std::string_view event, registry::Revision id, std::string_
   return out;
 }
 
-EncodedEvents::EncodedEvents(size_t capacity) : ring_(capacity == 0 ? 1 : capacity) {}
+EncodedEvents::EncodedEvents(const registry::Registry& registry, size_t capacity)
+    : registry_(registry), ring_(capacity == 0 ? 1 : capacity) {}
 
 EncodedEvents::Slot& EncodedEvents::slotLocked(const registry::Event& e) {
   Slot& slot = ring_[e.revision % ring_.size()];
@@ -49,7 +50,7 @@ EncodedEvents::Bytes EncodedEvents::sseFrame(const registry::Event& e) {
   Slot& slot = slotLocked(e);
   if (!slot.sse) {
     v1::NodeEvent ev;
-    toProto(e, ev);
+    toProto(registry_, e, ev);
     slot.sse = std::make_shared<const std::string>(api::sseFrame("change", e.revision, toJson(ev)));
   }
   return slot.sse;
@@ -60,7 +61,7 @@ EncodedEvents::Bytes EncodedEvents::grpcEntry(const registry::Event& e) {
   Slot& slot = slotLocked(e);
   if (!slot.grpc) {
     v1::NodeEvent ev;
-    toProto(e, ev);
+    toProto(registry_, e, ev);
     const std::string body = ev.SerializeAsString();
     std::string out;
     out.reserve(body.size() + 6);

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "server/registry/types.h"
+#include "server/registry/registry.h"
 
 namespace epmdx::api {
 
@@ -19,7 +19,8 @@ class EncodedEvents {
   using Bytes = std::shared_ptr<const std::string>;
 
   /// @param capacity how many recent events keep their encodings (a ring by revision).
-  explicit EncodedEvents(size_t capacity = 4096);
+  explicit EncodedEvents(const registry::Registry& registry, size_t capacity = 4096);
+  const registry::Registry& registry() const { return registry_; }
 
   /// The SSE frame of the event: "event: change\nid: REV\ndata: NodeEvent JSON\n\n".
   Bytes sseFrame(const registry::Event& e);
@@ -39,6 +40,7 @@ class EncodedEvents {
   };
   Slot& slotLocked(const registry::Event& e);
 
+  const registry::Registry& registry_;
   std::mutex mu_;
   std::vector<Slot> ring_;  // Guarded by mu_.
 };

@@ -62,25 +62,70 @@ Result<Principal, Error> Service::authenticate(std::string_view authorization, S
   return makeErr(Error{Code::Internal, "unreachable", {}});
 }
 
-v1::ListNodesResponse Service::list() const {
-  const auto snapshot = registry_.list();
+Result<std::optional<registry::ClusterId>, Error> Service::resolveCluster(
+    std::string_view name, std::optional<registry::ClusterId> empty_means) const {
+  if (name.empty()) {
+    return empty_means;
+  }
+  if (auto id = registry_.findCluster(name)) {
+    return std::optional<registry::ClusterId>(*id);
+  }
+  std::string known;
+  for (size_t i = 0; i < registry_.clusterCount(); ++i) {
+    known += (i ? ", " : "") + registry_.clusterName(static_cast<registry::ClusterId>(i));
+  }
+  return makeErr(
+      Error{Code::InvalidArgument,
+            "no cluster named \"" + log::printable(name) + "\" (clusters: " + known + ")",
+            {}});
+}
+
+Result<v1::ListNodesResponse, Error> Service::list(std::string_view cluster) const {
+  auto id = resolveCluster(cluster, std::nullopt);
+  if (!id.ok()) {
+    return makeErr(id.error());
+  }
+  const auto snapshot = registry_.list(id.value());
   v1::ListNodesResponse resp;
   resp.mutable_nodes()->Reserve(static_cast<int>(snapshot.nodes.size()));
   for (const auto& r : snapshot.nodes) {
-    toProto(*r, *resp.add_nodes());
+    toProto(registry_, *r, *resp.add_nodes());
   }
   resp.set_revision(snapshot.revision);
   return resp;
 }
 
-Result<v1::Node, Error> Service::get(std::string_view name) const {
-  auto r = registry_.find(name);
+Result<v1::Node, Error> Service::get(std::string_view name, std::string_view cluster) const {
+  auto id = resolveCluster(cluster, registry::kDefaultCluster);
+  if (!id.ok()) {
+    return makeErr(id.error());
+  }
+  auto r = registry_.find(name, *id.value());
   if (!r) {
     return makeErr(Error{Code::NotFound, notFoundMessage(name), {}});
   }
   v1::Node node;
-  toProto(*r, node);
+  toProto(registry_, *r, node);
   return node;
+}
+
+v1::ListClustersResponse Service::listClusters() const {
+  const auto states = cluster_states_ ? cluster_states_() : std::vector<ClusterState>{};
+  const auto stats = registry_.stats();
+  v1::ListClustersResponse resp;
+  for (size_t i = 0; i < registry_.clusterCount(); ++i) {
+    auto* c = resp.add_clusters();
+    c->set_name(registry_.clusterName(static_cast<registry::ClusterId>(i)));
+    c->set_nodes(static_cast<uint32_t>(stats.nodes_by_cluster[i]));
+    if (i < states.size()) {
+      c->set_port(states[i].port);
+      for (const auto& a : states[i].addresses) {
+        c->add_addresses(a);
+      }
+      c->set_serving(states[i].serving);
+    }
+  }
+  return resp;
 }
 
 Result<v1::EvictNodeResponse, Error> Service::evict(const Principal& who, std::string_view peer,
@@ -93,13 +138,17 @@ Result<v1::EvictNodeResponse, Error> Service::evict(const Principal& who, std::s
                          "reason is longer than " + std::to_string(kMaxReasonBytes) + " bytes",
                          {}});
   }
+  auto cluster = resolveCluster(request.cluster(), registry::kDefaultCluster);
+  if (!cluster.ok()) {
+    return makeErr(cluster.error());
+  }
   std::optional<registry::RegistrationId> expected;
   if (request.has_registration_id()) {
     expected = request.registration_id();
   }
   std::string actor = who.identity + "@" + std::string(peer);
   auto evicted = registry_.evict(request.name(), expected, registry::UnregisterReason::Evicted,
-                                 actor, request.reason());
+                                 actor, request.reason(), *cluster.value());
   if (!evicted.ok()) {
     if (evicted.error() == registry::EvictError::NotFound) {
       return makeErr(Error{Code::NotFound, notFoundMessage(request.name()), {}});
@@ -111,12 +160,13 @@ Result<v1::EvictNodeResponse, Error> Service::evict(const Principal& who, std::s
                          {}});
   }
   const auto& e = evicted.value();
-  log::info("evicted", {{"name", log::printable(request.name())},
+  log::info("evicted", {{"cluster", registry_.clusterName(e.registration->cluster)},
+                        {"name", log::printable(request.name())},
                         {"id", e.registration->id},
                         {"by", actor},
                         {"reason", log::printable(request.reason())}});
   v1::EvictNodeResponse resp;
-  toProto(*e.registration, *resp.mutable_node());
+  toProto(registry_, *e.registration, *resp.mutable_node());
   resp.set_revision(e.revision);
   return resp;
 }
@@ -138,6 +188,10 @@ Result<OpenedWatch, Error> Service::openWatch(Surface surface, const WatchParams
   if (draining_) {
     return makeErr(Error{Code::Unavailable, "epmdx is shutting down", {}});
   }
+  auto cluster = resolveCluster(params.cluster, std::nullopt);
+  if (!cluster.ok()) {
+    return makeErr(cluster.error());
+  }
   auto& count = watchers_[static_cast<size_t>(surface)];
   if (count.fetch_add(1) >= max_watchers_) {
     count.fetch_sub(1);
@@ -149,11 +203,16 @@ Result<OpenedWatch, Error> Service::openWatch(Surface surface, const WatchParams
   }
   OpenedWatch w;
   w.slot = WatchSlot(&count);
+  w.cluster = cluster.value();
   if (params.initial) {
     auto [snapshot, watch] = registry_.listAndWatch(std::move(wake));
     w.watch = std::move(watch);
     w.with_initial = true;
-    w.initial = std::move(snapshot.nodes);
+    for (auto& r : snapshot.nodes) {
+      if (!w.cluster || r->cluster == *w.cluster) {
+        w.initial.push_back(std::move(r));
+      }
+    }
     w.revision = snapshot.revision;
     return w;
   }

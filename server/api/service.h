@@ -7,6 +7,7 @@
 #include <array>
 #include <atomic>
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,6 +50,7 @@ class WatchSlot {
 struct WatchParams {
   std::optional<registry::Revision> after;  // Deliver changes after this revision.
   bool initial = false;                     // Start with the current nodes.
+  std::string cluster;                      // Only this cluster ("": every cluster).
 };
 
 /// An open watch: the cursor, and what to send first.
@@ -57,7 +59,20 @@ struct OpenedWatch {
   bool with_initial = false;                       // WatchParams::initial was set:
   std::vector<registry::RegistrationPtr> initial;  // the nodes at `revision`.
   registry::Revision revision = 0;                 // Everything up to here is delivered.
+  std::optional<registry::ClusterId> cluster;      // Events of other clusters are skipped.
   WatchSlot slot;
+
+  /// Whether an event belongs to this watch (its cluster filter).
+  bool wants(const registry::Event& e) const {
+    return !cluster || e.registration->cluster == *cluster;
+  }
+};
+
+/// An epmd port as the daemon runs it now (for ListClusters).
+struct ClusterState {
+  uint16_t port = 0;
+  std::vector<std::string> addresses;
+  bool serving = false;
 };
 
 class Service {
@@ -67,8 +82,16 @@ class Service {
   /// Checks an `authorization` value ("Bearer TOKEN") for `scope`.
   Result<Principal, Error> authenticate(std::string_view authorization, Scope scope) const;
 
-  v1::ListNodesResponse list() const;
-  Result<v1::Node, Error> get(std::string_view name) const;
+  /// @param cluster "" for every cluster.
+  Result<v1::ListNodesResponse, Error> list(std::string_view cluster) const;
+  /// @param cluster "" for the default cluster.
+  Result<v1::Node, Error> get(std::string_view name, std::string_view cluster) const;
+  v1::ListClustersResponse listClusters() const;
+
+  /// Where ListClusters learns each cluster's port and state (indexed by ClusterId).
+  void setClusterStates(std::function<std::vector<ClusterState>()> states) {
+    cluster_states_ = std::move(states);
+  }
 
   /// Evicts a node for `who`, calling from `peer` (for the event's actor and the log).
   Result<v1::EvictNodeResponse, Error> evict(const Principal& who, std::string_view peer,
@@ -92,8 +115,13 @@ class Service {
 
  private:
   registry::Registry& registry_;
+  /// The cluster of that name ("" is `empty_means`), or INVALID_ARGUMENT naming them all.
+  Result<std::optional<registry::ClusterId>, Error> resolveCluster(
+      std::string_view name, std::optional<registry::ClusterId> empty_means) const;
+
   const TokenStore& tokens_;
   const size_t max_watchers_;
+  std::function<std::vector<ClusterState>()> cluster_states_;
   std::atomic<bool> draining_{false};
   std::array<std::atomic<size_t>, kSurfaceCount> watchers_{};
 };

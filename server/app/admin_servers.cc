@@ -112,6 +112,7 @@ std::optional<std::string> AdminServers::start() {
     impl_->tokens.generate();  // Published below, once the admin port that names it is bound.
   }
   impl_->api = std::make_unique<api::Service>(impl_->app.registry(), impl_->tokens, o.max_watchers);
+  impl_->api->setClusterStates([&app = impl_->app] { return app.clusterStates(); });
   if (o.grpc_listen != "off") {
     grpcapi::GrpcOptions go;
     go.listen = o.grpc_listen;

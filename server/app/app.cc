@@ -1,17 +1,54 @@
 #include "server/app/app.h"
 
 #include <csignal>
+#include <cstring>
 
 #include "server/app/admin_servers.h"
 #include "server/common/log.h"
 
 namespace epmdx::app {
+namespace {
+
+/// sd_listen_fds_with_names(): the inherited sockets (from descriptor 3 on) and their
+/// FileDescriptorName= ("" when systemd gave none).
+std::vector<std::pair<int, std::string>> systemdSockets() {
+  std::vector<std::pair<int, std::string>> out;
+  const char* pid = std::getenv("LISTEN_PID");
+  const char* fds = std::getenv("LISTEN_FDS");
+  if (pid == nullptr || fds == nullptr || std::atol(pid) != static_cast<long>(getpid())) {
+    return out;
+  }
+  std::vector<std::string> names;
+  if (const char* n = std::getenv("LISTEN_FDNAMES"); n != nullptr) {
+    std::string all(n);
+    size_t start = 0;
+    while (start <= all.size()) {
+      const size_t colon = all.find(':', start);
+      names.push_back(
+          all.substr(start, colon == std::string::npos ? std::string::npos : colon - start));
+      if (colon == std::string::npos) {
+        break;
+      }
+      start = colon + 1;
+    }
+  }
+  for (int i = 0; i < std::atoi(fds); ++i) {
+    out.emplace_back(3 + i, static_cast<size_t>(i) < names.size() ? names[i] : "");
+  }
+  return out;
+}
+
+}  // namespace
 
 App::App(Options options) : options_(std::move(options)) {
   registry::RegistryOptions ro;
   ro.history_size = options_.history_size;
   ro.max_nodes = options_.max_nodes;
   ro.max_unreg_records = options_.debug > 0 ? 5 : 1000;  // OTP's DEBUG_MAX_UNREG_COUNT.
+  ro.cluster_names = {"default"};
+  for (const auto& c : options_.clusters) {
+    ro.cluster_names.push_back(c.name);
+  }
   if (options_.revisions_from_clock) {
     ro.initial_revision =
         static_cast<registry::Revision>(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -20,31 +57,34 @@ App::App(Options options) : options_(std::move(options)) {
   }
   registry_ = std::make_unique<registry::Registry>(ro);
 
-  epmd::ListenerOptions lo;
-  lo.port = options_.port;
-  lo.addresses = options_.addresses;
-  lo.relaxed = options_.relaxed;
-  lo.packet_timeout = std::chrono::seconds(options_.packet_timeout);
-  lo.delay_accept = std::chrono::seconds(options_.delay_accept);
-  lo.delay_write = std::chrono::seconds(options_.delay_write);
+  // With -systemd, a socket named after a cluster serves it; every other one serves the
+  // default cluster (systemd names unnamed sockets after their unit).
+  std::vector<std::vector<int>> inherited(ro.cluster_names.size());
   if (options_.systemd) {
-    // sd_listen_fds(): LISTEN_PID must be us; descriptors start at 3.
-    const char* pid = std::getenv("LISTEN_PID");
-    const char* fds = std::getenv("LISTEN_FDS");
-    if (pid != nullptr && fds != nullptr && std::atol(pid) == static_cast<long>(getpid())) {
-      for (int i = 0; i < std::atoi(fds); ++i) {
-        lo.inherited_fds.push_back(3 + i);
-      }
+    for (const auto& [fd, name] : systemdSockets()) {
+      auto id = registry_->findCluster(name);
+      inherited[id && *id != registry::kDefaultCluster ? *id : 0].push_back(fd);
+      ++systemd_fds_;
     }
-    systemd_fds_ = lo.inherited_fds.size();
   }
-  // KILL_REQ arrives on the epmd thread: stop right there, as OTP exits right after its
-  // "OK", so no request queued behind the KILL is served.
-  listener_ = std::make_unique<epmd::Listener>(io_, *registry_, metrics_, std::move(lo), [this] {
-    if (!shutdown_started_.exchange(true)) {
-      shutdownOnIoThread(0, registry::UnregisterReason::Killed);
-    }
-  });
+  for (size_t i = 0; i < ro.cluster_names.size(); ++i) {
+    epmd::ListenerOptions lo;
+    lo.port = i == 0 ? options_.port : options_.clusters[i - 1].port;
+    lo.addresses = i == 0 ? options_.addresses : options_.clusters[i - 1].addresses;
+    lo.relaxed = options_.relaxed;
+    lo.packet_timeout = std::chrono::seconds(options_.packet_timeout);
+    lo.delay_accept = std::chrono::seconds(options_.delay_accept);
+    lo.delay_write = std::chrono::seconds(options_.delay_write);
+    lo.inherited_fds = std::move(inherited[i]);
+    auto cluster = std::make_unique<Cluster>();
+    const auto id = static_cast<registry::ClusterId>(i);
+    // KILL_REQ arrives on the epmd thread: act right there, as OTP exits right after its
+    // "OK", so no request queued behind the KILL is served.
+    cluster->listener =
+        std::make_unique<epmd::Listener>(io_, registry::ClusterView(*registry_, id), metrics_,
+                                         std::move(lo), [this, id] { killCluster(id); });
+    clusters_.push_back(std::move(cluster));
+  }
   admin_ = std::make_unique<AdminServers>(*this);
 }
 
@@ -53,9 +93,28 @@ App::~App() {
     admin_->stop();
   }
   admin_.reset();
-  // The listener unlinks the sessions still pending; io_ then destroys them, and they
+  // The listeners unlink the sessions still pending; io_ then destroys them, and they
   // touch nothing of the listener's any more (see Session::metrics_).
-  listener_.reset();
+  clusters_.clear();
+}
+
+std::optional<int> App::bindCluster(size_t i) {
+  Cluster& c = *clusters_[i];
+  const auto r = c.listener->bind();
+  if (r.status == epmd::Listener::BindStatus::AddressInUse && i == 0) {
+    log::debug(r.message);  // OTP prints this only with -d, and exits 0.
+    return 0;
+  }
+  if (r.status != epmd::Listener::BindStatus::Ok) {
+    // A --cluster port was asked for explicitly: a taken one is an error, named.
+    log::error(i == 0 ? r.message
+                      : "cluster " + registry_->clusterName(static_cast<registry::ClusterId>(i)) +
+                            ": " + r.message);
+    return 1;
+  }
+  std::lock_guard<std::mutex> lock(clusters_mu_);
+  c.endpoints = c.listener->endpoints();
+  return std::nullopt;
 }
 
 std::optional<int> App::bind() {
@@ -63,14 +122,10 @@ std::optional<int> App::bind() {
     log::error("systemd provides no sockets");
     return 1;
   }
-  const auto r = listener_->bind();
-  if (r.status == epmd::Listener::BindStatus::AddressInUse) {
-    log::debug(r.message);  // OTP prints this only with -d, and exits 0.
-    return 0;
-  }
-  if (r.status == epmd::Listener::BindStatus::Failed) {
-    log::error(r.message);
-    return 1;
+  for (size_t i = 0; i < clusters_.size(); ++i) {
+    if (auto code = bindCluster(i)) {
+      return code;
+    }
   }
   if (auto err = admin_->start()) {
     log::error(*err);
@@ -84,6 +139,15 @@ uint16_t App::grpcPort() const {
 }
 uint16_t App::httpPort() const {
   return admin_->httpPort();
+}
+
+std::vector<api::ClusterState> App::clusterStates() const {
+  std::vector<api::ClusterState> out;
+  std::lock_guard<std::mutex> lock(clusters_mu_);
+  for (const auto& c : clusters_) {
+    out.push_back({c->listener->port(), c->endpoints, c->serving.load()});
+  }
+  return out;
 }
 
 int App::run(bool handle_signals) {
@@ -108,12 +172,19 @@ int App::run(bool handle_signals) {
     };
     wait_signal();
   }
-  listener_->start();
-  epmd_listening_ = true;
   std::string where;
-  for (const auto& e : listener_->endpoints()) {
-    where += (where.empty() ? "" : ",") + e;
+  for (size_t i = 0; i < clusters_.size(); ++i) {
+    clusters_[i]->listener->start();
+    clusters_[i]->serving = true;
+    std::string eps;
+    for (const auto& e : clusters_[i]->endpoints) {
+      eps += (eps.empty() ? "" : ",") + e;
+    }
+    where +=
+        (where.empty() ? "" : " ") +
+        (i == 0 ? eps : registry_->clusterName(static_cast<registry::ClusterId>(i)) + "=" + eps);
   }
+  epmd_listening_ = true;
   log::info("epmdx serving", {{"epmd", where},
                               {"grpc", admin_->grpcPort() ? std::to_string(grpcPort()) : "off"},
                               {"http", admin_->httpPort() ? std::to_string(httpPort()) : "off"}});
@@ -130,12 +201,39 @@ void App::requestShutdown(int exit_code, registry::UnregisterReason reason) {
   asio::post(io_, [this, exit_code, reason] { shutdownOnIoThread(exit_code, reason); });
 }
 
+void App::killCluster(registry::ClusterId id) {
+  if (shutdown_started_) {
+    return;
+  }
+  Cluster& c = *clusters_[id];
+  if (!c.serving.exchange(false)) {
+    return;
+  }
+  bool others = false;
+  for (const auto& other : clusters_) {
+    others = others || other->serving;
+  }
+  if (!others) {
+    // The last cluster: the daemon exits, as OTP's epmd does.
+    shutdown_started_ = true;
+    shutdownOnIoThread(0, registry::UnregisterReason::Killed);
+    return;
+  }
+  log::info("cluster closed by KILL_REQ; the daemon serves the others",
+            {{"cluster", registry_->clusterName(id)}});
+  c.listener->stop();
+  registry_->removeAll(registry::UnregisterReason::Killed, id);
+}
+
 void App::shutdownOnIoThread(int exit_code, registry::UnregisterReason reason) {
   exit_code_ = exit_code;
   // Order matters to clients: first say "not ready", then end streams, then stop serving.
   draining_ = true;
   admin_->beginDrain();
-  listener_->stop();
+  for (auto& c : clusters_) {
+    c->listener->stop();
+    c->serving = false;
+  }
   epmd_listening_ = false;
   registry_->removeAll(reason);
   io_.stop();

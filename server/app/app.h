@@ -1,7 +1,8 @@
 #pragma once
 
-// Wires the parts: one Registry, the epmd listener on its own io_context, and the admin
-// adapters (gRPC, HTTP) on their own threads. Used by main() and by in-process tests.
+// Wires the parts: one Registry, an epmd listener per cluster on one io_context of their own,
+// and the admin adapters (gRPC, HTTP) on their own threads. Used by main() and by in-process
+// tests.
 
 #include <atomic>
 #include <memory>
@@ -9,6 +10,9 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include "server/api/service.h"
 
 #include "server/app/options.h"
 #include "server/common/asio.h"
@@ -42,7 +46,12 @@ class App {
 
   bool draining() const { return draining_.load(); }
   bool epmdListening() const { return epmd_listening_.load(); }
-  uint16_t epmdPort() const { return listener_->port(); }
+  /// The default cluster's epmd port.
+  uint16_t epmdPort() const { return clusters_[0]->listener->port(); }
+  /// Cluster `i`'s epmd port (0 = the default cluster, then --cluster in order).
+  uint16_t clusterPort(size_t i) const { return clusters_.at(i)->listener->port(); }
+  /// Each cluster's port, addresses and state (safe from any thread).
+  std::vector<api::ClusterState> clusterStates() const;
   uint16_t grpcPort() const;
   uint16_t httpPort() const;
   registry::Registry& registry() { return *registry_; }
@@ -51,12 +60,21 @@ class App {
 
  private:
   void shutdownOnIoThread(int exit_code, registry::UnregisterReason reason);
+  /// KILL_REQ on cluster `i`'s port: that cluster closes; the daemon exits with the last.
+  void killCluster(registry::ClusterId i);
+  std::optional<int> bindCluster(size_t i);
 
   Options options_;
   std::unique_ptr<registry::Registry> registry_;
   epmd::Metrics metrics_;  // Outlives io_: sessions it still holds count themselves out.
   asio::io_context io_{1};
-  std::unique_ptr<epmd::Listener> listener_;  // Its IO objects go before io_.
+  struct Cluster {
+    std::unique_ptr<epmd::Listener> listener;  // Its IO objects go before io_.
+    std::vector<std::string> endpoints;        // Kept after the port closes.
+    std::atomic<bool> serving{false};
+  };
+  std::vector<std::unique_ptr<Cluster>> clusters_;  // Set once in the constructor.
+  mutable std::mutex clusters_mu_;  // Guards endpoints (written by bind, read by the APIs).
   std::unique_ptr<AdminServers> admin_;
   std::atomic<bool> draining_{false};
   std::atomic<bool> epmd_listening_{false};

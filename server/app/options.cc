@@ -1,8 +1,8 @@
 #include "server/app/options.h"
 
-#include <unistd.h>
-
 #include <cstdlib>
+
+#include "server/common/result.h"
 
 namespace epmdx::app {
 namespace {
@@ -10,6 +10,39 @@ namespace {
 // atoi semantics, as OTP: leading digits, anything else is 0.
 int otpAtoi(const std::string& s) {
   return std::atoi(s.c_str());
+}
+
+/// NAME=PORT[@ADDRESSES]; NAME of [a-z0-9_-], 1 to 63 characters, not "default".
+Result<ClusterConfig, std::string> parseCluster(const std::string& value) {
+  ClusterConfig c;
+  const auto eq = value.find('=');
+  const auto at = value.find('@');
+  auto bad = [&value](const std::string& why) {
+    return makeErr("--cluster=" + value + ": " + why + " (expected NAME=PORT[@ADDRESSES])");
+  };
+  if (eq == std::string::npos) {
+    return bad("no port");
+  }
+  c.name = value.substr(0, eq);
+  if (c.name.empty() || c.name.size() > 63 ||
+      c.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos) {
+    return bad("the name must be 1 to 63 of a-z 0-9 _ -");
+  }
+  if (c.name == "default") {
+    return bad("\"default\" is the cluster of -port");
+  }
+  const std::string port =
+      value.substr(eq + 1, at == std::string::npos ? std::string::npos : at - eq - 1);
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) < 1 ||
+      std::stoi(port) > 65535) {
+    return bad("the port must be 1 to 65535");
+  }
+  c.port = static_cast<uint16_t>(std::stoi(port));
+  if (at != std::string::npos) {
+    c.addresses = value.substr(at + 1);
+  }
+  return c;
 }
 
 bool parseSize(const std::string& s, size_t& out) {
@@ -21,19 +54,6 @@ bool parseSize(const std::string& s, size_t& out) {
 }
 
 }  // namespace
-
-std::string defaultTokenPath(const char* (*getenv_fn)(const char*)) {
-  if (const char* p = getenv_fn("EPMDX_TOKEN_FILE"); p != nullptr && *p != '\0') {
-    return p;
-  }
-  if (const char* r = getenv_fn("XDG_RUNTIME_DIR"); r != nullptr && *r != '\0') {
-    return std::string(r) + "/epmdx/admin.token";
-  }
-  if (const char* h = getenv_fn("HOME"); h != nullptr && *h != '\0') {
-    return std::string(h) + "/.config/epmdx/admin.token";
-  }
-  return "/tmp/epmdx-" + std::to_string(getuid()) + "/admin.token";
-}
 
 ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv_fn)(const char*)) {
   ParseResult r;
@@ -148,6 +168,17 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
       } else if (key == "http-listen") {
         o.http_listen = value;
         o.http_listen_explicit = true;
+      } else if (key == "cluster") {
+        auto c = parseCluster(value);
+        if (!c.ok()) {
+          return fail(c.error());
+        }
+        for (const auto& other : o.clusters) {
+          if (other.name == c.value().name || other.port == c.value().port) {
+            return fail("--cluster=" + value + ": the name and the port must be unique");
+          }
+        }
+        o.clusters.push_back(c.value());
       } else if (key == "http-allowed-hosts") {
         o.http_allowed_hosts = value;
       } else if (key == "tokens-file") {
@@ -189,6 +220,12 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
       }
     } else {
       return usage();  // OTP: an unknown argument (including -help) prints usage, exit 1.
+    }
+  }
+  for (const auto& c : o.clusters) {
+    if (c.port == o.port && o.port != 0) {
+      return fail("--cluster=" + c.name + ": port " + std::to_string(c.port) +
+                  " is the default cluster's (-port)");
     }
   }
   if (o.grpc_tls_cert.empty() != o.grpc_tls_key.empty()) {
@@ -281,6 +318,13 @@ epmdx options (GNU long form; each also reads the environment variable shown)
                               token; a wrong token is still refused (default true)
     --web-root=DIR            serve the web page from DIR (EPMDX_WEB_ROOT)
     --log-format=text|json    log line format (EPMDX_LOG_FORMAT, default text)
+    --cluster=NAME=PORT[@ADDRESSES]
+                              one more cluster: an epmd port with a name table of its own
+                              (repeatable). NAMES, lookups, STOP, KILL and creations are per
+                              cluster; nodes of one cluster never find another's. -port is
+                              the cluster "default". KILL_REQ closes its cluster's port; the
+                              daemon exits with the last one. With -systemd, a socket whose
+                              FileDescriptorName= is NAME serves that cluster.
     --history-size=N          events kept for watchers to resume from (default 16384)
     --max-nodes=N             most registrations at once (default 1000000)
     --max-watchers=N          most concurrent watch streams per API (default 1024)

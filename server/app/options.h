@@ -17,11 +17,19 @@ inline constexpr uint16_t kDefaultEpmdPort = 4369;
 inline constexpr const char* kDefaultGrpcListen = "127.0.0.1:4370";
 inline constexpr const char* kDefaultHttpListen = "127.0.0.1:4371";
 
+/// One more cluster (--cluster=NAME=PORT[@ADDRESSES]): an epmd port with its own names.
+struct ClusterConfig {
+  std::string name;
+  uint16_t port = 0;
+  std::string addresses;  // As -address: empty = every address.
+};
+
 struct Options {
   // OTP's epmd.
   int debug = 0;
   uint16_t port = kDefaultEpmdPort;
   std::string addresses;
+  std::vector<ClusterConfig> clusters;  // Besides the default cluster (-port).
   bool daemon = false;
   bool relaxed = false;
   bool systemd = false;
@@ -65,9 +73,5 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
 
 /// OTP's usage text followed by the epmdx options.
 std::string usageText();
-
-/// The default path of the generated admin token: $EPMDX_TOKEN_FILE, else
-/// $XDG_RUNTIME_DIR/epmdx/admin.token, else ~/.config/epmdx/admin.token, else /tmp/epmdx-UID/.
-std::string defaultTokenPath(const char* (*getenv_fn)(const char*));
 
 }  // namespace epmdx::app

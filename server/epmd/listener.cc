@@ -42,7 +42,7 @@ struct Listener::Acceptor {
   asio::steady_timer retry;  // Back-off when out of descriptors, and delay_accept.
 };
 
-Listener::Listener(asio::io_context& io, registry::Registry& registry, Metrics& metrics,
+Listener::Listener(asio::io_context& io, registry::ClusterView registry, Metrics& metrics,
                    ListenerOptions options, std::function<void()> on_kill)
     : io_(io),
       options_(std::move(options)),

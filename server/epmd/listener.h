@@ -15,13 +15,13 @@
 #include "server/common/asio.h"
 #include "server/epmd/metrics.h"
 #include "server/epmd/session.h"
-#include "server/registry/registry.h"
+#include "server/registry/cluster_view.h"
 
 namespace epmdx::epmd {
 
 class Listener {
  public:
-  Listener(asio::io_context& io, registry::Registry& registry, Metrics& metrics,
+  Listener(asio::io_context& io, registry::ClusterView registry, Metrics& metrics,
            ListenerOptions options, std::function<void()> on_kill);
   ~Listener();
 

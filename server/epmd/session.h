@@ -19,7 +19,7 @@
 #include "server/common/asio.h"
 #include "server/epmd/codec.h"
 #include "server/epmd/metrics.h"
-#include "server/registry/registry.h"
+#include "server/registry/cluster_view.h"
 
 namespace epmdx::epmd {
 
@@ -112,7 +112,7 @@ using PendingList = boost::intrusive::list<Session, boost::intrusive::constant_t
 
 /// What every session shares. Owned by the Listener.
 struct SessionContext {
-  registry::Registry& registry;
+  registry::ClusterView registry;  // This port's cluster only.
   Metrics& metrics;
   const ListenerOptions& options;
   uint16_t epmd_port;             // The bound port, sent in NAMES/DUMP replies.

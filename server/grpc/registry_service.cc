@@ -22,7 +22,7 @@ grpc::Status toStatus(const api::Error& error) {
   return {static_cast<grpc::StatusCode>(error.code), error.message};
 }
 
-RegistryService::RegistryService(api::Service& api) : api_(api) {}
+RegistryService::RegistryService(api::Service& api) : api_(api), encoded_(api.registry()) {}
 
 Result<api::Principal, api::Error> RegistryService::authorize(grpc::CallbackServerContext* ctx,
                                                               api::Scope scope) const {
@@ -34,12 +34,26 @@ Result<api::Principal, api::Error> RegistryService::authorize(grpc::CallbackServ
 }
 
 grpc::ServerUnaryReactor* RegistryService::ListNodes(grpc::CallbackServerContext* ctx,
-                                                     const v1::ListNodesRequest*,
+                                                     const v1::ListNodesRequest* req,
                                                      v1::ListNodesResponse* resp) {
   if (auto who = authorize(ctx, api::Scope::Read); !who.ok()) {
     return finish(ctx, toStatus(who.error()));
   }
-  *resp = api_.list();
+  auto list = api_.list(req->cluster());
+  if (!list.ok()) {
+    return finish(ctx, toStatus(list.error()));
+  }
+  *resp = std::move(list.value());
+  return finish(ctx, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* RegistryService::ListClusters(grpc::CallbackServerContext* ctx,
+                                                        const v1::ListClustersRequest*,
+                                                        v1::ListClustersResponse* resp) {
+  if (auto who = authorize(ctx, api::Scope::Read); !who.ok()) {
+    return finish(ctx, toStatus(who.error()));
+  }
+  *resp = api_.listClusters();
   return finish(ctx, grpc::Status::OK);
 }
 
@@ -48,7 +62,7 @@ grpc::ServerUnaryReactor* RegistryService::GetNode(grpc::CallbackServerContext* 
   if (auto who = authorize(ctx, api::Scope::Read); !who.ok()) {
     return finish(ctx, toStatus(who.error()));
   }
-  auto node = api_.get(req->name());
+  auto node = api_.get(req->name(), req->cluster());
   if (!node.ok()) {
     return finish(ctx, toStatus(node.error()));
   }

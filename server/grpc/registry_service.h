@@ -13,9 +13,10 @@
 
 namespace epmdx::grpcapi {
 
-using ServiceBase = v1::Registry::WithCallbackMethod_ListNodes<
-    v1::Registry::WithCallbackMethod_GetNode<v1::Registry::WithRawCallbackMethod_WatchNodes<
-        v1::Registry::WithCallbackMethod_EvictNode<v1::Registry::Service>>>>;
+using ServiceBase =
+    v1::Registry::WithCallbackMethod_ListNodes<v1::Registry::WithCallbackMethod_GetNode<
+        v1::Registry::WithRawCallbackMethod_WatchNodes<v1::Registry::WithCallbackMethod_EvictNode<
+            v1::Registry::WithCallbackMethod_ListClusters<v1::Registry::Service>>>>>;
 
 /// The gRPC status for an api::Error.
 grpc::Status toStatus(const api::Error& error);
@@ -34,6 +35,9 @@ class RegistryService final : public ServiceBase {
   grpc::ServerUnaryReactor* EvictNode(grpc::CallbackServerContext* ctx,
                                       const v1::EvictNodeRequest* req,
                                       v1::EvictNodeResponse* resp) override;
+  grpc::ServerUnaryReactor* ListClusters(grpc::CallbackServerContext* ctx,
+                                         const v1::ListClustersRequest* req,
+                                         v1::ListClustersResponse* resp) override;
 
   /// Ends every watch stream with UNAVAILABLE (new ones are refused by api::Service).
   void beginShutdown();

@@ -41,6 +41,7 @@ WatchReactor::WatchReactor(api::Service& api, api::EncodedEvents& encoded, Watch
   if (req.has_after_revision()) {
     params.after = req.after_revision();
   }
+  params.cluster = req.cluster();
   auto opened = api.openWatch(api::Surface::Grpc, params, [this] { wake(); });
   if (!opened.ok()) {
     finishLocked(toStatus(opened.error()));
@@ -88,7 +89,7 @@ void WatchReactor::tryWriteLocked() {
   if (!initial_.empty() || initial_pending_) {
     v1::WatchNodesResponse msg;
     for (size_t i = 0; i < api::kMaxNodesPerMessage && !initial_.empty(); ++i) {
-      api::toProto(*initial_.front(), *msg.add_initial_nodes());
+      api::toProto(encoded_.registry(), *initial_.front(), *msg.add_initial_nodes());
       initial_.pop_front();
     }
     if (initial_.empty()) {
@@ -114,8 +115,13 @@ void WatchReactor::tryWriteLocked() {
     std::vector<grpc::Slice> slices;
     slices.reserve(scratch_.size() + 1);
     for (const auto& e : scratch_) {
-      slices.push_back(sharedSlice(encoded_.grpcEntry(e)));
+      if (watch_.wants(e)) {
+        slices.push_back(sharedSlice(encoded_.grpcEntry(e)));
+      }
       watch_.revision = e.revision;
+    }
+    if (slices.empty() && !scratch_.empty()) {
+      return;  // Only other clusters' changes; the cursor moved on, a progress will follow.
     }
     slices.emplace_back(api::EncodedEvents::grpcRevisionField(watch_.revision));
     message_ = grpc::ByteBuffer(slices.data(), slices.size());

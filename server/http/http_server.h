@@ -65,7 +65,7 @@ class HttpServer final : public ConnectionHost {
   tcp::acceptor acceptor_{io_};
   asio::steady_timer ticker_{io_};
   std::optional<Router> router_;
-  api::EncodedEvents encoded_;
+  api::EncodedEvents encoded_{api_.registry()};
   std::thread thread_;
   uint16_t port_ = 0;
   registry::WatchPtr subscription_;  // One wake-up for every stream.

@@ -21,6 +21,17 @@ void renderMetrics(const MetricsInput& in, std::string& out) {
            "The oldest revision a watch can still resume from.");
   w.sample("epmdx_registry_oldest_revision", r.oldest_retained);
 
+  w.family("epmdx_cluster_nodes", "gauge", "Nodes registered now, by cluster (epmd port).");
+  for (size_t i = 0; i < in.cluster_names.size() && i < r.nodes_by_cluster.size(); ++i) {
+    w.sample("epmdx_cluster_nodes", r.nodes_by_cluster[i],
+             PrometheusWriter::label("cluster", in.cluster_names[i]));
+  }
+  w.family("epmdx_cluster_registrations_total", "counter",
+           "Successful ALIVE2 registrations, by cluster (epmd port).");
+  for (size_t i = 0; i < in.cluster_names.size() && i < r.registrations_by_cluster.size(); ++i) {
+    w.sample("epmdx_cluster_registrations_total", r.registrations_by_cluster[i],
+             PrometheusWriter::label("cluster", in.cluster_names[i]));
+  }
   w.family("epmdx_registrations_total", "counter", "Successful ALIVE2 registrations.");
   w.sample("epmdx_registrations_total", r.registrations);
   w.family("epmdx_registration_errors_total", "counter",

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "server/registry/registry.h"
 
@@ -13,6 +14,7 @@ namespace epmdx::http {
 
 struct MetricsInput {
   registry::RegistryStats registry;
+  std::vector<std::string> cluster_names;  // Indexed by ClusterId: labels from configuration.
   size_t grpc_watchers = 0;
   size_t sse_watchers = 0;
   size_t http_connections = 0;

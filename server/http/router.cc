@@ -66,7 +66,7 @@ std::string hostName(std::string_view host) {
 }
 
 /// The route table: a path, the methods it answers (for 405's Allow), and which one.
-enum class Route { Nodes, Node, Watch, Livez, Readyz, Metrics, OpenApi, Asset, None };
+enum class Route { Nodes, Node, Clusters, Watch, Livez, Readyz, Metrics, OpenApi, Asset, None };
 
 Route match(std::string_view path) {
   if (path == "/v1/nodes") {
@@ -77,6 +77,9 @@ Route match(std::string_view path) {
   }
   if (path == "/v1/watch") {
     return Route::Watch;
+  }
+  if (path == "/v1/clusters") {
+    return Route::Clusters;
   }
   if (path == "/livez") {
     return Route::Livez;
@@ -171,7 +174,17 @@ RouteResult Router::handle(const HttpRequest& req, size_t http_connections) {
       if (auto who = authorize(req, api::Scope::Read, param("access_token")); !who.ok()) {
         return error(who.error());
       }
-      return ok(api::toJson(api_.list()), kJson);
+      auto list = api_.list(param("cluster"));
+      if (!list.ok()) {
+        return error(list.error());
+      }
+      return ok(api::toJson(list.value()), kJson);
+    }
+    case Route::Clusters: {
+      if (auto who = authorize(req, api::Scope::Read, param("access_token")); !who.ok()) {
+        return error(who.error());
+      }
+      return ok(api::toJson(api_.listClusters()), kJson);
     }
     case Route::Node: {
       auto name = percentDecode(std::string_view(target->path).substr(10), false);
@@ -184,7 +197,7 @@ RouteResult Router::handle(const HttpRequest& req, size_t http_connections) {
       if (auto who = authorize(req, api::Scope::Read, param("access_token")); !who.ok()) {
         return error(who.error());
       }
-      auto node = api_.get(*name);
+      auto node = api_.get(*name, param("cluster"));
       if (!node.ok()) {
         return error(node.error());
       }
@@ -234,6 +247,9 @@ HttpResponse Router::evict(const HttpRequest& req, std::string_view name,
   if (auto it = query.find("reason"); it != query.end()) {
     ev.set_reason(it->second);
   }
+  if (auto it = query.find("cluster"); it != query.end()) {
+    ev.set_cluster(it->second);
+  }
   auto evicted = api_.evict(who.value(), req.peer, ev);
   if (!evicted.ok()) {
     return error(evicted.error());
@@ -251,6 +267,7 @@ RouteResult Router::watch(const HttpRequest& req, const std::map<std::string, st
   }
   api::WatchParams params;
   params.initial = param("initial") == "true" || param("initial") == "1";
+  params.cluster = std::string(param("cluster"));
   const std::string_view since = query.count("since") ? param("since") : req.last_event_id;
   if (!since.empty()) {
     auto rev = parseNumber(since);
@@ -313,6 +330,9 @@ HttpResponse Router::readyz(bool verbose) const {
 HttpResponse Router::metrics(size_t http_connections) const {
   MetricsInput in;
   in.registry = api_.registry().stats();
+  for (size_t i = 0; i < api_.registry().clusterCount(); ++i) {
+    in.cluster_names.push_back(api_.registry().clusterName(static_cast<registry::ClusterId>(i)));
+  }
   in.grpc_watchers = api_.watchers(api::Surface::Grpc);
   in.sse_watchers = api_.watchers(api::Surface::Sse);
   in.http_connections = http_connections;

@@ -39,7 +39,7 @@ void SseStream::begin() {
     size_t i = 0;
     do {
       for (size_t n = 0; n < api::kMaxNodesPerMessage && i < nodes.size(); ++n, ++i) {
-        api::toProto(*nodes[i], *msg.add_initial_nodes());
+        api::toProto(encoded_.registry(), *nodes[i], *msg.add_initial_nodes());
       }
       msg.set_initial_state_complete(i == nodes.size());
       msg.set_revision(watch_.revision);
@@ -87,8 +87,14 @@ void SseStream::pump() {
   std::vector<Bytes> parts;
   parts.reserve(scratch_.size());
   for (const auto& e : scratch_) {
-    parts.push_back(encoded_.sseFrame(e));
+    if (watch_.wants(e)) {
+      parts.push_back(encoded_.sseFrame(e));
+    }
     watch_.revision = e.revision;
+  }
+  if (parts.empty()) {
+    pump();  // Only other clusters' changes: read on (a batch at a time).
+    return;
   }
   write(std::move(parts));
 }

@@ -1,5 +1,6 @@
 #include "server/registry/registry.h"
 
+#include <algorithm>
 #include <cassert>
 
 #include "server/common/utf8.h"
@@ -69,15 +70,40 @@ Result<size_t, WatchRejection> Watch::poll(size_t max, std::vector<Event>& out) 
 Registry::Registry(RegistryOptions options)
     : options_(std::move(options)),
       clock_(options_.clock != nullptr ? *options_.clock : system_clock_),
-      creations_(options_.max_unreg_records),
+      creations_(std::max<size_t>(options_.cluster_names.size(), 1),
+                 CreationPool(options_.max_unreg_records)),
       history_(options_.history_size),
       revision_(options_.initial_revision),
-      hub_(options_.async_notify) {}
+      hub_(options_.async_notify) {
+  counters_.nodes_by_cluster.assign(creations_.size(), 0);
+  counters_.registrations_by_cluster.assign(creations_.size(), 0);
+}
+
+const std::string& Registry::clusterName(ClusterId cluster) const {
+  static const std::string kDefault = "default";
+  return cluster < options_.cluster_names.size() ? options_.cluster_names[cluster] : kDefault;
+}
+
+std::optional<ClusterId> Registry::findCluster(std::string_view name) const {
+  for (size_t i = 0; i < options_.cluster_names.size(); ++i) {
+    if (options_.cluster_names[i] == name) {
+      return static_cast<ClusterId>(i);
+    }
+  }
+  return std::nullopt;
+}
+
+ClusterId Registry::checkCluster(ClusterId cluster) const {
+  assert(cluster < creations_.size());
+  return cluster < creations_.size() ? cluster : kDefaultCluster;
+}
 
 Registry::~Registry() = default;
 
 Result<RegistrationPtr, RegisterError> Registry::add(NodeInfo node, Origin origin,
-                                                     std::weak_ptr<RegistrationOwner> owner) {
+                                                     std::weak_ptr<RegistrationOwner> owner,
+                                                     ClusterId cluster) {
+  cluster = checkCluster(cluster);
   // Validation needs no lock; the order of checks is OTP's (node_reg2).
   RegisterError error{};
   bool failed = true;
@@ -96,7 +122,7 @@ Result<RegistrationPtr, RegisterError> Registry::add(NodeInfo node, Origin origi
   RegistrationPtr registration;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!failed && by_name_.count(node.name) != 0) {
+    if (!failed && by_name_.count(Key{cluster, node.name}) != 0) {
       error = RegisterError::NameInUse;
       failed = true;
     }
@@ -109,7 +135,8 @@ Result<RegistrationPtr, RegisterError> Registry::add(NodeInfo node, Origin origi
       return makeErr(error);
     }
     auto reg = std::make_shared<Registration>();
-    reg->creation_counter = creations_.take(node.name, clock_.nowSeconds());
+    reg->creation_counter = creations_[cluster].take(node.name, clock_.nowSeconds());
+    reg->cluster = cluster;
     reg->node = std::move(node);
     reg->origin = std::move(origin);
     reg->id = next_id_++;
@@ -117,7 +144,7 @@ Result<RegistrationPtr, RegisterError> Registry::add(NodeInfo node, Origin origi
     reg->revision = revision_ + 1;
     registration = reg;
 
-    Entry& entry = by_name_[registration->node.name];
+    Entry& entry = by_name_[Key{cluster, registration->node.name}];
     entry.registration = registration;
     entry.owner = std::move(owner);
     entry.older = newest_;
@@ -128,6 +155,8 @@ Result<RegistrationPtr, RegisterError> Registry::add(NodeInfo node, Origin origi
     }
     newest_ = &entry;
     ++counters_.registrations;
+    ++counters_.registrations_by_cluster[cluster];
+    ++counters_.nodes_by_cluster[cluster];
     appendLocked(EventType::Registered, UnregisterReason::Unspecified, registration, {}, {});
   }
   hub_.notify();
@@ -137,11 +166,11 @@ Result<RegistrationPtr, RegisterError> Registry::add(NodeInfo node, Origin origi
 bool Registry::remove(const Registration& registration, UnregisterReason reason) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = by_name_.find(registration.node.name);
+    auto it = by_name_.find(Key{registration.cluster, registration.node.name});
     if (it == by_name_.end() || it->second.registration->id != registration.id) {
       return false;
     }
-    eraseLocked(registration.node.name, reason, {}, {});
+    eraseLocked(registration.cluster, registration.node.name, reason, {}, {});
   }
   hub_.notify();
   return true;
@@ -150,12 +179,13 @@ bool Registry::remove(const Registration& registration, UnregisterReason reason)
 Result<Evicted, EvictError> Registry::evict(std::string_view name,
                                             std::optional<RegistrationId> expected_id,
                                             UnregisterReason reason, std::string actor,
-                                            std::string detail) {
+                                            std::string detail, ClusterId cluster) {
+  cluster = checkCluster(cluster);
   Evicted removed;
   std::shared_ptr<RegistrationOwner> owner;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = by_name_.find(name);
+    auto it = by_name_.find(Key{cluster, name});
     if (it == by_name_.end()) {
       return makeErr(EvictError::NotFound);
     }
@@ -163,7 +193,7 @@ Result<Evicted, EvictError> Registry::evict(std::string_view name,
       return makeErr(EvictError::PreconditionFailed);
     }
     removed.registration = it->second.registration;
-    owner = eraseLocked(name, reason, std::move(actor), std::move(detail));
+    owner = eraseLocked(cluster, name, reason, std::move(actor), std::move(detail));
     removed.revision = revision_;
   }
   if (owner) {
@@ -173,14 +203,18 @@ Result<Evicted, EvictError> Registry::evict(std::string_view name,
   return removed;
 }
 
-size_t Registry::removeAll(UnregisterReason reason) {
+size_t Registry::removeAll(UnregisterReason reason, std::optional<ClusterId> only) {
   std::vector<std::shared_ptr<RegistrationOwner>> owners;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    while (oldest_ != nullptr) {
-      // Oldest first, so the history reads in registration order.
-      const RegistrationPtr keep = oldest_->registration;  // eraseLocked frees the entry.
-      if (auto owner = eraseLocked(keep->node.name, reason, {}, {})) {
+    // Oldest first, so the history reads in registration order.
+    for (Entry* e = oldest_; e != nullptr;) {
+      const RegistrationPtr keep = e->registration;  // eraseLocked frees the entry.
+      e = e->newer;
+      if (only && keep->cluster != *only) {
+        continue;
+      }
+      if (auto owner = eraseLocked(keep->cluster, keep->node.name, reason, {}, {})) {
         owners.push_back(std::move(owner));
       }
     }
@@ -192,20 +226,22 @@ size_t Registry::removeAll(UnregisterReason reason) {
   return owners.size();
 }
 
-RegistrationPtr Registry::find(std::string_view name) const {
+RegistrationPtr Registry::find(std::string_view name, ClusterId cluster) const {
+  cluster = checkCluster(cluster);
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = by_name_.find(name);
+  auto it = by_name_.find(Key{cluster, name});
   return it == by_name_.end() ? nullptr : it->second.registration;
 }
 
-Registry::Snapshot Registry::list() const {
+Registry::Snapshot Registry::list(std::optional<ClusterId> only) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return listLocked();
+  return listLocked(only);
 }
 
-std::vector<CreationPool::Record> Registry::unusedNames() const {
+std::vector<CreationPool::Record> Registry::unusedNames(ClusterId cluster) const {
+  cluster = checkCluster(cluster);
   std::lock_guard<std::mutex> lock(mu_);
-  return creations_.records();
+  return creations_[cluster].records();
 }
 
 Result<WatchPtr, WatchRejection> Registry::watch(Revision start, WatchHub::WakeFn wake) {
@@ -237,7 +273,7 @@ std::pair<Registry::Snapshot, WatchPtr> Registry::listAndWatch(WatchHub::WakeFn 
   WatchPtr w;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    snapshot = listLocked();
+    snapshot = listLocked(std::nullopt);
     w.reset(new Watch(*this, snapshot.revision + 1));
   }
   if (wake) {
@@ -251,9 +287,9 @@ Revision Registry::revision() const {
   return revision_;
 }
 
-size_t Registry::size() const {
+size_t Registry::size(std::optional<ClusterId> only) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return by_name_.size();
+  return only ? counters_.nodes_by_cluster[checkCluster(*only)] : by_name_.size();
 }
 
 RegistryStats Registry::stats() const {
@@ -283,10 +319,10 @@ Revision Registry::appendLocked(EventType type, UnregisterReason reason,
   return revision_;
 }
 
-std::shared_ptr<RegistrationOwner> Registry::eraseLocked(std::string_view name,
+std::shared_ptr<RegistrationOwner> Registry::eraseLocked(ClusterId cluster, std::string_view name,
                                                          UnregisterReason reason, std::string actor,
                                                          std::string detail) {
-  auto it = by_name_.find(name);
+  auto it = by_name_.find(Key{cluster, name});
   assert(it != by_name_.end());
   Entry& entry = it->second;
   (entry.newer != nullptr ? entry.newer->older : newest_) = entry.older;
@@ -295,7 +331,8 @@ std::shared_ptr<RegistrationOwner> Registry::eraseLocked(std::string_view name,
   std::shared_ptr<RegistrationOwner> owner = entry.owner.lock();
   by_name_.erase(it);  // `name` may view the registration's name: it is still alive here.
   const Registration& r = *registration;
-  creations_.put(r.node.name, r.creation_counter, r.node.port, r.origin.connection_handle);
+  creations_[cluster].put(r.node.name, r.creation_counter, r.node.port, r.origin.connection_handle);
+  --counters_.nodes_by_cluster[cluster];
   ++counters_.unregistrations[static_cast<size_t>(reason)];
   appendLocked(EventType::Unregistered, reason, std::move(registration), std::move(actor),
                std::move(detail));
@@ -313,12 +350,14 @@ Result<size_t, WatchRejection> Registry::readLocked(Revision& cursor, size_t max
   return out.size() - before;
 }
 
-Registry::Snapshot Registry::listLocked() const {
+Registry::Snapshot Registry::listLocked(std::optional<ClusterId> only) const {
   Snapshot s;
   s.revision = revision_;
-  s.nodes.reserve(by_name_.size());
+  s.nodes.reserve(only ? counters_.nodes_by_cluster[checkCluster(*only)] : by_name_.size());
   for (const Entry* e = newest_; e != nullptr; e = e->older) {
-    s.nodes.push_back(e->registration);
+    if (!only || e->registration->cluster == *only) {
+      s.nodes.push_back(e->registration);
+    }
   }
   return s;
 }

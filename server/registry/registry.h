@@ -8,8 +8,10 @@
 // state; it is held for microseconds, never across I/O, and no callback runs under it.
 // Watchers and owners are called only after the lock is released.
 //
-// One Registry serves one epmd port. Several ports in one daemon (clusters) will be several
-// Registry instances keyed by `RegistryOptions::cluster`.
+// One Registry serves every epmd port of the daemon. Each port is a cluster with a name
+// table of its own (a name is unique within its cluster), its own creation numbers and
+// remembered names; revisions are one sequence for the whole daemon, so a watcher of all
+// clusters sees one ordered stream and a watcher of one cluster is a cursor that skips.
 
 #include <array>
 #include <atomic>
@@ -31,7 +33,8 @@
 namespace epmdx::registry {
 
 struct RegistryOptions {
-  std::string cluster = "default";
+  // The clusters' names: ClusterId i is cluster_names[i]; 0 is the default cluster.
+  std::vector<std::string> cluster_names = {"default"};
   size_t history_size = 16384;      // Events kept for watchers to resume from.
   size_t max_unreg_records = 1000;  // OTP's MAX_UNREG_COUNT (5 with -d).
   size_t max_nodes = 1000000;       // Registrations beyond this get an error reply.
@@ -75,6 +78,8 @@ struct RegistryStats {
   std::array<uint64_t, kRegisterErrorCount> register_errors{};     // By RegisterError.
   std::array<uint64_t, kUnregisterReasonCount> unregistrations{};  // By UnregisterReason.
   size_t nodes = 0;
+  std::vector<size_t> nodes_by_cluster;            // Indexed by ClusterId.
+  std::vector<uint64_t> registrations_by_cluster;  // Indexed by ClusterId.
   size_t watchers = 0;
   Revision revision = 0;
   Revision oldest_retained = 0;
@@ -123,7 +128,8 @@ class Registry {
   /// @param owner notified to close its connection when the registration is removed by
   ///        anything other than that connection (stop, evict, kill). May be empty.
   Result<RegistrationPtr, RegisterError> add(NodeInfo node, Origin origin,
-                                             std::weak_ptr<RegistrationOwner> owner = {});
+                                             std::weak_ptr<RegistrationOwner> owner = {},
+                                             ClusterId cluster = kDefaultCluster);
 
   /// Removes exactly this registration if it is still live (its connection closed).
   /// A no-op if it was already removed (stopped or evicted). Does not call the owner.
@@ -135,22 +141,24 @@ class Registry {
   Result<Evicted, EvictError> evict(std::string_view name,
                                     std::optional<RegistrationId> expected_id,
                                     UnregisterReason reason, std::string actor = {},
-                                    std::string detail = {});
+                                    std::string detail = {}, ClusterId cluster = kDefaultCluster);
 
-  /// Removes every registration (KILL_REQ, shutdown) and closes every owner.
-  size_t removeAll(UnregisterReason reason);
+  /// Removes every registration (shutdown), or those of one cluster (KILL_REQ on its port),
+  /// and closes their owners.
+  size_t removeAll(UnregisterReason reason, std::optional<ClusterId> only = std::nullopt);
 
-  /// The registration holding `name`, or null. Byte-exact match.
-  RegistrationPtr find(std::string_view name) const;
+  /// The registration holding `name` in `cluster`, or null. Byte-exact match.
+  RegistrationPtr find(std::string_view name, ClusterId cluster = kDefaultCluster) const;
 
   struct Snapshot {
     std::vector<RegistrationPtr> nodes;  // Newest registration first, as OTP lists them.
     Revision revision = 0;               // The revision this snapshot reflects.
   };
-  Snapshot list() const;
+  /// Every cluster's nodes, or one cluster's.
+  Snapshot list(std::optional<ClusterId> only = std::nullopt) const;
 
   /// Names registered before and remembered for their creation (DUMP_REQ), oldest first.
-  std::vector<CreationPool::Record> unusedNames() const;
+  std::vector<CreationPool::Record> unusedNames(ClusterId cluster = kDefaultCluster) const;
 
   /// Starts a watch whose first event has revision `start` (a List's revision + 1 resumes
   /// with no gap and no repeat). `start` 0 means "from the next change". An empty `wake`
@@ -162,9 +170,14 @@ class Registry {
   std::pair<Snapshot, WatchPtr> listAndWatch(WatchHub::WakeFn wake);
 
   Revision revision() const;
-  size_t size() const;
+  size_t size(std::optional<ClusterId> only = std::nullopt) const;
   RegistryStats stats() const;
   const RegistryOptions& options() const { return options_; }
+  size_t clusterCount() const { return creations_.size(); }
+  /// The cluster's name (stable for the registry's life).
+  const std::string& clusterName(ClusterId cluster) const;
+  /// The cluster of that name, if any.
+  std::optional<ClusterId> findCluster(std::string_view name) const;
 
  private:
   friend class Watch;
@@ -180,27 +193,41 @@ class Registry {
   // All *Locked methods require mu_.
   Revision appendLocked(EventType type, UnregisterReason reason, RegistrationPtr registration,
                         std::string actor, std::string detail);
-  std::shared_ptr<RegistrationOwner> eraseLocked(std::string_view name, UnregisterReason reason,
-                                                 std::string actor, std::string detail);
+  std::shared_ptr<RegistrationOwner> eraseLocked(ClusterId cluster, std::string_view name,
+                                                 UnregisterReason reason, std::string actor,
+                                                 std::string detail);
   Result<size_t, WatchRejection> readLocked(Revision& cursor, size_t max,
                                             std::vector<Event>& out) const;
-  Snapshot listLocked() const;
+  Snapshot listLocked(std::optional<ClusterId> only) const;
+  ClusterId checkCluster(ClusterId cluster) const;
+
+  // A name is unique within its cluster. The view is the registration's own name (stable:
+  // registrations are immutable).
+  struct Key {
+    ClusterId cluster;
+    std::string_view name;
+    bool operator==(const Key& o) const { return cluster == o.cluster && name == o.name; }
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const {
+      return std::hash<std::string_view>()(k.name) ^ (static_cast<size_t>(k.cluster) * 0x9e3779b9u);
+    }
+  };
 
   const RegistryOptions options_;
   SystemClock system_clock_;
   const Clock& clock_;
 
   mutable std::mutex mu_;
-  // Key views the registration's own name (stable: registrations are immutable). Map nodes
-  // do not move, so Entry pointers stay valid until erased.
-  std::unordered_map<std::string_view, Entry> by_name_;  // Guarded by mu_.
-  Entry* newest_ = nullptr;                              // Guarded by mu_.
-  Entry* oldest_ = nullptr;                              // Guarded by mu_.
-  CreationPool creations_;                               // Guarded by mu_.
-  History history_;                                      // Guarded by mu_.
-  Revision revision_ = 0;                                // Guarded by mu_.
-  RegistrationId next_id_ = 1;                           // Guarded by mu_.
-  RegistryStats counters_;                               // Guarded by mu_.
+  // Map nodes do not move, so Entry pointers stay valid until erased.
+  std::unordered_map<Key, Entry, KeyHash> by_name_;  // Guarded by mu_.
+  Entry* newest_ = nullptr;                          // Guarded by mu_.
+  Entry* oldest_ = nullptr;                          // Guarded by mu_.
+  std::vector<CreationPool> creations_;              // Per cluster. Guarded by mu_.
+  History history_;                                  // Guarded by mu_.
+  Revision revision_ = 0;                            // Guarded by mu_.
+  RegistrationId next_id_ = 1;                       // Guarded by mu_.
+  RegistryStats counters_;                           // Guarded by mu_.
   // history_.oldestRetained(), published for Watch::fellBehind() without the lock.
   std::atomic<Revision> oldest_retained_{0};
 

@@ -11,6 +11,10 @@ namespace epmdx::registry {
 
 using Revision = uint64_t;
 using RegistrationId = uint64_t;
+/// A cluster: an epmd port with a name table of its own. An index into the daemon's
+/// cluster table; 0 is the default cluster (OTP's -port / ERL_EPMD_PORT).
+using ClusterId = uint16_t;
+inline constexpr ClusterId kDefaultCluster = 0;
 
 /// OTP's limits (erts/epmd/src/epmd_int.h): a name is at most 255 characters and
 /// MAXSYMLEN (1020) bytes; the extra field is at most MAXSYMLEN bytes.
@@ -39,7 +43,8 @@ struct Origin {
 struct Registration {
   NodeInfo node;
   Origin origin;
-  RegistrationId id = 0;          // Unique for the life of the daemon, never reused.
+  RegistrationId id = 0;  // Unique for the life of the daemon, never reused.
+  ClusterId cluster = kDefaultCluster;
   uint32_t creation_counter = 0;  // OTP's cr_counter.
   int64_t registered_at_ns = 0;   // Unix epoch, nanoseconds.
   Revision revision = 0;          // The revision of the REGISTERED event.

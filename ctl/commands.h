@@ -1,0 +1,43 @@
+#pragma once
+
+// The one-shot commands: list, get, evict, health. Each returns the process exit code and
+// prints errors to stderr itself.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "ctl/connection.h"
+#include "ctl/output.h"
+
+namespace epmdx::ctl {
+
+struct ListArgs {
+  Format format = Format::Table;
+  bool headers = true;
+  bool watch = false;
+};
+
+int listNodes(Connection& conn, const ListArgs& args);
+
+int getNode(Connection& conn, const std::string& name, Format format, bool headers);
+
+/// `format`: Table prints one line of text; Json/Yaml the EvictNodeResponse.
+int evictNode(Connection& conn, const std::string& name, std::optional<uint64_t> registration_id,
+              const std::string& reason, Format format);
+
+int health(Connection& conn);
+
+/// The daemon's clusters (epmd ports): name, port, nodes, serving, addresses.
+int listClusters(Connection& conn, Format format, bool headers);
+
+/// Prints "epmdxctl: TEXT" to stderr and returns the exit code for `status`.
+int reportFailure(const Connection& conn, const grpc::Status& status, const std::string& hint = "");
+
+/// For a NOT_FOUND on "a@host": epmd knows nodes by the part before the '@'.
+std::string hostPartHint(const std::string& name);
+
+/// Writes `text` to stdout at once: a watching script or pipe sees each line as it happens.
+void emit(const std::string& text);
+
+}  // namespace epmdx::ctl

@@ -1,0 +1,251 @@
+// epmdxctl: the command-line client of the epmdx admin API (gRPC), for people and scripts,
+// in the manner of kubectl and etcdctl. `epmdxctl --help` and `epmdxctl COMMAND --help`
+// describe everything; README.md ("### epmdxctl") has examples.
+//
+// Exit codes: 0 ok, 1 other error, 2 usage, 3 not found, 4 precondition failed,
+// 5 not authorized (no/unknown token or missing scope), 6 daemon unavailable.
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ctl/commands.h"
+#include "ctl/completion.h"
+#include "ctl/connection.h"
+#include "ctl/status.h"
+#include "ctl/token_source.h"
+#include "ctl/watch.h"
+
+namespace {
+
+using namespace epmdx::ctl;
+
+const std::vector<std::string> kListFormats = {"table", "wide", "json", "yaml", "names"};
+const std::vector<std::string> kWatchFormats = {"text", "json", "yaml"};
+const std::vector<std::string> kEvictFormats = {"text", "json", "yaml"};
+
+std::string joined(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words) {
+    out += (out.empty() ? "" : ", ") + w;
+  }
+  return out;
+}
+
+// A usage error that names the allowed values: "-o: "xml" is not one of table, wide, ...".
+CLI::Validator oneOf(const std::vector<std::string>& allowed) {
+  return CLI::Validator(
+      [allowed](std::string& value) -> std::string {
+        // "-o=json": CLI11 keeps the '=' of a short option; epmdxctl always accepted it.
+        if (value.size() > 1 && value[0] == '=') {
+          value.erase(0, 1);
+        }
+        for (const auto& a : allowed) {
+          if (value == a) {
+            return "";
+          }
+        }
+        return "\"" + value + "\" is not one of " + joined(allowed);
+      },
+      "");
+}
+
+CLI::Option* addOutput(CLI::App* cmd, std::string& target, const std::vector<std::string>& allowed,
+                       const std::string& what) {
+  std::string names;
+  for (const auto& a : allowed) {
+    names += (names.empty() ? "" : "|") + a;
+  }
+  return cmd->add_option("-o,--output", target, what)
+      ->type_name(names)
+      ->transform(oneOf(allowed))  // transform: it may drop the '=' of "-o=json".
+      ->capture_default_str();
+}
+
+const char* getenvFn(const char* name) {
+  return std::getenv(name);
+}
+
+struct Args {
+  ConnectOptions connect;
+  std::string token;
+  std::string token_file;
+  // list, get
+  std::string output = "table";
+  bool no_headers = false;
+  bool list_watch = false;
+  std::string name;
+  // watch
+  std::optional<uint64_t> after;
+  bool initial = false;
+  std::string watch_output = "text";
+  // evict
+  std::optional<uint64_t> registration_id;
+  std::string reason;
+  std::string evict_output = "text";
+  // completion
+  std::string shell;
+};
+
+int usageError(const std::string& what, const std::string& command) {
+  std::fprintf(stderr, "epmdxctl: %s\nRun 'epmdxctl%s --help' for usage.\n", what.c_str(),
+               command.empty() ? "" : (" " + command).c_str());
+  return ExitUsage;
+}
+
+std::string parsedCommand(const CLI::App& app) {
+  const auto subs = app.get_subcommands();
+  return subs.empty() ? "" : subs.front()->get_name();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "epmdxctl: lists, watches and evicts the nodes registered with an epmdx daemon, "
+      "over its gRPC admin API.",
+      "epmdxctl"};
+  app.set_version_flag("--version", std::string("epmdxctl ") + EPMDXCTL_VERSION);
+  app.fallthrough();  // Global options may follow the command: `epmdxctl list --server=...`.
+  app.require_subcommand(0, 1);
+  app.footer(
+      "Exit codes: 0 ok, 1 other error, 2 usage, 3 not found, 4 precondition failed,\n"
+      "5 not authorized, 6 daemon unavailable.\n"
+      "Token: --token, --token-file, EPMDX_TOKEN, EPMDX_TOKEN_FILE, else the file the daemon\n"
+      "on --server's port writes: $XDG_RUNTIME_DIR/epmdx/admin-PORT.token, else\n"
+      "~/.config/epmdx/admin-PORT.token.");
+  Args a;
+  a.connect.server = "127.0.0.1:4370";
+  app.add_option("--server", a.connect.server, "gRPC admin address HOST:PORT")
+      ->envname("EPMDX_SERVER")
+      ->capture_default_str();
+  auto* token = app.add_option("--token", a.token, "bearer token (else EPMDX_TOKEN)");
+  auto* token_file = app.add_option("--token-file", a.token_file,
+                                    "file holding the bearer token (else EPMDX_TOKEN_FILE)");
+  token->excludes(token_file);
+  app.add_option("--cluster", a.connect.cluster,
+                 "the cluster (epmd port) to address: list/watch show only it, get/evict look "
+                 "in it (default: all for list/watch, \"default\" for get/evict)")
+      ->envname("EPMDX_CLUSTER");
+  app.add_option("--tls-ca", a.connect.tls_ca, "use TLS, trusting this CA (PEM)");
+  auto* tls_cert =
+      app.add_option("--tls-cert", a.connect.tls_cert, "client certificate for mutual TLS (PEM)");
+  auto* tls_key = app.add_option("--tls-key", a.connect.tls_key, "its private key (PEM)");
+  tls_cert->needs(tls_key);
+  tls_key->needs(tls_cert);
+  app.add_option("--timeout", a.connect.timeout_s, "seconds per call (watch streams have none)")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
+
+  auto* list = app.add_subcommand("list", "every registered node");
+  addOutput(list, a.output, kListFormats, "output format");
+  list->add_flag("--no-headers", a.no_headers, "no header row (table, wide)");
+  list->add_flag("-w,--watch", a.list_watch,
+                 "after the list, print every change (tables gain an EVENT column)");
+
+  auto* get = app.add_subcommand("get", "one node");
+  get->add_option("NAME", a.name, "the node's epmd name (the part before '@')")->required();
+  addOutput(get, a.output, kListFormats, "output format");
+  get->add_flag("--no-headers", a.no_headers, "no header row (table, wide)");
+
+  auto* watch = app.add_subcommand("watch", "follow changes; resumes across reconnects");
+  auto* after = watch->add_option("--after", a.after, "start after this revision");
+  auto* initial = watch->add_flag("--initial", a.initial, "print the current nodes first");
+  after->excludes(initial);
+  addOutput(watch, a.watch_output, kWatchFormats, "output format");
+
+  auto* evict = app.add_subcommand("evict", "close the node's epmd connection: the name is free");
+  evict->add_option("NAME", a.name, "the node's epmd name")->required();
+  evict->add_option("--if-registration", a.registration_id,
+                    "only if the name is still held by this registration id");
+  evict->add_option("--reason", a.reason, "why (in the daemon's event and log)");
+  addOutput(evict, a.evict_output, kEvictFormats, "output format");
+
+  auto* health = app.add_subcommand("health", "SERVING / NOT_SERVING (grpc.health.v1)");
+
+  auto* clusters = app.add_subcommand("clusters", "the daemon's clusters (epmd ports)");
+  addOutput(clusters, a.output, kListFormats, "output format");
+  clusters->add_flag("--no-headers", a.no_headers, "no header row (table, wide)");
+
+  auto* completion = app.add_subcommand("completion", "print a shell completion script");
+  completion->add_option("SHELL", a.shell, "bash")->required()->check(oneOf({"bash"}));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help (exit 0, stdout) or --version.
+  } catch (const CLI::ExtrasError& e) {
+    const std::string command = parsedCommand(app);
+    if (command.empty() && !app.remaining().empty()) {
+      return usageError("unknown command \"" + app.remaining().front() +
+                            "\" (commands: list, get, watch, evict, health, clusters, "
+                            "completion)",
+                        "");
+    }
+    return usageError(e.what(), command);
+  } catch (const CLI::ParseError& e) {
+    return usageError(e.what(), parsedCommand(app));
+  }
+  if (app.get_subcommands().empty()) {
+    return usageError(
+        "a command is required (list, get, watch, evict, health, clusters, completion)", "");
+  }
+
+  if (*completion) {
+    CompletionHints hints;
+    hints.outputs = {{"list", kListFormats},
+                     {"get", kListFormats},
+                     {"watch", kWatchFormats},
+                     {"evict", kEvictFormats},
+                     {"clusters", kListFormats}};
+    hints.file_options = {"--token-file", "--tls-ca", "--tls-cert", "--tls-key"};
+    hints.node_commands = {"get", "evict"};
+    hints.positionals = {{"completion", {"bash"}}};
+    emit(bashCompletion(app, hints));
+    return ExitOk;
+  }
+
+  TokenSource tokens = TokenSource::resolve(a.token, a.token_file, getenvFn, a.connect.server);
+  if (!tokens.load() && tokens.explicitFile()) {
+    // The user named this file: not being able to read it is the error, not what the daemon
+    // would say to a request without a token.
+    std::fprintf(stderr, "epmdxctl: %s\n", tokens.error().c_str());
+    return ExitNotAuthorized;
+  }
+  std::string error;
+  auto conn = Connection::open(a.connect, std::move(tokens), error);
+  if (!conn) {
+    std::fprintf(stderr, "epmdxctl: %s\n", error.c_str());
+    return ExitError;
+  }
+  const Format format = parseFormat(a.output).value_or(Format::Table);
+  if (*list) {
+    return listNodes(*conn, ListArgs{format, !a.no_headers, a.list_watch});
+  }
+  if (*get) {
+    return getNode(*conn, a.name, format, !a.no_headers);
+  }
+  if (*watch) {
+    const WatchFormat wf = a.watch_output == "json"   ? WatchFormat::Json
+                           : a.watch_output == "yaml" ? WatchFormat::Yaml
+                                                      : WatchFormat::Text;
+    return watchEvents(*conn, WatchStart{a.after, a.initial}, wf);
+  }
+  if (*evict) {
+    const Format ef = a.evict_output == "json"   ? Format::Json
+                      : a.evict_output == "yaml" ? Format::Yaml
+                                                 : Format::Table;
+    return evictNode(*conn, a.name, a.registration_id, a.reason, ef);
+  }
+  if (*health) {
+    return epmdx::ctl::health(*conn);
+  }
+  if (*clusters) {
+    return listClusters(*conn, format, !a.no_headers);
+  }
+  return ExitUsage;
+}

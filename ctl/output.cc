@@ -1,0 +1,123 @@
+#include "ctl/output.h"
+
+#include <algorithm>
+
+namespace epmdx::ctl {
+
+std::optional<Format> parseFormat(const std::string& text) {
+  if (text == "table") {
+    return Format::Table;
+  }
+  if (text == "wide") {
+    return Format::Wide;
+  }
+  if (text == "json") {
+    return Format::Json;
+  }
+  if (text == "yaml") {
+    return Format::Yaml;
+  }
+  if (text == "names") {
+    return Format::Names;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> nodeHeader(bool wide) {
+  std::vector<std::string> header{"NAME", "PORT", "TYPE", "AGE"};
+  if (wide) {
+    header.insert(header.end(),
+                  {"CLUSTER", "VERSIONS", "CREATION", "REGISTERED-AT", "ID", "PEER"});
+  }
+  return header;
+}
+
+std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t now) {
+  std::vector<std::string> row{node.name(), std::to_string(node.port()), typeName(node),
+                               age(node.registered_at(), now)};
+  if (wide) {
+    row.insert(row.end(), {node.cluster(), std::to_string(node.lowest_version()) + "-" +
+                               std::to_string(node.highest_version()),
+                           std::to_string(node.creation()), utcTime(node.registered_at()),
+                           std::to_string(node.registration_id()), node.peer_address()});
+  }
+  return row;
+}
+
+std::string age(const google::protobuf::Timestamp& at, std::time_t now) {
+  const long secs = std::max(0L, static_cast<long>(now - at.seconds()));
+  if (secs < 120) {
+    return std::to_string(secs) + "s";
+  }
+  if (secs < 7200) {
+    return std::to_string(secs / 60) + "m";
+  }
+  if (secs < 172800) {
+    return std::to_string(secs / 3600) + "h";
+  }
+  return std::to_string(secs / 86400) + "d";
+}
+
+std::string utcTime(const google::protobuf::Timestamp& at) {
+  const std::time_t t = static_cast<std::time_t>(at.seconds());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string typeName(const v1::Node& node) {
+  switch (node.node_type()) {
+    case v1::NODE_TYPE_NORMAL:
+      return "normal";
+    case v1::NODE_TYPE_HIDDEN:
+      return "hidden";
+    default:
+      return "type " + std::to_string(node.node_type_raw());
+  }
+}
+
+std::vector<const v1::Node*> byName(const google::protobuf::RepeatedPtrField<v1::Node>& nodes) {
+  std::vector<const v1::Node*> sorted;
+  for (const auto& n : nodes) {
+    sorted.push_back(&n);
+  }
+  std::sort(sorted.begin(), sorted.end(),
+            [](const v1::Node* a, const v1::Node* b) { return a->name() < b->name(); });
+  return sorted;
+}
+
+size_t displayWidth(const std::string& text) {
+  // Continuation bytes (10xxxxxx) do not start a code point.
+  return static_cast<size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xc0) != 0x80;
+  }));
+}
+
+std::string renderRows(const std::vector<std::vector<std::string>>& rows,
+                       std::vector<size_t>* widths) {
+  std::vector<size_t> local;
+  std::vector<size_t>& w = widths != nullptr ? *widths : local;
+  for (const auto& row : rows) {
+    if (w.size() < row.size()) {
+      w.resize(row.size(), 0);
+    }
+    for (size_t i = 0; i < row.size(); ++i) {
+      w[i] = std::max(w[i], displayWidth(row[i]));
+    }
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size(); ++i) {
+      out += row[i];
+      if (i + 1 < row.size()) {
+        out += std::string(w[i] - displayWidth(row[i]) + 2, ' ');
+      }
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+}  // namespace epmdx::ctl

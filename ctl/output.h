@@ -1,0 +1,43 @@
+#pragma once
+
+// How epmdxctl prints nodes: -o table|wide|json|yaml|names.
+
+#include <ctime>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "epmdx/v1/registry.pb.h"
+
+namespace epmdx::ctl {
+
+enum class Format { Table, Wide, Json, Yaml, Names };
+
+std::optional<Format> parseFormat(const std::string& text);
+
+/// The column headers: NAME PORT TYPE AGE, and with `wide` VERSIONS CREATION REGISTERED-AT
+/// ID PEER as well.
+std::vector<std::string> nodeHeader(bool wide);
+std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t now);
+
+/// "42s", "5m", "3h", "2d", as kubectl shows ages.
+std::string age(const google::protobuf::Timestamp& at, std::time_t now);
+/// RFC 3339 UTC to the second ("2026-11-27T07:34:16Z").
+std::string utcTime(const google::protobuf::Timestamp& at);
+/// "normal", "hidden", or "type N" for a type epmd does not know.
+std::string typeName(const v1::Node& node);
+
+/// Left-aligned columns two spaces apart, widths in UTF-8 code points. `widths` (may be
+/// null) carries the column widths from one call to the next, so the rows a watch adds
+/// later line up with the first ones.
+std::string renderRows(const std::vector<std::vector<std::string>>& rows,
+                       std::vector<size_t>* widths = nullptr);
+
+/// The nodes ordered by name, as people read tables and name lists (JSON and YAML keep the
+/// daemon's order: they are the API's message as it is).
+std::vector<const v1::Node*> byName(const google::protobuf::RepeatedPtrField<v1::Node>& nodes);
+
+/// The width of `text` in code points.
+size_t displayWidth(const std::string& text);
+
+}  // namespace epmdx::ctl

@@ -1,0 +1,284 @@
+#include "ctl/watch.h"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <thread>
+
+#include "ctl/status.h"
+#include "ctl/yaml.h"
+#include "server/api/json.h"
+
+namespace epmdx::ctl {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// How long a watch keeps re-reading an unchanged token file while the daemon refuses the
+// token: a restarting daemon may accept connections a moment before its new token is in
+// the file. A token that stays wrong longer than this ends the watch.
+constexpr auto kAuthGrace = std::chrono::seconds(10);
+
+std::string lower(std::string s) {
+  for (auto& c : s) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return s;
+}
+
+std::string indent(const std::string& text, size_t by) {
+  std::string out;
+  const std::string pad(by, ' ');
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t end = text.find('\n', start);
+    const size_t stop = end == std::string::npos ? text.size() : end + 1;
+    out += pad + text.substr(start, stop - start);
+    start = stop;
+  }
+  return out;
+}
+
+void note(const std::string& text) {
+  std::fprintf(stderr, "epmdxctl: %s\n", text.c_str());
+}
+
+// `watch`'s own output: the line format scripts have parsed since the first version.
+class EventPrinter : public WatchSink {
+ public:
+  explicit EventPrinter(WatchFormat format) : format_(format) {}
+
+  void initial(const v1::WatchNodesResponse& message) override {
+    for (const auto& n : message.initial_nodes()) {
+      if (format_ == WatchFormat::Json) {
+        emit("{\"initialNode\":" + api::toJson(n) + "}\n");
+      } else if (format_ == WatchFormat::Yaml) {
+        emit("---\ninitialNode:\n" + indent(toYaml(n), 2));
+      } else {
+        emit(std::to_string(message.revision()) + " existing " + n.name() +
+             " port=" + std::to_string(n.port()) + " id=" + std::to_string(n.registration_id()) +
+             " creation=" + std::to_string(n.creation()) + " peer=" + n.peer_address() + "\n");
+      }
+    }
+  }
+
+  void event(const v1::NodeEvent& e) override {
+    if (format_ == WatchFormat::Json) {
+      emit(api::toJson(e) + "\n");
+      return;
+    }
+    if (format_ == WatchFormat::Yaml) {
+      emit("---\n" + toYaml(e));
+      return;
+    }
+    const auto& n = e.node();
+    if (e.type() == v1::NodeEvent::REGISTERED) {
+      emit(std::to_string(e.revision()) + " registered " + n.name() +
+           " port=" + std::to_string(n.port()) + " id=" + std::to_string(n.registration_id()) +
+           " creation=" + std::to_string(n.creation()) + " peer=" + n.peer_address() + "\n");
+      return;
+    }
+    std::string extra;
+    if (!e.actor().empty()) {
+      extra += " by=" + e.actor();
+    }
+    if (!e.detail().empty()) {
+      extra += " detail=\"" + e.detail() + "\"";
+    }
+    emit(std::to_string(e.revision()) + " unregistered " + n.name() +
+         " reason=" + lower(v1::UnregisterReason_Name(e.reason())) +
+         " id=" + std::to_string(n.registration_id()) + extra + "\n");
+  }
+
+  void resync(const std::string& why) override {
+    if (format_ == WatchFormat::Text) {
+      emit("resync: " + why + "\n");
+    } else {
+      note("resync: " + why);  // Keeps stdout a clean stream of JSON lines or documents.
+    }
+  }
+
+ private:
+  WatchFormat format_;
+};
+
+// `list --watch`: the list, then what changes, in the list's format. Tables gain an EVENT
+// column (EXISTING, REGISTERED, UNREGISTERED) so that a removal reads as one.
+class ListPrinter : public WatchSink {
+ public:
+  explicit ListPrinter(const ListArgs& args) : args_(args) {}
+
+  void printList(const v1::ListNodesResponse& list) {
+    switch (args_.format) {
+      case Format::Json:
+        emit(api::toJson(list) + "\n");
+        return;
+      case Format::Yaml:
+        emit((printed_ ? "---\n" : "") + toYaml(list));
+        printed_ = true;
+        return;
+      case Format::Names:
+        for (const auto* n : byName(list.nodes())) {
+          emit(n->name() + "\n");
+        }
+        return;
+      case Format::Table:
+      case Format::Wide: {
+        std::vector<std::vector<std::string>> rows;
+        if (args_.headers && !printed_) {
+          auto header = nodeHeader(wide());
+          header.insert(header.begin(), "EVENT");
+          rows.push_back(header);
+        }
+        for (const auto* n : byName(list.nodes())) {
+          rows.push_back(row("EXISTING", *n));
+        }
+        // Room for the longest event word and a longish name, so that the rows of later
+        // events line up with these more often than not.
+        std::vector<std::vector<std::string>> sizing{{"UNREGISTERED", std::string(12, ' ')}};
+        renderRows(sizing, &widths_);
+        emit(renderRows(rows, &widths_));
+        printed_ = true;
+        return;
+      }
+    }
+  }
+
+  void initial(const v1::WatchNodesResponse& message) override {
+    // After a resync: the fresh state, printed as a list once it is whole.
+    for (const auto& n : message.initial_nodes()) {
+      *pending_.add_nodes() = n;
+    }
+    if (message.initial_state_complete()) {
+      pending_.set_revision(message.revision());
+      printList(pending_);
+      pending_.Clear();
+    }
+  }
+
+  void event(const v1::NodeEvent& e) override {
+    switch (args_.format) {
+      case Format::Json:
+        emit(api::toJson(e) + "\n");
+        return;
+      case Format::Yaml:
+        emit("---\n" + toYaml(e));
+        return;
+      case Format::Names:
+        emit(e.node().name() + "\n");  // As kubectl -o name -w: the name of what changed.
+        return;
+      case Format::Table:
+      case Format::Wide:
+        emit(renderRows(
+            {row(e.type() == v1::NodeEvent::REGISTERED ? "REGISTERED" : "UNREGISTERED", e.node())},
+            &widths_));
+        return;
+    }
+  }
+
+  void resync(const std::string& why) override { note("resync: " + why + "; listing again"); }
+
+ private:
+  bool wide() const { return args_.format == Format::Wide; }
+
+  std::vector<std::string> row(const std::string& what, const v1::Node& node) const {
+    auto r = nodeRow(node, wide(), std::time(nullptr));
+    r.insert(r.begin(), what);
+    return r;
+  }
+
+  ListArgs args_;
+  bool printed_ = false;
+  std::vector<size_t> widths_;
+  v1::ListNodesResponse pending_;
+};
+
+}  // namespace
+
+int follow(Connection& conn, WatchStart start, WatchSink& sink) {
+  std::optional<uint64_t> resume = start.after;
+  bool want_initial = start.initial && !start.after;
+  // The revision we hold came from the daemon, not the user (see WatchStart).
+  bool progressed = start.after_from_daemon;
+  auto backoff = milliseconds(100);
+  // When the first of a row of UNAUTHENTICATED answers came (time_point{}: none).
+  Clock::time_point refused_since{};
+  for (;;) {
+    v1::WatchNodesRequest req;
+    req.set_cluster(conn.options().cluster);
+    if (want_initial) {
+      req.set_send_initial_state(true);
+    } else if (resume) {
+      req.set_after_revision(*resume);
+    }
+    auto ctx = conn.context(false);
+    auto stream = conn.registry().WatchNodes(ctx.get(), req);
+    v1::WatchNodesResponse msg;
+    while (stream->Read(&msg)) {
+      backoff = milliseconds(100);
+      refused_since = Clock::time_point{};
+      if (want_initial && (msg.initial_nodes_size() > 0 || msg.initial_state_complete())) {
+        sink.initial(msg);
+      }
+      for (const auto& e : msg.events()) {
+        sink.event(e);
+      }
+      resume = msg.revision();
+      if (msg.initial_state_complete()) {
+        want_initial = false;
+      }
+      progressed = true;  // Later revisions are the daemon's.
+    }
+    const auto status = stream->Finish();
+    const auto code = status.error_code();
+    if (code == grpc::StatusCode::OUT_OF_RANGE ||
+        (code == grpc::StatusCode::INVALID_ARGUMENT && progressed)) {
+      // Too old for the daemon's history, or (INVALID_ARGUMENT after we had progressed) ahead
+      // of a daemon that restarted with a new history: list again.
+      sink.resync(code == grpc::StatusCode::OUT_OF_RANGE
+                      ? status.error_message()
+                      : "the daemon restarted (" + status.error_message() + ")");
+      want_initial = true;
+      resume.reset();
+      continue;
+    }
+    if (code == grpc::StatusCode::UNAUTHENTICATED && conn.tokens().fromFile()) {
+      if (conn.tokens().reload()) {
+        note("the daemon refused the token; read a new one from " + conn.tokens().path());
+        continue;
+      }
+      const auto now = Clock::now();
+      if (refused_since == Clock::time_point{}) {
+        refused_since = now;
+      }
+      if (now - refused_since < kAuthGrace) {
+        std::this_thread::sleep_for(milliseconds(200));  // Waiting for the file to change.
+        continue;
+      }
+    }
+    if (code == grpc::StatusCode::UNAUTHENTICATED || code == grpc::StatusCode::PERMISSION_DENIED ||
+        code == grpc::StatusCode::INVALID_ARGUMENT) {
+      return reportFailure(conn, status);
+    }
+    // Unavailable, shutting down, network: try again, resuming where we were.
+    note("watch interrupted (" + describe(status) + "); reconnecting");
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, milliseconds(2000));
+  }
+}
+
+int watchEvents(Connection& conn, WatchStart start, WatchFormat format) {
+  EventPrinter printer(format);
+  return follow(conn, start, printer);
+}
+
+int watchList(Connection& conn, const ListArgs& args, const v1::ListNodesResponse& listed) {
+  ListPrinter printer(args);
+  printer.printList(listed);
+  return follow(conn, WatchStart{listed.revision(), false, true}, printer);
+}
+
+}  // namespace epmdx::ctl
