@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus under fuzz/corpus/ from the packet cases of
+"""Writes the seed corpus under fuzz/corpus/: for the epmd targets, the packet cases of
 tests/integration/differential_test.cc (the packets whose replies are checked byte for byte
-against OTP's epmd), so the fuzzers start from every rule the differential test covers.
+against OTP's epmd), so the fuzzers start from every rule the differential test covers;
+for the others, the README's examples and the unit tests' cases.
 
 Keep the two lists in step when a differential case is added. Run from anywhere:
     fuzz/make_corpus.py
@@ -111,6 +112,22 @@ TOKENS = [
 ]
 
 
+# Request targets for the REST parser (the README's requests, and broken escapes).
+TARGETS = [
+    ("nodes", b"/v1/nodes"),
+    ("node_utf8", b"/v1/nodes/caf%C3%A9"),
+    ("node_slash", b"/v1/nodes/a%2Fb"),
+    ("watch_initial_token", b"/v1/watch?initial=true&access_token=abc+def%21"),
+    ("watch_since", b"/v1/watch?since=1764075123456789&heartbeat_ms=15000"),
+    ("readyz_verbose", b"/readyz?verbose"),
+    ("repeated_key", b"/v1/watch?since=1&since=2&&=x&y="),
+    ("bad_escape", b"/v1/nodes?name=%G1"),
+    ("short_escape", b"/v1/nodes?name=%4"),
+    ("not_origin_form", b"v1/nodes"),
+    ("number", b"00018446744073709"),
+]
+
+
 def write(directory, name, data):
     with open(os.path.join(directory, name), "wb") as f:
         f.write(data)
@@ -121,7 +138,8 @@ def main():
     codec = os.path.join(root, "epmd_codec")
     frames = os.path.join(root, "frame_assembler")
     tokens = os.path.join(root, "tokens_parser")
-    for d in (codec, frames, tokens):
+    rest = os.path.join(root, "rest_target")
+    for d in (codec, frames, tokens, rest):
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
     # epmd_codec: byte 0 is the access (bit 0: local peer, bit 1: relaxed), then the body.
@@ -137,6 +155,8 @@ def main():
     write(frames, "two_packets", bytes([7]) + frame(b"zfoo") + frame(FOO6))
     for name, text in TOKENS:
         write(tokens, name, text)
+    for name, target in TARGETS:
+        write(rest, name, target)
 
 
 if __name__ == "__main__":
