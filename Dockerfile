@@ -11,7 +11,7 @@ FROM debian:12 AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends g++ cmake make pkg-config ca-certificates \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libboost-dev \
-      libcpp-httplib-dev libssl-dev \
+      libcpp-httplib-dev libssl-dev libcli11-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt CMakePresets.json ./
@@ -30,7 +30,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEPMDX_BUILD_TESTS=OFF \
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libgrpc++1.51 libprotobuf32 \
-      libcpp-httplib0.11 curl ca-certificates \
+      curl ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 4369 epmdx \
  && useradd --system --uid 4369 --gid 4369 --home-dir /var/lib/epmdx --create-home epmdx

@@ -20,14 +20,6 @@ int reportFailure(const Connection& conn, const grpc::Status& status, const std:
   return exitFor(status.error_code());
 }
 
-std::string hostPartHint(const std::string& name) {
-  const auto at = name.find('@');
-  if (at == std::string::npos || at == 0) {
-    return "";
-  }
-  return "epmd names have no host part: try `" + name.substr(0, at) + "`";
-}
-
 int listNodes(Connection& conn, const ListArgs& args) {
   v1::ListNodesResponse resp;
   const auto status = conn.call([&](grpc::ClientContext* ctx) {
@@ -79,8 +71,7 @@ int getNode(Connection& conn, const std::string& name, Format format, bool heade
   const auto status =
       conn.call([&](grpc::ClientContext* ctx) { return conn.registry().GetNode(ctx, req, &node); });
   if (!status.ok()) {
-    return reportFailure(
-        conn, status, status.error_code() == grpc::StatusCode::NOT_FOUND ? hostPartHint(name) : "");
+    return reportFailure(conn, status);  // The daemon's NOT_FOUND hints at a host part.
   }
   switch (format) {
     case Format::Json:
@@ -120,8 +111,7 @@ int evictNode(Connection& conn, const std::string& name, std::optional<uint64_t>
   const auto status = conn.call(
       [&](grpc::ClientContext* ctx) { return conn.registry().EvictNode(ctx, req, &resp); });
   if (!status.ok()) {
-    return reportFailure(
-        conn, status, status.error_code() == grpc::StatusCode::NOT_FOUND ? hostPartHint(name) : "");
+    return reportFailure(conn, status);
   }
   if (format == Format::Json) {
     emit(api::toJson(resp) + "\n");

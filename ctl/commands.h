@@ -34,9 +34,6 @@ int listClusters(Connection& conn, Format format, bool headers);
 /// Prints "epmdxctl: TEXT" to stderr and returns the exit code for `status`.
 int reportFailure(const Connection& conn, const grpc::Status& status, const std::string& hint = "");
 
-/// For a NOT_FOUND on "a@host": epmd knows nodes by the part before the '@'.
-std::string hostPartHint(const std::string& name);
-
 /// Writes `text` to stdout at once: a watching script or pipe sees each line as it happens.
 void emit(const std::string& text);
 

@@ -26,8 +26,7 @@ std::optional<Format> parseFormat(const std::string& text) {
 std::vector<std::string> nodeHeader(bool wide) {
   std::vector<std::string> header{"NAME", "PORT", "TYPE", "AGE"};
   if (wide) {
-    header.insert(header.end(),
-                  {"CLUSTER", "VERSIONS", "CREATION", "REGISTERED-AT", "ID", "PEER"});
+    header.insert(header.end(), {"CLUSTER", "VERSIONS", "CREATION", "REGISTERED-AT", "ID", "PEER"});
   }
   return header;
 }
@@ -36,7 +35,8 @@ std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t no
   std::vector<std::string> row{node.name(), std::to_string(node.port()), typeName(node),
                                age(node.registered_at(), now)};
   if (wide) {
-    row.insert(row.end(), {node.cluster(), std::to_string(node.lowest_version()) + "-" +
+    row.insert(row.end(), {node.cluster(),
+                           std::to_string(node.lowest_version()) + "-" +
                                std::to_string(node.highest_version()),
                            std::to_string(node.creation()), utcTime(node.registered_at()),
                            std::to_string(node.registration_id()), node.peer_address()});

@@ -1,11 +1,13 @@
 // The epmd request decoder and reply encoders (server/epmd/codec.h) on arbitrary bodies.
-// Input: byte 0 is the peer's access (bit 0: local, bit 1: relaxed command check), the rest
-// is one request body as the frame assembler hands it over (1 to kMaxBody bytes).
+// Input: byte 0 is the peer's access (bit 0: local, bit 1: relaxed command check, bit 2: the
+// cluster's policy forbids listing names, bit 3: it forbids lookups), the rest is one
+// request body as the frame assembler hands it over (1 to kMaxBody bytes).
 //
 // Invariants: an accepted request re-encodes to exactly the bytes it was decoded from; the
 // lookup reply for an accepted registration carries those same bytes back; nothing decoded
 // exceeds OTP's caps; access rules hold (non-local peers never register, dump, kill or stop;
-// STOP needs relaxed); more access never turns an accepted request into a refused one.
+// STOP needs relaxed; the access policy gates NAMES, DUMP and lookups only); more access
+// never turns an accepted request into a refused one.
 
 #include <cstdint>
 #include <string>
@@ -107,22 +109,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2 || size - 1 > kMaxBody) {
     return 0;  // The frame assembler never hands over more (its own target proves that).
   }
-  const Access access{(data[0] & 1) != 0, (data[0] & 2) != 0};
+  Access access;
+  access.local_peer = (data[0] & 1) != 0;
+  access.relaxed = (data[0] & 2) != 0;
+  access.may_list = (data[0] & 4) == 0;
+  access.may_resolve = (data[0] & 8) == 0;
   const uint8_t* body = data + 1;
   const size_t n = size - 1;
   const std::string_view view(reinterpret_cast<const char*>(body), n);
 
   const auto r = decodeRequest(body, n, access);
-  const auto full = decodeRequest(body, n, Access{true, true});
+  const auto full = decodeRequest(body, n, Access{true, true, true, true});
   if (!r.ok()) {
     const DecodeError e = r.error();
     FUZZ_CHECK(!toString(e).empty());
     FUZZ_CHECK(e != DecodeError::NotLocal || !access.local_peer);
     FUZZ_CHECK(e != DecodeError::StopNotAllowed || !access.relaxed);
+    if (e == DecodeError::PolicyRefused) {
+      const bool listing = body[0] == kNamesReq || body[0] == kDumpReq;
+      FUZZ_CHECK((listing && !access.may_list) || (body[0] == kPort2Req && !access.may_resolve));
+    }
     const bool known = body[0] == kAlive2Req || body[0] == kPort2Req || body[0] == kNamesReq ||
                        body[0] == kDumpReq || body[0] == kKillReq || body[0] == kStopReq;
     FUZZ_CHECK((e == DecodeError::UnknownRequest) == !known);
-    if (e != DecodeError::NotLocal && e != DecodeError::StopNotAllowed) {
+    if (e != DecodeError::NotLocal && e != DecodeError::StopNotAllowed &&
+        e != DecodeError::PolicyRefused) {
       FUZZ_CHECK(!full.ok() && full.error() == e);  // Not an access question.
     }
     return 0;
@@ -133,11 +144,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(access.local_peer);
     checkAlive2(a->node, view);
   } else if (const auto* p = std::get_if<Port2Request>(&req)) {
+    FUZZ_CHECK(access.may_resolve);
     checkPort2(p->name, view);
   } else if (std::holds_alternative<NamesRequest>(req)) {
-    FUZZ_CHECK(body[0] == kNamesReq);  // Trailing bytes are ignored, as OTP.
+    FUZZ_CHECK(access.may_list && body[0] == kNamesReq);  // Trailing bytes are ignored.
   } else if (std::holds_alternative<DumpRequest>(req)) {
-    FUZZ_CHECK(access.local_peer && body[0] == kDumpReq);
+    FUZZ_CHECK(access.local_peer && access.may_list && body[0] == kDumpReq);
   } else if (std::holds_alternative<KillRequest>(req)) {
     FUZZ_CHECK(access.local_peer && body[0] == kKillReq);
   } else if (const auto* s = std::get_if<StopRequest>(&req)) {

@@ -142,11 +142,14 @@ def main():
     for d in (codec, frames, tokens, rest):
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
-    # epmd_codec: byte 0 is the access (bit 0: local peer, bit 1: relaxed), then the body.
+    # epmd_codec: byte 0 is the access (bit 0: local peer, bit 1: relaxed, bit 2: no listing,
+    # bit 3: no lookups), then the body.
     for name, body, relaxed in BODIES:
         write(codec, name, bytes([1 | (2 if relaxed else 0)]) + body)
     write(codec, "alive2_v6_not_local", bytes([0]) + FOO6)
     write(codec, "port2_found_not_local", bytes([0]) + b"zfoo")
+    write(codec, "names_policy_refused", bytes([1 | 4]) + b"n")
+    write(codec, "port2_policy_refused", bytes([1 | 8]) + b"zfoo")
     # frame_assembler: byte 0 seeds the read sizes, then the bytes the peer sends.
     for name, body, _ in BODIES:
         write(frames, name, bytes([0]) + frame(body))

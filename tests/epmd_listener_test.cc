@@ -1,10 +1,12 @@
 // The epmd listener over real TCP sockets on loopback, in process.
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <thread>
 
+#include "server/epmd/listener.h"
 #include "tests/support/net.h"
 #include "tests/support/running_app.h"
 
@@ -105,6 +107,30 @@ TEST_F(ListenerTest, AnyDataOnARegisteredConnectionUnregisters) {
   EXPECT_TRUE(o.closed);
   EXPECT_EQ(names(), "");
   close(reg);
+}
+
+TEST_F(ListenerTest, ExtraDataOnARegisteredConnectionClosesWithFinAsOtp) {
+  // OTP's do_read reads up to its 3060-byte buffer once, unregisters and closes: the
+  // client sees an orderly FIN for anything up to that size, a reset only beyond it.
+  start();
+  for (const size_t extra : {size_t{1}, size_t{17}, size_t{100}, size_t{3060}}) {
+    const std::string name = "extra" + std::to_string(extra);
+    const int reg = registerNode(name, 5);
+    ASSERT_TRUE(sendAll(reg, std::string(extra, 'x')));
+    const auto o = readUntilClose(reg, 2000ms);
+    EXPECT_TRUE(o.closed) << extra << " bytes";
+    EXPECT_FALSE(o.reset) << extra << " bytes: closed with RST, OTP sends FIN";
+    EXPECT_TRUE(o.bytes.empty());
+    close(reg);
+  }
+  // Past OTP's buffer the unread rest makes the close a reset, in OTP as here.
+  const int reg = registerNode("extra4000", 5);
+  ASSERT_TRUE(sendAll(reg, std::string(4000, 'x')));
+  const auto o = readUntilClose(reg, 2000ms);
+  EXPECT_TRUE(o.closed);
+  EXPECT_TRUE(o.reset);
+  close(reg);
+  EXPECT_EQ(names(), "");
 }
 
 TEST_F(ListenerTest, SlowPacketIsReassembledAcrossOneSecondGaps) {
@@ -218,6 +244,69 @@ TEST_F(ListenerTest, RegistersOverIpv6Loopback) {
   sendAll(fd, frame(alive2Body("foobar6", 1, 5, 5)));
   EXPECT_EQ(readN(fd, 4, 2000ms).substr(0, 2), bytes({121, 0}));
   close(fd);
+}
+
+// Shedding near the descriptor limit, in process: the listener plans for a limit just
+// above the descriptors in use (ListenerOptions::descriptor_limit), so the test reaches
+// its high-water mark with a few dozen connections and never exhausts its own table.
+TEST(ListenerShedTest, IdleConnectionsAreShedOldestFirstNearTheDescriptorLimit) {
+  epmd::Metrics metrics;
+  registry::Registry registry;
+  asio::io_context io{1};
+  const int base = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ::close(base);
+  epmd::ListenerOptions lo;
+  lo.port = 0;
+  lo.addresses = "127.0.0.1";
+  // A headroom of 32 (the smallest): the mark sits 40 descriptors above those in use now,
+  // about 20 connections (each costs this process a client and a server descriptor).
+  lo.descriptor_limit = static_cast<size_t>(base) + 72;
+  auto listener = std::make_unique<epmd::Listener>(
+      io, registry::ClusterView(registry, registry::kDefaultCluster), metrics, lo, [] {});
+  ASSERT_EQ(listener->bind().status, epmd::Listener::BindStatus::Ok);
+  listener->start();
+  std::thread runner([&io] { io.run(); });
+
+  // Idle connections, a few at a time, until the listener sheds (only connections idle
+  // for a second are shed before the table is really full).
+  std::vector<int> idle;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (metrics.shed_silent.load() == 0 && std::chrono::steady_clock::now() < deadline) {
+    if (idle.size() < 60) {
+      idle.push_back(connectTo("127.0.0.1", listener->port()));
+      ASSERT_GE(idle.back(), 0);
+    }
+    std::this_thread::sleep_for(50ms);  // Polling a condition, with a deadline.
+  }
+  ASSERT_GT(metrics.shed_silent.load(), 0u);
+  EXPECT_EQ(metrics.shed_partial.load(), 0u);
+  EXPECT_EQ(metrics.shed_at_accept.load(), 0u);
+  // The oldest went first.
+  EXPECT_TRUE(readUntilClose(idle.front(), 2000ms).closed);
+  EXPECT_FALSE(readUntilClose(idle.back(), 100ms).closed);
+
+  // Registrations and lookups are answered, and registrations are never shed.
+  const int reg = connectTo("127.0.0.1", listener->port());
+  sendAll(reg, frame(alive2Body("kept", 7)));
+  EXPECT_EQ(readN(reg, 6, 2000ms).substr(0, 2), bytes({118, 0}));
+  for (int i = 0; i < 40; ++i) {
+    const int fd = connectTo("127.0.0.1", listener->port());
+    sendAll(fd, frame("zkept"));
+    EXPECT_EQ(readUntilClose(fd, 2000ms).bytes.substr(0, 2), bytes({119, 0})) << i;
+    close(fd);
+  }
+  EXPECT_EQ(registry.size(), 1u);
+
+  asio::post(io, [&listener, &io] {
+    listener->stop();
+    io.stop();
+  });
+  runner.join();
+  listener.reset();
+  close(reg);
+  for (int fd : idle) {
+    close(fd);
+  }
 }
 
 }  // namespace

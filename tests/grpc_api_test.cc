@@ -22,7 +22,8 @@ constexpr const char* kReader = "reader-token-0123456789";
 
 class GrpcApiTest : public ::testing::Test {
  protected:
-  void start(size_t history = 16384, size_t max_watchers = 1024) {
+  void start(size_t history = 16384, size_t max_watchers = 1024,
+             std::vector<app::ClusterConfig> clusters = {}) {
     tokens_path_ = "/tmp/epmdx-grpc-test-tokens-" + std::to_string(getpid()) + "-" +
                    ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::ofstream(tokens_path_) << kAdmin << " read evict name=ops\n"
@@ -32,6 +33,7 @@ class GrpcApiTest : public ::testing::Test {
     o.history_size = history;
     o.max_watchers = max_watchers;
     o.http_listen = "off";
+    o.clusters = std::move(clusters);
     app_ = std::make_unique<RunningApp>(o);
     channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(app_->app().grpcPort()),
                                    grpc::InsecureChannelCredentials());
@@ -51,8 +53,8 @@ class GrpcApiTest : public ::testing::Test {
     c->set_deadline(std::chrono::system_clock::now() + 10s);
     return c;
   }
-  int registerNode(const std::string& name, uint16_t port) {
-    const int fd = connectTo("127.0.0.1", app_->port());
+  int registerNode(const std::string& name, uint16_t port, size_t cluster = 0) {
+    const int fd = connectTo("127.0.0.1", app_->app().clusterPort(cluster));
     sendAll(fd, frame(alive2Body(name, port)));
     const std::string r = readN(fd, 6, 2000ms);
     EXPECT_EQ(r.size(), 6u);
@@ -71,6 +73,82 @@ class GrpcApiTest : public ::testing::Test {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Registry::Stub> stub_;
 };
+
+TEST_F(GrpcApiTest, ClustersAreAddressedFilteredAndListed) {
+  start(16384, 1024, {{"blue", 0, ""}});  // Port 0: an ephemeral port for the test.
+  // Watch blue only, from the start.
+  v1::WatchNodesRequest wr;
+  wr.set_cluster("blue");
+  wr.set_send_initial_state(true);
+  auto wc = ctx();
+  auto stream = stub_->WatchNodes(wc.get(), wr);
+  v1::WatchNodesResponse first;
+  ASSERT_TRUE(stream->Read(&first));
+  ASSERT_TRUE(first.initial_state_complete());
+
+  const int in_default = registerNode("twin", 5001, 0);
+  const int in_blue = registerNode("twin", 5002, 1);  // Same name, other cluster: allowed.
+  v1::ListNodesRequest lr;
+  lr.set_cluster("blue");
+  v1::ListNodesResponse blue;
+  auto c1 = ctx();
+  ASSERT_TRUE(stub_->ListNodes(c1.get(), lr, &blue).ok());
+  ASSERT_EQ(blue.nodes_size(), 1);
+  EXPECT_EQ(blue.nodes(0).port(), 5002u);
+  EXPECT_EQ(blue.nodes(0).cluster(), "blue");
+  EXPECT_EQ(list().nodes_size(), 2);  // No filter: every cluster.
+
+  v1::GetNodeRequest gr;
+  gr.set_name("twin");  // No cluster: the default one.
+  v1::Node node;
+  auto c2 = ctx();
+  ASSERT_TRUE(stub_->GetNode(c2.get(), gr, &node).ok());
+  EXPECT_EQ(node.port(), 5001u);
+  EXPECT_EQ(node.cluster(), "default");
+
+  lr.set_cluster("purple");
+  auto c3 = ctx();
+  const auto bad = stub_->ListNodes(c3.get(), lr, &blue);
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(bad.error_message().find("clusters: default, blue"), std::string::npos)
+      << bad.error_message();
+
+  v1::EvictNodeRequest er;
+  er.set_name("twin");
+  er.set_cluster("blue");
+  v1::EvictNodeResponse evicted;
+  auto c4 = ctx();
+  ASSERT_TRUE(stub_->EvictNode(c4.get(), er, &evicted).ok());
+  EXPECT_EQ(evicted.node().port(), 5002u);
+  auto c5 = ctx();
+  ASSERT_TRUE(stub_->GetNode(c5.get(), gr, &node).ok());  // The default twin stays.
+  EXPECT_EQ(node.port(), 5001u);
+
+  // The blue watch saw blue's registration and eviction, nothing of the default cluster.
+  std::vector<std::string> seen;
+  v1::WatchNodesResponse msg;
+  while (seen.size() < 2 && stream->Read(&msg)) {
+    for (const auto& e : msg.events()) {
+      seen.push_back(e.node().cluster() + ":" + std::to_string(e.node().port()) + ":" +
+                     v1::NodeEvent::Type_Name(e.type()));
+    }
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"blue:5002:REGISTERED", "blue:5002:UNREGISTERED"}));
+  wc->TryCancel();
+
+  v1::ListClustersResponse clusters;
+  auto c6 = ctx();
+  ASSERT_TRUE(stub_->ListClusters(c6.get(), {}, &clusters).ok());
+  ASSERT_EQ(clusters.clusters_size(), 2);
+  EXPECT_EQ(clusters.clusters(0).name(), "default");
+  EXPECT_EQ(clusters.clusters(0).nodes(), 1u);
+  EXPECT_EQ(clusters.clusters(1).name(), "blue");
+  EXPECT_EQ(clusters.clusters(1).port(), app_->app().clusterPort(1));
+  EXPECT_TRUE(clusters.clusters(1).serving());
+  EXPECT_FALSE(clusters.clusters(1).addresses().empty());
+  close(in_default);
+  close(in_blue);
+}
 
 TEST_F(GrpcApiTest, ListAndGetShowEveryField) {
   start();

@@ -7,7 +7,9 @@
 "use strict";
 
 const state = {
-  nodes: new Map(), // name -> Node (canonical protobuf JSON)
+  nodes: new Map(), // key(node) -> Node (canonical protobuf JSON)
+  clusters: [], // The daemon's clusters (epmd ports, ListClusters), the default first.
+  cluster: "", // The cluster shown; "" = all.
   revision: null,
   source: null,
   initialDone: false,
@@ -65,7 +67,13 @@ function extraLabel(b64) {
   return "0x" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+// A name is unique within its cluster only.
+function key(node) {
+  return (node.cluster || "default") + "\u0000" + node.name;
+}
+
 function matches(node) {
+  if (state.cluster && (node.cluster || "default") !== state.cluster) return false;
   const f = state.filter;
   if (!f) return true;
   return node.name.toLowerCase().includes(f) || String(node.port).includes(f) ||
@@ -82,9 +90,10 @@ function cell(row, text, cls) {
 
 function makeRow(node) {
   const tr = document.createElement("tr");
-  tr.dataset.name = node.name;
+  tr.dataset.key = key(node);
   tr.dataset.registrationId = node.registrationId;
   cell(tr, node.name, "name");
+  cell(tr, node.cluster || "default", "cluster");
   cell(tr, String(node.port), "num");
   cell(tr, typeLabel(node));
   cell(tr, node.lowestVersion + "–" + node.highestVersion);
@@ -99,19 +108,46 @@ function makeRow(node) {
   button.type = "button";
   button.className = "danger evict";
   button.textContent = "Evict";
-  button.setAttribute("aria-label", "Evict " + node.name);
-  button.addEventListener("click", () => openEvict(node.name));
+  button.setAttribute("aria-label", "Evict " + node.name + " (cluster " + (node.cluster || "default") + ")");
+  button.addEventListener("click", () => openEvict(key(node)));
   actions.appendChild(button);
   tr.appendChild(actions);
   tr.hidden = !matches(node);
   return tr;
 }
 
-function rowFor(name) {
+function rowFor(k) {
   for (const tr of $("rows").children) {
-    if (tr.dataset.name === name && !tr.classList.contains("removed")) return tr;
+    if (tr.dataset.key === k && !tr.classList.contains("removed")) return tr;
   }
   return null;
+}
+
+// The cluster selector: "All clusters" and each cluster with its node count.
+function renderClusters() {
+  const counts = new Map(state.clusters.map((c) => [c.name, 0]));
+  for (const node of state.nodes.values()) {
+    const c = node.cluster || "default";
+    counts.set(c, (counts.get(c) || 0) + 1);
+  }
+  const select = $("cluster");
+  const options = [["", "All clusters (" + state.nodes.size + ")"]];
+  for (const [c, n] of counts) options.push([c, c + " (" + n + ")"]);
+  select.replaceChildren(...options.map(([value, label]) => {
+    const o = document.createElement("option");
+    o.value = value;
+    o.textContent = label;
+    return o;
+  }));
+  select.value = state.cluster;
+  // The selected cluster's port and who may list and resolve its names.
+  const info = state.clusters.find((c) => c.name === state.cluster);
+  $("cluster-info").textContent = info
+    ? "port " + info.port + (info.serving ? "" : " (closed)") + " · names from " +
+      info.namesFrom + " · lookups from " + info.lookupsFrom
+    : "";
+  // One cluster (plain OTP usage): no selector, no column.
+  document.body.dataset.clusters = counts.size > 1 ? "many" : "one";
 }
 
 function updateCounts() {
@@ -120,8 +156,9 @@ function updateCounts() {
   for (const node of state.nodes.values()) if (matches(node)) shown++;
   $("count").textContent = String(total);
   $("count-label").textContent = total === 1 ? "node" : "nodes";
-  $("shown").textContent = state.filter ? "(" + shown + " shown)" : "";
+  $("shown").textContent = state.filter || state.cluster ? "(" + shown + " shown)" : "";
   $("empty").hidden = total !== 0;
+  renderClusters();
 }
 
 function renderAll() {
@@ -135,8 +172,8 @@ function renderAll() {
 }
 
 function addNode(node) {
-  state.nodes.set(node.name, node);
-  const old = rowFor(node.name);
+  state.nodes.set(key(node), node);
+  const old = rowFor(key(node));
   if (old) old.remove();
   const tr = makeRow(node);
   tr.classList.add("added");
@@ -145,10 +182,10 @@ function addNode(node) {
 }
 
 function removeNode(node) {
-  const current = state.nodes.get(node.name);
+  const current = state.nodes.get(key(node));
   if (!current || current.registrationId !== node.registrationId) return;
-  state.nodes.delete(node.name);
-  const tr = rowFor(node.name);
+  state.nodes.delete(key(node));
+  const tr = rowFor(key(node));
   if (tr) {
     tr.classList.add("removed");
     tr.querySelector("button.evict").disabled = true;
@@ -178,7 +215,7 @@ function connect(fresh) {
       state.nodes.clear();
       state.receivingInitial = true;
     }
-    for (const node of msg.initialNodes || []) state.nodes.set(node.name, node);
+    for (const node of msg.initialNodes || []) state.nodes.set(key(node), node);
     if (msg.initialStateComplete) {
       state.receivingInitial = false;
       state.initialDone = true;
@@ -234,11 +271,12 @@ async function checkAccess() {
 
 let evictTarget = null;
 
-function openEvict(name) {
-  const node = state.nodes.get(name);
+function openEvict(k) {
+  const node = state.nodes.get(k);
   if (!node) return;
-  evictTarget = { name, registrationId: node.registrationId };
-  $("evict-name").textContent = name;
+  evictTarget = { name: node.name, cluster: node.cluster || "default",
+    registrationId: node.registrationId };
+  $("evict-name").textContent = node.name;
   $("evict-id").textContent = node.registrationId;
   $("evict-token").value = sessionStorage.getItem(TOKEN_KEY) || "";
   $("evict-reason").value = "";
@@ -257,7 +295,8 @@ async function confirmEvict(event) {
     const res = await fetch("/v1/nodes/" + encodeURIComponent(target.name), {
       method: "DELETE",
       headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" },
-      body: JSON.stringify({ registrationId: target.registrationId, reason: $("evict-reason").value }),
+      body: JSON.stringify({ registrationId: target.registrationId, reason: $("evict-reason").value,
+        cluster: target.cluster }),
     });
     const body = await res.json().catch(() => ({}));
     if (res.ok) {
@@ -285,11 +324,24 @@ document.addEventListener("DOMContentLoaded", () => {
   $("filter").addEventListener("input", (e) => {
     state.filter = e.target.value.trim().toLowerCase();
     for (const tr of $("rows").children) {
-      const node = state.nodes.get(tr.dataset.name);
+      const node = state.nodes.get(tr.dataset.key);
       tr.hidden = node ? !matches(node) : tr.hidden;
     }
     updateCounts();
   });
+  $("cluster").addEventListener("change", (e) => {
+    state.cluster = e.target.value;
+    for (const tr of $("rows").children) {
+      const node = state.nodes.get(tr.dataset.key);
+      tr.hidden = node ? !matches(node) : tr.hidden;
+    }
+    updateCounts();
+  });
+  // The clusters are configuration: read once, so empty clusters are listed too.
+  fetch("/v1/clusters").then((r) => (r.ok ? r.json() : { clusters: [] })).then((body) => {
+    state.clusters = body.clusters || [];
+    updateCounts();
+  }).catch(() => {});
   $("evict-form").addEventListener("submit", confirmEvict);
   $("evict-cancel").addEventListener("click", () => $("evict-dialog").close());
   setInterval(tick, 1000); // Relative times only: no network.

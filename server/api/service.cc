@@ -34,7 +34,7 @@ WatchSlot::~WatchSlot() {
 std::string notFoundMessage(std::string_view name) {
   std::string msg = "no node named \"" + log::printable(name) + "\"";
   if (const auto at = name.find('@'); at != std::string_view::npos && at > 0) {
-    msg += " (epmd names have no host part: try \"" + log::printable(name.substr(0, at)) + "\")";
+    msg += " (epmd names have no host part: try `" + log::printable(name.substr(0, at)) + "`)";
   }
   return msg;
 }
@@ -123,6 +123,8 @@ v1::ListClustersResponse Service::listClusters() const {
         c->add_addresses(a);
       }
       c->set_serving(states[i].serving);
+      c->set_names_from(states[i].names_from);
+      c->set_lookups_from(states[i].lookups_from);
     }
   }
   return resp;

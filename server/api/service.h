@@ -73,6 +73,8 @@ struct ClusterState {
   uint16_t port = 0;
   std::vector<std::string> addresses;
   bool serving = false;
+  std::string names_from = "any";    // Who may list names (NAMES, DUMP).
+  std::string lookups_from = "any";  // Who may resolve names (PORT_PLEASE2).
 };
 
 class Service {

@@ -8,10 +8,22 @@ std::string_view toString(Code code) {
       return "OK";
     case Code::Cancelled:
       return "CANCELLED";
+    case Code::Unknown:
+      return "UNKNOWN";
     case Code::InvalidArgument:
       return "INVALID_ARGUMENT";
+    case Code::DeadlineExceeded:
+      return "DEADLINE_EXCEEDED";
     case Code::NotFound:
       return "NOT_FOUND";
+    case Code::AlreadyExists:
+      return "ALREADY_EXISTS";
+    case Code::Aborted:
+      return "ABORTED";
+    case Code::Unimplemented:
+      return "UNIMPLEMENTED";
+    case Code::DataLoss:
+      return "DATA_LOSS";
     case Code::PermissionDenied:
       return "PERMISSION_DENIED";
     case Code::ResourceExhausted:
@@ -36,8 +48,18 @@ int httpStatus(Code code) {
       return 200;
     case Code::Cancelled:
       return 499;
+    case Code::Unknown:
+    case Code::DataLoss:
+      return 500;
     case Code::InvalidArgument:
       return 400;
+    case Code::DeadlineExceeded:
+      return 504;
+    case Code::AlreadyExists:
+    case Code::Aborted:
+      return 409;
+    case Code::Unimplemented:
+      return 501;
     case Code::NotFound:
       return 404;
     case Code::PermissionDenied:

@@ -11,22 +11,28 @@
 
 namespace epmdx::api {
 
-/// The gRPC status codes the API uses, with gRPC's names and numbers.
+/// gRPC's status codes, with gRPC's numbers (clients map a grpc::StatusCode by casting).
 enum class Code : uint8_t {
   Ok = 0,
   Cancelled = 1,
+  Unknown = 2,
   InvalidArgument = 3,
+  DeadlineExceeded = 4,
   NotFound = 5,
+  AlreadyExists = 6,
   PermissionDenied = 7,
   ResourceExhausted = 8,
   FailedPrecondition = 9,
+  Aborted = 10,
   OutOfRange = 11,
+  Unimplemented = 12,
   Internal = 13,
   Unavailable = 14,
+  DataLoss = 15,
   Unauthenticated = 16,
 };
 
-/// "NOT_FOUND", "OUT_OF_RANGE", ...: gRPC's canonical names.
+/// "NOT_FOUND", "OUT_OF_RANGE", ...: gRPC's canonical names ("UNKNOWN" for any other value).
 std::string_view toString(Code code);
 
 /// The HTTP status that stands for `code` in the REST API.

@@ -143,9 +143,22 @@ std::optional<std::string> AdminServers::start() {
     http::DaemonStatus st;
     st.epmd_listening = [&app] { return app.epmdListening(); };
     st.draining = [&app] { return app.draining(); };
-    st.surfaces = [impl] {
-      std::lock_guard<std::mutex> lock(impl->mu);
-      return impl->surfaces;
+    st.surfaces = [impl, &app] {
+      std::vector<http::SurfaceState> out;
+      {
+        std::lock_guard<std::mutex> lock(impl->mu);
+        out = impl->surfaces;
+      }
+      // Each epmd port, with who may list and resolve names on it.
+      const auto states = app.clusterStates();
+      for (size_t i = 0; i < states.size(); ++i) {
+        const auto& c = states[i];
+        out.push_back({"cluster " + app.registry().clusterName(static_cast<registry::ClusterId>(i)),
+                       c.serving,
+                       "port " + std::to_string(c.port) + ", names from " + c.names_from +
+                           ", lookups from " + c.lookups_from});
+      }
+      return out;
     };
     st.metrics = [&app](std::string& out) { renderEpmdMetrics(app.epmdMetrics(), out); };
     impl_->http = std::make_unique<http::HttpServer>(*impl_->api, ho, std::move(st));

@@ -2,12 +2,16 @@
 
 #include <csignal>
 #include <cstring>
+#include <future>
 
 #include "server/app/admin_servers.h"
 #include "server/common/log.h"
 
 namespace epmdx::app {
 namespace {
+
+// What the admin servers get past their drain timeout to stop before run() returns.
+constexpr std::chrono::milliseconds kStopMargin{100};
 
 /// sd_listen_fds_with_names(): the inherited sockets (from descriptor 3 on) and their
 /// FileDescriptorName= ("" when systemd gave none).
@@ -86,10 +90,61 @@ App::App(Options options) : options_(std::move(options)) {
     clusters_.push_back(std::move(cluster));
   }
   admin_ = std::make_unique<AdminServers>(*this);
+  if (auto err = applyAccess()) {
+    log::error(*err);  // parseArgs() checked it; only a file changed since can fail here.
+  }
+}
+
+std::optional<std::string> App::applyAccess() {
+  auto directives = options_.access;
+  if (!options_.access_file.empty()) {
+    auto file = readAccessFile(options_.access_file);
+    if (!file.ok()) {
+      return file.error();
+    }
+    directives.insert(directives.end(), file.value().begin(), file.value().end());
+  }
+  std::vector<std::string> names;
+  for (size_t i = 0; i < clusters_.size(); ++i) {
+    names.push_back(registry_->clusterName(static_cast<registry::ClusterId>(i)));
+  }
+  auto built = buildAccessPolicies(names, directives);
+  if (!built.ok()) {
+    return built.error();
+  }
+  std::vector<epmd::AccessPolicyPtr> policies;
+  {
+    std::lock_guard<std::mutex> lock(clusters_mu_);
+    for (size_t i = 0; i < clusters_.size(); ++i) {
+      clusters_[i]->policy = std::make_shared<const epmd::AccessPolicy>(built.value()[i]);
+      policies.push_back(clusters_[i]->policy);
+    }
+  }
+  // The listeners live on the io thread: hand them the policies there (before run(), the
+  // post simply runs first).
+  asio::post(io_, [this, policies] {
+    for (size_t i = 0; i < clusters_.size(); ++i) {
+      clusters_[i]->listener->setPolicy(policies[i]);
+    }
+  });
+  return std::nullopt;
+}
+
+void App::reloadAccess() {
+  if (options_.access_file.empty()) {
+    return;
+  }
+  if (auto err = applyAccess()) {
+    log::error("access policy not reloaded; the one in force stays", {{"error", *err}});
+  } else {
+    log::info("access policy reloaded", {{"file", options_.access_file}});
+  }
 }
 
 App::~App() {
-  if (admin_) {
+  if (admin_stopper_.joinable()) {
+    admin_stopper_.join();
+  } else if (admin_) {
     admin_->stop();
   }
   admin_.reset();
@@ -145,7 +200,9 @@ std::vector<api::ClusterState> App::clusterStates() const {
   std::vector<api::ClusterState> out;
   std::lock_guard<std::mutex> lock(clusters_mu_);
   for (const auto& c : clusters_) {
-    out.push_back({c->listener->port(), c->endpoints, c->serving.load()});
+    out.push_back({c->listener->port(), c->endpoints, c->serving.load(),
+                   c->policy ? c->policy->names.toString() : "any",
+                   c->policy ? c->policy->lookups.toString() : "any"});
   }
   return out;
 }
@@ -161,8 +218,9 @@ int App::run(bool handle_signals) {
           return;
         }
         if (sig == SIGHUP) {
-          log::info("SIGHUP: reloading tokens");
+          log::info("SIGHUP: reloading tokens and the access file");
           reloadTokens();
+          reloadAccess();
           wait_signal();
           return;
         }
@@ -190,8 +248,25 @@ int App::run(bool handle_signals) {
                               {"http", admin_->httpPort() ? std::to_string(httpPort()) : "off"}});
   io_.run();
   epmd_listening_ = false;
-  admin_->stop();
+  stopAdminWithin(std::chrono::milliseconds(options_.drain_timeout_ms) + kStopMargin);
   return exit_code_;
+}
+
+void App::stopAdminWithin(std::chrono::milliseconds budget) {
+  // A client that stopped reading at the TCP level leaves gRPC's last writes pending, and
+  // Server::Shutdown waits for them however it was told its deadline: for as long as TCP
+  // keeps the connection (tens of seconds). run() therefore waits only `budget`, so that
+  // SIGTERM ends the process within a second whatever the clients do; ~App joins the rest.
+  auto done = std::make_shared<std::promise<void>>();
+  auto stopped = done->get_future();
+  admin_stopper_ = std::thread([this, done] {
+    admin_->stop();
+    done->set_value();
+  });
+  if (stopped.wait_for(budget) == std::future_status::timeout) {
+    log::warn("admin servers still stopping, not waiting for them",
+              {{"waited_ms", static_cast<int64_t>(budget.count())}});
+  }
 }
 
 void App::requestShutdown(int exit_code, registry::UnregisterReason reason) {

@@ -43,6 +43,8 @@ class App {
 
   /// Re-reads the tokens file (SIGHUP).
   void reloadTokens();
+  /// Re-reads the access file (SIGHUP); a broken file keeps the policies in force.
+  void reloadAccess();
 
   bool draining() const { return draining_.load(); }
   bool epmdListening() const { return epmd_listening_.load(); }
@@ -63,6 +65,10 @@ class App {
   /// KILL_REQ on cluster `i`'s port: that cluster closes; the daemon exits with the last.
   void killCluster(registry::ClusterId i);
   std::optional<int> bindCluster(size_t i);
+  /// Builds every cluster's policy (options, then the access file) and puts it in force.
+  std::optional<std::string> applyAccess();
+  /// Stops the admin servers on admin_stopper_, waiting for them at most `budget`.
+  void stopAdminWithin(std::chrono::milliseconds budget);
 
   Options options_;
   std::unique_ptr<registry::Registry> registry_;
@@ -71,11 +77,13 @@ class App {
   struct Cluster {
     std::unique_ptr<epmd::Listener> listener;  // Its IO objects go before io_.
     std::vector<std::string> endpoints;        // Kept after the port closes.
+    epmd::AccessPolicyPtr policy;              // In force; guarded by clusters_mu_.
     std::atomic<bool> serving{false};
   };
   std::vector<std::unique_ptr<Cluster>> clusters_;  // Set once in the constructor.
   mutable std::mutex clusters_mu_;  // Guards endpoints (written by bind, read by the APIs).
   std::unique_ptr<AdminServers> admin_;
+  std::thread admin_stopper_;  // Runs admin_->stop() after run(); joined by ~App.
   std::atomic<bool> draining_{false};
   std::atomic<bool> epmd_listening_{false};
   std::atomic<bool> shutdown_started_{false};

@@ -24,6 +24,12 @@ void renderEpmdMetrics(const epmd::Metrics& e, std::string& out) {
   w.family("epmdx_epmd_malformed_packets_total", "counter",
            "Packets closed without reply: bad length, unknown request, bad fields.");
   w.sample("epmdx_epmd_malformed_packets_total", e.malformed);
+  w.family("epmdx_epmd_policy_refused_total", "counter",
+           "Requests refused by a cluster's access policy (--names-from, --lookups-from), "
+           "closed without reply, by type.");
+  w.sample("epmdx_epmd_policy_refused_total", e.policy_refused_names, type("names"));
+  w.sample("epmdx_epmd_policy_refused_total", e.policy_refused_dump, type("dump"));
+  w.sample("epmdx_epmd_policy_refused_total", e.policy_refused_port2, type("port_please2"));
   w.family("epmdx_epmd_packet_timeouts_total", "counter",
            "Connections closed for not sending a whole request in time.");
   w.sample("epmdx_epmd_packet_timeouts_total", e.packet_timeouts);

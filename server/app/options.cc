@@ -89,6 +89,7 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
   o.grpc_listen_explicit = o.grpc_listen != kDefaultGrpcListen;
   o.http_listen_explicit = o.http_listen != kDefaultHttpListen;
   envOr("EPMDX_HTTP_ALLOWED_HOSTS", o.http_allowed_hosts);
+  envOr("EPMDX_ACCESS_FILE", o.access_file);
   envOr("EPMDX_TOKENS_FILE", o.tokens_file);
   envOr("EPMDX_LOG_FORMAT", o.log_format);
   envOr("EPMDX_WEB_ROOT", o.web_root);
@@ -179,6 +180,10 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
           }
         }
         o.clusters.push_back(c.value());
+      } else if (key == "names-from" || key == "lookups-from") {
+        o.access.push_back({key, value, "--" + key});
+      } else if (key == "access-file") {
+        o.access_file = value;
       } else if (key == "http-allowed-hosts") {
         o.http_allowed_hosts = value;
       } else if (key == "tokens-file") {
@@ -226,6 +231,24 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
     if (c.port == o.port && o.port != 0) {
       return fail("--cluster=" + c.name + ": port " + std::to_string(c.port) +
                   " is the default cluster's (-port)");
+    }
+  }
+  {
+    // Check the access directives now, against the clusters configured.
+    std::vector<std::string> names{"default"};
+    for (const auto& c : o.clusters) {
+      names.push_back(c.name);
+    }
+    auto directives = o.access;
+    if (!o.access_file.empty()) {
+      auto file = readAccessFile(o.access_file);
+      if (!file.ok()) {
+        return fail(file.error());
+      }
+      directives.insert(directives.end(), file.value().begin(), file.value().end());
+    }
+    if (auto built = buildAccessPolicies(names, directives); !built.ok()) {
+      return fail(built.error());
     }
   }
   if (o.grpc_tls_cert.empty() != o.grpc_tls_key.empty()) {
@@ -325,6 +348,17 @@ epmdx options (GNU long form; each also reads the environment variable shown)
                               the cluster "default". KILL_REQ closes its cluster's port; the
                               daemon exits with the last one. With -systemd, a socket whose
                               FileDescriptorName= is NAME serves that cluster.
+    --names-from=[CLUSTER=]RULE
+                              who may list names (NAMES, DUMP) on a cluster's port;
+    --lookups-from=[CLUSTER=]RULE
+                              who may resolve names (PORT_PLEASE2). RULE: any (default, as
+                              OTP), loopback, or CIDRs ("loopback,10.0.0.0/8,fd00::/8").
+                              Without CLUSTER= the default cluster, "*=" every cluster.
+                              Refused requests are closed without a reply, as OTP refuses.
+                              Registrations stay local-only whatever the rule. Repeatable.
+    --access-file=PATH        the same directives, one per line ("names-from=loopback"),
+                              re-read on SIGHUP; they follow the command line's
+                              (EPMDX_ACCESS_FILE)
     --history-size=N          events kept for watchers to resume from (default 16384)
     --max-nodes=N             most registrations at once (default 1000000)
     --max-watchers=N          most concurrent watch streams per API (default 1024)

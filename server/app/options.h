@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "server/app/access_config.h"
 #include "server/epmd/client.h"
 
 namespace epmdx::app {
@@ -30,6 +31,8 @@ struct Options {
   uint16_t port = kDefaultEpmdPort;
   std::string addresses;
   std::vector<ClusterConfig> clusters;  // Besides the default cluster (-port).
+  std::vector<AccessDirective> access;  // --names-from / --lookups-from, in order.
+  std::string access_file;              // Re-read on SIGHUP; its directives come last.
   bool daemon = false;
   bool relaxed = false;
   bool systemd = false;

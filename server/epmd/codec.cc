@@ -110,6 +110,8 @@ std::string_view toString(DecodeError e) {
       return "STOP_REQ without relaxed command check";
     case DecodeError::StopTooSmall:
       return "STOP_REQ too small";
+    case DecodeError::PolicyRefused:
+      return "refused by the cluster's access policy";
   }
   return "unknown";
 }
@@ -119,12 +121,21 @@ Result<Request, DecodeError> decodeRequest(const uint8_t* body, size_t size, Acc
     case kAlive2Req:
       return decodeAlive2(body, size, access);
     case kPort2Req:
+      if (!access.may_resolve) {
+        return makeErr(DecodeError::PolicyRefused);
+      }
       return decodePort2(body, size);
     case kNamesReq:
+      if (!access.may_list) {
+        return makeErr(DecodeError::PolicyRefused);
+      }
       return Request{NamesRequest{}};
     case kDumpReq:
       if (!access.local_peer) {
         return makeErr(DecodeError::NotLocal);
+      }
+      if (!access.may_list) {
+        return makeErr(DecodeError::PolicyRefused);
       }
       return Request{DumpRequest{}};
     case kKillReq:

@@ -61,6 +61,7 @@ enum class DecodeError {
   Port2InvalidName,  // Not UTF-8, or not 1..254 characters (see decodeRequest).
   StopNotAllowed,    // STOP_REQ without relaxed command check.
   StopTooSmall,      // Empty STOP_REQ.
+  PolicyRefused,     // NAMES/DUMP or PORT_PLEASE2 from a peer the cluster's policy excludes.
 };
 std::string_view toString(DecodeError e);
 
@@ -68,6 +69,9 @@ std::string_view toString(DecodeError e);
 struct Access {
   bool local_peer = false;  // 127.0.0.0/8, ::1, or the host's own address.
   bool relaxed = false;     // -relaxed_command_check / ERL_EPMD_RELAXED_COMMAND_CHECK.
+  // epmdx's access policy (--names-from, --lookups-from); OTP allows both to anyone.
+  bool may_list = true;     // NAMES_REQ, DUMP_REQ.
+  bool may_resolve = true;  // PORT_PLEASE2_REQ.
 };
 
 /// Decodes one complete request body (the bytes after the 2-byte length).

@@ -15,6 +15,18 @@ namespace {
 
 constexpr size_t kMaxListenSockets = 16;  // OTP's MAX_LISTEN_SOCKETS.
 
+// Above the descriptor high-water mark, idle connections are shed until the table is this
+// many below it, so that it stays there for a while instead of shedding on every accept.
+constexpr size_t kShedBatch = 8;
+// Before the table is actually full, only connections idle this long are shed: a client
+// that has just connected gets the time to send its request.
+constexpr std::chrono::seconds kShedMinIdle{1};
+// Retry after an accept error that shedding could not cure.
+constexpr std::chrono::milliseconds kAcceptBackOff{100};
+// At most one line about shedding and accept errors per interval, with the counts since
+// the last line: "accept failed" every 100 ms would drown the log.
+constexpr std::chrono::seconds kPressureLogInterval{10};
+
 std::vector<std::string> splitAddresses(const std::string& list) {
   std::vector<std::string> out;
   std::string cur;
@@ -46,12 +58,14 @@ Listener::Listener(asio::io_context& io, registry::ClusterView registry, Metrics
                    ListenerOptions options, std::function<void()> on_kill)
     : io_(io),
       options_(std::move(options)),
-      context_{registry, metrics, options_, options_.port, std::move(on_kill), {}},
-      sweep_(io) {}
+      context_{registry, metrics, options_, options_.port, std::move(on_kill), {}, {}, {}, {}, 0},
+      sweep_(io),
+      guard_(options_.descriptor_limit) {}
 
 Listener::~Listener() {
   // Sessions still pending unlink themselves when the io_context destroys them; make sure
   // none points into a list that is gone.
+  context_.silent.clear();
   context_.pending.clear();
 }
 
@@ -169,6 +183,7 @@ Listener::BindResult Listener::bind() {
 }
 
 void Listener::start() {
+  base_descriptors_ = static_cast<size_t>(guard_.lowestFree());
   for (auto& a : acceptors_) {
     doAccept(*a);
   }
@@ -191,6 +206,14 @@ void Listener::doSweep() {
     for (auto& s : pending) {
       s->closeIfIdle(now);
     }
+    // After a burst the table can stay full with no accept to notice it: look once a
+    // second (while anything is pending at all) and give the headroom back.
+    if (!context_.pending.empty()) {
+      if (const size_t over = guard_.excess(inUse(guard_.lowestFree())); over > 0) {
+        shedIdle(over + kShedBatch, kShedMinIdle);
+      }
+    }
+    reportPressure(now);
     doSweep();
   });
 }
@@ -223,17 +246,103 @@ void Listener::doAccept(Acceptor& a) {
     }
     if (ec) {
       ++context_.metrics.accept_errors;
-      log::warn("accept failed", {{"error", ec.message()}});
-      a.retry.expires_after(std::chrono::milliseconds(100));
-      a.retry.async_wait([this, &a](const boost::system::error_code& wec) {
-        if (!wec) {
-          doAccept(a);
-        }
-      });
+      last_accept_error_ = ec.value();
+      reportPressure(std::chrono::steady_clock::now());
+      acceptLater(a, kAcceptBackOff);
       return;
     }
     acceptBatch(a);
   });
+}
+
+void Listener::acceptLater(Acceptor& a, std::chrono::steady_clock::duration delay) {
+  a.retry.expires_after(delay);
+  a.retry.async_wait([this, &a](const boost::system::error_code& ec) {
+    if (!ec) {
+      doAccept(a);
+    }
+  });
+}
+
+size_t Listener::inUse(int lowest_free) const {
+  const auto open = context_.metrics.connections_open.load(std::memory_order_relaxed);
+  return std::max(static_cast<size_t>(std::max(lowest_free, 0)),
+                  base_descriptors_ + static_cast<size_t>(std::max<int64_t>(open, 0)));
+}
+
+size_t Listener::shedIdle(size_t max, std::chrono::steady_clock::duration min_idle) {
+  const auto now = std::chrono::steady_clock::now();
+  size_t n = 0;
+  while (n < max) {
+    // Both lists are in arrival order: the front is the oldest.
+    Session* s = !context_.silent.empty()    ? &context_.silent.front()
+                 : !context_.pending.empty() ? &context_.pending.front()
+                                             : nullptr;
+    if (s == nullptr || now - s->lastActivity() < min_idle) {
+      break;
+    }
+    const auto keep = s->shared_from_this();
+    s->shed();
+    ++n;
+  }
+  return n;
+}
+
+Listener::Room Listener::makeRoom(Acceptor& a) {
+  // Linux reports EMFILE before it looks at the backlog, so first find out whether anyone
+  // is waiting at all: the reserve descriptor makes room for exactly one accept().
+  if (!guard_.releaseReserve()) {
+    return guard_.takeReserve() ? Room::Made : Room::None;  // Lost to another thread before.
+  }
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  const int fd = ::accept4(a.acceptor.native_handle(), reinterpret_cast<sockaddr*>(&ss), &len,
+                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    guard_.takeReserve();
+    return err == EAGAIN || err == EWOULDBLOCK ? Room::NobodyWaiting : Room::None;
+  }
+  // Someone is waiting, and holds the reserve's slot now. Shed idle connections (oldest
+  // first, however young: the table is full) to take the reserve back and serve this one.
+  // With nothing to shed (every descriptor holds a registration or a request being
+  // answered), close it: its client hears a close at once instead of timing out, and the
+  // listening socket stops being readable, so the loop neither spins nor stalls.
+  if (shedIdle(kShedBatch, std::chrono::steady_clock::duration::zero()) > 0) {
+    guard_.takeReserve();
+    ++context_.metrics.connections_accepted;
+    tcp::endpoint peer;
+    std::memcpy(peer.data(), &ss, std::min<size_t>(len, sizeof(sockaddr_storage)));
+    onAccepted(fd, peer);
+    return Room::Made;
+  }
+  ::close(fd);
+  ++context_.metrics.shed_at_accept;
+  guard_.takeReserve();
+  return Room::Made;
+}
+
+void Listener::reportPressure(std::chrono::steady_clock::time_point now) {
+  const Metrics& m = context_.metrics;
+  Reported cur{m.shed_silent.load(), m.shed_partial.load(), m.shed_at_accept.load(),
+               m.accept_errors.load(), now};
+  if (cur.shed_silent == reported_.shed_silent && cur.shed_partial == reported_.shed_partial &&
+      cur.shed_at_accept == reported_.shed_at_accept &&
+      cur.accept_errors == reported_.accept_errors) {
+    return;
+  }
+  if (reported_.at && now - *reported_.at < kPressureLogInterval) {
+    return;  // The next line (or the sweep) reports these too.
+  }
+  log::warn("epmd port short of descriptors: shedding idle connections",
+            {{"shed_silent", cur.shed_silent - reported_.shed_silent},
+             {"shed_partial", cur.shed_partial - reported_.shed_partial},
+             {"closed_at_accept", cur.shed_at_accept - reported_.shed_at_accept},
+             {"accept_errors", cur.accept_errors - reported_.accept_errors},
+             {"last_error", last_accept_error_ != 0 ? std::strerror(last_accept_error_) : "none"},
+             {"open", m.connections_open.load()},
+             {"limit", guard_.limit()}});
+  reported_ = cur;
 }
 
 void Listener::acceptBatch(Acceptor& a) {
@@ -245,36 +354,43 @@ void Listener::acceptBatch(Acceptor& a) {
     const int fd = ::accept4(a.acceptor.native_handle(), reinterpret_cast<sockaddr*>(&ss), &len,
                              SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) {
+      const int err = errno;
+      if (err == EINTR || err == ECONNABORTED) {
         continue;
       }
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (err == EAGAIN || err == EWOULDBLOCK) {
         break;
       }
-      // Out of descriptors (EMFILE/ENFILE) or another failure: never exit, as OTP would;
-      // back off briefly so a full table does not spin the loop.
-      ++context_.metrics.accept_errors;
-      log::warn("accept failed", {{"error", std::strerror(errno)}});
-      a.retry.expires_after(std::chrono::milliseconds(100));
-      a.retry.async_wait([this, &a](const boost::system::error_code& wec) {
-        if (!wec) {
-          doAccept(a);
-        }
-      });
+      // Out of descriptors (EMFILE/ENFILE) or another failure: never exit, as OTP would.
+      last_accept_error_ = err;
+      const Room room = err == EMFILE || err == ENFILE ? makeRoom(a) : Room::None;
+      if (room == Room::None) {
+        ++context_.metrics.accept_errors;  // Only what could not be cured.
+      }
+      reportPressure(std::chrono::steady_clock::now());
+      if (room == Room::Made) {
+        continue;
+      }
+      if (room == Room::NobodyWaiting) {
+        break;  // The table is full but the backlog empty: wait for the next client.
+      }
+      acceptLater(a, kAcceptBackOff);  // Not cured: back off rather than spin.
       return;
     }
     ++context_.metrics.connections_accepted;
     tcp::endpoint peer;
     std::memcpy(peer.data(), &ss, std::min<size_t>(len, sizeof(sockaddr_storage)));
     onAccepted(fd, peer);
+    if (const size_t over = guard_.excess(inUse(fd + 1)); over > 0) {
+      // The table is nearly full: make room before it is, so that the next registration
+      // or lookup finds a descriptor, and the admin servers keep theirs.
+      if (shedIdle(over + kShedBatch, kShedMinIdle) > 0) {
+        reportPressure(std::chrono::steady_clock::now());
+      }
+    }
     if (options_.delay_accept.count() > 0) {
       // OTP's test aid: a pause after each accepted connection.
-      a.retry.expires_after(options_.delay_accept);
-      a.retry.async_wait([this, &a](const boost::system::error_code& wec) {
-        if (!wec) {
-          doAccept(a);
-        }
-      });
+      acceptLater(a, options_.delay_accept);
       return;
     }
   }
@@ -301,7 +417,11 @@ void Listener::onAccepted(int fd, const tcp::endpoint& peer) {
     status = scratch_.append(buf, static_cast<size_t>(n));
     if (status == FrameAssembler::Status::Complete && scratch_.body()[0] == kPort2Req &&
         options_.delay_write.count() == 0) {
-      auto decoded = decodeRequest(scratch_.body(), scratch_.bodySize(), Access{});
+      Access access;
+      if (context_.policy && !context_.policy->lookups.any()) {
+        access.may_resolve = context_.policy->lookups.allows(peer.address());
+      }
+      auto decoded = decodeRequest(scratch_.body(), scratch_.bodySize(), access);
       if (decoded) {
         const std::string reply = answerPort2(context_, std::get<Port2Request>(decoded.value()));
         ssize_t sent;

@@ -9,10 +9,12 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "server/common/asio.h"
+#include "server/epmd/descriptor_guard.h"
 #include "server/epmd/metrics.h"
 #include "server/epmd/session.h"
 #include "server/registry/cluster_view.h"
@@ -37,6 +39,9 @@ class Listener {
   BindResult bind();
   void start();
   void stop();
+  /// Who may list and resolve names on this port from now on (connections accepted later).
+  /// Call on the io_context's thread. Null: OTP's (anyone).
+  void setPolicy(AccessPolicyPtr policy) { context_.policy = std::move(policy); }
 
   /// The port actually bound (differs from the option only when it was 0).
   uint16_t port() const { return context_.epmd_port; }
@@ -47,6 +52,23 @@ class Listener {
   struct Acceptor;
   void doAccept(Acceptor& a);
   void acceptBatch(Acceptor& a);
+  /// Waits a little before accepting again (out of descriptors, or -delay_accept).
+  void acceptLater(Acceptor& a, std::chrono::steady_clock::duration delay);
+  /// Out of descriptors (EMFILE/ENFILE): serves or closes the connection waiting, if any.
+  enum class Room {
+    Made,           // A waiting connection was taken off the backlog: accept again.
+    NobodyWaiting,  // The backlog is empty: wait for readability.
+    None,           // No reserve descriptor to work with: back off.
+  };
+  Room makeRoom(Acceptor& a);
+  /// Closes up to `max` connections that still owe their request, oldest silent ones
+  /// first, then partial ones; only those idle for `min_idle` at least. @return how many.
+  size_t shedIdle(size_t max, std::chrono::steady_clock::duration min_idle);
+  /// Descriptors in use, at least: `lowest_free` (the number just handed out, say) and
+  /// those open before start() plus one per connection.
+  size_t inUse(int lowest_free) const;
+  /// One log line at most every few seconds for shed connections and accept errors.
+  void reportPressure(std::chrono::steady_clock::time_point now);
   void onAccepted(int fd, const tcp::endpoint& peer);
   /// Hands an accepted descriptor to Asio as a Session (null, and closed, on failure).
   std::shared_ptr<Session> adopt(int fd, const tcp::endpoint& peer,
@@ -60,6 +82,14 @@ class Listener {
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   FrameAssembler scratch_;    // The fast path's read buffer, reused for every connection.
   asio::steady_timer sweep_;  // Once a second: close connections past the packet timeout.
+  DescriptorGuard guard_;
+  size_t base_descriptors_ = 0;  // In use when start() ran: listeners, admin servers, ...
+  // What reportPressure() last logged, to log only what happened since.
+  struct Reported {
+    uint64_t shed_silent = 0, shed_partial = 0, shed_at_accept = 0, accept_errors = 0;
+    std::optional<std::chrono::steady_clock::time_point> at;
+  } reported_;
+  int last_accept_error_ = 0;
 };
 
 }  // namespace epmdx::epmd

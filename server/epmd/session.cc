@@ -36,6 +36,10 @@ Session::Session(Socket socket, const tcp::endpoint& remote, SessionContext& ctx
     return ec ? std::optional<tcp::endpoint>() : std::optional<tcp::endpoint>(local);
   });
   access_.relaxed = ctx_.options.relaxed;
+  if (ctx_.policy) {
+    access_.may_list = ctx_.policy->names.allows(remote.address());
+    access_.may_resolve = ctx_.policy->lookups.allows(remote.address());
+  }
   peer_ = formatEndpoint(remote);
   ++ctx_.metrics.connections_open;
   if (ctx_.options.delay_write.count() > 0) {
@@ -44,12 +48,15 @@ Session::Session(Socket socket, const tcp::endpoint& remote, SessionContext& ctx
 }
 
 Session::~Session() {
-  --metrics_.connections_open;
+  if (!closed_) {
+    --metrics_.connections_open;
+  }
 }
 
 void Session::start() {
   last_activity_ = std::chrono::steady_clock::now();
   ctx_.pending.push_back(*this);
+  ctx_.silent.push_back(*this);  // The listener read nothing from it yet.
   doRead();
 }
 
@@ -60,6 +67,8 @@ void Session::startWith(FrameAssembler::Status status) {
 }
 
 void Session::startWithReply(std::string rest) {
+  last_activity_ = std::chrono::steady_clock::now();
+  ctx_.pending.push_back(*this);  // Until the rest is written (see onFrame).
   std::vector<std::string> parts;
   parts.push_back(std::move(rest));
   frame_.reset();
@@ -97,6 +106,7 @@ void Session::onReadable(const error_code& ec) {
     return;
   }
   last_activity_ = std::chrono::steady_clock::now();
+  SilentHook::unlink();
   onFrame(frame_->append(buf, static_cast<size_t>(n)));
 }
 
@@ -118,12 +128,18 @@ void Session::onFrame(FrameAssembler::Status status) {
     case FrameAssembler::Status::Complete:
       break;
   }
-  unlink();  // A complete request is no longer subject to the packet timeout.
+  // Still subject to the packet timeout until its reply is written (and shed first under
+  // pressure): a client that never reads its reply must not hold the connection forever.
   auto decoded = decodeRequest(frame_->body(), frame_->bodySize(), access_);
   const int code = frame_->body()[0];
   frame_.reset();
   if (!decoded) {
     const DecodeError e = decoded.error();
+    if (e == DecodeError::PolicyRefused) {
+      refusedByPolicy(code);
+      close();
+      return;
+    }
     const bool refused = e == DecodeError::NotLocal || e == DecodeError::StopNotAllowed;
     ++(refused ? ctx_.metrics.refused : ctx_.metrics.malformed);
     log::warn("refused packet",
@@ -132,6 +148,24 @@ void Session::onFrame(FrameAssembler::Status status) {
     return;
   }
   handle(std::move(decoded.value()));
+}
+
+void Session::refusedByPolicy(int code) {
+  ++(code == kPort2Req  ? ctx_.metrics.policy_refused_port2
+     : code == kDumpReq ? ctx_.metrics.policy_refused_dump
+                        : ctx_.metrics.policy_refused_names);
+  // A scanner can send thousands of these: one line per interval, with the count.
+  const auto now = std::chrono::steady_clock::now();
+  ++ctx_.policy_refusals_unlogged;
+  if (now < ctx_.policy_log_after) {
+    return;
+  }
+  log::warn("refused by the access policy", {{"peer", peer_},
+                                             {"request", code},
+                                             {"refusals", ctx_.policy_refusals_unlogged},
+                                             {"next_log_in_s", 10}});
+  ctx_.policy_refusals_unlogged = 0;
+  ctx_.policy_log_after = now + std::chrono::seconds(10);
 }
 
 void Session::handle(Request&& request) {
@@ -190,7 +224,9 @@ void Session::handleAlive2(Alive2Request&& req) {
       self->close();
       return;
     }
-    // Success or error reply alike, OTP keeps the connection (keep = TRUE).
+    // Success or error reply alike, OTP keeps the connection (keep = TRUE), and no
+    // timeout applies to it any more.
+    self->PendingHook::unlink();
     self->doWatchRegistered();
   });
 }
@@ -252,6 +288,7 @@ void Session::handleKill() {
 }
 
 void Session::reply(std::vector<std::string>&& parts, std::function<void(bool)> done) {
+  last_activity_ = std::chrono::steady_clock::now();
   if (ctx_.options.delay_write.count() == 0) {
     // Without an artificial delay one write is cheaper; the bytes are the same.
     std::string all;
@@ -289,7 +326,10 @@ void Session::writeNext(std::shared_ptr<std::vector<std::string>> parts, size_t 
     done(true);
     return;
   }
+  // The packet timeout counts from the reply's last progress: a client that reads slowly is
+  // served, one that stopped reading is cut.
   auto write = [self = shared_from_this(), parts, index, done]() mutable {
+    self->last_activity_ = std::chrono::steady_clock::now();
     asio::async_write(
         self->socket_, asio::buffer((*parts)[index]),
         [self, parts, index, done](const error_code& ec, size_t) mutable {
@@ -298,6 +338,7 @@ void Session::writeNext(std::shared_ptr<std::vector<std::string>> parts, size_t 
             done(false);
             return;
           }
+          self->last_activity_ = std::chrono::steady_clock::now();
           self->writeNext(parts, index + 1, std::move(done));
         });
   };
@@ -327,7 +368,10 @@ void Session::onRegisteredReadable(const error_code& ec) {
     return;
   }
   // OTP: on a kept ALIVE connection, EOF, an error or any data ends the registration.
-  char probe[16];
+  // Like OTP's do_read we read up to a whole input buffer once before closing: what we
+  // leave unread makes the kernel answer the close with a reset instead of a FIN, so a
+  // short read here would turn OTP's FIN into RST for any extra data above its size.
+  char probe[kInBufSize];
   ssize_t n = 0;
   if (!ec) {
     do {
@@ -366,12 +410,22 @@ void Session::closeIfIdle(std::chrono::steady_clock::time_point now) {
   }
 }
 
+void Session::shed() {
+  ++(SilentHook::is_linked() ? metrics_.shed_silent : metrics_.shed_partial);
+  log::debug("shedding idle connection", {{"peer", peer_}});
+  close();
+}
+
 void Session::close() {
   if (closed_) {
     return;
   }
   closed_ = true;
-  unlink();
+  // Counted out with its descriptor, not when the last handler lets go of the session: the
+  // listener's shedding plans with this count.
+  --metrics_.connections_open;
+  PendingHook::unlink();
+  SilentHook::unlink();
   error_code ignored;
   if (delay_) {
     delay_->cancel();

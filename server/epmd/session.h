@@ -17,6 +17,7 @@
 #include <boost/intrusive/list.hpp>
 
 #include "server/common/asio.h"
+#include "server/epmd/access_policy.h"
 #include "server/epmd/codec.h"
 #include "server/epmd/metrics.h"
 #include "server/registry/cluster_view.h"
@@ -31,6 +32,9 @@ struct ListenerOptions {
   std::chrono::seconds delay_accept{0};  // Test aid from OTP: wait before each accept.
   std::chrono::seconds delay_write{0};   // Test aid from OTP: wait before each reply write.
   std::vector<int> inherited_fds;        // Listening sockets from systemd (-systemd).
+  /// The descriptor limit to plan shedding for; 0: the process's RLIMIT_NOFILE. Tests set
+  /// it to shed without exhausting their own descriptor table.
+  size_t descriptor_limit = 0;
 };
 
 struct SessionContext;
@@ -39,14 +43,21 @@ struct SessionContext;
 /// any_io_executor: smaller sockets and smaller pending operations, per connection.
 using Socket = asio::basic_stream_socket<tcp, asio::io_context::executor_type>;
 
-/// Links a session into the listener's list of connections that still owe a request
-/// (subject to the packet timeout). Unlinks itself when destroyed.
+/// Links a session into the listener's list of connections that still owe a request or
+/// are writing its reply (subject to the packet timeout). Unlinks itself when destroyed.
 using PendingHook =
     boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
+/// Links a session into the list of connections that have not sent a byte yet: the first
+/// to go when descriptors run short. A subset of the pending list, in the same order.
+struct SilentTag;
+using SilentHook =
+    boost::intrusive::list_base_hook<boost::intrusive::tag<SilentTag>,
+                                     boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
 
 class Session final : public std::enable_shared_from_this<Session>,
                       public registry::RegistrationOwner,
-                      public PendingHook {
+                      public PendingHook,
+                      public SilentHook {
  public:
   /// @param frame bytes the listener already read from the socket, if any.
   Session(Socket socket, const tcp::endpoint& remote, SessionContext& ctx,
@@ -59,9 +70,16 @@ class Session final : public std::enable_shared_from_this<Session>,
   /// The request was answered already but `rest` of the reply could not be sent at once.
   void startWithReply(std::string rest);
 
-  /// Closes the connection if no complete request arrived within the packet timeout.
-  /// Called by the listener's once-a-second sweep.
+  /// Closes the connection if it made no progress within the packet timeout: no complete
+  /// request yet, or a reply the client does not read. Called by the listener's sweep.
   void closeIfIdle(std::chrono::steady_clock::time_point now);
+
+  /// Closes a connection that still owes its request (or has not taken its reply) because
+  /// the daemon is short of descriptors (the listener picks which: oldest silent first).
+  void shed();
+  /// When the connection last made progress: accepted, bytes of its request arrived, or
+  /// bytes of its reply were written.
+  std::chrono::steady_clock::time_point lastActivity() const { return last_activity_; }
 
   /// The registry removed our registration (STOP_REQ, eviction, kill): close the socket.
   void closeRegistration() override;
@@ -71,6 +89,8 @@ class Session final : public std::enable_shared_from_this<Session>,
   void onReadable(const boost::system::error_code& ec);
   void onFrame(FrameAssembler::Status status);
   void handle(Request&& request);
+  /// Counts and (rate-limited) logs a request the cluster's access policy refused.
+  void refusedByPolicy(int code);
   void handleAlive2(Alive2Request&& req);
   void handlePort2(const Port2Request& req);
   void handleNames(bool dump);
@@ -108,7 +128,10 @@ class Session final : public std::enable_shared_from_this<Session>,
 /// listener's fast path.
 std::string answerPort2(SessionContext& ctx, const Port2Request& req);
 
-using PendingList = boost::intrusive::list<Session, boost::intrusive::constant_time_size<false>>;
+using PendingList = boost::intrusive::list<Session, boost::intrusive::base_hook<PendingHook>,
+                                           boost::intrusive::constant_time_size<false>>;
+using SilentList = boost::intrusive::list<Session, boost::intrusive::base_hook<SilentHook>,
+                                          boost::intrusive::constant_time_size<false>>;
 
 /// What every session shares. Owned by the Listener.
 struct SessionContext {
@@ -117,7 +140,12 @@ struct SessionContext {
   const ListenerOptions& options;
   uint16_t epmd_port;             // The bound port, sent in NAMES/DUMP replies.
   std::function<void()> on_kill;  // KILL_REQ accepted: the daemon must exit 0.
-  PendingList pending;            // Sessions still reading their request.
+  PendingList pending;            // Sessions not done with their request, oldest first.
+  SilentList silent;              // Those of them that have not sent a byte, oldest first.
+  AccessPolicyPtr policy;         // Null: OTP's (anyone may list and resolve).
+  // Refusals by policy are logged at most once per interval, with how many there were.
+  std::chrono::steady_clock::time_point policy_log_after{};
+  uint64_t policy_refusals_unlogged = 0;
 };
 
 }  // namespace epmdx::epmd

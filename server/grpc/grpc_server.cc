@@ -95,9 +95,10 @@ void GrpcServer::stop(std::chrono::milliseconds grace) {
     return;
   }
   stopped_ = true;
+  const auto deadline = std::chrono::system_clock::now() + grace;  // One budget for both.
   service_->beginShutdown();
   service_->watches().waitEmpty(grace);
-  server_->Shutdown(std::chrono::system_clock::now() + grace);
+  server_->Shutdown(deadline);
   server_->Wait();
 }
 

@@ -19,13 +19,24 @@ const EPMDX = process.env.EPMDX_BIN || path.join(here, "../../build/epmdx");
 const ARTIFACTS = process.env.EPMDX_ARTIFACTS || path.join(here, "artifacts");
 const TOKEN = "browser-admin-token-0123456789";
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
+// A free port below the kernel's ephemeral range (tests that hold many client sockets take
+// ports from that range, and a daemon that finds its port taken exits 0 quietly, as OTP's).
+async function freePort() {
+  let low = 32768;
+  try {
+    low = Number(fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").split(/\s+/)[0]);
+  } catch (e) { /* keep the default */ }
+  for (let i = 0; i < 1000; i++) {
+    const port = 10000 + Math.floor(Math.random() * (low - 10001));
+    if (port >= 4369 && port <= 4371) continue;
+    const free = await new Promise((resolve) => {
+      const s = net.createServer();
+      s.once("error", () => resolve(false));
+      s.listen(port, "::", () => s.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
+  throw new Error("no free port");
 }
 
 async function waitPort(port, ms = 5000) {
@@ -67,7 +78,8 @@ let ports, tokensFile, daemon, browser, page;
 const consoleErrors = [];
 
 function startDaemon() {
-  const p = spawn(EPMDX, ["-port", String(ports.epmd), "--grpc-listen=off",
+  const p = spawn(EPMDX, ["-port", String(ports.epmd), "--cluster=blue=" + ports.blue,
+    "--grpc-listen=off",
     "--http-listen=127.0.0.1:" + ports.http, "--tokens-file=" + tokensFile],
   { stdio: ["ignore", "ignore", "inherit"] });
   return p;
@@ -81,7 +93,7 @@ async function stopDaemon() {
 }
 
 before(async () => {
-  ports = { epmd: await freePort(), http: await freePort() };
+  ports = { epmd: await freePort(), http: await freePort(), blue: await freePort() };
   tokensFile = path.join(os.tmpdir(), "epmdx-browser-tokens-" + process.pid);
   fs.writeFileSync(tokensFile, TOKEN + " read evict name=browser\n");
   daemon = startDaemon();
@@ -173,6 +185,32 @@ test("a wrong token gets the server's answer and changes nothing", async () => {
   assert.match(await page.textContent("#notice"), /401 UNAUTHENTICATED/);
   assert.equal(await row("keeper").count(), 1);
   socket.destroy();
+  await page.waitForFunction(() => document.querySelector("#count").textContent === "0");
+});
+
+test("clusters: the same name in two, a selector with counts, eviction in one", async () => {
+  const inDefault = await register(ports.epmd, "twin", 9001);
+  const inBlue = await register(ports.blue, "twin", 9002);
+  assert.equal(inBlue.reply[1], 0, "the same name registers in another cluster");
+  await page.waitForFunction(() => document.querySelectorAll("#rows tr:not(.removed)").length === 2);
+  assert.equal(await page.getAttribute("body", "data-clusters"), "many");
+  const options = await page.locator("#cluster option").allTextContents();
+  assert.deepEqual(options, ["All clusters (2)", "default (1)", "blue (1)"]);
+  await page.selectOption("#cluster", "blue");
+  const visible = () => page.locator("#rows tr:not(.removed)").evaluateAll(
+    (trs) => trs.filter((tr) => !tr.hidden).map((tr) => tr.querySelector("td.cluster").textContent));
+  assert.deepEqual(await visible(), ["blue"]);
+  assert.match(await page.textContent("#cluster-info"),
+    new RegExp("port " + ports.blue + " · names from any · lookups from any"));
+  const closed = new Promise((r) => inBlue.socket.once("close", r));
+  await page.locator("#rows tr:not(.removed):not([hidden]) button.evict").click();
+  await page.fill("#evict-token", TOKEN);
+  await page.click("#evict-confirm");
+  await closed; // Blue's twin was evicted...
+  await page.selectOption("#cluster", "");
+  await page.waitForFunction(() => document.querySelectorAll("#rows tr:not(.removed)").length === 1);
+  assert.deepEqual(await visible(), ["default"]); // ...and the default cluster's is untouched.
+  inDefault.socket.destroy();
   await page.waitForFunction(() => document.querySelector("#count").textContent === "0");
 });
 

@@ -96,6 +96,30 @@ finally:
     act.send_signal(signal.SIGTERM)
     act.wait(timeout=5)
 
+# Several clusters under socket activation: a socket whose FileDescriptorName= is a
+# cluster's name serves that cluster, the others the default cluster.
+port, blue_port = free_port(), free_port()
+act = subprocess.Popen(["systemd-socket-activate", "-l", f"127.0.0.1:{port}",
+                        "-l", f"127.0.0.1:{blue_port}", "--fdname=epmdx.socket:blue",
+                        EPMDX, "-systemd", f"--cluster=blue={blue_port}",
+                        "--grpc-listen=off", "--http-listen=off"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    check("socket activation listens on both", wait_port(port) and wait_port(blue_port))
+    conn, reply = alive2(blue_port, "inblue")  # The first connection starts epmdx.
+    check("registered in the named socket's cluster", reply[:2] == b"v\x00", reply)
+    conn2, reply2 = alive2(port, "indefault")
+    check("registered in the default cluster", reply2[:2] == b"v\x00", reply2)
+    check("NAMES on blue's socket lists blue only",
+          "inblue" in names(blue_port) and "indefault" not in names(blue_port))
+    check("NAMES on the default socket lists it only",
+          "indefault" in names(port) and "inblue" not in names(port))
+    conn.close()
+    conn2.close()
+finally:
+    act.send_signal(signal.SIGTERM)
+    act.wait(timeout=5)
+
 # Without sockets from systemd, -systemd fails clearly.
 r = subprocess.run([EPMDX, "-systemd", "--grpc-listen=off", "--http-listen=off"],
                    capture_output=True, text=True, timeout=10)

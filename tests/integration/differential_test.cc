@@ -40,8 +40,15 @@ struct Case {
 
 class Daemon {
  public:
-  Daemon(const std::string& binary, bool relaxed) : port_(freePort()) {
-    std::vector<std::string> argv{binary, "-port", std::to_string(port_), "-packet_timeout", "1"};
+  /// @param second_cluster epmdx only: serve the port under test as a second cluster
+  ///        (--cluster), its default cluster elsewhere: every cluster port must be OTP's.
+  Daemon(const std::string& binary, bool relaxed, bool second_cluster = false) : port_(freePort()) {
+    const uint16_t main_port = second_cluster ? freePort() : port_;
+    std::vector<std::string> argv{binary, "-port", std::to_string(main_port), "-packet_timeout",
+                                  "1"};
+    if (second_cluster) {
+      argv.push_back("--cluster=second=" + std::to_string(port_));
+    }
     if (relaxed) {
       argv.push_back("-relaxed_command_check");
     }
@@ -120,10 +127,9 @@ void PrintTo(const Case& c, std::ostream* os) {
 
 class Differential : public ::testing::TestWithParam<Case> {};
 
-TEST_P(Differential, SameBytesSameClose) {
-  const Case& c = GetParam();
+void compareWithOtp(const Case& c, bool second_cluster) {
   Daemon otp(otpEpmdBinary(), c.relaxed);
-  Daemon ours(epmdxBinary(), c.relaxed);
+  Daemon ours(epmdxBinary(), c.relaxed, second_cluster);
   ASSERT_TRUE(otp.ok()) << "OTP's epmd did not start";
   ASSERT_TRUE(ours.ok()) << "epmdx did not start";
   auto theirs = std::async(std::launch::async, [&] { return observe(otp, c); });
@@ -132,6 +138,15 @@ TEST_P(Differential, SameBytesSameClose) {
   EXPECT_EQ(::testing::PrintToString(mine.reply), ::testing::PrintToString(ref.reply));
   EXPECT_EQ(mine.closed, ref.closed);
   EXPECT_EQ(mine.names, ref.names);
+}
+
+TEST_P(Differential, SameBytesSameClose) {
+  compareWithOtp(GetParam(), false);
+}
+
+// A cluster's port (--cluster=NAME=PORT) is OTP's epmd too, byte for byte.
+TEST_P(Differential, SameBytesSameCloseOnASecondClusterPort) {
+  compareWithOtp(GetParam(), true);
 }
 
 std::vector<Case> cases() {

@@ -99,31 +99,6 @@ std::string tempDir() {
 // ephemeral ports, which on a machine where other tests hold tens of thousands of client
 // connections are often taken again before the daemon binds them (the daemon, like OTP's
 // epmd, then exits quietly). Checked free on every IPv4 address, as the daemon binds.
-uint16_t daemonPort() {
-  static std::mt19937 random(static_cast<unsigned>(getpid()) ^
-                             static_cast<unsigned>(std::random_device()()));
-  int low = 32768;
-  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> low;
-  std::uniform_int_distribution<int> pick(10000, std::max(10001, low - 1));
-  for (int i = 0; i < 1000; ++i) {
-    const auto port = static_cast<uint16_t>(pick(random));
-    if (port >= 4369 && port <= 4371) {
-      continue;  // Never the default ports: other people's daemons run there.
-    }
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_ANY);
-    a.sin_port = htons(port);
-    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    close(fd);
-    if (free) {
-      return port;
-    }
-  }
-  return freePort();
-}
-
 class CtlTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -133,9 +108,9 @@ class CtlTest : public ::testing::Test {
     // A port that was free a moment ago can be taken by another test's connection before
     // the daemon binds it (the daemon then exits): a few tries with fresh ports.
     for (int attempt = 0; attempt < 5 && !started(); ++attempt) {
-      port_ = daemonPort();
-      grpc_port_ = daemonPort();
-      http_port_ = daemonPort();
+      port_ = freePort();
+      grpc_port_ = freePort();
+      http_port_ = freePort();
       daemon_ = std::make_unique<Process>(std::vector<std::string>{
           epmdxBinary(), "-port", std::to_string(port_),
           "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port_),
@@ -391,18 +366,19 @@ TEST_F(CtlTest, TableWideNamesAndNoHeaders) {
   auto wide_rows = lines(wide.out);
   ASSERT_EQ(wide_rows.size(), 2u) << wide.out;
   EXPECT_EQ(fields(wide_rows[0]),
-            (std::vector<std::string>{"NAME", "PORT", "TYPE", "AGE", "VERSIONS", "CREATION",
-                                      "REGISTERED-AT", "ID", "PEER"}));
+            (std::vector<std::string>{"NAME", "PORT", "TYPE", "AGE", "CLUSTER", "VERSIONS",
+                                      "CREATION", "REGISTERED-AT", "ID", "PEER"}));
   v1::Node node;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(rest("/v1/nodes/web2"), &node).ok());
   const auto cols = fields(wide_rows[1]);
-  ASSERT_EQ(cols.size(), 9u) << wide.out;
-  EXPECT_EQ(cols[4], "5-6");
-  EXPECT_EQ(cols[5], std::to_string(node.creation()));
-  EXPECT_TRUE(std::regex_match(cols[6], std::regex("20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z")))
-      << cols[6];
-  EXPECT_EQ(cols[7], std::to_string(node.registration_id()));
-  EXPECT_EQ(cols[8], node.peer_address());
+  ASSERT_EQ(cols.size(), 10u) << wide.out;
+  EXPECT_EQ(cols[4], "default");
+  EXPECT_EQ(cols[5], "5-6");
+  EXPECT_EQ(cols[6], std::to_string(node.creation()));
+  EXPECT_TRUE(std::regex_match(cols[7], std::regex("20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z")))
+      << cols[7];
+  EXPECT_EQ(cols[8], std::to_string(node.registration_id()));
+  EXPECT_EQ(cols[9], node.peer_address());
   auto bare_cols = fields(ctlRun({"get", "web2", "-o", "wide", "--no-headers"}).out);
   ASSERT_EQ(bare_cols.size(), cols.size());
   bare_cols[3] = cols[3];  // AGE may have ticked over between the two calls.
@@ -692,8 +668,8 @@ TEST(CtlTls, MutualTlsWithTheFilesGivenAndClearErrorsWithout) {
     ssl(sign);
   }
   std::ofstream(dir + "/tokens") << "tlstok read\n";
-  const uint16_t grpc_port = daemonPort();
-  Process daemon({epmdxBinary(), "-port", std::to_string(daemonPort()),
+  const uint16_t grpc_port = freePort();
+  Process daemon({epmdxBinary(), "-port", std::to_string(freePort()),
                   "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port), "--http-listen=off",
                   "--tokens-file=" + dir + "/tokens", "--grpc-tls-cert=" + dir + "/server.pem",
                   "--grpc-tls-key=" + dir + "/server.key",
@@ -731,8 +707,8 @@ class GeneratedTokenTest : public ::testing::Test {
  protected:
   void SetUp() override {
     xdg_ = tempDir();
-    port_ = daemonPort();
-    grpc_port_ = daemonPort();
+    port_ = freePort();
+    grpc_port_ = freePort();
     env_ = {{"XDG_RUNTIME_DIR", xdg_}, {"EPMDX_TOKEN", ""}, {"EPMDX_TOKEN_FILE", ""}};
     // The rule epmdxctl and the daemon share, seen from this process with the same directory.
     setenv("XDG_RUNTIME_DIR", xdg_.c_str(), 1);

@@ -187,7 +187,9 @@ def main():
         request(http_port, "GET", "/v1/watch?heartbeat_ms=5", name="watch with a bad heartbeat")
         request(http_port, "GET", "/v1/nodes", headers={"X-Big": "y" * 20000}, name="big headers")
         request(http_port, "GET", "/v1/nodes", headers={"Host": "evil.example"}, name="foreign Host")
-        for path in ["/livez", "/readyz", "/readyz?verbose", "/metrics", "/v1/openapi.json"]:
+        request(http_port, "GET", "/v1/nodes?cluster=nosuch", name="unknown cluster")
+        for path in ["/livez", "/readyz", "/readyz?verbose", "/metrics", "/v1/openapi.json",
+                     "/v1/clusters", "/v1/nodes?cluster=default"]:
             request(http_port, "GET", path)
         # The watch: its head, then the first frame's JSON against WatchNodesResponse.
         conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)

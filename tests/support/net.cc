@@ -1,5 +1,9 @@
 #include "tests/support/net.h"
 
+#include <random>
+
+#include <fstream>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -14,15 +18,31 @@
 namespace epmdx::testing {
 
 uint16_t freePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
+  // Below the kernel's ephemeral range: tests that hold thousands of client sockets take
+  // ports from that range, and a daemon would then find "its" port taken (and exit 0 quietly,
+  // as OTP's epmd does). Random, and checked free on every IPv4 and IPv6 address.
+  static std::mt19937 random(static_cast<unsigned>(getpid()) ^
+                             static_cast<unsigned>(std::random_device()()));
+  int low = 32768;
+  std::ifstream("/proc/sys/net/ipv4/ip_local_port_range") >> low;
+  std::uniform_int_distribution<int> pick(10000, std::max(10001, low - 1));
+  for (int i = 0; i < 1000; ++i) {
+    const auto port = static_cast<uint16_t>(pick(random));
+    if (port >= 4369 && port <= 4371) {
+      continue;  // Never the default ports: other people's daemons run there.
+    }
+    const int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_any;  // Dual stack: covers 0.0.0.0 too.
+    a.sin6_port = htons(port);
+    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    close(fd);
+    if (free) {
+      return port;
+    }
+  }
+  return 0;
 }
 
 int connectTo(const std::string& host, uint16_t port) {
