@@ -4,6 +4,7 @@
 // and the lookup load loop (a fresh TCP connection per PORT_PLEASE2, as the VM does).
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -18,6 +19,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
+#include <map>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -134,6 +138,105 @@ inline long rssKib(pid_t pid) {
     }
   }
   return -1;
+}
+
+/// Entries of /proc/PID/task: the process's threads.
+inline int threadCount(pid_t pid) {
+  DIR* dir = opendir(("/proc/" + std::to_string(pid) + "/task").c_str());
+  if (dir == nullptr) {
+    return -1;
+  }
+  int n = 0;
+  while (dirent* e = readdir(dir)) {
+    n += e->d_name[0] == '.' ? 0 : 1;
+  }
+  closedir(dir);
+  return n;
+}
+
+/// utime + stime of the process from /proc/PID/stat, in seconds.
+inline double cpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  const std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = stat.rfind(')');  // The command may hold spaces: count from its end.
+  if (close == std::string::npos) {
+    return -1;
+  }
+  std::istringstream rest(stat.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14 || i == 15) {  // utime, stime
+      ticks += std::stod(field);
+    }
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+/// CPU seconds (utime + stime) of each thread of a process, by thread name.
+struct ThreadCpu {
+  std::string name;
+  double user = 0;
+  double system = 0;
+};
+inline std::map<int, ThreadCpu> threadCpu(pid_t pid) {
+  std::map<int, ThreadCpu> out;
+  const std::string base = "/proc/" + std::to_string(pid) + "/task";
+  DIR* dir = opendir(base.c_str());
+  if (dir == nullptr) {
+    return out;
+  }
+  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') {
+      continue;
+    }
+    std::ifstream in(base + "/" + e->d_name + "/stat");
+    const std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto open = stat.find('(');
+    const auto close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) {
+      continue;
+    }
+    ThreadCpu t;
+    t.name = stat.substr(open + 1, close - open - 1);
+    std::istringstream rest(stat.substr(close + 2));
+    std::string field;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+      if (i == 14) {
+        t.user = std::stod(field) / hz;
+      } else if (i == 15) {
+        t.system = std::stod(field) / hz;
+      }
+    }
+    out[std::atoi(e->d_name)] = t;
+  }
+  closedir(dir);
+  return out;
+}
+
+/// "epmdx 0.41u+1.20s, default-executo 0.10u+0.30s, ...": CPU per thread name since `before`.
+inline std::string cpuBreakdown(const std::map<int, ThreadCpu>& before,
+                                const std::map<int, ThreadCpu>& after) {
+  std::map<std::string, std::pair<double, double>> by_name;
+  for (const auto& [tid, t] : after) {
+    auto it = before.find(tid);
+    const double u = t.user - (it == before.end() ? 0 : it->second.user);
+    const double s = t.system - (it == before.end() ? 0 : it->second.system);
+    by_name[t.name].first += u;
+    by_name[t.name].second += s;
+  }
+  std::string out;
+  char buf[128];
+  for (const auto& [name, us] : by_name) {
+    if (us.first + us.second < 0.005) {
+      continue;
+    }
+    std::snprintf(buf, sizeof buf, "%s%s %.2fu+%.2fs", out.empty() ? "" : ", ", name.c_str(),
+                  us.first, us.second);
+    out += buf;
+  }
+  return out;
 }
 
 class Server {

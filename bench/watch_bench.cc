@@ -1,12 +1,19 @@
 // Watch latency and its cost, against a real epmdx process:
+//  - the daemon's threads and RSS idle, with 1,000 SSE watchers and with 1,000 gRPC watchers;
 //  - registration (ALIVE2 sent) to REGISTERED event received, p50/p99, at 1 and 1,000 gRPC
-//    watchers and at 1 and 100 SSE watchers;
-//  - PORT_PLEASE2 lookups per second with no watcher, then with 1,000 gRPC watchers attached.
+//    watchers and at 1 and 1,000 SSE watchers (one epoll reader for all SSE streams), and the
+//    daemon's CPU time per event per watcher (/proc/PID/stat over the paced run);
+//  - PORT_PLEASE2 lookups per second with no watcher, then with 1,000 gRPC watchers attached;
+//  - lookups per second during a registration churn, without watchers and with 500 stalled
+//    SSE clients (a tiny receive window, never read) plus 200 gRPC streams stalled at the TCP
+//    level (their client process is stopped with SIGSTOP).
 //
-//   watch_bench [--epmdx=PATH] [--registrations=N] [--seconds=N]
+//   watch_bench [--epmdx=PATH] [--registrations=N] [--seconds=N] [--rounds=N]
+//               [--only=grpc|sse|lookups|stalled]
 
 #include <grpcpp/grpcpp.h>
 #include <httplib.h>
+#include <sys/epoll.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -15,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string_view>
 
 #include "bench/bench_util.h"
 #include "epmdx/v1/registry.grpc.pb.h"
@@ -152,18 +160,46 @@ struct Daemon {
   uint16_t http = freePort();
   std::string tokens = "/tmp/epmdx-watch-bench-tokens-" + std::to_string(getpid());
   std::unique_ptr<Server> server;
-  explicit Daemon(const std::string& bin) {
+  explicit Daemon(const std::string& bin, std::vector<std::string> extra = {}) {
     std::ofstream(tokens) << kToken << " read evict\n";
-    server = std::make_unique<Server>(std::vector<std::string>{
-        bin, "-port", std::to_string(epmd), "--grpc-listen=127.0.0.1:" + std::to_string(grpc),
-        "--http-listen=127.0.0.1:" + std::to_string(http), "--tokens-file=" + tokens,
-        "--max-watchers=1100"});
+    std::vector<std::string> argv{bin,
+                                  "-port",
+                                  std::to_string(epmd),
+                                  "--grpc-listen=127.0.0.1:" + std::to_string(grpc),
+                                  "--http-listen=127.0.0.1:" + std::to_string(http),
+                                  "--tokens-file=" + tokens,
+                                  "--max-watchers=1100"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    server = std::make_unique<Server>(argv);
     waitForPort(epmd);
     waitForPort(grpc);
     waitForPort(http);
   }
   ~Daemon() { unlink(tokens.c_str()); }
+  pid_t pid() const { return server->pid(); }
+  /// "threads 13, RSS 18.2 MB"
+  std::string stats() const {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "threads %3d, RSS %6.1f MB", threadCount(pid()),
+                  static_cast<double>(rssKib(pid())) / 1024.0);
+    return buf;
+  }
+  /// The value of a /metrics series, e.g. epmdx_watchers{api="sse"}; -1 if absent.
+  long metric(const std::string& series) const {
+    httplib::Client cli("127.0.0.1", http);
+    auto res = cli.Get("/metrics");
+    if (!res) {
+      return -1;
+    }
+    const auto at = res->body.find("\n" + series + " ");
+    return at == std::string::npos ? -1 : std::atol(res->body.c_str() + at + series.size() + 2);
+  }
 };
+
+/// The daemon's CPU time per event per watcher over a run, in microseconds.
+double cpuPerEventPerWatcher(double cpu_seconds, int events, int watchers) {
+  return cpu_seconds * 1e6 / (static_cast<double>(events) * watchers);
+}
 
 /// Registers `n` fresh names one after the other, each only after every watcher saw the
 /// previous one, and returns the open connections.
@@ -238,81 +274,342 @@ void grpcLatency(Daemon& d, int watchers, int n) {
   auto stub = v1::Registry::NewStub(channel);
   Recorder rec;
   auto ws = openWatchers(*stub, rec, watchers);
+  const std::string stats = d.stats();
+  const double cpu0 = cpuSeconds(d.pid());
+  const double client0 = cpuSeconds(getpid());
+  const auto threads0 = threadCpu(d.pid());
   auto fds = registerPaced(d, rec, "g" + std::to_string(watchers) + "-", n, watchers);
+  const double cpu = cpuSeconds(d.pid()) - cpu0;
+  const double client = cpuSeconds(getpid()) - client0;
+  const std::string breakdown = cpuBreakdown(threads0, threadCpu(d.pid()));
   const auto [p50, p99] = rec.p50p99();
-  std::printf("gRPC  %5d watchers: register -> event p50 %7.0f us  p99 %7.0f us  (%zu samples)\n",
-              watchers, p50, p99, rec.count());
+  std::printf(
+      "gRPC  %5d watchers: register -> event p50 %7.0f us  p99 %7.0f us  (%zu samples)  "
+      "daemon CPU %.2f us/event/watcher\n",
+      watchers, p50, p99, rec.count(), cpuPerEventPerWatcher(cpu, n + 20, watchers));
+  if (watchers > 1) {
+    std::printf(
+        "daemon with %d gRPC watchers: %s; CPU by thread: %s; client CPU %.2f "
+        "us/event/watcher\n",
+        watchers, stats.c_str(), breakdown.c_str(),
+        cpuPerEventPerWatcher(client, n + 20, watchers));
+  }
   closeWatchers(ws);
   for (int fd : fds) {
     close(fd);
   }
 }
 
-void sseLatency(Daemon& d, int watchers, int n) {
-  Recorder rec;
-  std::atomic<int> ready{0};
-  std::atomic<bool> stop{false};
-  std::vector<std::thread> threads;
-  for (int i = 0; i < watchers; ++i) {
-    threads.emplace_back([&] {
-      httplib::Client cli("127.0.0.1", d.http);
-      cli.set_read_timeout(std::chrono::seconds(60));
-      std::string buf;
-      std::string event;
-      cli.Get("/v1/watch?initial=true", httplib::Headers{}, [&](const char* data, size_t len) {
-        buf.append(data, len);
-        size_t nl;
-        while ((nl = buf.find('\n')) != std::string::npos) {
-          const std::string line = buf.substr(0, nl);
-          buf.erase(0, nl + 1);
-          if (line.rfind("event: ", 0) == 0) {
-            event = line.substr(7);
-            if (event == "initial") {
-              ++ready;
-            }
-          } else if (line.rfind("data: ", 0) == 0 && event == "change") {
-            // The name, without a JSON parser: "name":"...".
-            const auto k = line.find("\"name\":\"");
-            const auto e = line.find('"', k + 8);
-            if (k != std::string::npos && line.find("\"REGISTERED\"") != std::string::npos) {
-              rec.received(line.substr(k + 8, e - k - 8));
+/// SSE watchers read by one epoll thread (a thread per stream would measure the client).
+class SseReaders {
+ public:
+  SseReaders(uint16_t port, int n, Recorder& rec) : rec_(rec), ep_(epoll_create1(EPOLL_CLOEXEC)) {
+    const std::string req =
+        "GET /v1/watch?initial=true HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+        "\r\n\r\n";
+    for (int i = 0; i < n; ++i) {
+      const int fd = connectLoopback(port, static_cast<unsigned>(i));
+      if (fd < 0 || !writeAll(fd, req)) {
+        std::fprintf(stderr, "SSE watcher %d: cannot connect\n", i);
+        continue;
+      }
+      fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u32 = static_cast<uint32_t>(conns_.size());
+      epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
+      conns_.push_back({fd, {}});
+    }
+    thread_ = std::thread([this] { run(); });
+  }
+  ~SseReaders() {
+    stop_ = true;
+    thread_.join();
+    for (auto& c : conns_) {
+      close(c.fd);
+    }
+    close(ep_);
+  }
+  int ready() const { return ready_; }
+
+ private:
+  struct Conn {
+    int fd;
+    std::string buf;
+  };
+  void run() {
+    epoll_event events[256];
+    char chunk[65536];
+    while (!stop_) {
+      const int n = epoll_wait(ep_, events, 256, 50);
+      for (int i = 0; i < n; ++i) {
+        Conn& c = conns_[events[i].data.u32];
+        ssize_t got;
+        while ((got = read(c.fd, chunk, sizeof chunk)) > 0) {
+          c.buf.append(chunk, static_cast<size_t>(got));
+        }
+        size_t start = 0;
+        size_t end;
+        while ((end = c.buf.find("\n\n", start)) != std::string::npos) {
+          const std::string_view frame(c.buf.data() + start, end - start);
+          start = end + 2;
+          if (frame.find("event: initial") != std::string_view::npos) {
+            ++ready_;
+          } else if (frame.find("event: change") != std::string_view::npos &&
+                     frame.find("\"REGISTERED\"") != std::string_view::npos) {
+            const auto k = frame.find("\"name\":\"");
+            const auto e = frame.find('"', k + 8);
+            if (k != std::string_view::npos && e != std::string_view::npos) {
+              rec_.received(std::string(frame.substr(k + 8, e - k - 8)));
             }
           }
         }
-        return !stop.load();
-      });
-    });
+        c.buf.erase(0, start);
+      }
+    }
   }
-  while (ready < watchers) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+
+  Recorder& rec_;
+  int ep_;
+  std::vector<Conn> conns_;
+  std::atomic<int> ready_{0};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+void sseLatency(Daemon& d, int watchers, int n) {
+  Recorder rec;
+  auto readers = std::make_unique<SseReaders>(d.http, watchers, rec);
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (readers->ready() < watchers && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // Polling, bounded.
   }
+  const std::string stats = d.stats();
+  const double cpu0 = cpuSeconds(d.pid());
+  const double client0 = cpuSeconds(getpid());
+  const auto threads0 = threadCpu(d.pid());
   auto fds = registerPaced(d, rec, "s" + std::to_string(watchers) + "-", n, watchers);
+  const double cpu = cpuSeconds(d.pid()) - cpu0;
+  const double client = cpuSeconds(getpid()) - client0;
+  const std::string breakdown = cpuBreakdown(threads0, threadCpu(d.pid()));
   const auto [p50, p99] = rec.p50p99();
-  std::printf("SSE   %5d watchers: register -> event p50 %7.0f us  p99 %7.0f us  (%zu samples)\n",
-              watchers, p50, p99, rec.count());
-  stop = true;
-  for (int fd : fds) {
-    close(fd);  // The unregistrations wake every stream, which then sees stop.
+  std::printf(
+      "SSE   %5d watchers: register -> event p50 %7.0f us  p99 %7.0f us  (%zu samples)  "
+      "daemon CPU %.2f us/event/watcher\n",
+      watchers, p50, p99, rec.count(), cpuPerEventPerWatcher(cpu, n + 20, watchers));
+  if (watchers > 1) {
+    std::printf(
+        "daemon with %d SSE watchers: %s; CPU by thread: %s; client CPU %.2f "
+        "us/event/watcher\n",
+        watchers, stats.c_str(), breakdown.c_str(),
+        cpuPerEventPerWatcher(client, n + 20, watchers));
   }
-  for (auto& t : threads) {
-    t.join();
+  readers.reset();
+  for (int fd : fds) {
+    close(fd);
   }
 }
 
-void lookupsWithWatchers(Daemon& d, double seconds) {
+void lookupsWithWatchers(Daemon& d, double seconds, int rounds) {
   std::vector<int> held = registerNames(d.epmd, 10);
-  const double without = measure(d.epmd, 4, 10, seconds).rate;
   auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(d.grpc),
                                      grpc::InsecureChannelCredentials());
   auto stub = v1::Registry::NewStub(channel);
-  Recorder rec;
-  auto ws = openWatchers(*stub, rec, 1000);
-  const double with = measure(d.epmd, 4, 10, seconds).rate;
+  std::vector<double> ratios;
+  double without = 0;
+  double with = 0;
+  for (int r = 0; r < rounds; ++r) {
+    without = measure(d.epmd, 4, 10, seconds).rate;
+    Recorder rec;
+    auto ws = openWatchers(*stub, rec, 1000);
+    with = measure(d.epmd, 4, 10, seconds).rate;
+    closeWatchers(ws);
+    ratios.push_back(with / without);
+    std::printf(
+        "round %d: lookups/s, 4 clients, 10 held: %.0f without watchers, %.0f with 1000 "
+        "gRPC watchers (%.0f%%)\n",
+        r + 1, without, with, 100.0 * ratios.back());
+  }
+  std::sort(ratios.begin(), ratios.end());
   std::printf(
-      "lookups/s, 4 clients, 10 held: %.0f without watchers, %.0f with 1000 gRPC "
-      "watchers (%.1f%%)\n",
-      without, with, 100.0 * (with - without) / without);
-  closeWatchers(ws);
+      "lookups/s with 1000 idle gRPC watchers: %.0f%% of the rate without (median of %d "
+      "rounds)\n",
+      100.0 * ratios[ratios.size() / 2], rounds);
+  for (int fd : held) {
+    close(fd);
+  }
+}
+
+// ---- Stalled watchers ------------------------------------------------------------------
+
+/// Child mode: opens `n` gRPC watch streams (20 per connection) and never reads them; tells
+/// the parent on stdout, then waits to be stopped (SIGSTOP) and killed.
+int stalledGrpcChild(uint16_t port, int n) {
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  std::vector<std::unique_ptr<v1::Registry::Stub>> stubs;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::WatchNodesResponse>>> readers;
+  for (int i = 0; i < n; ++i) {
+    if (i % 20 == 0) {
+      grpc::ChannelArguments args;
+      args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // A TCP connection per channel.
+      channels.push_back(grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port),
+                                                   grpc::InsecureChannelCredentials(), args));
+      stubs.push_back(v1::Registry::NewStub(channels.back()));
+    }
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    contexts.back()->AddMetadata("authorization", std::string("Bearer ") + kToken);
+    v1::WatchNodesRequest req;
+    req.set_progress_interval_ms(60000);
+    readers.push_back(stubs.back()->WatchNodes(contexts.back().get(), req));
+  }
+  std::printf("ready\n");
+  std::fflush(stdout);
+  for (;;) {
+    pause();
+  }
+}
+
+/// Registers and unregisters fresh names as fast as one client can, until stopped.
+class Churn {
+ public:
+  explicit Churn(uint16_t port) {
+    thread_ = std::thread([this, port] {
+      for (unsigned i = 0; !stop_; ++i) {
+        const int fd = connectLoopback(port, i);
+        if (fd < 0) {
+          continue;
+        }
+        writeAll(fd, alive2("churn" + std::to_string(i), 31000));
+        char r[6];
+        if (read(fd, r, sizeof r) == 6) {
+          ++cycles_;
+        }
+        close(fd);
+      }
+    });
+  }
+  ~Churn() { stop(); }
+  uint64_t stop() {
+    stop_ = true;
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+    return cycles_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> cycles_{0};
+  std::thread thread_;
+};
+
+struct ChurnPoint {
+  double lookups = 0;
+  double registrations = 0;
+};
+
+ChurnPoint lookupsDuringChurn(Daemon& d, double seconds) {
+  Churn churn(d.epmd);
+  const auto t0 = Clock::now();
+  const double lookups = measure(d.epmd, 4, 10, seconds).rate;
+  const uint64_t cycles = churn.stop();
+  return {lookups, cycles / std::chrono::duration<double>(Clock::now() - t0).count()};
+}
+
+/// 500 SSE clients with a tiny receive window that never read, and 200 gRPC streams in a
+/// child process that is then stopped (a TCP-level stall). Killed and closed on destruction.
+class StalledWatchers {
+ public:
+  StalledWatchers(Daemon& d, const std::string& self) {
+    const std::string req =
+        "GET /v1/watch HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(d.http) + "\r\n\r\n";
+    for (int i = 0; i < 500; ++i) {
+      const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      int small = 2048;
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(d.http);
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || !writeAll(fd, req)) {
+        close(fd);
+        continue;
+      }
+      sse_.push_back(fd);
+    }
+    int out[2];
+    if (pipe(out) != 0) {
+      return;
+    }
+    const std::string arg = "--stalled-grpc-child=" + std::to_string(d.grpc) + ":200";
+    std::vector<char*> argv{const_cast<char*>(self.c_str()), const_cast<char*>(arg.c_str()),
+                            nullptr};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn(&child_, self.c_str(), &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    char buf[16] = {};
+    (void)!read(out[0], buf, sizeof buf - 1);
+    close(out[0]);
+    const auto deadline = Clock::now() + std::chrono::seconds(20);
+    while ((d.metric("epmdx_watchers{api=\"grpc\"}") < 200 ||
+            d.metric("epmdx_watchers{api=\"sse\"}") < static_cast<long>(sse_.size())) &&
+           Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // Polling, bounded.
+    }
+    grpc_open = d.metric("epmdx_watchers{api=\"grpc\"}");
+    sse_open = d.metric("epmdx_watchers{api=\"sse\"}");
+    kill(child_, SIGSTOP);
+  }
+  ~StalledWatchers() {
+    if (child_ > 0) {
+      kill(child_, SIGKILL);
+      waitpid(child_, nullptr, 0);
+    }
+    for (int fd : sse_) {
+      close(fd);
+    }
+  }
+  long grpc_open = 0;
+  long sse_open = 0;
+
+ private:
+  std::vector<int> sse_;
+  pid_t child_ = -1;
+};
+
+void lookupsWithStalledWatchers(const std::string& bin, const std::string& self, double seconds,
+                                int rounds) {
+  Daemon d(bin, {"--history-size=2000"});
+  std::vector<int> held = registerNames(d.epmd, 10);
+  std::vector<double> ratios;
+  for (int r = 0; r < rounds; ++r) {
+    const auto t0 = threadCpu(d.pid());
+    const ChurnPoint without = lookupsDuringChurn(d, seconds);
+    const auto t1 = threadCpu(d.pid());
+    StalledWatchers stalled(d, self);
+    const long rss0 = rssKib(d.pid());
+    const auto t2 = threadCpu(d.pid());
+    const ChurnPoint with = lookupsDuringChurn(d, seconds);
+    const auto t3 = threadCpu(d.pid());
+    const long rss1 = rssKib(d.pid());
+    ratios.push_back(with.lookups / without.lookups);
+    std::printf(
+        "round %d: lookups/s during churn %.0f without watchers (%.0f registrations/s), %.0f "
+        "with %ld stalled SSE + %ld stalled gRPC (%.0f registrations/s) = %.0f%%; RSS %.1f -> "
+        "%.1f MB\n  daemon CPU without: %s\n  daemon CPU with:    %s\n",
+        r + 1, without.lookups, without.registrations, with.lookups, stalled.sse_open,
+        stalled.grpc_open, with.registrations, 100.0 * ratios.back(), rss0 / 1024.0, rss1 / 1024.0,
+        cpuBreakdown(t0, t1).c_str(), cpuBreakdown(t2, t3).c_str());
+  }
+  std::sort(ratios.begin(), ratios.end());
+  std::printf(
+      "lookups/s during churn with 500 stalled SSE + 200 stalled gRPC watchers: %.0f%% of the "
+      "rate without (median of %d rounds, --history-size=2000); daemon after: %s\n",
+      100.0 * ratios[ratios.size() / 2], rounds, d.stats().c_str());
   for (int fd : held) {
     close(fd);
   }
@@ -324,6 +621,12 @@ int main(int argc, char** argv) {
   std::string bin = "build/epmdx";
   int n = 200;
   double seconds = 3;
+  std::string stalled_child;
+  int rounds = 3;    // Of the stalled-watcher comparison.
+  std::string only;  // grpc, sse, lookups or stalled: run that part alone.
+  char exe[4096] = {};
+  const std::string self(exe,
+                         std::max<ssize_t>(0, readlink("/proc/self/exe", exe, sizeof exe - 1)));
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const std::string v = a.substr(a.find('=') + 1);
@@ -333,22 +636,47 @@ int main(int argc, char** argv) {
       n = std::atoi(v.c_str());
     } else if (a.rfind("--seconds=", 0) == 0) {
       seconds = std::atof(v.c_str());
+    } else if (a.rfind("--rounds=", 0) == 0) {
+      rounds = std::atoi(v.c_str());
+    } else if (a.rfind("--only=", 0) == 0) {
+      only = v;
+    } else if (a.rfind("--stalled-grpc-child=", 0) == 0) {
+      stalled_child = v;
     } else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 2;
     }
   }
   prepareProcess();
+  if (!stalled_child.empty()) {
+    const auto colon = stalled_child.find(':');
+    return stalledGrpcChild(static_cast<uint16_t>(std::atoi(stalled_child.c_str())),
+                            std::atoi(stalled_child.c_str() + colon + 1));
+  }
   Daemon d(bin);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // Let lazy threads start.
+  std::printf("daemon idle: %s\n", d.stats().c_str());
   std::printf(
       "watch latency: %d registrations (after 20 not counted), each after every watcher "
       "saw the previous\n",
       n);
-  grpcLatency(d, 1, n);
-  grpcLatencySync(d, n);
-  grpcLatency(d, 1000, n / 4);
-  sseLatency(d, 1, n);
-  sseLatency(d, 100, n / 4);
-  lookupsWithWatchers(d, seconds);
+  auto part = [&only](const char* name) { return only.empty() || only == name; };
+  // SSE first: gRPC grows its own thread pools under load, which would be counted as the
+  // SSE watchers' threads otherwise.
+  if (part("sse")) {
+    sseLatency(d, 1, n);
+    sseLatency(d, 1000, n / 4);
+  }
+  if (part("grpc")) {
+    grpcLatency(d, 1, n);
+    grpcLatencySync(d, n);
+    grpcLatency(d, 1000, n / 4);
+  }
+  if (part("lookups")) {
+    lookupsWithWatchers(d, seconds, rounds);
+  }
+  if (part("stalled")) {
+    lookupsWithStalledWatchers(bin, self, seconds, rounds);
+  }
   return 0;
 }

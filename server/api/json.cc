@@ -12,9 +12,9 @@ std::string toJson(const google::protobuf::Message& message) {
   return out;
 }
 
-std::string errorJson(const Error& error) {
+std::string errorJson(const Error& error, int http_status) {
   v1::ErrorBody body;
-  body.set_code(httpStatus(error.code));
+  body.set_code(http_status != 0 ? http_status : httpStatus(error.code));
   body.set_status(std::string(toString(error.code)));
   body.set_message(error.message);
   if (error.window) {

@@ -15,7 +15,7 @@ namespace epmdx::api {
 /// Canonical Protobuf JSON (lowerCamelCase names, 64-bit integers as strings), one line.
 std::string toJson(const google::protobuf::Message& message);
 
-/// The ErrorBody of `error` (HTTP status from httpStatus()), as JSON.
-std::string errorJson(const Error& error);
+/// The ErrorBody of `error` as JSON; its code is `http_status`, else httpStatus(error.code).
+std::string errorJson(const Error& error, int http_status = 0);
 
 }  // namespace epmdx::api

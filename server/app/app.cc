@@ -182,6 +182,11 @@ std::optional<int> App::bind() {
       return code;
     }
   }
+  // Bound is ready: the kernel queues connections until run() accepts them.
+  for (auto& c : clusters_) {
+    c->serving = true;
+  }
+  epmd_listening_ = true;
   if (auto err = admin_->start()) {
     log::error(*err);
     return 1;
@@ -233,7 +238,6 @@ int App::run(bool handle_signals) {
   std::string where;
   for (size_t i = 0; i < clusters_.size(); ++i) {
     clusters_[i]->listener->start();
-    clusters_[i]->serving = true;
     std::string eps;
     for (const auto& e : clusters_[i]->endpoints) {
       eps += (eps.empty() ? "" : ",") + e;
@@ -242,7 +246,6 @@ int App::run(bool handle_signals) {
         (where.empty() ? "" : " ") +
         (i == 0 ? eps : registry_->clusterName(static_cast<registry::ClusterId>(i)) + "=" + eps);
   }
-  epmd_listening_ = true;
   log::info("epmdx serving", {{"epmd", where},
                               {"grpc", admin_->grpcPort() ? std::to_string(grpcPort()) : "off"},
                               {"http", admin_->httpPort() ? std::to_string(httpPort()) : "off"}});

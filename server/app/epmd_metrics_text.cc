@@ -39,7 +39,17 @@ void renderEpmdMetrics(const epmd::Metrics& e, std::string& out) {
            "epmd connections open now (registrations and requests in progress).");
   const int64_t open = e.connections_open.load();
   w.sample("epmdx_epmd_connections_open", open < 0 ? 0 : static_cast<uint64_t>(open));
-  w.family("epmdx_epmd_accept_errors_total", "counter", "Failed accepts (e.g. no descriptors).");
+  w.family("epmdx_epmd_connections_shed_total", "counter",
+           "Connections closed early near the descriptor limit so registrations and lookups keep "
+           "being answered: silent = never sent a byte (oldest first); partial = a partial "
+           "request or a reply the client does not read; at_accept = accepted and closed at once "
+           "because nothing else could be shed.");
+  auto reason = [](const char* r) { return PrometheusWriter::label("reason", r); };
+  w.sample("epmdx_epmd_connections_shed_total", e.shed_silent, reason("silent"));
+  w.sample("epmdx_epmd_connections_shed_total", e.shed_partial, reason("partial"));
+  w.sample("epmdx_epmd_connections_shed_total", e.shed_at_accept, reason("at_accept"));
+  w.family("epmdx_epmd_accept_errors_total", "counter",
+           "Failed accepts that shedding could not cure.");
   w.sample("epmdx_epmd_accept_errors_total", e.accept_errors);
   out += w.text();
 }

@@ -164,16 +164,36 @@ void WatchReactor::OnDone() {
 }
 
 WatchSet::WatchSet() {
-  ticker_ = std::thread([this] { tickLoop(); });
+  std::lock_guard<std::mutex> lock(mu_);
+  armTickLocked();
 }
 
 WatchSet::~WatchSet() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ticker_ = true;
+  std::unique_lock<std::mutex> lock(mu_);
+  stop_ticker_ = true;
+  alarm_.Cancel();
+  // The alarm's callback runs (fired or cancelled) exactly once per Set: wait for it, so it
+  // never touches a destroyed set.
+  cv_.wait(lock, [this] { return !tick_armed_; });
+}
+
+void WatchSet::armTickLocked() {
+  tick_armed_ = true;
+  alarm_.Set(std::chrono::system_clock::now() + milliseconds(100),
+             [this](bool fired) { onTick(fired); });
+}
+
+void WatchSet::onTick(bool fired) {
+  // Progress messages: every 100 ms each stream checks whether one is due.
+  std::lock_guard<std::mutex> lock(mu_);
+  tick_armed_ = false;
+  if (fired && !stop_ticker_) {
+    for (auto* r : live_) {
+      r->wake();
+    }
+    armTickLocked();
   }
   cv_.notify_all();
-  ticker_.join();
 }
 
 bool WatchSet::add(WatchReactor* r) {
@@ -211,17 +231,6 @@ size_t WatchSet::size() const {
 void WatchSet::waitEmpty(milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait_for(lock, timeout, [this] { return live_.empty(); });
-}
-
-void WatchSet::tickLoop() {
-  // Progress messages: every 100 ms each stream checks whether one is due.
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stop_ticker_) {
-    cv_.wait_for(lock, milliseconds(100), [this] { return stop_ticker_; });
-    for (auto* r : live_) {
-      r->wake();
-    }
-  }
 }
 
 }  // namespace epmdx::grpcapi

@@ -9,6 +9,7 @@
 // moment the history moves past its cursor it is finished with OUT_OF_RANGE (the client
 // lists again), without waiting for the stalled write.
 
+#include <grpcpp/alarm.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -62,7 +63,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 };
 
 /// The live watch streams of one server: ticks their progress messages and ends them all
-/// on shutdown. (How many may be open is api::Service's business.)
+/// on shutdown. (How many may be open is api::Service's business.) The tick is a gRPC alarm
+/// on gRPC's own threads, not a thread of ours: thread count is a budget (pod PID limits).
 class WatchSet {
  public:
   WatchSet();
@@ -77,14 +79,16 @@ class WatchSet {
   void waitEmpty(std::chrono::milliseconds timeout);
 
  private:
-  void tickLoop();
+  void armTickLocked();
+  void onTick(bool fired);
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<WatchReactor*> live_;  // Guarded by mu_.
   bool shutting_down_ = false;       // Guarded by mu_.
   bool stop_ticker_ = false;         // Guarded by mu_.
-  std::thread ticker_;
+  bool tick_armed_ = false;          // Guarded by mu_: an alarm callback is still to come.
+  grpc::Alarm alarm_;
 };
 
 }  // namespace epmdx::grpcapi

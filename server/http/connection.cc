@@ -41,6 +41,9 @@ void Connection::readHeader() {
 }
 
 void Connection::onHeader(beast::error_code ec) {
+  if (ec == bhttp::error::body_limit) {
+    return onBody(ec);  // A Content-Length over the limit is refused from the header: 413.
+  }
   if (ec == bhttp::error::header_limit) {
     reject(431, "RESOURCE_EXHAUSTED", "request headers are larger than 16 KiB");
     return;
@@ -63,6 +66,23 @@ void Connection::onHeader(beast::error_code ec) {
     reject(431, "RESOURCE_EXHAUSTED",
            "more than " + std::to_string(host_.limits().header_count) + " request headers");
     return;
+  }
+  // Framing that two parsers could read differently is refused, so nothing behind us (a
+  // proxy) and nothing in us can be made to see a different request than the other.
+  const auto& req = parser_->get();
+  if (req.count(bhttp::field::host) > 1) {
+    reject(400, "INVALID_ARGUMENT", "more than one Host header");
+    return;
+  }
+  if (req.count(bhttp::field::transfer_encoding) > 0) {
+    if (!parser_->chunked()) {
+      reject(400, "INVALID_ARGUMENT", "a Transfer-Encoding must end in chunked");
+      return;
+    }
+    if (req.count(bhttp::field::content_length) > 0) {
+      reject(400, "INVALID_ARGUMENT", "Content-Length and Transfer-Encoding together");
+      return;
+    }
   }
   bhttp::async_read(
       stream_, buffer_, *parser_,

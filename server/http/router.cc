@@ -104,8 +104,9 @@ Route match(std::string_view path) {
 Router::Router(api::Service& api, RouterOptions options, DaemonStatus status)
     : api_(api), options_(std::move(options)), status_(std::move(status)) {}
 
-HttpResponse Router::error(const api::Error& e) {
-  HttpResponse res{api::httpStatus(e.code), kJson, api::errorJson(e), {}};
+HttpResponse Router::error(const api::Error& e, int http_status) {
+  const int status = http_status != 0 ? http_status : api::httpStatus(e.code);
+  HttpResponse res{status, kJson, api::errorJson(e, status), {}};
   if (e.code == api::Code::Unauthenticated) {
     res.headers.emplace_back("WWW-Authenticate", "Bearer");
   }
@@ -159,8 +160,8 @@ RouteResult Router::handle(const HttpRequest& req, size_t http_connections) {
     HttpResponse res = error({api::Code::InvalidArgument,
                               "method " + log::printable(req.method) + " is not allowed on " +
                                   log::printable(target->path),
-                              {}});
-    res.status = 405;
+                              {}},
+                             405);
     res.headers.emplace_back("Allow", route == Route::Node ? "GET, HEAD, DELETE" : "GET, HEAD");
     return res;
   }

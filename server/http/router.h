@@ -74,8 +74,8 @@ class Router {
 
   RouteResult handle(const HttpRequest& req, size_t http_connections);
 
-  /// An ErrorBody response (also used by the connection for 400/413/431).
-  static HttpResponse error(const api::Error& e);
+  /// An ErrorBody response; `http_status` overrides the status the code maps to (405).
+  static HttpResponse error(const api::Error& e, int http_status = 0);
 
  private:
   Result<api::Principal, api::Error> authorize(const HttpRequest& req, api::Scope scope,

@@ -22,22 +22,33 @@ WatchHub::~WatchHub() {
 }
 
 uint64_t WatchHub::add(WakeFn wake) {
+  auto entry = std::make_shared<Entry>();
+  entry->wake = std::move(wake);
   std::lock_guard<std::mutex> lock(watchers_mu_);
   const uint64_t token = next_token_++;
-  watchers_.emplace_back(token, std::move(wake));
+  watchers_.emplace_back(token, std::move(entry));
   count_.store(watchers_.size(), std::memory_order_relaxed);
   return token;
 }
 
 void WatchHub::remove(uint64_t token) {
-  std::lock_guard<std::mutex> lock(watchers_mu_);
-  auto it = std::find_if(watchers_.begin(), watchers_.end(),
-                         [token](const auto& w) { return w.first == token; });
-  if (it != watchers_.end()) {
-    std::swap(*it, watchers_.back());  // Order does not matter: O(1) removal.
-    watchers_.pop_back();
+  std::shared_ptr<Entry> entry;
+  {
+    std::lock_guard<std::mutex> lock(watchers_mu_);
+    auto it = std::find_if(watchers_.begin(), watchers_.end(),
+                           [token](const auto& w) { return w.first == token; });
+    if (it != watchers_.end()) {
+      entry = std::move(it->second);
+      std::swap(*it, watchers_.back());  // Order does not matter: O(1) removal.
+      watchers_.pop_back();
+    }
+    count_.store(watchers_.size(), std::memory_order_relaxed);
   }
-  count_.store(watchers_.size(), std::memory_order_relaxed);
+  if (entry) {
+    // Waits for this entry's wake if it is running right now, and no longer.
+    std::lock_guard<std::mutex> lock(entry->mu);
+    entry->removed = true;
+  }
 }
 
 void WatchHub::notify() {
@@ -72,9 +83,19 @@ void WatchHub::run() {
 }
 
 void WatchHub::fanOut() {
-  std::lock_guard<std::mutex> lock(watchers_mu_);
-  for (auto& entry : watchers_) {
-    entry.second();
+  std::vector<std::shared_ptr<Entry>> all;
+  {
+    std::lock_guard<std::mutex> lock(watchers_mu_);
+    all.reserve(watchers_.size());
+    for (const auto& w : watchers_) {
+      all.push_back(w.second);
+    }
+  }
+  for (const auto& entry : all) {
+    std::lock_guard<std::mutex> lock(entry->mu);
+    if (!entry->removed) {
+      entry->wake();
+    }
   }
 }
 

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -41,16 +42,23 @@ class WatchHub {
   void fanOut();
 
   const bool async_;
-  // Two locks so that notify() never waits for a fan-out in progress: signal_mu_ guards
-  // only the two flags (held for a few instructions); watchers_mu_ guards the list and is
-  // held for a whole fan-out. Never hold both.
+  // Three kinds of lock, so that nobody waits for a whole fan-out: signal_mu_ guards only the
+  // two flags (held for a few instructions); watchers_mu_ guards the list and is held only to
+  // change or copy it; each entry's own mu is held while its wake runs, so remove() waits
+  // for that one wake at most (a thousand streams closing at once must not each wait behind
+  // a fan-out to everybody). Never hold two.
   std::mutex signal_mu_;
   std::condition_variable cv_;
   bool pending_ = false;   // Guarded by signal_mu_.
   bool stopping_ = false;  // Guarded by signal_mu_.
+  struct Entry {
+    std::mutex mu;
+    bool removed = false;  // Guarded by mu.
+    WakeFn wake;
+  };
   std::mutex watchers_mu_;
-  uint64_t next_token_ = 1;                            // Guarded by watchers_mu_.
-  std::vector<std::pair<uint64_t, WakeFn>> watchers_;  // Guarded by watchers_mu_.
+  uint64_t next_token_ = 1;                                            // Guarded by watchers_mu_.
+  std::vector<std::pair<uint64_t, std::shared_ptr<Entry>>> watchers_;  // Guarded by watchers_mu_.
   std::atomic<size_t> count_{0};
   std::thread thread_;
 };

@@ -49,7 +49,7 @@ void TcpProxy::run() {
     }
     for (auto& [a, b] : snapshot) {
       fds.push_back({a, POLLIN, 0});
-      fds.push_back({b, POLLIN, 0});
+      fds.push_back({b, static_cast<short>(paused_ ? 0 : POLLIN), 0});
     }
     if (poll(fds.data(), fds.size(), 50) <= 0) {
       continue;

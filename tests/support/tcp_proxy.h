@@ -18,6 +18,9 @@ class TcpProxy {
   /// Closes every proxied connection (both sides); new ones are still accepted.
   void cutAll();
   int connectionsSeen() const { return seen_.load(); }
+  /// While paused nothing is read from the target: its kernel buffers fill and its writes
+  /// stall, as behind a client that stopped reading. The other direction still flows.
+  void setPaused(bool paused) { paused_ = paused; }
 
  private:
   void run();
@@ -26,6 +29,7 @@ class TcpProxy {
   int listen_fd_ = -1;
   std::atomic<bool> stop_{false};
   std::atomic<int> seen_{0};
+  std::atomic<bool> paused_{false};
   std::mutex mu_;
   std::vector<std::pair<int, int>> pairs_;  // Guarded by mu_.
   std::thread thread_;

@@ -1,0 +1,6 @@
+# Included by ctest after gtest discovery: the admin-surface load tests hold thousands of
+# sockets and both cores, so they run alone.
+set_tests_properties(HttpThreads.ThousandWatchersAndThousandKeepAliveClients
+                     HttpThreads.IdleAgainAfterThousandGrpcWatchers
+                     WatchIsolation.StalledWatchersNeitherSlowTheEpmdPortNorHurtHealthyWatchers
+                     PROPERTIES RUN_SERIAL TRUE)
