@@ -89,13 +89,12 @@ TEST(Options, GnuLongOptions) {
   EXPECT_EQ(parse({"--help"}).kind, ParseResult::Kind::HelpGnu);
 }
 
-TEST(Options, DefaultTokenPath) {
-  g_env = {{"XDG_RUNTIME_DIR", "/run/user/7"}};
-  EXPECT_EQ(defaultTokenPath(fakeEnv), "/run/user/7/epmdx/admin.token");
-  g_env = {{"HOME", "/home/x"}};
-  EXPECT_EQ(defaultTokenPath(fakeEnv), "/home/x/.config/epmdx/admin.token");
-  g_env = {{"EPMDX_TOKEN_FILE", "/etc/t"}, {"HOME", "/home/x"}};
-  EXPECT_EQ(defaultTokenPath(fakeEnv), "/etc/t");
+TEST(Options, TokenOutIsPerDaemonUnlessNamed) {
+  // Empty: the daemon names the file after its admin port once bound (tokenPathForPort).
+  EXPECT_EQ(parse({}, {{"XDG_RUNTIME_DIR", "/run/user/7"}}).options.token_out, "");
+  EXPECT_EQ(parse({}, {{"EPMDX_TOKEN_FILE", "/etc/t"}}).options.token_out, "/etc/t");
+  EXPECT_EQ(parse({"--token-out=/x/t"}, {{"EPMDX_TOKEN_FILE", "/etc/t"}}).options.token_out,
+            "/x/t");
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "server/app/admin_servers.h"
 
+#include <cstdlib>
+
 #ifndef EPMDX_VERSION_STRING
 #define EPMDX_VERSION_STRING "0.0.0"
 #endif
@@ -13,6 +15,7 @@
 #include "server/app/epmd_metrics_text.h"
 #include "server/app/port_holder.h"
 #include "server/common/log.h"
+#include "server/common/token_path.h"
 #include "server/grpc/grpc_server.h"
 #include "server/http/http_server.h"
 
@@ -98,13 +101,15 @@ std::optional<std::string> AdminServers::start() {
   const Options& o = impl_->app.options();
   const bool any = o.grpc_listen != "off" || o.http_listen != "off";
   if (!any) {
+    log::info("gRPC and HTTP are off: no admin token, no token file");
     return std::nullopt;
   }
-  if (auto err = impl_->tokens.init(o.tokens_file, o.token_out)) {
-    return err;
-  }
-  if (o.tokens_file.empty()) {
-    log::info("generated an admin token", {{"file", impl_->tokens.generatedPath()}});
+  if (!o.tokens_file.empty()) {
+    if (auto err = impl_->tokens.loadFile(o.tokens_file)) {
+      return err;
+    }
+  } else {
+    impl_->tokens.generate();  // Published below, once the admin port that names it is bound.
   }
   impl_->api = std::make_unique<api::Service>(impl_->app.registry(), impl_->tokens, o.max_watchers);
   impl_->api->setClusterStates([&app = impl_->app] { return app.clusterStates(); });
@@ -168,6 +173,28 @@ std::optional<std::string> AdminServers::start() {
       impl_->surfaces.push_back({"http", true, ""});
     }
   }
+  return o.tokens_file.empty() ? publishToken() : std::nullopt;
+}
+
+std::optional<std::string> AdminServers::publishToken() {
+  // One file per daemon, named after its admin port (gRPC, else HTTP), unless one was named.
+  const Options& o = impl_->app.options();
+  const uint16_t port = grpcPort() != 0 ? grpcPort() : httpPort();
+  if (port == 0) {
+    // Both default addresses were taken: nothing serves the token, so no file names it.
+    log::info("no admin API is serving: no token file");
+    return std::nullopt;
+  }
+  const auto getenv_fn = [](const char* name) -> const char* { return std::getenv(name); };
+  const std::string path = !o.token_out.empty() ? o.token_out : tokenPathForPort(getenv_fn, port);
+  auto published = impl_->tokens.publishGenerated(path);
+  if (!published) {
+    return published.error();
+  }
+  log::info(published.value() == api::TokenStore::Published::Adopted
+                ? "adopted the admin token of an earlier run"
+                : "generated an admin token",
+            {{"file", path}});
   return std::nullopt;
 }
 

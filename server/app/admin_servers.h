@@ -30,6 +30,9 @@ class AdminServers {
   size_t watchers() const;
 
  private:
+  /// Writes the generated admin token to its file, or adopts the token already there.
+  std::optional<std::string> publishToken();
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

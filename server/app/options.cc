@@ -1,7 +1,5 @@
 #include "server/app/options.h"
 
-#include <unistd.h>
-
 #include <cstdlib>
 
 #include "server/common/result.h"
@@ -57,19 +55,6 @@ bool parseSize(const std::string& s, size_t& out) {
 
 }  // namespace
 
-std::string defaultTokenPath(const char* (*getenv_fn)(const char*)) {
-  if (const char* p = getenv_fn("EPMDX_TOKEN_FILE"); p != nullptr && *p != '\0') {
-    return p;
-  }
-  if (const char* r = getenv_fn("XDG_RUNTIME_DIR"); r != nullptr && *r != '\0') {
-    return std::string(r) + "/epmdx/admin.token";
-  }
-  if (const char* h = getenv_fn("HOME"); h != nullptr && *h != '\0') {
-    return std::string(h) + "/.config/epmdx/admin.token";
-  }
-  return "/tmp/epmdx-" + std::to_string(getuid()) + "/admin.token";
-}
-
 ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv_fn)(const char*)) {
   ParseResult r;
   Options& o = r.options;
@@ -108,7 +93,7 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
   envOr("EPMDX_TOKENS_FILE", o.tokens_file);
   envOr("EPMDX_LOG_FORMAT", o.log_format);
   envOr("EPMDX_WEB_ROOT", o.web_root);
-  o.token_out = defaultTokenPath(getenv_fn);
+  envOr("EPMDX_TOKEN_FILE", o.token_out);
 
   const size_t n = args.size();
   for (size_t i = 0; i < n; ++i) {
@@ -344,10 +329,11 @@ epmdx options (GNU long form; each also reads the environment variable shown)
                               names on a loopback address, any name otherwise.
     --tokens-file=PATH        bearer tokens, one "TOKEN SCOPE..." line each (scopes:
                               read, evict); reloaded on SIGHUP (EPMDX_TOKENS_FILE).
-                              Without it an admin token is generated at start.
-    --token-out=PATH          where the generated admin token is written (mode 0600)
-                              (EPMDX_TOKEN_FILE, default $XDG_RUNTIME_DIR/epmdx/admin.token
-                              or ~/.config/epmdx/admin.token)
+                              Without it an admin token is generated at start, or
+                              adopted from its file if an earlier run left a valid one.
+    --token-out=PATH          the generated admin token's file (mode 0600) (EPMDX_TOKEN_FILE,
+                              default $XDG_RUNTIME_DIR/epmdx/admin-PORT.token or
+                              ~/.config/epmdx/admin-PORT.token, PORT the gRPC port, else HTTP)
     --grpc-tls-cert=PEM --grpc-tls-key=PEM [--grpc-tls-client-ca=PEM]
                               serve gRPC over TLS (mutual TLS with a client CA)
     --http-anonymous-read=true|false

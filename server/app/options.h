@@ -50,7 +50,7 @@ struct Options {
   bool http_listen_explicit = false;
   std::string http_allowed_hosts;  // Comma separated; empty: the default (see --help).
   std::string tokens_file;         // Empty: generate an admin token.
-  std::string token_out;           // Where the generated token is written.
+  std::string token_out;  // The generated token's file; empty: tokenPathForPort(admin port).
   std::string grpc_tls_cert;
   std::string grpc_tls_key;
   std::string grpc_tls_client_ca;
@@ -76,9 +76,5 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
 
 /// OTP's usage text followed by the epmdx options.
 std::string usageText();
-
-/// The default path of the generated admin token: $EPMDX_TOKEN_FILE, else
-/// $XDG_RUNTIME_DIR/epmdx/admin.token, else ~/.config/epmdx/admin.token, else /tmp/epmdx-UID/.
-std::string defaultTokenPath(const char* (*getenv_fn)(const char*));
 
 }  // namespace epmdx::app

@@ -773,6 +773,9 @@ TEST_F(GeneratedTokenTest, FindsTheDaemonsTokenByPortAndWatchSurvivesARestartWit
       << listing.stderrText();
   close(a);
   ASSERT_NO_FATAL_FAILURE(stopDaemon());
+  // A restarted daemon adopts the token still in its file; without the file (a rotation)
+  // it makes a new one, which the clients must pick up.
+  std::filesystem::remove(token_path_);
   ASSERT_NO_FATAL_FAILURE(startDaemon());  // Same ports, same file, a new token.
   EXPECT_NE(readFile(token_path_), first_token);
   const int b = registerNode("two", 4001);
