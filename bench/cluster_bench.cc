@@ -96,8 +96,8 @@ int main(int argc, char** argv) {
                     "--http-listen=off"});
   // Two daemons: no policy, and a lookups rule checked on every lookup.
   const uint16_t open = freePort(), guarded = freePort();
-  Server open_daemon({epmdx, "-port", std::to_string(open), "--grpc-listen=off",
-                      "--http-listen=off"});
+  Server open_daemon(
+      {epmdx, "-port", std::to_string(open), "--grpc-listen=off", "--http-listen=off"});
   Server guarded_daemon({epmdx, "-port", std::to_string(guarded), "--grpc-listen=off",
                          "--http-listen=off", "--lookups-from=10.0.0.0/8,fd00::/8,loopback",
                          "--names-from=loopback"});
@@ -121,8 +121,8 @@ int main(int argc, char** argv) {
       held, seconds, rounds);
   compare("lookups/s: the default cluster's port vs a second cluster's port of one daemon",
           "default/s", first, "second/s", second, clients, held, rounds, seconds);
-  compare("lookups/s: no access policy vs --lookups-from=10.0.0.0/8,fd00::/8,loopback",
-          "open/s", open, "policy/s", guarded, clients, held, rounds, seconds);
+  compare("lookups/s: no access policy vs --lookups-from=10.0.0.0/8,fd00::/8,loopback", "open/s",
+          open, "policy/s", guarded, clients, held, rounds, seconds);
   for (auto& fds : held_fds) {
     for (int fd : fds) {
       close(fd);
