@@ -268,10 +268,14 @@ check("a directive the sandbox does not apply fails the test", rc == 99 and
 # ---- the sandbox bites: a probe in the unit's place tries what the unit forbids ----------
 import errno  # noqa: E402
 probe_unit = os.path.join(scratch, "probe.service")
+# Into the private /usr/local: the sandbox hides /tmp, /home and /root, where a checkout of the
+# repository may well live (CI clones into a temporary folder).
+probe_path = "/usr/local/libexec/epmdx-systemd-sandbox-probe.py"
+os.makedirs(os.path.dirname(probe_path), exist_ok=True)
+shutil.copy(os.path.join(HERE, "systemd_sandbox_probe.py"), probe_path)
 with open(probe_unit, "w") as f:
-    f.write(re.sub(r"^ExecStart=.*$", "ExecStart=/usr/bin/python3 " +
-                   os.path.join(HERE, "systemd_sandbox_probe.py"), open(ETC_UNIT).read(),
-                   flags=re.M))
+    f.write(re.sub(r"^ExecStart=.*$", "ExecStart=/usr/bin/python3 " + probe_path,
+                   open(ETC_UNIT).read(), flags=re.M))
 svc, log = activate(probe_unit)
 wait_listening()
 socket.create_connection(("127.0.0.1", 4369), timeout=2).close()
