@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "epmdx/v1/registry.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/support/net.h"
 #include "tests/support/running_app.h"
 
@@ -473,6 +474,31 @@ TEST_F(GrpcApiTest, ShutdownEndsWatchesWithUnavailable) {
   ASSERT_TRUE(stream->Read(&msg));
   app_->app().requestShutdown(0, registry::UnregisterReason::Shutdown);
   while (stream->Read(&msg)) {
+  }
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(GrpcApiTest, HealthCheckAndWatchFollowTheDrain) {
+  start();
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  grpc::health::v1::HealthCheckRequest req;
+  grpc::health::v1::HealthCheckResponse resp;
+  auto c1 = ctx(nullptr);  // Health needs no token (probes).
+  ASSERT_TRUE(health->Check(c1.get(), req, &resp).ok());
+  EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  req.set_service("no.such.Service");
+  auto c2 = ctx(nullptr);
+  EXPECT_EQ(health->Check(c2.get(), req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  req.set_service("epmdx.v1.Registry");
+  grpc::ClientContext wc;
+  auto stream = health->Watch(&wc, req);
+  ASSERT_TRUE(stream->Read(&resp));
+  EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  app_->app().requestShutdown(0, registry::UnregisterReason::Shutdown);
+  ASSERT_TRUE(stream->Read(&resp));  // The drain is announced before the stream ends.
+  EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  while (stream->Read(&resp)) {
   }
   EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
 }

@@ -1,8 +1,6 @@
 #include "server/grpc/grpc_server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/health_check_service_interface.h>
-
 #include "grpc/health/v1/health.pb.h"
 
 #include <fstream>
@@ -56,7 +54,8 @@ std::optional<std::string> GrpcServer::start() {
   // Reflection describes what the generated descriptor pool holds: link the health
   // service's descriptors in, so grpcurl and grpcui can call grpc.health.v1.Health.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
-  grpc::EnableDefaultHealthCheckService(true);
+  // Our own callback health service (see health_service.h), not gRPC's default one.
+  grpc::EnableDefaultHealthCheckService(false);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   // A control plane is never shared: with SO_REUSEPORT a second daemon would bind the same
@@ -65,6 +64,7 @@ std::optional<std::string> GrpcServer::start() {
   int port = 0;
   builder.AddListeningPort(options_.listen, creds, &port);
   builder.RegisterService(service_.get());
+  builder.RegisterService(&health_);
   // Keep idle watch streams alive through proxies and notice dead peers.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
@@ -76,9 +76,7 @@ std::optional<std::string> GrpcServer::start() {
     return "cannot listen for gRPC on " + options_.listen;
   }
   port_ = static_cast<uint16_t>(port);
-  auto* health = server_->GetHealthCheckService();
-  health->SetServingStatus("", true);
-  health->SetServingStatus(v1::Registry::service_full_name(), true);
+  health_.setServing(true);
   return std::nullopt;
 }
 
@@ -86,7 +84,7 @@ void GrpcServer::beginDrain() {
   if (!server_) {
     return;
   }
-  server_->GetHealthCheckService()->SetServingStatus(false);
+  health_.setServing(false);
   service_->beginShutdown();
 }
 
@@ -97,6 +95,7 @@ void GrpcServer::stop(std::chrono::milliseconds grace) {
   stopped_ = true;
   const auto deadline = std::chrono::system_clock::now() + grace;  // One budget for both.
   service_->beginShutdown();
+  health_.shutdown();
   service_->watches().waitEmpty(grace);
   server_->Shutdown(deadline);
   server_->Wait();

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "server/api/service.h"
+#include "server/grpc/health_service.h"
 #include "server/grpc/registry_service.h"
 
 namespace epmdx::grpcapi {
@@ -38,6 +39,7 @@ class GrpcServer {
  private:
   GrpcOptions options_;
   std::unique_ptr<RegistryService> service_;
+  HealthService health_;  // Outlives server_ (declared before it).
   std::unique_ptr<grpc::Server> server_;
   uint16_t port_ = 0;
   bool stopped_ = false;
