@@ -30,6 +30,17 @@ void toProto(const registry::Registry& registry, const registry::Registration& r
   out.set_cluster(registry.clusterName(r.cluster));
 }
 
+void toProto(const registry::Registry& registry, const registry::Hold& h, v1::Hold& out) {
+  out.set_name(h.name);
+  out.set_cluster(registry.clusterName(h.cluster));
+  setTimestamp(h.created_at_ns, *out.mutable_created_at());
+  setTimestamp(h.expires_at_ns, *out.mutable_expires_at());
+  out.set_actor(h.actor);
+  out.set_reason(h.reason);
+  out.set_registration_id(h.registration ? h.registration->id : 0);
+  out.set_revision(h.revision);
+}
+
 v1::UnregisterReason toProto(registry::UnregisterReason reason) {
   using R = registry::UnregisterReason;
   switch (reason) {
@@ -50,12 +61,29 @@ v1::UnregisterReason toProto(registry::UnregisterReason reason) {
 }
 
 void toProto(const registry::Registry& registry, const registry::Event& e, v1::NodeEvent& out) {
-  const bool registered = e.type == registry::EventType::Registered;
-  out.set_type(registered ? v1::NodeEvent::REGISTERED : v1::NodeEvent::UNREGISTERED);
+  using T = registry::EventType;
+  switch (e.type) {
+    case T::Registered:
+      out.set_type(v1::NodeEvent::REGISTERED);
+      break;
+    case T::Unregistered:
+      out.set_type(v1::NodeEvent::UNREGISTERED);
+      out.set_reason(toProto(e.reason));
+      break;
+    case T::Held:
+      out.set_type(v1::NodeEvent::HELD);
+      break;
+    case T::HoldLifted:
+      out.set_type(v1::NodeEvent::HOLD_LIFTED);
+      break;
+    case T::HoldExpired:
+      out.set_type(v1::NodeEvent::HOLD_EXPIRED);
+      break;
+  }
   out.set_revision(e.revision);
   toProto(registry, *e.registration, *out.mutable_node());
-  if (!registered) {
-    out.set_reason(toProto(e.reason));
+  if (e.hold) {
+    toProto(registry, *e.hold, *out.mutable_hold());
   }
   out.set_actor(std::string(e.actor()));
   out.set_detail(std::string(e.detail()));

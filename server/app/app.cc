@@ -85,6 +85,8 @@ App::App(Options options) : options_(std::move(options)) {
                                          std::move(lo), [this, id] { killCluster(id); });
     clusters_.push_back(std::move(cluster));
   }
+  hold_expiry_ = std::make_unique<api::HoldExpiry>(*registry_);
+  audit_ = std::make_unique<api::AuditLog>(*registry_);
   admin_ = std::make_unique<AdminServers>(*this);
   if (auto err = applyAccess()) {
     log::error(*err);  // parseArgs() checked it; only a file changed since can fail here.
@@ -142,6 +144,10 @@ App::~App() {
     admin_->stop();
   }
   admin_.reset();
+  hold_expiry_.reset();
+  if (audit_) {
+    audit_->stop();  // Writes what the last changes left pending.
+  }
   // The listeners unlink the sessions still pending; io_ then destroys them, and they
   // touch nothing of the listener's any more (see Session::metrics_).
   clusters_.clear();
@@ -174,6 +180,12 @@ std::optional<int> App::bind() {
   for (size_t i = 0; i < clusters_.size(); ++i) {
     if (auto code = bindCluster(i)) {
       return code;
+    }
+  }
+  if (!options_.audit_file.empty()) {
+    if (auto err = audit_->start(options_.audit_file)) {
+      log::error(*err);
+      return 1;
     }
   }
   if (auto err = admin_->start()) {

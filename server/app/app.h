@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include "server/api/audit_log.h"
+#include "server/api/hold_expiry.h"
 #include "server/api/service.h"
 
 #include "server/app/options.h"
@@ -58,6 +60,8 @@ class App {
   uint16_t httpPort() const;
   registry::Registry& registry() { return *registry_; }
   epmd::Metrics& epmdMetrics() { return metrics_; }
+  /// A hold was placed (by the API): the expiry timer looks at it.
+  void holdPlaced() { hold_expiry_->poke(); }
   const Options& options() const { return options_; }
 
  private:
@@ -79,7 +83,9 @@ class App {
     std::atomic<bool> serving{false};
   };
   std::vector<std::unique_ptr<Cluster>> clusters_;  // Set once in the constructor.
-  mutable std::mutex clusters_mu_;  // Guards endpoints (written by bind, read by the APIs).
+  mutable std::mutex clusters_mu_;        // Guards endpoints (written by bind, read by the APIs).
+  std::unique_ptr<api::AuditLog> audit_;  // Before admin_: audits its evictions.
+  std::unique_ptr<api::HoldExpiry> hold_expiry_;
   std::unique_ptr<AdminServers> admin_;
   std::atomic<bool> draining_{false};
   std::atomic<bool> epmd_listening_{false};

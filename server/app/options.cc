@@ -105,6 +105,7 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
   o.http_listen_explicit = o.http_listen != kDefaultHttpListen;
   envOr("EPMDX_HTTP_ALLOWED_HOSTS", o.http_allowed_hosts);
   envOr("EPMDX_ACCESS_FILE", o.access_file);
+  envOr("EPMDX_AUDIT_FILE", o.audit_file);
   envOr("EPMDX_TOKENS_FILE", o.tokens_file);
   envOr("EPMDX_LOG_FORMAT", o.log_format);
   envOr("EPMDX_WEB_ROOT", o.web_root);
@@ -199,6 +200,8 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
         o.access.push_back({key, value, "--" + key});
       } else if (key == "access-file") {
         o.access_file = value;
+      } else if (key == "audit-file") {
+        o.audit_file = value;
       } else if (key == "http-allowed-hosts") {
         o.http_allowed_hosts = value;
       } else if (key == "tokens-file") {
@@ -373,6 +376,8 @@ epmdx options (GNU long form; each also reads the environment variable shown)
     --access-file=PATH        the same directives, one per line ("names-from=loopback"),
                               re-read on SIGHUP; they follow the command line's
                               (EPMDX_ACCESS_FILE)
+    --audit-file=PATH         append every eviction, hold, lift and hold expiry to PATH,
+                              one JSON line each (epmdx.v1.AuditRecord; EPMDX_AUDIT_FILE)
     --history-size=N          events kept for watchers to resume from (default 16384)
     --max-nodes=N             most registrations at once (default 1000000)
     --max-watchers=N          most concurrent watch streams per API (default 1024)

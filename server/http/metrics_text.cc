@@ -54,6 +54,13 @@ void renderMetrics(const MetricsInput& in, std::string& out) {
   w.sample("epmdx_evictions_total",
            r.unregistrations[static_cast<size_t>(registry::UnregisterReason::Evicted)]);
 
+  w.family("epmdx_holds", "gauge", "Names reserved now after evictions (holds in force).");
+  w.sample("epmdx_holds", r.holds);
+  w.family("epmdx_holds_total", "counter", "Holds placed, and how they ended, by event.");
+  w.sample("epmdx_holds_total", r.holds_placed, PrometheusWriter::label("event", "placed"));
+  w.sample("epmdx_holds_total", r.holds_lifted, PrometheusWriter::label("event", "lifted"));
+  w.sample("epmdx_holds_total", r.holds_expired, PrometheusWriter::label("event", "expired"));
+
   w.family("epmdx_watchers", "gauge", "Open watch streams, by API.");
   w.sample("epmdx_watchers", in.grpc_watchers, PrometheusWriter::label("api", "grpc"));
   w.sample("epmdx_watchers", in.sse_watchers, PrometheusWriter::label("api", "sse"));

@@ -26,7 +26,19 @@ std::string_view toString(UnregisterReason reason) {
 }
 
 std::string_view toString(EventType type) {
-  return type == EventType::Registered ? "registered" : "unregistered";
+  switch (type) {
+    case EventType::Registered:
+      return "registered";
+    case EventType::Unregistered:
+      return "unregistered";
+    case EventType::Held:
+      return "held";
+    case EventType::HoldLifted:
+      return "hold_lifted";
+    case EventType::HoldExpired:
+      return "hold_expired";
+  }
+  return "unknown";
 }
 
 std::string_view toString(RegisterError e) {
@@ -41,6 +53,8 @@ std::string_view toString(RegisterError e) {
       return "name_in_use";
     case RegisterError::TooManyNodes:
       return "too_many_nodes";
+    case RegisterError::NameHeld:
+      return "name_held";
   }
   return "unknown";
 }
@@ -126,6 +140,19 @@ Result<RegistrationPtr, RegisterError> Registry::add(NodeInfo node, Origin origi
       error = RegisterError::NameInUse;
       failed = true;
     }
+    if (!failed && !holds_.empty()) {
+      auto it = holds_.find({cluster, node.name});
+      if (it != holds_.end()) {
+        if (it->second->expires_at_ns > clock_.nowNanos()) {
+          error = RegisterError::NameHeld;
+          failed = true;
+        } else {
+          // Its time came before the expiry sweep noticed: end it first, so the history
+          // reads HOLD_EXPIRED, then REGISTERED.
+          endHoldLocked(it, EventType::HoldExpired, {}, {});
+        }
+      }
+    }
     if (!failed && by_name_.size() >= options_.max_nodes) {
       error = RegisterError::TooManyNodes;
       failed = true;
@@ -179,7 +206,8 @@ bool Registry::remove(const Registration& registration, UnregisterReason reason)
 Result<Evicted, EvictError> Registry::evict(std::string_view name,
                                             std::optional<RegistrationId> expected_id,
                                             UnregisterReason reason, std::string actor,
-                                            std::string detail, ClusterId cluster) {
+                                            std::string detail, ClusterId cluster,
+                                            std::optional<std::chrono::nanoseconds> hold_for) {
   cluster = checkCluster(cluster);
   Evicted removed;
   std::shared_ptr<RegistrationOwner> owner;
@@ -193,8 +221,27 @@ Result<Evicted, EvictError> Registry::evict(std::string_view name,
       return makeErr(EvictError::PreconditionFailed);
     }
     removed.registration = it->second.registration;
+    const std::string hold_actor = hold_for ? actor : std::string();
+    const std::string hold_reason = hold_for ? detail : std::string();
     owner = eraseLocked(cluster, name, reason, std::move(actor), std::move(detail));
     removed.revision = revision_;
+    if (hold_for) {
+      auto hold = std::make_shared<Hold>();
+      hold->name = removed.registration->node.name;
+      hold->cluster = cluster;
+      hold->created_at_ns = clock_.nowNanos();
+      hold->expires_at_ns = hold->created_at_ns + hold_for->count();
+      hold->actor = hold_actor;
+      hold->reason = hold_reason;
+      hold->registration = removed.registration;
+      hold->revision = revision_ + 1;
+      // A hold placed over an older one replaces it: one reservation per name.
+      holds_[{cluster, hold->name}] = hold;
+      ++counters_.holds_placed;
+      appendLocked(EventType::Held, UnregisterReason::Unspecified, removed.registration,
+                   hold->actor, hold->reason, hold);
+      removed.hold = std::move(hold);
+    }
   }
   if (owner) {
     owner->closeRegistration();
@@ -297,14 +344,15 @@ RegistryStats Registry::stats() const {
   RegistryStats s = counters_;
   s.nodes = by_name_.size();
   s.watchers = hub_.size();
+  s.holds = holds_.size();
   s.revision = revision_;
   s.oldest_retained = history_.oldestRetained(revision_);
   return s;
 }
 
 Revision Registry::appendLocked(EventType type, UnregisterReason reason,
-                                RegistrationPtr registration, std::string actor,
-                                std::string detail) {
+                                RegistrationPtr registration, std::string actor, std::string detail,
+                                HoldPtr hold) {
   Event e;
   e.revision = ++revision_;
   e.type = type;
@@ -314,6 +362,7 @@ Revision Registry::appendLocked(EventType type, UnregisterReason reason,
   if (!actor.empty() || !detail.empty()) {
     e.note = std::make_shared<EventNote>(EventNote{std::move(actor), std::move(detail)});
   }
+  e.hold = std::move(hold);
   history_.append(std::move(e));
   oldest_retained_.store(history_.oldestRetained(revision_), std::memory_order_relaxed);
   return revision_;
@@ -337,6 +386,83 @@ std::shared_ptr<RegistrationOwner> Registry::eraseLocked(ClusterId cluster, std:
   appendLocked(EventType::Unregistered, reason, std::move(registration), std::move(actor),
                std::move(detail));
   return owner;
+}
+
+EndedHold Registry::endHoldLocked(std::map<std::pair<ClusterId, std::string>, HoldPtr>::iterator it,
+                                  EventType type, std::string actor, std::string detail) {
+  EndedHold ended;
+  ended.hold = std::move(it->second);
+  holds_.erase(it);
+  ++(type == EventType::HoldLifted ? counters_.holds_lifted : counters_.holds_expired);
+  ended.revision = appendLocked(type, UnregisterReason::Unspecified, ended.hold->registration,
+                                std::move(actor), std::move(detail), ended.hold);
+  return ended;
+}
+
+Result<EndedHold, HoldError> Registry::liftHold(std::string_view name, ClusterId cluster,
+                                                std::string actor, std::string detail) {
+  cluster = checkCluster(cluster);
+  EndedHold ended;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = holds_.find({cluster, std::string(name)});
+    if (it == holds_.end()) {
+      return makeErr(HoldError::NotFound);
+    }
+    ended = endHoldLocked(it, EventType::HoldLifted, std::move(actor), std::move(detail));
+  }
+  hub_.notify();
+  return ended;
+}
+
+std::vector<EndedHold> Registry::expireHolds() {
+  std::vector<EndedHold> out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (holds_.empty()) {
+      return out;
+    }
+    const int64_t now = clock_.nowNanos();
+    for (auto it = holds_.begin(); it != holds_.end();) {
+      auto next = std::next(it);
+      if (it->second->expires_at_ns <= now) {
+        out.push_back(endHoldLocked(it, EventType::HoldExpired, {}, {}));
+      }
+      it = next;
+    }
+  }
+  if (!out.empty()) {
+    hub_.notify();
+  }
+  return out;
+}
+
+std::optional<int64_t> Registry::nextHoldExpiry() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::optional<int64_t> next;
+  for (const auto& [key, hold] : holds_) {
+    if (!next || hold->expires_at_ns < *next) {
+      next = hold->expires_at_ns;
+    }
+  }
+  return next;
+}
+
+Registry::HoldSnapshot Registry::holds(std::optional<ClusterId> only) const {
+  HoldSnapshot s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    s.revision = revision_;
+    for (const auto& [key, hold] : holds_) {
+      if (!only || key.first == *only) {
+        s.holds.push_back(hold);
+      }
+    }
+  }
+  std::sort(s.holds.begin(), s.holds.end(), [](const HoldPtr& a, const HoldPtr& b) {
+    return a.get()->expires_at_ns < b.get()->expires_at_ns;
+  });
+  return s;
 }
 
 Result<size_t, WatchRejection> Registry::readLocked(Revision& cursor, size_t max,

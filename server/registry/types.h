@@ -57,7 +57,9 @@ struct Registration {
 };
 using RegistrationPtr = std::shared_ptr<const Registration>;
 
-enum class EventType : uint8_t { Registered, Unregistered };
+/// REGISTERED and UNREGISTERED are a name's registrations; the hold events are the
+/// reservations an eviction may leave behind (see Hold).
+enum class EventType : uint8_t { Registered, Unregistered, Held, HoldLifted, HoldExpired };
 
 enum class UnregisterReason : uint8_t {
   Unspecified,
@@ -80,7 +82,23 @@ struct EventNote {
   std::string detail;  // The caller's reason.
 };
 
-/// One change. `registration` is the registration that appeared or went away.
+/// A name kept reserved in its cluster after an eviction, so that the evicted node (which
+/// re-registers by itself) gets OTP's duplicate-name refusal until the hold ends or is
+/// lifted. Immutable once published.
+struct Hold {
+  std::string name;
+  ClusterId cluster = kDefaultCluster;
+  int64_t created_at_ns = 0;
+  int64_t expires_at_ns = 0;     // Registry clock (wall time, Unix epoch).
+  std::string actor;             // Who placed it.
+  std::string reason;            // Why (the eviction's reason).
+  RegistrationPtr registration;  // The evicted registration: the name's last holder.
+  Revision revision = 0;         // The revision of the HELD event.
+};
+using HoldPtr = std::shared_ptr<const Hold>;
+
+/// One change. `registration` is the registration that appeared or went away; for the hold
+/// events, the registration the hold was placed over (`hold` says the rest).
 struct Event {
   Revision revision = 0;
   EventType type = EventType::Registered;
@@ -88,6 +106,7 @@ struct Event {
   RegistrationPtr registration;
   int64_t time_ns = 0;
   std::shared_ptr<const EventNote> note;  // May be null.
+  HoldPtr hold;                           // Only for the hold events.
 
   std::string_view actor() const { return note ? std::string_view(note->actor) : ""; }
   std::string_view detail() const { return note ? std::string_view(note->detail) : ""; }
