@@ -23,10 +23,22 @@ std::optional<Format> parseFormat(const std::string& text) {
   return std::nullopt;
 }
 
+std::string healthName(const v1::NodeHealth& health) {
+  switch (health.status()) {
+    case v1::ALIVE:
+      return "alive";
+    case v1::UNRESPONSIVE:
+      return "unresponsive(" + std::to_string(health.consecutive_failures()) + ")";
+    default:
+      return "unknown";
+  }
+}
+
 std::vector<std::string> nodeHeader(bool wide) {
   std::vector<std::string> header{"NAME", "PORT", "TYPE", "AGE"};
   if (wide) {
-    header.insert(header.end(), {"CLUSTER", "VERSIONS", "CREATION", "REGISTERED-AT", "ID", "PEER"});
+    header.insert(header.end(),
+                  {"CLUSTER", "VERSIONS", "CREATION", "REGISTERED-AT", "ID", "PEER", "HEALTH"});
   }
   return header;
 }
@@ -35,11 +47,12 @@ std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t no
   std::vector<std::string> row{node.name(), std::to_string(node.port()), typeName(node),
                                age(node.registered_at(), now)};
   if (wide) {
-    row.insert(row.end(), {node.cluster(),
-                           std::to_string(node.lowest_version()) + "-" +
-                               std::to_string(node.highest_version()),
-                           std::to_string(node.creation()), utcTime(node.registered_at()),
-                           std::to_string(node.registration_id()), node.peer_address()});
+    row.insert(
+        row.end(),
+        {node.cluster(),
+         std::to_string(node.lowest_version()) + "-" + std::to_string(node.highest_version()),
+         std::to_string(node.creation()), utcTime(node.registered_at()),
+         std::to_string(node.registration_id()), node.peer_address(), healthName(node.health())});
   }
   return row;
 }

@@ -27,6 +27,7 @@ std::string_view actionOf(const registry::Event& e) {
     case registry::EventType::HoldExpired:
       return "expire";
     case registry::EventType::Registered:
+    case registry::EventType::HealthChanged:
       break;
   }
   return "";
@@ -54,6 +55,7 @@ bool AuditLog::audited(const registry::Event& e) {
     case registry::EventType::HoldExpired:
       return true;
     case registry::EventType::Registered:
+    case registry::EventType::HealthChanged:
       break;
   }
   return false;

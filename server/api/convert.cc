@@ -28,6 +28,16 @@ void toProto(const registry::Registry& registry, const registry::Registration& r
   setTimestamp(r.registered_at_ns, *out.mutable_registered_at());
   out.set_create_revision(r.revision);
   out.set_cluster(registry.clusterName(r.cluster));
+  auto& h = *out.mutable_health();
+  h.set_status(r.health.status == registry::HealthStatus::Alive          ? v1::ALIVE
+               : r.health.status == registry::HealthStatus::Unresponsive ? v1::UNRESPONSIVE
+                                                                         : v1::HEALTH_UNKNOWN);
+  setTimestamp(r.health.since_ns, *h.mutable_since());
+  if (r.health.last_probe_ns != 0) {
+    setTimestamp(r.health.last_probe_ns, *h.mutable_last_probe());
+  }
+  h.set_consecutive_failures(r.health.consecutive_failures);
+  h.set_last_error(r.health.last_error);
 }
 
 void toProto(const registry::Registry& registry, const registry::Hold& h, v1::Hold& out) {
@@ -78,6 +88,9 @@ void toProto(const registry::Registry& registry, const registry::Event& e, v1::N
       break;
     case T::HoldExpired:
       out.set_type(v1::NodeEvent::HOLD_EXPIRED);
+      break;
+    case T::HealthChanged:
+      out.set_type(v1::NodeEvent::HEALTH_CHANGED);
       break;
   }
   out.set_revision(e.revision);

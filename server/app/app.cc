@@ -86,6 +86,12 @@ App::App(Options options) : options_(std::move(options)) {
     clusters_.push_back(std::move(cluster));
   }
   hold_expiry_ = std::make_unique<api::HoldExpiry>(*registry_);
+  if (options_.probe_interval_s > 0) {
+    const auto interval = std::chrono::milliseconds(options_.probe_interval_s * 1000);
+    health_ = std::make_unique<api::HealthMonitor>(
+        *registry_,
+        api::HealthOptions{interval, std::min(std::chrono::milliseconds(2000), interval / 2)});
+  }
   audit_ = std::make_unique<api::AuditLog>(*registry_);
   admin_ = std::make_unique<AdminServers>(*this);
   if (auto err = applyAccess()) {
@@ -144,6 +150,7 @@ App::~App() {
     admin_->stop();
   }
   admin_.reset();
+  health_.reset();
   hold_expiry_.reset();
   if (audit_) {
     audit_->stop();  // Writes what the last changes left pending.

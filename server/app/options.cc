@@ -202,6 +202,12 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
         o.access_file = value;
       } else if (key == "audit-file") {
         o.audit_file = value;
+      } else if (key == "probe-interval") {
+        size_t seconds = 0;
+        if (!parseSize(value, seconds) || seconds > 3600) {
+          return fail("--probe-interval must be a number of seconds from 0 (off) to 3600");
+        }
+        o.probe_interval_s = static_cast<int>(seconds);
       } else if (key == "http-allowed-hosts") {
         o.http_allowed_hosts = value;
       } else if (key == "tokens-file") {
@@ -376,6 +382,9 @@ epmdx options (GNU long form; each also reads the environment variable shown)
     --access-file=PATH        the same directives, one per line ("names-from=loopback"),
                               re-read on SIGHUP; they follow the command line's
                               (EPMDX_ACCESS_FILE)
+    --probe-interval=SECONDS  probe every node's VM this often (0, the default: off): one
+                              empty distribution packet the VM itself must answer, which
+                              logs nothing on the node; Node.health, HEALTH_CHANGED events
     --audit-file=PATH         append every eviction, hold, lift and hold expiry to PATH,
                               one JSON line each (epmdx.v1.AuditRecord; EPMDX_AUDIT_FILE)
     --history-size=N          events kept for watchers to resume from (default 16384)

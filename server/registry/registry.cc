@@ -25,6 +25,18 @@ std::string_view toString(UnregisterReason reason) {
   return "unspecified";
 }
 
+std::string_view toString(HealthStatus status) {
+  switch (status) {
+    case HealthStatus::Unknown:
+      return "unknown";
+    case HealthStatus::Alive:
+      return "alive";
+    case HealthStatus::Unresponsive:
+      return "unresponsive";
+  }
+  return "unknown";
+}
+
 std::string_view toString(EventType type) {
   switch (type) {
     case EventType::Registered:
@@ -37,6 +49,8 @@ std::string_view toString(EventType type) {
       return "hold_lifted";
     case EventType::HoldExpired:
       return "hold_expired";
+    case EventType::HealthChanged:
+      return "health_changed";
   }
   return "unknown";
 }
@@ -169,10 +183,12 @@ Result<RegistrationPtr, RegisterError> Registry::add(NodeInfo node, Origin origi
     reg->id = next_id_++;
     reg->registered_at_ns = clock_.nowNanos();
     reg->revision = revision_ + 1;
+    reg->health.since_ns = reg->registered_at_ns;
     registration = reg;
 
     Entry& entry = by_name_[Key{cluster, registration->node.name}];
     entry.registration = registration;
+    entry.first = registration;
     entry.owner = std::move(owner);
     entry.older = newest_;
     if (newest_ != nullptr) {
@@ -184,6 +200,7 @@ Result<RegistrationPtr, RegisterError> Registry::add(NodeInfo node, Origin origi
     ++counters_.registrations;
     ++counters_.registrations_by_cluster[cluster];
     ++counters_.nodes_by_cluster[cluster];
+    ++counters_.nodes_by_health[static_cast<size_t>(HealthStatus::Unknown)];
     appendLocked(EventType::Registered, UnregisterReason::Unspecified, registration, {}, {});
   }
   hub_.notify();
@@ -248,6 +265,50 @@ Result<Evicted, EvictError> Registry::evict(std::string_view name,
   }
   hub_.notify();
   return removed;
+}
+
+std::optional<Revision> Registry::recordProbe(ClusterId cluster, std::string_view name,
+                                              RegistrationId id, bool alive, std::string error) {
+  cluster = checkCluster(cluster);
+  std::optional<Revision> changed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = by_name_.find(Key{cluster, name});
+    if (it == by_name_.end() || it->second.registration->id != id) {
+      return std::nullopt;  // Gone (or replaced) while the probe ran.
+    }
+    Entry& entry = it->second;
+    // Registrations are immutable: publish a copy with the new health. Probes come every few
+    // seconds per node, so this is a few hundred small copies a second at 1,000 nodes.
+    auto copy = std::make_shared<Registration>(*entry.registration);
+    Health& h = copy->health;
+    const HealthStatus before = h.status;
+    const int64_t now = clock_.nowNanos();
+    h.last_probe_ns = now;
+    if (alive) {
+      h.status = HealthStatus::Alive;
+      h.consecutive_failures = 0;
+    } else {
+      h.status = HealthStatus::Unresponsive;
+      ++h.consecutive_failures;
+      h.last_error = std::move(error);
+    }
+    if (h.status != before) {
+      h.since_ns = now;
+    }
+    entry.registration = copy;
+    if (h.status != before) {
+      --counters_.nodes_by_health[static_cast<size_t>(before)];
+      ++counters_.nodes_by_health[static_cast<size_t>(h.status)];
+      ++counters_.health_changes[static_cast<size_t>(h.status)];
+      changed = appendLocked(EventType::HealthChanged, UnregisterReason::Unspecified,
+                             std::move(copy), {}, {});
+    }
+  }
+  if (changed) {
+    hub_.notify();
+  }
+  return changed;
 }
 
 size_t Registry::removeAll(UnregisterReason reason, std::optional<ClusterId> only) {
@@ -377,11 +438,13 @@ std::shared_ptr<RegistrationOwner> Registry::eraseLocked(ClusterId cluster, std:
   (entry.newer != nullptr ? entry.newer->older : newest_) = entry.older;
   (entry.older != nullptr ? entry.older->newer : oldest_) = entry.newer;
   RegistrationPtr registration = std::move(entry.registration);
+  const RegistrationPtr first = std::move(entry.first);  // `name` may view its name.
   std::shared_ptr<RegistrationOwner> owner = entry.owner.lock();
   by_name_.erase(it);  // `name` may view the registration's name: it is still alive here.
   const Registration& r = *registration;
   creations_[cluster].put(r.node.name, r.creation_counter, r.node.port, r.origin.connection_handle);
   --counters_.nodes_by_cluster[cluster];
+  --counters_.nodes_by_health[static_cast<size_t>(r.health.status)];
   ++counters_.unregistrations[static_cast<size_t>(reason)];
   appendLocked(EventType::Unregistered, reason, std::move(registration), std::move(actor),
                std::move(detail));

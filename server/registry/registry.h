@@ -94,6 +94,8 @@ struct RegistryStats {
   std::vector<uint64_t> registrations_by_cluster;  // Indexed by ClusterId.
   size_t watchers = 0;
   size_t holds = 0;
+  std::array<size_t, kHealthStatusCount> nodes_by_health{};   // Now, by HealthStatus.
+  std::array<uint64_t, kHealthStatusCount> health_changes{};  // Changes into each status.
   uint64_t holds_placed = 0;
   uint64_t holds_lifted = 0;
   uint64_t holds_expired = 0;
@@ -182,6 +184,13 @@ class Registry {
   /// The registry's clock, wall time in ns (holds are measured on it).
   int64_t nowNanos() const { return clock_.nowNanos(); }
 
+  /// Records a probe's verdict on registration `id` (of `name` in `cluster`): the node's
+  /// health gets the probe's time, failures and error; a change of status is a
+  /// HEALTH_CHANGED event. A no-op if that registration is gone. @return the event's revision
+  /// when the status changed.
+  std::optional<Revision> recordProbe(ClusterId cluster, std::string_view name, RegistrationId id,
+                                      bool alive, std::string error);
+
   /// Removes every registration (shutdown), or those of one cluster (KILL_REQ on its port),
   /// and closes their owners.
   size_t removeAll(UnregisterReason reason, std::optional<ClusterId> only = std::nullopt);
@@ -223,7 +232,8 @@ class Registry {
   // One per live registration. Linked newest-first through prev/next: an intrusive list
   // costs no allocation per node, and memory per registration is a product figure.
   struct Entry {
-    RegistrationPtr registration;
+    RegistrationPtr registration;  // The current version (health changes publish copies).
+    RegistrationPtr first;         // The one the map key's name views: kept alive with it.
     std::weak_ptr<RegistrationOwner> owner;
     Entry* newer = nullptr;
     Entry* older = nullptr;

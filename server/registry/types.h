@@ -39,7 +39,21 @@ struct Origin {
   int32_t connection_handle = -1;  // The socket descriptor, shown by DUMP_REQ ("fd = N").
 };
 
-/// One live registration. Immutable once published; shared by the history and adapters.
+/// Is the node's VM alive, as the liveness probe last found it (docs/dead-names.md).
+enum class HealthStatus : uint8_t { Unknown, Alive, Unresponsive };
+inline constexpr size_t kHealthStatusCount = 3;
+std::string_view toString(HealthStatus status);  // "unknown", "alive", "unresponsive".
+
+struct Health {
+  HealthStatus status = HealthStatus::Unknown;
+  int64_t since_ns = 0;       // When the status last changed (the registration, at first).
+  int64_t last_probe_ns = 0;  // 0: never probed.
+  uint32_t consecutive_failures = 0;
+  std::string last_error;  // Of the last failed probe.
+};
+
+/// One live registration. Immutable once published; shared by the history and adapters. A
+/// change of health publishes a copy with the same id (see Registry::recordProbe).
 struct Registration {
   NodeInfo node;
   Origin origin;
@@ -48,6 +62,7 @@ struct Registration {
   uint32_t creation_counter = 0;  // OTP's cr_counter.
   int64_t registered_at_ns = 0;   // Unix epoch, nanoseconds.
   Revision revision = 0;          // The revision of the REGISTERED event.
+  Health health;
 
   /// The creation the node is told, exactly as OTP's get_creation(): the 32-bit counter
   /// for nodes speaking distribution version 6 or later, else a value in 1..3.
@@ -59,7 +74,15 @@ using RegistrationPtr = std::shared_ptr<const Registration>;
 
 /// REGISTERED and UNREGISTERED are a name's registrations; the hold events are the
 /// reservations an eviction may leave behind (see Hold).
-enum class EventType : uint8_t { Registered, Unregistered, Held, HoldLifted, HoldExpired };
+/// HEALTH_CHANGED carries the registration with its new health.
+enum class EventType : uint8_t {
+  Registered,
+  Unregistered,
+  Held,
+  HoldLifted,
+  HoldExpired,
+  HealthChanged
+};
 
 enum class UnregisterReason : uint8_t {
   Unspecified,
