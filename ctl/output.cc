@@ -1,6 +1,7 @@
 #include "ctl/output.h"
 
 #include <algorithm>
+#include <cctype>
 
 namespace epmdx::ctl {
 
@@ -34,11 +35,23 @@ std::string healthName(const v1::NodeHealth& health) {
   }
 }
 
+std::string holderName(const v1::Holder& holder) {
+  if (holder.status() == v1::FOUND && holder.processes_size() > 0) {
+    const auto& p = holder.processes(0);
+    return std::to_string(p.pid()) + "/" + p.command() + "(" + p.state() + ")";
+  }
+  std::string name = v1::HolderStatus_Name(holder.status());
+  for (auto& c : name) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return name == "holder_unknown" ? "unknown" : name;
+}
+
 std::vector<std::string> nodeHeader(bool wide) {
   std::vector<std::string> header{"NAME", "PORT", "TYPE", "AGE"};
   if (wide) {
-    header.insert(header.end(),
-                  {"CLUSTER", "VERSIONS", "CREATION", "REGISTERED-AT", "ID", "PEER", "HEALTH"});
+    header.insert(header.end(), {"CLUSTER", "VERSIONS", "CREATION", "REGISTERED-AT", "ID", "PEER",
+                                 "HEALTH", "HOLDER"});
   }
   return header;
 }
@@ -47,12 +60,12 @@ std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t no
   std::vector<std::string> row{node.name(), std::to_string(node.port()), typeName(node),
                                age(node.registered_at(), now)};
   if (wide) {
-    row.insert(
-        row.end(),
-        {node.cluster(),
-         std::to_string(node.lowest_version()) + "-" + std::to_string(node.highest_version()),
-         std::to_string(node.creation()), utcTime(node.registered_at()),
-         std::to_string(node.registration_id()), node.peer_address(), healthName(node.health())});
+    row.insert(row.end(), {node.cluster(),
+                           std::to_string(node.lowest_version()) + "-" +
+                               std::to_string(node.highest_version()),
+                           std::to_string(node.creation()), utcTime(node.registered_at()),
+                           std::to_string(node.registration_id()), node.peer_address(),
+                           healthName(node.health()), holderName(node.holder())});
   }
   return row;
 }

@@ -38,6 +38,38 @@ void toProto(const registry::Registry& registry, const registry::Registration& r
   }
   h.set_consecutive_failures(r.health.consecutive_failures);
   h.set_last_error(r.health.last_error);
+  auto& holder = *out.mutable_holder();
+  if (r.holder) {
+    using S = registry::HolderFact::Status;
+    switch (r.holder->status) {
+      case S::Found:
+        holder.set_status(v1::FOUND);
+        break;
+      case S::NotOnHost:
+        holder.set_status(v1::NOT_ON_HOST);
+        break;
+      case S::NotVisible:
+        holder.set_status(v1::NOT_VISIBLE);
+        break;
+      case S::PermissionDenied:
+        holder.set_status(v1::PERMISSION_DENIED);
+        break;
+      case S::Error:
+        holder.set_status(v1::HOLDER_ERROR);
+        break;
+    }
+    holder.set_reason(r.holder->reason);
+    for (const auto& p : r.holder->processes) {
+      auto* hp = holder.add_processes();
+      hp->set_pid(static_cast<uint32_t>(p.pid));
+      hp->set_uid(p.uid);
+      hp->set_user(p.user);
+      hp->set_command(p.command);
+      hp->set_command_line(p.command_line);
+      hp->set_state(p.state);
+    }
+    setTimestamp(r.holder->checked_ns, *holder.mutable_checked_at());
+  }
 }
 
 void toProto(const registry::Registry& registry, const registry::Hold& h, v1::Hold& out) {

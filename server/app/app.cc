@@ -86,6 +86,10 @@ App::App(Options options) : options_(std::move(options)) {
     clusters_.push_back(std::move(cluster));
   }
   hold_expiry_ = std::make_unique<api::HoldExpiry>(*registry_);
+  if (options_.holder_interval_s > 0) {
+    holders_ = std::make_unique<api::HolderMonitor>(
+        *registry_, std::chrono::milliseconds(options_.holder_interval_s * 1000));
+  }
   if (options_.probe_interval_s > 0) {
     const auto interval = std::chrono::milliseconds(options_.probe_interval_s * 1000);
     health_ = std::make_unique<api::HealthMonitor>(
@@ -151,6 +155,7 @@ App::~App() {
   }
   admin_.reset();
   health_.reset();
+  holders_.reset();
   hold_expiry_.reset();
   if (audit_) {
     audit_->stop();  // Writes what the last changes left pending.

@@ -15,6 +15,7 @@
 #include "server/api/audit_log.h"
 #include "server/api/health_monitor.h"
 #include "server/api/hold_expiry.h"
+#include "server/api/holder_monitor.h"
 #include "server/api/service.h"
 
 #include "server/app/options.h"
@@ -85,8 +86,9 @@ class App {
   };
   std::vector<std::unique_ptr<Cluster>> clusters_;  // Set once in the constructor.
   mutable std::mutex clusters_mu_;  // Guards endpoints (written by bind, read by the APIs).
-  std::unique_ptr<api::HealthMonitor> health_;  // Null with --probe-interval=0.
-  std::unique_ptr<api::AuditLog> audit_;        // Before admin_: audits its evictions.
+  std::unique_ptr<api::HealthMonitor> health_;   // Null with --probe-interval=0.
+  std::unique_ptr<api::HolderMonitor> holders_;  // Null with --holder-interval=0.
+  std::unique_ptr<api::AuditLog> audit_;         // Before admin_: audits its evictions.
   std::unique_ptr<api::HoldExpiry> hold_expiry_;
   std::unique_ptr<AdminServers> admin_;
   std::atomic<bool> draining_{false};

@@ -208,6 +208,12 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
           return fail("--probe-interval must be a number of seconds from 0 (off) to 3600");
         }
         o.probe_interval_s = static_cast<int>(seconds);
+      } else if (key == "holder-interval") {
+        size_t seconds = 0;
+        if (!parseSize(value, seconds) || seconds > 3600) {
+          return fail("--holder-interval must be a number of seconds from 0 (off) to 3600");
+        }
+        o.holder_interval_s = static_cast<int>(seconds);
       } else if (key == "http-allowed-hosts") {
         o.http_allowed_hosts = value;
       } else if (key == "tokens-file") {
@@ -385,6 +391,9 @@ epmdx options (GNU long form; each also reads the environment variable shown)
     --probe-interval=SECONDS  probe every node's VM this often (0, the default: off): one
                               empty distribution packet the VM itself must answer, which
                               logs nothing on the node; Node.health, HEALTH_CHANGED events
+    --holder-interval=SECONDS look up who holds each registration this often (0, the
+                              default: off): pid, user, command line, state, through
+                              sock_diag and /proc; Node.holder
     --audit-file=PATH         append every eviction, hold, lift and hold expiry to PATH,
                               one JSON line each (epmdx.v1.AuditRecord; EPMDX_AUDIT_FILE)
     --history-size=N          events kept for watchers to resume from (default 16384)

@@ -311,6 +311,24 @@ std::optional<Revision> Registry::recordProbe(ClusterId cluster, std::string_vie
   return changed;
 }
 
+void Registry::recordHolder(ClusterId cluster, std::string_view name, RegistrationId id,
+                            std::shared_ptr<const HolderFact> holder) {
+  cluster = checkCluster(cluster);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_name_.find(Key{cluster, name});
+  if (it == by_name_.end() || it->second.registration->id != id) {
+    return;
+  }
+  Entry& entry = it->second;
+  const auto& old = entry.registration->holder;
+  if (old && holder && old->sameAs(*holder)) {
+    return;  // Unchanged: keep the published registration (and its older check time).
+  }
+  auto copy = std::make_shared<Registration>(*entry.registration);
+  copy->holder = std::move(holder);
+  entry.registration = std::move(copy);
+}
+
 size_t Registry::removeAll(UnregisterReason reason, std::optional<ClusterId> only) {
   std::vector<std::shared_ptr<RegistrationOwner>> owners;
   {

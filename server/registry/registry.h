@@ -191,6 +191,11 @@ class Registry {
   std::optional<Revision> recordProbe(ClusterId cluster, std::string_view name, RegistrationId id,
                                       bool alive, std::string error);
 
+  /// Records who holds registration `id` now (no event: a holder is a fact read on demand).
+  /// Publishes a copy of the registration only when the facts changed.
+  void recordHolder(ClusterId cluster, std::string_view name, RegistrationId id,
+                    std::shared_ptr<const HolderFact> holder);
+
   /// Removes every registration (shutdown), or those of one cluster (KILL_REQ on its port),
   /// and closes their owners.
   size_t removeAll(UnregisterReason reason, std::optional<ClusterId> only = std::nullopt);

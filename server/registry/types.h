@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace epmdx::registry {
 
@@ -37,6 +38,7 @@ struct NodeInfo {
 struct Origin {
   std::string peer_address;        // "127.0.0.1:50000" or "[::1]:50000".
   int32_t connection_handle = -1;  // The socket descriptor, shown by DUMP_REQ ("fd = N").
+  std::string local_address;       // The daemon's side: "127.0.0.1:4369" (for the holder).
 };
 
 /// Is the node's VM alive, as the liveness probe last found it (docs/dead-names.md).
@@ -52,6 +54,30 @@ struct Health {
   std::string last_error;  // Of the last failed probe.
 };
 
+/// Who holds a registration's connection on this host (docs/dead-names.md), as last looked up.
+/// Plain values: the registry does not depend on how it was found.
+struct HolderFact {
+  enum class Status : uint8_t { Found, NotOnHost, NotVisible, PermissionDenied, Error };
+  struct Process {
+    int32_t pid = 0;
+    uint32_t uid = 0;
+    std::string user;
+    std::string command;       // comm.
+    std::string command_line;  // argv joined with spaces.
+    std::string state;         // "running", "sleeping", "stopped", "zombie", ...
+    bool operator==(const Process&) const = default;
+  };
+  Status status = Status::Error;
+  std::string reason;  // Why it cannot be seen (not Found).
+  std::vector<Process> processes;
+  int64_t checked_ns = 0;
+
+  /// The same facts (the time aside).
+  bool sameAs(const HolderFact& o) const {
+    return status == o.status && reason == o.reason && processes == o.processes;
+  }
+};
+
 /// One live registration. Immutable once published; shared by the history and adapters. A
 /// change of health publishes a copy with the same id (see Registry::recordProbe).
 struct Registration {
@@ -63,6 +89,7 @@ struct Registration {
   int64_t registered_at_ns = 0;   // Unix epoch, nanoseconds.
   Revision revision = 0;          // The revision of the REGISTERED event.
   Health health;
+  std::shared_ptr<const HolderFact> holder;  // Null until looked up (--holder-interval).
 
   /// The creation the node is told, exactly as OTP's get_creation(): the 32-bit counter
   /// for nodes speaking distribution version 6 or later, else a value in 1..3.
