@@ -19,7 +19,9 @@ constexpr size_t kBatch = 256;
 std::string_view actionOf(const registry::Event& e) {
   switch (e.type) {
     case registry::EventType::Unregistered:
-      return "evict";
+      return e.reason == registry::UnregisterReason::TakenOver     ? "takeover"
+             : e.reason == registry::UnregisterReason::AutoEvicted ? "auto_evict"
+                                                                   : "evict";
     case registry::EventType::Held:
       return "hold";
     case registry::EventType::HoldLifted:
@@ -49,7 +51,9 @@ AuditLog::~AuditLog() {
 bool AuditLog::audited(const registry::Event& e) {
   switch (e.type) {
     case registry::EventType::Unregistered:
-      return e.reason == registry::UnregisterReason::Evicted;
+      return e.reason == registry::UnregisterReason::Evicted ||
+             e.reason == registry::UnregisterReason::TakenOver ||
+             e.reason == registry::UnregisterReason::AutoEvicted;
     case registry::EventType::Held:
     case registry::EventType::HoldLifted:
     case registry::EventType::HoldExpired:

@@ -96,6 +96,10 @@ v1::UnregisterReason toProto(registry::UnregisterReason reason) {
       return v1::EVICTED;
     case R::Shutdown:
       return v1::SHUTDOWN;
+    case R::TakenOver:
+      return v1::TAKEN_OVER;
+    case R::AutoEvicted:
+      return v1::AUTO_EVICTED;
     case R::Unspecified:
       break;
   }

@@ -12,7 +12,7 @@ constexpr size_t kBatch = 256;
 }  // namespace
 
 HealthMonitor::HealthMonitor(registry::Registry& registry, HealthOptions options)
-    : registry_(registry) {
+    : registry_(registry), options_(options) {
   prober_ = std::make_unique<probe::Prober>(
       probe::ProberOptions{.interval = options.interval, .timeout = options.timeout},
       [this](uint64_t id, const probe::ProbeResult& r) { onResult(id, r); });
@@ -137,6 +137,34 @@ void HealthMonitor::onResult(uint64_t id, const probe::ProbeResult& result) {
                                     {"id", id},
                                     {"revision", *changed},
                                     {"error", result.detail}});
+  }
+  if (!alive && options_.evict_after.count() > 0) {
+    maybeEvict(target, id);
+  }
+}
+
+void HealthMonitor::maybeEvict(const Target& target, registry::RegistrationId id) {
+  const auto r = registry_.find(target.name, target.cluster);
+  if (!r || r->id != id || r->health.status != registry::HealthStatus::Unresponsive) {
+    return;
+  }
+  const int64_t for_ns = registry_.nowNanos() - r->health.since_ns;
+  if (for_ns < std::chrono::nanoseconds(options_.evict_after).count()) {
+    return;
+  }
+  const std::string detail =
+      "unresponsive for " + std::to_string(for_ns / 1000000) +
+      " ms (--evict-unresponsive-after=" + std::to_string(options_.evict_after.count() / 1000) +
+      "s): " + r->health.last_error;
+  // With the registration id: a node that re-registered meanwhile is never evicted.
+  auto evicted = registry_.evict(target.name, id, registry::UnregisterReason::AutoEvicted,
+                                 "auto-evict", detail, target.cluster);
+  if (evicted.ok()) {
+    log::warn("evicted an unresponsive node", {{"cluster", registry_.clusterName(target.cluster)},
+                                               {"name", log::printable(target.name)},
+                                               {"id", id},
+                                               {"by", "auto-evict"},
+                                               {"reason", detail}});
   }
 }
 

@@ -24,6 +24,9 @@ struct HealthOptions {
   /// Per probe. The daemon uses min(2 s, interval / 2), so that a node stopped right after a
   /// good probe is found unresponsive within interval + timeout < two intervals.
   std::chrono::milliseconds timeout{2000};
+  /// Evict a node UNRESPONSIVE for this long (0: never), like Consul's
+  /// deregister_critical_service_after.
+  std::chrono::milliseconds evict_after{0};
 };
 
 class HealthMonitor {
@@ -44,8 +47,10 @@ class HealthMonitor {
   void run();
   void follow(const registry::Registration& r);
   void onResult(uint64_t id, const probe::ProbeResult& result);
+  void maybeEvict(const Target& target, registry::RegistrationId id);
 
   registry::Registry& registry_;
+  const HealthOptions options_;
   std::mutex targets_mu_;
   std::unordered_map<registry::RegistrationId, Target> targets_;  // Guarded by targets_mu_.
   std::unique_ptr<probe::Prober> prober_;

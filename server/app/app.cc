@@ -46,6 +46,7 @@ App::App(Options options) : options_(std::move(options)) {
   ro.max_nodes = options_.max_nodes;
   ro.max_unreg_records = options_.debug > 0 ? 5 : 1000;  // OTP's DEBUG_MAX_UNREG_COUNT.
   ro.cluster_names = {"default"};
+  ro.takeover_unresponsive = options_.takeover_unresponsive;
   for (const auto& c : options_.clusters) {
     ro.cluster_names.push_back(c.name);
   }
@@ -94,7 +95,8 @@ App::App(Options options) : options_(std::move(options)) {
     const auto interval = std::chrono::milliseconds(options_.probe_interval_s * 1000);
     health_ = std::make_unique<api::HealthMonitor>(
         *registry_,
-        api::HealthOptions{interval, std::min(std::chrono::milliseconds(2000), interval / 2)});
+        api::HealthOptions{interval, std::min(std::chrono::milliseconds(2000), interval / 2),
+                           std::chrono::milliseconds(options_.evict_unresponsive_after_s * 1000)});
   }
   audit_ = std::make_unique<api::AuditLog>(*registry_);
   admin_ = std::make_unique<AdminServers>(*this);

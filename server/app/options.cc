@@ -208,6 +208,17 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
           return fail("--probe-interval must be a number of seconds from 0 (off) to 3600");
         }
         o.probe_interval_s = static_cast<int>(seconds);
+      } else if (key == "takeover-unresponsive") {
+        if (value != "true" && value != "false") {
+          return fail("--takeover-unresponsive must be true or false");
+        }
+        o.takeover_unresponsive = value == "true";
+      } else if (key == "evict-unresponsive-after") {
+        size_t seconds = 0;
+        if (!parseSize(value, seconds) || seconds > 7 * 86400) {
+          return fail("--evict-unresponsive-after must be a number of seconds (0: off)");
+        }
+        o.evict_unresponsive_after_s = static_cast<int>(seconds);
       } else if (key == "holder-interval") {
         size_t seconds = 0;
         if (!parseSize(value, seconds) || seconds > 3600) {
@@ -256,6 +267,11 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
     } else {
       return usage();  // OTP: an unknown argument (including -help) prints usage, exit 1.
     }
+  }
+  if ((o.takeover_unresponsive || o.evict_unresponsive_after_s > 0) && o.probe_interval_s == 0) {
+    return fail(std::string(o.takeover_unresponsive ? "--takeover-unresponsive"
+                                                    : "--evict-unresponsive-after") +
+                " needs --probe-interval (health comes from the probes)");
   }
   for (const auto& c : o.clusters) {
     if (c.port == o.port && o.port != 0) {
@@ -394,6 +410,13 @@ epmdx options (GNU long form; each also reads the environment variable shown)
     --holder-interval=SECONDS look up who holds each registration this often (0, the
                               default: off): pid, user, command line, state, through
                               sock_diag and /proc; Node.holder
+    --takeover-unresponsive=true|false
+                              ALIVE2 for a name whose node is UNRESPONSIVE evicts it (reason
+                              taken_over) and registers the newcomer (default false: OTP's
+                              duplicate-name refusal). Needs --probe-interval.
+    --evict-unresponsive-after=SECONDS
+                              evict a node UNRESPONSIVE for this long (reason auto_evicted;
+                              0, the default: never). Needs --probe-interval.
     --audit-file=PATH         append every eviction, hold, lift and hold expiry to PATH,
                               one JSON line each (epmdx.v1.AuditRecord; EPMDX_AUDIT_FILE)
     --history-size=N          events kept for watchers to resume from (default 16384)

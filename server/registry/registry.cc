@@ -21,6 +21,10 @@ std::string_view toString(UnregisterReason reason) {
       return "evicted";
     case UnregisterReason::Shutdown:
       return "shutdown";
+    case UnregisterReason::TakenOver:
+      return "taken_over";
+    case UnregisterReason::AutoEvicted:
+      return "auto_evicted";
   }
   return "unspecified";
 }
@@ -148,11 +152,28 @@ Result<RegistrationPtr, RegisterError> Registry::add(NodeInfo node, Origin origi
   }
 
   RegistrationPtr registration;
+  std::shared_ptr<RegistrationOwner> replaced;  // The unresponsive holder a takeover ended.
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!failed && by_name_.count(Key{cluster, node.name}) != 0) {
-      error = RegisterError::NameInUse;
-      failed = true;
+    if (!failed) {
+      auto it = by_name_.find(Key{cluster, node.name});
+      if (it != by_name_.end()) {
+        const Registration& old = *it->second.registration;
+        if (options_.takeover_unresponsive && old.health.status == HealthStatus::Unresponsive) {
+          // The name's holder does not answer its probes: the newcomer (typically its
+          // replacement, started by a supervisor) takes the name; the old VM, if it ever
+          // wakes, finds its epmd connection closed and the name taken.
+          const std::string detail =
+              "unresponsive for " +
+              std::to_string((clock_.nowNanos() - old.health.since_ns) / 1000000) + " ms (" +
+              old.health.last_error + "); replaced by a registration from " + origin.peer_address;
+          replaced =
+              eraseLocked(cluster, node.name, UnregisterReason::TakenOver, "takeover", detail);
+        } else {
+          error = RegisterError::NameInUse;
+          failed = true;
+        }
+      }
     }
     if (!failed && !holds_.empty()) {
       auto it = holds_.find({cluster, node.name});
@@ -202,6 +223,9 @@ Result<RegistrationPtr, RegisterError> Registry::add(NodeInfo node, Origin origi
     ++counters_.nodes_by_cluster[cluster];
     ++counters_.nodes_by_health[static_cast<size_t>(HealthStatus::Unknown)];
     appendLocked(EventType::Registered, UnregisterReason::Unspecified, registration, {}, {});
+  }
+  if (replaced) {
+    replaced->closeRegistration();
   }
   hub_.notify();
   return registration;

@@ -46,6 +46,9 @@ struct RegistryOptions {
   // earlier run is always told to list again instead of resuming in the wrong history.
   Revision initial_revision = 0;
   const Clock* clock = nullptr;  // nullptr: the system clock.
+  // ALIVE2 for a name whose holder is UNRESPONSIVE (its probes fail) evicts the holder
+  // (reason TakenOver) and registers the newcomer. Off: OTP's duplicate-name refusal.
+  bool takeover_unresponsive = false;
 };
 
 enum class RegisterError {

@@ -118,9 +118,11 @@ enum class UnregisterReason : uint8_t {
   Killed,            // KILL_REQ (epmd -kill) ended the daemon.
   Evicted,           // An admin API call.
   Shutdown,          // The daemon stopped on a signal.
+  TakenOver,         // A new registration took the name of an unresponsive node (takeover).
+  AutoEvicted,       // Unresponsive for longer than --evict-unresponsive-after.
 };
 inline constexpr size_t kUnregisterReasonCount =
-    static_cast<size_t>(UnregisterReason::Shutdown) + 1;
+    static_cast<size_t>(UnregisterReason::AutoEvicted) + 1;
 
 std::string_view toString(UnregisterReason reason);
 std::string_view toString(EventType type);
