@@ -7,6 +7,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
+
 #include <functional>
 #include <thread>
 
@@ -138,6 +140,72 @@ TEST_F(HealthTest, ANodeWhosePortNobodyListensOnIsUnresponsiveWithTheReason) {
   EXPECT_NE(down->registration->health.last_error.find("refused"), std::string::npos)
       << down->registration->health.last_error;
   close(fd);
+}
+
+TEST(HealthCost, AThousandRegistrationsAreProbedEveryInterval) {
+  // 1,000 registrations (made here, over real sockets) all pointing at one live OTP node's
+  // distribution port, probed every second: how long until all are ALIVE, and what the
+  // daemon (this process: epmd thread, prober, registry) spends per second on it.
+  auto o = RunningApp::testOptions();
+  o.probe_interval_s = 1;
+  o.packet_timeout = 60;
+  RunningApp app(o);
+  const std::string name = "target" + std::to_string(app.port());
+  Process node({"erl", "-sname", name, "-setcookie", "epmdxtest", "-noshell", "-start_epmd",
+                "false", "-eval", "timer:sleep(120000)."},
+               {{"ERL_EPMD_PORT", std::to_string(app.port())}, {"HOME", "/tmp"}});
+  registry::RegistrationPtr target;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!(target = app.app().registry().find(name)) &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);  // Polling with a deadline.
+  }
+  ASSERT_TRUE(target) << node.stderrText();
+  constexpr int kCount = 1000;
+  std::vector<int> fds;
+  const auto registered_at = std::chrono::steady_clock::now();
+  for (int i = 0; i < kCount; ++i) {
+    const int fd = connectTo("127.0.0.1", app.port());
+    ASSERT_GE(fd, 0);
+    sendAll(fd, frame(alive2Body("n" + std::to_string(i), target->node.port, 6, 5, "")));
+    ASSERT_EQ(readN(fd, 6, 2000ms).size(), 6u);
+    fds.push_back(fd);
+  }
+  auto aliveCount = [&] {
+    return app.app().registry().stats().nodes_by_health[static_cast<size_t>(HealthStatus::Alive)];
+  };
+  const auto all_deadline = std::chrono::steady_clock::now() + 30s;
+  while (aliveCount() < kCount + 1 && std::chrono::steady_clock::now() < all_deadline) {
+    std::this_thread::sleep_for(20ms);  // Polling with a deadline.
+  }
+  ASSERT_EQ(aliveCount(), static_cast<size_t>(kCount + 1));
+  const auto all_alive = std::chrono::steady_clock::now() - registered_at;
+
+  // Steady state: CPU of the whole daemon over 5 s of probing.
+  auto cpu = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return std::chrono::microseconds(u.ru_utime.tv_sec * 1000000 + u.ru_utime.tv_usec +
+                                     u.ru_stime.tv_sec * 1000000 + u.ru_stime.tv_usec);
+  };
+  const int64_t probe_before = app.app().registry().find("n0")->health.last_probe_ns;
+  const auto cpu_before = cpu();
+  const auto wall_before = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(5s);  // The measurement window, not synchronisation.
+  const auto cpu_used = cpu() - cpu_before;
+  const auto wall = std::chrono::steady_clock::now() - wall_before;
+  EXPECT_GT(app.app().registry().find("n0")->health.last_probe_ns, probe_before);
+  EXPECT_EQ(aliveCount(), static_cast<size_t>(kCount + 1)) << "no false alarm under load";
+  const double share =
+      100.0 * static_cast<double>(cpu_used.count()) /
+      static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(wall).count());
+  std::cout << "health cost: " << kCount << " registrations, probe interval 1 s: all ALIVE "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(all_alive).count()
+            << " ms after the first registered; steady state " << share
+            << " % of one core for the whole daemon (" << cpu_used.count() / 5 << " us/s)\n";
+  for (int fd : fds) {
+    close(fd);
+  }
 }
 
 }  // namespace
