@@ -93,6 +93,16 @@ class EventPrinter : public WatchSink {
            n.name() + " id=" + std::to_string(n.registration_id()) + extra + "\n");
       return;
     }
+    if (e.type() == v1::NodeEvent::HEALTH_CHANGED) {
+      const auto& h = n.health();
+      emit(std::to_string(e.revision()) + " health_changed " + n.name() +
+           " health=" + healthName(h) + " id=" + std::to_string(n.registration_id()) +
+           (h.last_error().empty() || h.status() == v1::ALIVE
+                ? std::string()
+                : " error=\"" + h.last_error() + "\"") +
+           "\n");
+      return;
+    }
     if (e.type() == v1::NodeEvent::REGISTERED) {
       emit(std::to_string(e.revision()) + " registered " + n.name() +
            " port=" + std::to_string(n.port()) + " id=" + std::to_string(n.registration_id()) +

@@ -96,8 +96,20 @@ TEST_F(HealthTest, AStoppedNodeTurnsUnresponsiveWithinTwoIntervalsAndAliveAfterS
       << down->registration->health.last_error;
   EXPECT_GT(down->revision, alive->revision);
 
-  // Both APIs say so.
+  // Both APIs say so, and the SSE watch stream has the events in revision order.
   httplib::Client http("127.0.0.1", app_->app().httpPort());
+  std::string stream;
+  http.set_read_timeout(10s);
+  (void)http.Get("/v1/watch?since=0", [&](const char* data, size_t n) {
+    stream.append(data, n);
+    return stream.find("\"UNRESPONSIVE\"") == std::string::npos;  // Enough: stop reading.
+  });
+  const auto alive_frame = stream.find("\"type\":\"HEALTH_CHANGED\"");
+  EXPECT_NE(alive_frame, std::string::npos) << stream;
+  EXPECT_NE(stream.find("id: " + std::to_string(down->revision) + "\n"), std::string::npos)
+      << stream;
+  EXPECT_LT(stream.find("\"status\":\"ALIVE\""), stream.find("\"status\":\"UNRESPONSIVE\""))
+      << stream;
   auto got = http.Get("/v1/nodes/" + name);
   ASSERT_TRUE(got);
   EXPECT_NE(got->body.find("\"status\":\"UNRESPONSIVE\""), std::string::npos) << got->body;

@@ -117,6 +117,11 @@ TEST_F(HoldsTest, TheEvictedNodeIsRefusedDuringTheHoldThenRegistersByItself) {
   const auto first = reg().find(name);
   const registry::Revision start = reg().revision();
 
+  // The gRPC watch stream (epmdxctl watch, from the revision before the eviction) sees the
+  // hold's events.
+  Process watch({epmdxctlBinary(), "--server=127.0.0.1:" + std::to_string(app_->app().grpcPort()),
+                 "--token=admintok", "watch", "--after=" + std::to_string(start)});
+
   // 6 s: long enough for OTP's re-registration (about 2 s after the close) to be refused at
   // least once, which is all a 10 s hold would show, in less time.
   const auto evicted_at = std::chrono::steady_clock::now();
@@ -157,6 +162,17 @@ TEST_F(HoldsTest, TheEvictedNodeIsRefusedDuringTheHoldThenRegistersByItself) {
   }
   EXPECT_EQ(types, (std::vector<EventType>{EventType::Unregistered, EventType::Held,
                                            EventType::HoldExpired, EventType::Registered}));
+
+  ASSERT_TRUE(eventually([&] {
+    return watch.stdoutText().find(" registered " + name) != std::string::npos;
+  })) << watch.stdoutText();
+  const std::string seen = watch.stdoutText();
+  const auto held_at = seen.find(" held " + name + " id=" + std::to_string(first->id) + " until=");
+  const auto expired_at = seen.find(" hold_expired " + name);
+  EXPECT_NE(held_at, std::string::npos) << seen;
+  EXPECT_NE(seen.find("by=ops@"), std::string::npos) << seen;
+  EXPECT_NE(expired_at, std::string::npos) << seen;
+  EXPECT_LT(held_at, expired_at) << seen;
 
   // The audit file: the eviction, the hold and its expiry, one JSON line each.
   std::vector<std::string> audit;
