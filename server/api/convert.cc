@@ -29,15 +29,17 @@ void toProto(const registry::Registry& registry, const registry::Registration& r
   out.set_create_revision(r.revision);
   out.set_cluster(registry.clusterName(r.cluster));
   auto& h = *out.mutable_health();
-  h.set_status(r.health.status == registry::HealthStatus::Alive          ? v1::ALIVE
-               : r.health.status == registry::HealthStatus::Unresponsive ? v1::UNRESPONSIVE
-                                                                         : v1::HEALTH_UNKNOWN);
-  setTimestamp(r.health.since_ns, *h.mutable_since());
-  if (r.health.last_probe_ns != 0) {
-    setTimestamp(r.health.last_probe_ns, *h.mutable_last_probe());
+  h.set_status(r.health().status == registry::HealthStatus::Alive          ? v1::ALIVE
+               : r.health().status == registry::HealthStatus::Unresponsive ? v1::UNRESPONSIVE
+                                                                           : v1::HEALTH_UNKNOWN);
+  // Unknown since the registration until the first probe.
+  setTimestamp(r.health().since_ns != 0 ? r.health().since_ns : r.registered_at_ns,
+               *h.mutable_since());
+  if (r.health().last_probe_ns != 0) {
+    setTimestamp(r.health().last_probe_ns, *h.mutable_last_probe());
   }
-  h.set_consecutive_failures(r.health.consecutive_failures);
-  h.set_last_error(r.health.last_error);
+  h.set_consecutive_failures(r.health().consecutive_failures);
+  h.set_last_error(r.health().last_error);
   auto& holder = *out.mutable_holder();
   if (r.holder) {
     using S = registry::HolderFact::Status;

@@ -145,17 +145,17 @@ void HealthMonitor::onResult(uint64_t id, const probe::ProbeResult& result) {
 
 void HealthMonitor::maybeEvict(const Target& target, registry::RegistrationId id) {
   const auto r = registry_.find(target.name, target.cluster);
-  if (!r || r->id != id || r->health.status != registry::HealthStatus::Unresponsive) {
+  if (!r || r->id != id || r->health().status != registry::HealthStatus::Unresponsive) {
     return;
   }
-  const int64_t for_ns = registry_.nowNanos() - r->health.since_ns;
+  const int64_t for_ns = registry_.nowNanos() - r->health().since_ns;
   if (for_ns < std::chrono::nanoseconds(options_.evict_after).count()) {
     return;
   }
   const std::string detail =
       "unresponsive for " + std::to_string(for_ns / 1000000) +
       " ms (--evict-unresponsive-after=" + std::to_string(options_.evict_after.count() / 1000) +
-      "s): " + r->health.last_error;
+      "s): " + r->health().last_error;
   // With the registration id: a node that re-registered meanwhile is never evicted.
   auto evicted = registry_.evict(target.name, id, registry::UnregisterReason::AutoEvicted,
                                  "auto-evict", detail, target.cluster);

@@ -159,14 +159,14 @@ Result<RegistrationPtr, RegisterError> Registry::add(NodeInfo node, Origin origi
       auto it = by_name_.find(Key{cluster, node.name});
       if (it != by_name_.end()) {
         const Registration& old = *it->second.registration;
-        if (options_.takeover_unresponsive && old.health.status == HealthStatus::Unresponsive) {
+        if (options_.takeover_unresponsive && old.health().status == HealthStatus::Unresponsive) {
           // The name's holder does not answer its probes: the newcomer (typically its
           // replacement, started by a supervisor) takes the name; the old VM, if it ever
           // wakes, finds its epmd connection closed and the name taken.
           const std::string detail =
               "unresponsive for " +
-              std::to_string((clock_.nowNanos() - old.health.since_ns) / 1000000) + " ms (" +
-              old.health.last_error + "); replaced by a registration from " + origin.peer_address;
+              std::to_string((clock_.nowNanos() - old.health().since_ns) / 1000000) + " ms (" +
+              old.health().last_error + "); replaced by a registration from " + origin.peer_address;
           replaced =
               eraseLocked(cluster, node.name, UnregisterReason::TakenOver, "takeover", detail);
         } else {
@@ -204,12 +204,10 @@ Result<RegistrationPtr, RegisterError> Registry::add(NodeInfo node, Origin origi
     reg->id = next_id_++;
     reg->registered_at_ns = clock_.nowNanos();
     reg->revision = revision_ + 1;
-    reg->health.since_ns = reg->registered_at_ns;
     registration = reg;
 
     Entry& entry = by_name_[Key{cluster, registration->node.name}];
     entry.registration = registration;
-    entry.first = registration;
     entry.owner = std::move(owner);
     entry.older = newest_;
     if (newest_ != nullptr) {
@@ -305,7 +303,8 @@ std::optional<Revision> Registry::recordProbe(ClusterId cluster, std::string_vie
     // Registrations are immutable: publish a copy with the new health. Probes come every few
     // seconds per node, so this is a few hundred small copies a second at 1,000 nodes.
     auto copy = std::make_shared<Registration>(*entry.registration);
-    Health& h = copy->health;
+    auto health = std::make_shared<Health>(copy->health());
+    Health& h = *health;
     const HealthStatus before = h.status;
     const int64_t now = clock_.nowNanos();
     h.last_probe_ns = now;
@@ -320,11 +319,14 @@ std::optional<Revision> Registry::recordProbe(ClusterId cluster, std::string_vie
     if (h.status != before) {
       h.since_ns = now;
     }
-    entry.registration = copy;
-    if (h.status != before) {
+    copy->health_facts = std::move(health);
+    const bool changed_status = h.status != before;
+    const HealthStatus after = h.status;
+    replaceLocked(it, copy);
+    if (changed_status) {
       --counters_.nodes_by_health[static_cast<size_t>(before)];
-      ++counters_.nodes_by_health[static_cast<size_t>(h.status)];
-      ++counters_.health_changes[static_cast<size_t>(h.status)];
+      ++counters_.nodes_by_health[static_cast<size_t>(after)];
+      ++counters_.health_changes[static_cast<size_t>(after)];
       changed = appendLocked(EventType::HealthChanged, UnregisterReason::Unspecified,
                              std::move(copy), {}, {});
     }
@@ -350,7 +352,15 @@ void Registry::recordHolder(ClusterId cluster, std::string_view name, Registrati
   }
   auto copy = std::make_shared<Registration>(*entry.registration);
   copy->holder = std::move(holder);
-  entry.registration = std::move(copy);
+  replaceLocked(it, std::move(copy));
+}
+
+template <class It>
+void Registry::replaceLocked(It it, RegistrationPtr copy) {
+  auto node = by_name_.extract(it);
+  node.key() = Key{copy->cluster, copy->node.name};
+  node.mapped().registration = std::move(copy);  // The old one (and its name) may go now.
+  by_name_.insert(std::move(node));
 }
 
 size_t Registry::removeAll(UnregisterReason reason, std::optional<ClusterId> only) {
@@ -480,13 +490,12 @@ std::shared_ptr<RegistrationOwner> Registry::eraseLocked(ClusterId cluster, std:
   (entry.newer != nullptr ? entry.newer->older : newest_) = entry.older;
   (entry.older != nullptr ? entry.older->newer : oldest_) = entry.newer;
   RegistrationPtr registration = std::move(entry.registration);
-  const RegistrationPtr first = std::move(entry.first);  // `name` may view its name.
   std::shared_ptr<RegistrationOwner> owner = entry.owner.lock();
   by_name_.erase(it);  // `name` may view the registration's name: it is still alive here.
   const Registration& r = *registration;
   creations_[cluster].put(r.node.name, r.creation_counter, r.node.port, r.origin.connection_handle);
   --counters_.nodes_by_cluster[cluster];
-  --counters_.nodes_by_health[static_cast<size_t>(r.health.status)];
+  --counters_.nodes_by_health[static_cast<size_t>(r.health().status)];
   ++counters_.unregistrations[static_cast<size_t>(reason)];
   appendLocked(EventType::Unregistered, reason, std::move(registration), std::move(actor),
                std::move(detail));

@@ -241,7 +241,6 @@ class Registry {
   // costs no allocation per node, and memory per registration is a product figure.
   struct Entry {
     RegistrationPtr registration;  // The current version (health changes publish copies).
-    RegistrationPtr first;         // The one the map key's name views: kept alive with it.
     std::weak_ptr<RegistrationOwner> owner;
     Entry* newer = nullptr;
     Entry* older = nullptr;
@@ -257,6 +256,12 @@ class Registry {
                                             std::vector<Event>& out) const;
   Snapshot listLocked(std::optional<ClusterId> only) const;
   ClusterId checkCluster(ClusterId cluster) const;
+  // The map's key (cluster, name view) and the Entry it maps to.
+  struct Key;
+  /// Publishes `copy` (same id) as the entry at `it`; the key is re-pointed at the copy's
+  /// name (extract/insert keeps the node, so Entry pointers stay valid).
+  template <class It>
+  void replaceLocked(It it, RegistrationPtr copy);
   /// Ends the hold at `it` with a HOLD_LIFTED or HOLD_EXPIRED event.
   EndedHold endHoldLocked(std::map<std::pair<ClusterId, std::string>, HoldPtr>::iterator it,
                           EventType type, std::string actor, std::string detail);

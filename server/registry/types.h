@@ -88,8 +88,16 @@ struct Registration {
   uint32_t creation_counter = 0;  // OTP's cr_counter.
   int64_t registered_at_ns = 0;   // Unix epoch, nanoseconds.
   Revision revision = 0;          // The revision of the REGISTERED event.
-  Health health;
-  std::shared_ptr<const HolderFact> holder;  // Null until looked up (--holder-interval).
+  // Out of line, null until probed or looked up: most daemons run without probes, and
+  // memory per registration is a product figure.
+  std::shared_ptr<const Health> health_facts;  // Null: HealthStatus::Unknown.
+  std::shared_ptr<const HolderFact> holder;    // Null until looked up (--holder-interval).
+
+  /// The node's health (Unknown, since 0, before the first probe).
+  const Health& health() const {
+    static const Health kUnknown;
+    return health_facts ? *health_facts : kUnknown;
+  }
 
   /// The creation the node is told, exactly as OTP's get_creation(): the 32-bit counter
   /// for nodes speaking distribution version 6 or later, else a value in 1..3.

@@ -54,7 +54,7 @@ class HealthTest : public ::testing::Test {
       for (const auto& e : events) {
         if (e.type == EventType::HealthChanged && e.registration->node.name == name) {
           seen_.push_back(e);
-          if (e.registration->health.status == status) {
+          if (e.registration->health().status == status) {
             return e;
           }
         }
@@ -80,8 +80,8 @@ TEST_F(HealthTest, AStoppedNodeTurnsUnresponsiveWithinTwoIntervalsAndAliveAfterS
   const auto alive = waitHealth(name, HealthStatus::Alive, 20s);
   ASSERT_TRUE(alive) << node_->stderrText();
   const auto id = alive->registration->id;
-  EXPECT_EQ(alive->registration->health.consecutive_failures, 0u);
-  EXPECT_GT(alive->registration->health.last_probe_ns, 0);
+  EXPECT_EQ(alive->registration->health().consecutive_failures, 0u);
+  EXPECT_GT(alive->registration->health().last_probe_ns, 0);
 
   // A few good probes later, stop the VM.
   const auto stopped_at = std::chrono::steady_clock::now();
@@ -91,9 +91,9 @@ TEST_F(HealthTest, AStoppedNodeTurnsUnresponsiveWithinTwoIntervalsAndAliveAfterS
   const auto detected = std::chrono::steady_clock::now() - stopped_at;
   EXPECT_LT(detected, 4s) << "two probe intervals";
   EXPECT_EQ(down->registration->id, id);
-  EXPECT_GE(down->registration->health.consecutive_failures, 1u);
-  EXPECT_NE(down->registration->health.last_error.find("no answer"), std::string::npos)
-      << down->registration->health.last_error;
+  EXPECT_GE(down->registration->health().consecutive_failures, 1u);
+  EXPECT_NE(down->registration->health().last_error.find("no answer"), std::string::npos)
+      << down->registration->health().last_error;
   EXPECT_GT(down->revision, alive->revision);
 
   // Both APIs say so, and the SSE watch stream has the events in revision order.
@@ -128,7 +128,7 @@ TEST_F(HealthTest, AStoppedNodeTurnsUnresponsiveWithinTwoIntervalsAndAliveAfterS
   ASSERT_TRUE(back);
   const auto recovered = std::chrono::steady_clock::now() - resumed_at;
   EXPECT_LT(recovered, 4s);
-  EXPECT_EQ(back->registration->health.consecutive_failures, 0u);
+  EXPECT_EQ(back->registration->health().consecutive_failures, 0u);
   std::cout << "health: probe interval 2 s, timeout 1 s: unresponsive "
             << std::chrono::duration_cast<std::chrono::milliseconds>(detected).count()
             << " ms after SIGSTOP, alive "
@@ -138,7 +138,7 @@ TEST_F(HealthTest, AStoppedNodeTurnsUnresponsiveWithinTwoIntervalsAndAliveAfterS
   ASSERT_EQ(seen_.size(), 3u);
   EXPECT_LT(seen_[0].revision, seen_[1].revision);
   EXPECT_LT(seen_[1].revision, seen_[2].revision);
-  EXPECT_EQ(reg().find(name)->health.status, HealthStatus::Alive);
+  EXPECT_EQ(reg().find(name)->health().status, HealthStatus::Alive);
 }
 
 TEST_F(HealthTest, ANodeWhosePortNobodyListensOnIsUnresponsiveWithTheReason) {
@@ -149,8 +149,8 @@ TEST_F(HealthTest, ANodeWhosePortNobodyListensOnIsUnresponsiveWithTheReason) {
   ASSERT_EQ(readN(fd, 6, 2000ms).size(), 6u);
   const auto down = waitHealth("ghost", HealthStatus::Unresponsive, 5s);
   ASSERT_TRUE(down);
-  EXPECT_NE(down->registration->health.last_error.find("refused"), std::string::npos)
-      << down->registration->health.last_error;
+  EXPECT_NE(down->registration->health().last_error.find("refused"), std::string::npos)
+      << down->registration->health().last_error;
   close(fd);
 }
 
@@ -200,13 +200,13 @@ TEST(HealthCost, AThousandRegistrationsAreProbedEveryInterval) {
     return std::chrono::microseconds(u.ru_utime.tv_sec * 1000000 + u.ru_utime.tv_usec +
                                      u.ru_stime.tv_sec * 1000000 + u.ru_stime.tv_usec);
   };
-  const int64_t probe_before = app.app().registry().find("n0")->health.last_probe_ns;
+  const int64_t probe_before = app.app().registry().find("n0")->health().last_probe_ns;
   const auto cpu_before = cpu();
   const auto wall_before = std::chrono::steady_clock::now();
   std::this_thread::sleep_for(5s);  // The measurement window, not synchronisation.
   const auto cpu_used = cpu() - cpu_before;
   const auto wall = std::chrono::steady_clock::now() - wall_before;
-  EXPECT_GT(app.app().registry().find("n0")->health.last_probe_ns, probe_before);
+  EXPECT_GT(app.app().registry().find("n0")->health().last_probe_ns, probe_before);
   EXPECT_EQ(aliveCount(), static_cast<size_t>(kCount + 1)) << "no false alarm under load";
   const double share =
       100.0 * static_cast<double>(cpu_used.count()) /

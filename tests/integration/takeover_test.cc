@@ -78,7 +78,7 @@ class TakeoverTest : public ::testing::Test {
   }
   bool healthIs(const std::string& name, HealthStatus status) {
     auto r = reg().find(name);
-    return r && r->health.status == status;
+    return r && r->health().status == status;
   }
   uint64_t refusals(registry::RegisterError e) {
     return reg().stats().register_errors[static_cast<size_t>(e)];
