@@ -99,6 +99,15 @@ void HealthMonitor::run() {
         if (e.type == registry::EventType::Registered) {
           follow(*e.registration);
         } else if (e.type == registry::EventType::Unregistered) {
+          if (e.reason == registry::UnregisterReason::TakenOver) {
+            // The registry decides takeovers on the epmd thread and logs nothing; say it here.
+            log::warn("name taken over from an unresponsive node",
+                      {{"cluster", registry_.clusterName(e.registration->cluster)},
+                       {"name", log::printable(e.registration->node.name)},
+                       {"id", e.registration->id},
+                       {"by", std::string(e.actor())},
+                       {"reason", std::string(e.detail())}});
+          }
           {
             std::lock_guard<std::mutex> lock(targets_mu_);
             targets_.erase(e.registration->id);
