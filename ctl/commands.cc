@@ -1,5 +1,8 @@
 #include "ctl/commands.h"
 
+#include <google/protobuf/util/time_util.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 
@@ -99,9 +102,10 @@ int getNode(Connection& conn, const std::string& name, Format format, bool heade
 }
 
 int evictNode(Connection& conn, const std::string& name, std::optional<uint64_t> registration_id,
-              const std::string& reason, Format format) {
+              const std::string& reason, Format format, uint32_t hold_seconds) {
   v1::EvictNodeRequest req;
   req.set_name(name);
+  req.set_hold_seconds(hold_seconds);
   req.set_cluster(conn.options().cluster);
   if (registration_id) {
     req.set_registration_id(*registration_id);
@@ -118,8 +122,75 @@ int evictNode(Connection& conn, const std::string& name, std::optional<uint64_t>
   } else if (format == Format::Yaml) {
     emit(toYaml(resp));
   } else {
+    std::string held;
+    if (resp.has_hold()) {
+      held = "; held for " + std::to_string(hold_seconds) + "s (until " +
+             google::protobuf::util::TimeUtil::ToString(resp.hold().expires_at()) + ")";
+    }
     emit("evicted " + resp.node().name() + " (registration " +
          std::to_string(resp.node().registration_id()) + ") at revision " +
+         std::to_string(resp.revision()) + held + "\n");
+  }
+  return ExitOk;
+}
+
+int listHolds(Connection& conn, Format format, bool headers) {
+  v1::ListHoldsResponse resp;
+  const auto status = conn.call([&](grpc::ClientContext* ctx) {
+    v1::ListHoldsRequest req;
+    req.set_cluster(conn.options().cluster);
+    return conn.registry().ListHolds(ctx, req, &resp);
+  });
+  if (!status.ok()) {
+    return reportFailure(conn, status);
+  }
+  switch (format) {
+    case Format::Json:
+      emit(api::toJson(resp) + "\n");
+      break;
+    case Format::Yaml:
+      emit(toYaml(resp));
+      break;
+    case Format::Names:
+      for (const auto& h : resp.holds()) {
+        emit(h.name() + "\n");
+      }
+      break;
+    case Format::Table:
+    case Format::Wide: {
+      std::vector<std::vector<std::string>> rows;
+      if (headers) {
+        rows.push_back({"NAME", "CLUSTER", "EXPIRES-IN", "BY", "REASON"});
+      }
+      const std::time_t now = std::time(nullptr);
+      for (const auto& h : resp.holds()) {
+        const int64_t left = std::max<int64_t>(0, h.expires_at().seconds() - now);
+        rows.push_back({h.name(), h.cluster(), std::to_string(left) + "s", h.actor(), h.reason()});
+      }
+      emit(renderRows(rows));
+      break;
+    }
+  }
+  return ExitOk;
+}
+
+int liftHold(Connection& conn, const std::string& name, const std::string& reason, Format format) {
+  v1::LiftHoldRequest req;
+  req.set_name(name);
+  req.set_cluster(conn.options().cluster);
+  req.set_reason(reason);
+  v1::LiftHoldResponse resp;
+  const auto status = conn.call(
+      [&](grpc::ClientContext* ctx) { return conn.registry().LiftHold(ctx, req, &resp); });
+  if (!status.ok()) {
+    return reportFailure(conn, status);
+  }
+  if (format == Format::Json) {
+    emit(api::toJson(resp) + "\n");
+  } else if (format == Format::Yaml) {
+    emit(toYaml(resp));
+  } else {
+    emit("lifted the hold on " + resp.hold().name() + " at revision " +
          std::to_string(resp.revision()) + "\n");
   }
   return ExitOk;

@@ -23,8 +23,15 @@ int listNodes(Connection& conn, const ListArgs& args);
 int getNode(Connection& conn, const std::string& name, Format format, bool headers);
 
 /// `format`: Table prints one line of text; Json/Yaml the EvictNodeResponse.
+/// `hold_seconds` > 0 keeps the name reserved that long.
 int evictNode(Connection& conn, const std::string& name, std::optional<uint64_t> registration_id,
-              const std::string& reason, Format format);
+              const std::string& reason, Format format, uint32_t hold_seconds = 0);
+
+/// The holds in force: NAME CLUSTER EXPIRES-IN BY REASON.
+int listHolds(Connection& conn, Format format, bool headers);
+
+/// Lifts the hold on `name` (in --cluster).
+int liftHold(Connection& conn, const std::string& name, const std::string& reason, Format format);
 
 int health(Connection& conn);
 

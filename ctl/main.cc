@@ -87,9 +87,45 @@ struct Args {
   std::optional<uint64_t> registration_id;
   std::string reason;
   std::string evict_output = "text";
+  std::string hold;  // "10s", "5m", "1h", "30"
   // completion
   std::string shell;
 };
+
+/// "90", "90s", "5m", "2h", "1d" as seconds; nullopt when malformed.
+std::optional<uint32_t> parseDuration(const std::string& text) {
+  if (text.empty()) {
+    return std::nullopt;
+  }
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) {
+    ++digits;
+  }
+  if (digits == 0 || digits > 9 || text.size() - digits > 1) {
+    return std::nullopt;
+  }
+  uint64_t n = std::stoull(text.substr(0, digits));
+  const char unit = digits < text.size() ? text[digits] : 's';
+  switch (unit) {
+    case 's':
+      break;
+    case 'm':
+      n *= 60;
+      break;
+    case 'h':
+      n *= 3600;
+      break;
+    case 'd':
+      n *= 86400;
+      break;
+    default:
+      return std::nullopt;
+  }
+  if (n > UINT32_MAX) {
+    return std::nullopt;
+  }
+  return static_cast<uint32_t>(n);
+}
 
 int usageError(const std::string& what, const std::string& command) {
   std::fprintf(stderr, "epmdxctl: %s\nRun 'epmdxctl%s --help' for usage.\n", what.c_str(),
@@ -163,7 +199,19 @@ int main(int argc, char** argv) {
   evict->add_option("--if-registration", a.registration_id,
                     "only if the name is still held by this registration id");
   evict->add_option("--reason", a.reason, "why (in the daemon's event and log)");
+  evict->add_option("--hold", a.hold,
+                    "keep the name reserved this long (10s, 5m, 2h): the evicted node's own "
+                    "re-registration is refused until the hold ends or is lifted");
   addOutput(evict, a.evict_output, kEvictFormats, "output format");
+
+  auto* holds = app.add_subcommand("holds", "the names reserved after evictions");
+  addOutput(holds, a.output, kListFormats, "output format");
+  holds->add_flag("--no-headers", a.no_headers, "no header row (table, wide)");
+
+  auto* lift = app.add_subcommand("lift", "end a hold: the name may register again at once");
+  lift->add_option("NAME", a.name, "the held name")->required();
+  lift->add_option("--reason", a.reason, "why (in the daemon's event, log and audit file)");
+  addOutput(lift, a.evict_output, kEvictFormats, "output format");
 
   auto* health = app.add_subcommand("health", "SERVING / NOT_SERVING (grpc.health.v1)");
 
@@ -182,8 +230,8 @@ int main(int argc, char** argv) {
     const std::string command = parsedCommand(app);
     if (command.empty() && !app.remaining().empty()) {
       return usageError("unknown command \"" + app.remaining().front() +
-                            "\" (commands: list, get, watch, evict, health, clusters, "
-                            "completion)",
+                            "\" (commands: list, get, watch, evict, holds, lift, health, "
+                            "clusters, completion)",
                         "");
     }
     return usageError(e.what(), command);
@@ -192,21 +240,29 @@ int main(int argc, char** argv) {
   }
   if (app.get_subcommands().empty()) {
     return usageError(
-        "a command is required (list, get, watch, evict, health, clusters, completion)", "");
+        "a command is required (list, get, watch, evict, holds, lift, health, clusters, "
+        "completion)",
+        "");
   }
 
   if (*completion) {
     CompletionHints hints;
-    hints.outputs = {{"list", kListFormats},
-                     {"get", kListFormats},
-                     {"watch", kWatchFormats},
-                     {"evict", kEvictFormats},
+    hints.outputs = {{"list", kListFormats},    {"get", kListFormats},   {"watch", kWatchFormats},
+                     {"evict", kEvictFormats},  {"holds", kListFormats}, {"lift", kEvictFormats},
                      {"clusters", kListFormats}};
     hints.file_options = {"--token-file", "--tls-ca", "--tls-cert", "--tls-key"};
     hints.node_commands = {"get", "evict"};
     hints.positionals = {{"completion", {"bash"}}};
     emit(bashCompletion(app, hints));
     return ExitOk;
+  }
+
+  std::optional<uint32_t> hold_seconds;
+  if (*evict && !a.hold.empty()) {
+    hold_seconds = parseDuration(a.hold);
+    if (!hold_seconds) {
+      return usageError("--hold must be a duration: 90, 90s, 5m, 2h or 1d", "evict");
+    }
   }
 
   TokenSource tokens = TokenSource::resolve(a.token, a.token_file, getenvFn, a.connect.server);
@@ -239,7 +295,16 @@ int main(int argc, char** argv) {
     const Format ef = a.evict_output == "json"   ? Format::Json
                       : a.evict_output == "yaml" ? Format::Yaml
                                                  : Format::Table;
-    return evictNode(*conn, a.name, a.registration_id, a.reason, ef);
+    return evictNode(*conn, a.name, a.registration_id, a.reason, ef, hold_seconds.value_or(0));
+  }
+  if (*holds) {
+    return listHolds(*conn, format, !a.no_headers);
+  }
+  if (*lift) {
+    const Format lf = a.evict_output == "json"   ? Format::Json
+                      : a.evict_output == "yaml" ? Format::Yaml
+                                                 : Format::Table;
+    return liftHold(*conn, a.name, a.reason, lf);
   }
   if (*health) {
     return epmdx::ctl::health(*conn);

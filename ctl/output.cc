@@ -1,6 +1,7 @@
 #include "ctl/output.h"
 
 #include <algorithm>
+#include <cctype>
 
 namespace epmdx::ctl {
 
@@ -23,10 +24,34 @@ std::optional<Format> parseFormat(const std::string& text) {
   return std::nullopt;
 }
 
+std::string healthName(const v1::NodeHealth& health) {
+  switch (health.status()) {
+    case v1::ALIVE:
+      return "alive";
+    case v1::UNRESPONSIVE:
+      return "unresponsive(" + std::to_string(health.consecutive_failures()) + ")";
+    default:
+      return "unknown";
+  }
+}
+
+std::string holderName(const v1::Holder& holder) {
+  if (holder.status() == v1::FOUND && holder.processes_size() > 0) {
+    const auto& p = holder.processes(0);
+    return std::to_string(p.pid()) + "/" + p.command() + "(" + p.state() + ")";
+  }
+  std::string name = v1::HolderStatus_Name(holder.status());
+  for (auto& c : name) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return name == "holder_unknown" ? "unknown" : name;
+}
+
 std::vector<std::string> nodeHeader(bool wide) {
   std::vector<std::string> header{"NAME", "PORT", "TYPE", "AGE"};
   if (wide) {
-    header.insert(header.end(), {"CLUSTER", "VERSIONS", "CREATION", "REGISTERED-AT", "ID", "PEER"});
+    header.insert(header.end(), {"CLUSTER", "VERSIONS", "CREATION", "REGISTERED-AT", "ID", "PEER",
+                                 "HEALTH", "HOLDER"});
   }
   return header;
 }
@@ -39,7 +64,8 @@ std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t no
                            std::to_string(node.lowest_version()) + "-" +
                                std::to_string(node.highest_version()),
                            std::to_string(node.creation()), utcTime(node.registered_at()),
-                           std::to_string(node.registration_id()), node.peer_address()});
+                           std::to_string(node.registration_id()), node.peer_address(),
+                           healthName(node.health()), holderName(node.holder())});
   }
   return row;
 }

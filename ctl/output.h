@@ -15,8 +15,12 @@ enum class Format { Table, Wide, Json, Yaml, Names };
 
 std::optional<Format> parseFormat(const std::string& text);
 
-/// The column headers: NAME PORT TYPE AGE, and with `wide` VERSIONS CREATION REGISTERED-AT
-/// ID PEER as well.
+/// "alive", "unresponsive(N)" (N failed probes in a row), "unknown".
+std::string healthName(const v1::NodeHealth& health);
+/// "PID/COMMAND(STATE)" of the first holder, else the status ("not_visible", "unknown", ...).
+std::string holderName(const v1::Holder& holder);
+/// The column headers: NAME PORT TYPE AGE, and with `wide` CLUSTER VERSIONS CREATION
+/// REGISTERED-AT ID PEER HEALTH HOLDER as well.
 std::vector<std::string> nodeHeader(bool wide);
 std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t now);
 

@@ -1,5 +1,7 @@
 #include "ctl/watch.h"
 
+#include <google/protobuf/util/time_util.h>
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -75,6 +77,32 @@ class EventPrinter : public WatchSink {
       return;
     }
     const auto& n = e.node();
+    if (e.has_hold()) {
+      // HELD, HOLD_LIFTED, HOLD_EXPIRED: the name's reservation, not a registration.
+      std::string extra;
+      if (e.type() == v1::NodeEvent::HELD) {
+        extra += " until=" + google::protobuf::util::TimeUtil::ToString(e.hold().expires_at());
+      }
+      if (!e.actor().empty()) {
+        extra += " by=" + e.actor();
+      }
+      if (!e.detail().empty()) {
+        extra += " detail=\"" + e.detail() + "\"";
+      }
+      emit(std::to_string(e.revision()) + " " + lower(v1::NodeEvent::Type_Name(e.type())) + " " +
+           n.name() + " id=" + std::to_string(n.registration_id()) + extra + "\n");
+      return;
+    }
+    if (e.type() == v1::NodeEvent::HEALTH_CHANGED) {
+      const auto& h = n.health();
+      emit(std::to_string(e.revision()) + " health_changed " + n.name() +
+           " health=" + healthName(h) + " id=" + std::to_string(n.registration_id()) +
+           (h.last_error().empty() || h.status() == v1::ALIVE
+                ? std::string()
+                : " error=\"" + h.last_error() + "\"") +
+           "\n");
+      return;
+    }
     if (e.type() == v1::NodeEvent::REGISTERED) {
       emit(std::to_string(e.revision()) + " registered " + n.name() +
            " port=" + std::to_string(n.port()) + " id=" + std::to_string(n.registration_id()) +
@@ -172,9 +200,7 @@ class ListPrinter : public WatchSink {
         return;
       case Format::Table:
       case Format::Wide:
-        emit(renderRows(
-            {row(e.type() == v1::NodeEvent::REGISTERED ? "REGISTERED" : "UNREGISTERED", e.node())},
-            &widths_));
+        emit(renderRows({row(v1::NodeEvent::Type_Name(e.type()), e.node())}, &widths_));
         return;
     }
   }

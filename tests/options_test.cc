@@ -73,6 +73,33 @@ TEST(Options, Environment) {
   EXPECT_EQ(parse({}, {{"ERL_EPMD_PORT", "x"}}).kind, ParseResult::Kind::Error);
 }
 
+TEST(Options, DeadNamesOptionsAreOffByDefaultAndChecked) {
+  const auto d = parse({}).options;
+  EXPECT_EQ(d.probe_interval_s, 0);
+  EXPECT_EQ(d.holder_interval_s, 0);
+  EXPECT_FALSE(d.takeover_unresponsive);
+  EXPECT_EQ(d.evict_unresponsive_after_s, 0);
+  EXPECT_TRUE(d.audit_file.empty());
+  auto r = parse({"--probe-interval=5", "--holder-interval", "10", "--takeover-unresponsive=true",
+                  "--evict-unresponsive-after=300", "--audit-file=/tmp/a.jsonl"});
+  ASSERT_EQ(r.kind, ParseResult::Kind::Run) << r.error;
+  EXPECT_EQ(r.options.probe_interval_s, 5);
+  EXPECT_EQ(r.options.holder_interval_s, 10);
+  EXPECT_TRUE(r.options.takeover_unresponsive);
+  EXPECT_EQ(r.options.evict_unresponsive_after_s, 300);
+  EXPECT_EQ(r.options.audit_file, "/tmp/a.jsonl");
+  EXPECT_EQ(parse({}, {{"EPMDX_AUDIT_FILE", "/tmp/b"}}).options.audit_file, "/tmp/b");
+  // Takeover and automatic eviction act on health: without probes they would never act.
+  const auto no_probe = parse({"--takeover-unresponsive=true"});
+  EXPECT_EQ(no_probe.kind, ParseResult::Kind::Error);
+  EXPECT_NE(no_probe.error.find("--probe-interval"), std::string::npos) << no_probe.error;
+  EXPECT_EQ(parse({"--evict-unresponsive-after=10"}).kind, ParseResult::Kind::Error);
+  EXPECT_EQ(parse({"--probe-interval=x"}).kind, ParseResult::Kind::Error);
+  EXPECT_EQ(parse({"--probe-interval=3601"}).kind, ParseResult::Kind::Error);
+  EXPECT_EQ(parse({"--takeover-unresponsive=yes", "--probe-interval=1"}).kind,
+            ParseResult::Kind::Error);
+}
+
 TEST(Options, GnuLongOptions) {
   auto r = parse({"--grpc-listen=127.0.0.1:1", "--http-listen", "off", "--log-format=json",
                   "--history-size=10", "--tokens-file=/t"});

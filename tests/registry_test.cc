@@ -50,7 +50,7 @@ class RegistryTest : public ::testing::Test {
 TEST_F(RegistryTest, RegisterFindListAndRevisions) {
   Registry r(opts());
   EXPECT_EQ(r.revision(), 0u);
-  auto a = r.add(node("a", 1), Origin{"127.0.0.1:1", 5});
+  auto a = r.add(node("a", 1), Origin{"127.0.0.1:1", 5, "127.0.0.1:4369"});
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a.value()->revision, 1u);
   EXPECT_EQ(a.value()->origin.peer_address, "127.0.0.1:1");

@@ -181,6 +181,12 @@ function addNode(node) {
   updateCounts();
 }
 
+// A live node's facts changed (its health): keep the newer copy, the row stays.
+function updateNode(node) {
+  const current = state.nodes.get(key(node));
+  if (current && current.registrationId === node.registrationId) state.nodes.set(key(node), node);
+}
+
 function removeNode(node) {
   const current = state.nodes.get(key(node));
   if (!current || current.registrationId !== node.registrationId) return;
@@ -227,7 +233,9 @@ function connect(fresh) {
   source.addEventListener("change", (e) => {
     const ev = JSON.parse(e.data);
     if (ev.type === "REGISTERED") addNode(ev.node);
-    else removeNode(ev.node);
+    else if (ev.type === "UNREGISTERED") removeNode(ev.node);
+    else if (ev.type === "HEALTH_CHANGED") updateNode(ev.node);
+    // HELD / HOLD_LIFTED / HOLD_EXPIRED concern names, not live nodes: nothing to redraw.
     setRevision(ev.revision);
     setConnection("live", "live");
   });

@@ -28,6 +28,61 @@ void toProto(const registry::Registry& registry, const registry::Registration& r
   setTimestamp(r.registered_at_ns, *out.mutable_registered_at());
   out.set_create_revision(r.revision);
   out.set_cluster(registry.clusterName(r.cluster));
+  auto& h = *out.mutable_health();
+  h.set_status(r.health().status == registry::HealthStatus::Alive          ? v1::ALIVE
+               : r.health().status == registry::HealthStatus::Unresponsive ? v1::UNRESPONSIVE
+                                                                           : v1::HEALTH_UNKNOWN);
+  // Unknown since the registration until the first probe.
+  setTimestamp(r.health().since_ns != 0 ? r.health().since_ns : r.registered_at_ns,
+               *h.mutable_since());
+  if (r.health().last_probe_ns != 0) {
+    setTimestamp(r.health().last_probe_ns, *h.mutable_last_probe());
+  }
+  h.set_consecutive_failures(r.health().consecutive_failures);
+  h.set_last_error(r.health().last_error);
+  auto& holder = *out.mutable_holder();
+  if (r.holder) {
+    using S = registry::HolderFact::Status;
+    switch (r.holder->status) {
+      case S::Found:
+        holder.set_status(v1::FOUND);
+        break;
+      case S::NotOnHost:
+        holder.set_status(v1::NOT_ON_HOST);
+        break;
+      case S::NotVisible:
+        holder.set_status(v1::NOT_VISIBLE);
+        break;
+      case S::PermissionDenied:
+        holder.set_status(v1::PERMISSION_DENIED);
+        break;
+      case S::Error:
+        holder.set_status(v1::HOLDER_ERROR);
+        break;
+    }
+    holder.set_reason(r.holder->reason);
+    for (const auto& p : r.holder->processes) {
+      auto* hp = holder.add_processes();
+      hp->set_pid(static_cast<uint32_t>(p.pid));
+      hp->set_uid(p.uid);
+      hp->set_user(p.user);
+      hp->set_command(p.command);
+      hp->set_command_line(p.command_line);
+      hp->set_state(p.state);
+    }
+    setTimestamp(r.holder->checked_ns, *holder.mutable_checked_at());
+  }
+}
+
+void toProto(const registry::Registry& registry, const registry::Hold& h, v1::Hold& out) {
+  out.set_name(h.name);
+  out.set_cluster(registry.clusterName(h.cluster));
+  setTimestamp(h.created_at_ns, *out.mutable_created_at());
+  setTimestamp(h.expires_at_ns, *out.mutable_expires_at());
+  out.set_actor(h.actor);
+  out.set_reason(h.reason);
+  out.set_registration_id(h.registration ? h.registration->id : 0);
+  out.set_revision(h.revision);
 }
 
 v1::UnregisterReason toProto(registry::UnregisterReason reason) {
@@ -43,6 +98,10 @@ v1::UnregisterReason toProto(registry::UnregisterReason reason) {
       return v1::EVICTED;
     case R::Shutdown:
       return v1::SHUTDOWN;
+    case R::TakenOver:
+      return v1::TAKEN_OVER;
+    case R::AutoEvicted:
+      return v1::AUTO_EVICTED;
     case R::Unspecified:
       break;
   }
@@ -50,12 +109,32 @@ v1::UnregisterReason toProto(registry::UnregisterReason reason) {
 }
 
 void toProto(const registry::Registry& registry, const registry::Event& e, v1::NodeEvent& out) {
-  const bool registered = e.type == registry::EventType::Registered;
-  out.set_type(registered ? v1::NodeEvent::REGISTERED : v1::NodeEvent::UNREGISTERED);
+  using T = registry::EventType;
+  switch (e.type) {
+    case T::Registered:
+      out.set_type(v1::NodeEvent::REGISTERED);
+      break;
+    case T::Unregistered:
+      out.set_type(v1::NodeEvent::UNREGISTERED);
+      out.set_reason(toProto(e.reason));
+      break;
+    case T::Held:
+      out.set_type(v1::NodeEvent::HELD);
+      break;
+    case T::HoldLifted:
+      out.set_type(v1::NodeEvent::HOLD_LIFTED);
+      break;
+    case T::HoldExpired:
+      out.set_type(v1::NodeEvent::HOLD_EXPIRED);
+      break;
+    case T::HealthChanged:
+      out.set_type(v1::NodeEvent::HEALTH_CHANGED);
+      break;
+  }
   out.set_revision(e.revision);
   toProto(registry, *e.registration, *out.mutable_node());
-  if (!registered) {
-    out.set_reason(toProto(e.reason));
+  if (e.hold) {
+    toProto(registry, *e.hold, *out.mutable_hold());
   }
   out.set_actor(std::string(e.actor()));
   out.set_detail(std::string(e.detail()));

@@ -11,6 +11,7 @@ namespace epmdx::api {
 /// `registry` names the registration's cluster.
 void toProto(const registry::Registry& registry, const registry::Registration& r, v1::Node& out);
 void toProto(const registry::Registry& registry, const registry::Event& e, v1::NodeEvent& out);
+void toProto(const registry::Registry& registry, const registry::Hold& h, v1::Hold& out);
 v1::UnregisterReason toProto(registry::UnregisterReason reason);
 
 }  // namespace epmdx::api

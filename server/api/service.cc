@@ -144,13 +144,22 @@ Result<v1::EvictNodeResponse, Error> Service::evict(const Principal& who, std::s
   if (!cluster.ok()) {
     return makeErr(cluster.error());
   }
+  if (request.hold_seconds() > kMaxHoldSeconds) {
+    return makeErr(Error{Code::InvalidArgument,
+                         "hold_seconds is over " + std::to_string(kMaxHoldSeconds) + " (a week)",
+                         {}});
+  }
   std::optional<registry::RegistrationId> expected;
   if (request.has_registration_id()) {
     expected = request.registration_id();
   }
+  std::optional<std::chrono::nanoseconds> hold_for;
+  if (request.hold_seconds() > 0) {
+    hold_for = std::chrono::seconds(request.hold_seconds());
+  }
   std::string actor = who.identity + "@" + std::string(peer);
   auto evicted = registry_.evict(request.name(), expected, registry::UnregisterReason::Evicted,
-                                 actor, request.reason(), *cluster.value());
+                                 actor, request.reason(), *cluster.value(), hold_for);
   if (!evicted.ok()) {
     if (evicted.error() == registry::EvictError::NotFound) {
       return makeErr(Error{Code::NotFound, notFoundMessage(request.name()), {}});
@@ -170,6 +179,63 @@ Result<v1::EvictNodeResponse, Error> Service::evict(const Principal& who, std::s
   v1::EvictNodeResponse resp;
   toProto(registry_, *e.registration, *resp.mutable_node());
   resp.set_revision(e.revision);
+  if (e.hold) {
+    log::info("name held", {{"cluster", registry_.clusterName(e.hold->cluster)},
+                            {"name", log::printable(e.hold->name)},
+                            {"seconds", request.hold_seconds()},
+                            {"by", actor}});
+    toProto(registry_, *e.hold, *resp.mutable_hold());
+    if (hold_placed_) {
+      hold_placed_();
+    }
+  }
+  return resp;
+}
+
+Result<v1::ListHoldsResponse, Error> Service::listHolds(std::string_view cluster) const {
+  auto id = resolveCluster(cluster, std::nullopt);
+  if (!id.ok()) {
+    return makeErr(id.error());
+  }
+  const auto snapshot = registry_.holds(id.value());
+  v1::ListHoldsResponse resp;
+  for (const auto& h : snapshot.holds) {
+    toProto(registry_, *h, *resp.add_holds());
+  }
+  resp.set_revision(snapshot.revision);
+  return resp;
+}
+
+Result<v1::LiftHoldResponse, Error> Service::liftHold(const Principal& who, std::string_view peer,
+                                                      const v1::LiftHoldRequest& request) {
+  if (request.name().empty()) {
+    return makeErr(Error{Code::InvalidArgument, "name is required", {}});
+  }
+  if (request.reason().size() > kMaxReasonBytes) {
+    return makeErr(Error{Code::InvalidArgument,
+                         "reason is longer than " + std::to_string(kMaxReasonBytes) + " bytes",
+                         {}});
+  }
+  auto cluster = resolveCluster(request.cluster(), registry::kDefaultCluster);
+  if (!cluster.ok()) {
+    return makeErr(cluster.error());
+  }
+  std::string actor = who.identity + "@" + std::string(peer);
+  auto lifted = registry_.liftHold(request.name(), *cluster.value(), actor, request.reason());
+  if (!lifted.ok()) {
+    return makeErr(Error{Code::NotFound,
+                         "no hold on \"" + log::printable(request.name()) + "\" in cluster " +
+                             registry_.clusterName(*cluster.value()),
+                         {}});
+  }
+  const auto& l = lifted.value();
+  log::info("hold lifted", {{"cluster", registry_.clusterName(l.hold->cluster)},
+                            {"name", log::printable(l.hold->name)},
+                            {"by", actor},
+                            {"reason", log::printable(request.reason())}});
+  v1::LiftHoldResponse resp;
+  toProto(registry_, *l.hold, *resp.mutable_hold());
+  resp.set_revision(l.revision);
   return resp;
 }
 

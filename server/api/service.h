@@ -23,8 +23,9 @@ namespace epmdx::api {
 
 /// Limits shared by every surface (one place, so gRPC and SSE cannot disagree).
 inline constexpr size_t kMaxReasonBytes = 256;
-inline constexpr size_t kMaxEventsPerBatch = 256;   // Events per gRPC message / SSE write.
-inline constexpr size_t kMaxNodesPerMessage = 500;  // Initial nodes per message / frame.
+inline constexpr size_t kMaxEventsPerBatch = 256;           // Events per gRPC message / SSE write.
+inline constexpr size_t kMaxNodesPerMessage = 500;          // Initial nodes per message / frame.
+inline constexpr uint32_t kMaxHoldSeconds = 7 * 24 * 3600;  // A hold is a pause, not a ban.
 
 /// The protocols that serve watches; each has its own cap of --max-watchers streams.
 enum class Surface : uint8_t { Grpc, Sse };
@@ -95,9 +96,19 @@ class Service {
     cluster_states_ = std::move(states);
   }
 
-  /// Evicts a node for `who`, calling from `peer` (for the event's actor and the log).
+  /// Evicts a node for `who`, calling from `peer` (for the event's actor and the log);
+  /// with hold_seconds, reserves the name too.
   Result<v1::EvictNodeResponse, Error> evict(const Principal& who, std::string_view peer,
                                              const v1::EvictNodeRequest& request);
+
+  /// The holds in force ("" for every cluster).
+  Result<v1::ListHoldsResponse, Error> listHolds(std::string_view cluster) const;
+  /// Lifts a hold for `who`, calling from `peer`.
+  Result<v1::LiftHoldResponse, Error> liftHold(const Principal& who, std::string_view peer,
+                                               const v1::LiftHoldRequest& request);
+
+  /// Called after a hold is placed (the expiry timer re-arms for it).
+  void setHoldPlaced(std::function<void()> placed) { hold_placed_ = std::move(placed); }
 
   /// Opens a watch for `surface`; `wake` is called (on the registry's hub thread) after
   /// every change. Fails when draining, above the cap, or for a revision the history no
@@ -124,6 +135,7 @@ class Service {
   const TokenStore& tokens_;
   const size_t max_watchers_;
   std::function<std::vector<ClusterState>()> cluster_states_;
+  std::function<void()> hold_placed_;
   std::atomic<bool> draining_{false};
   std::array<std::atomic<size_t>, kSurfaceCount> watchers_{};
 };

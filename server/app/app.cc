@@ -50,6 +50,7 @@ App::App(Options options) : options_(std::move(options)) {
   ro.max_nodes = options_.max_nodes;
   ro.max_unreg_records = options_.debug > 0 ? 5 : 1000;  // OTP's DEBUG_MAX_UNREG_COUNT.
   ro.cluster_names = {"default"};
+  ro.takeover_unresponsive = options_.takeover_unresponsive;
   for (const auto& c : options_.clusters) {
     ro.cluster_names.push_back(c.name);
   }
@@ -89,6 +90,19 @@ App::App(Options options) : options_(std::move(options)) {
                                          std::move(lo), [this, id] { killCluster(id); });
     clusters_.push_back(std::move(cluster));
   }
+  hold_expiry_ = std::make_unique<api::HoldExpiry>(*registry_);
+  if (options_.holder_interval_s > 0) {
+    holders_ = std::make_unique<api::HolderMonitor>(
+        *registry_, std::chrono::milliseconds(options_.holder_interval_s * 1000));
+  }
+  if (options_.probe_interval_s > 0) {
+    const auto interval = std::chrono::milliseconds(options_.probe_interval_s * 1000);
+    health_ = std::make_unique<api::HealthMonitor>(
+        *registry_,
+        api::HealthOptions{interval, std::min(std::chrono::milliseconds(2000), interval / 2),
+                           std::chrono::milliseconds(options_.evict_unresponsive_after_s * 1000)});
+  }
+  audit_ = std::make_unique<api::AuditLog>(*registry_);
   admin_ = std::make_unique<AdminServers>(*this);
   if (auto err = applyAccess()) {
     log::error(*err);  // parseArgs() checked it; only a file changed since can fail here.
@@ -148,6 +162,12 @@ App::~App() {
     admin_->stop();
   }
   admin_.reset();
+  health_.reset();
+  holders_.reset();
+  hold_expiry_.reset();
+  if (audit_) {
+    audit_->stop();  // Writes what the last changes left pending.
+  }
   // The listeners unlink the sessions still pending; io_ then destroys them, and they
   // touch nothing of the listener's any more (see Session::metrics_).
   clusters_.clear();
@@ -180,6 +200,12 @@ std::optional<int> App::bind() {
   for (size_t i = 0; i < clusters_.size(); ++i) {
     if (auto code = bindCluster(i)) {
       return code;
+    }
+  }
+  if (!options_.audit_file.empty()) {
+    if (auto err = audit_->start(options_.audit_file)) {
+      log::error(*err);
+      return 1;
     }
   }
   // Bound is ready: the kernel queues connections until run() accepts them.

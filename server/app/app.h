@@ -12,6 +12,10 @@
 #include <thread>
 #include <vector>
 
+#include "server/api/audit_log.h"
+#include "server/api/health_monitor.h"
+#include "server/api/hold_expiry.h"
+#include "server/api/holder_monitor.h"
 #include "server/api/service.h"
 
 #include "server/app/options.h"
@@ -58,6 +62,8 @@ class App {
   uint16_t httpPort() const;
   registry::Registry& registry() { return *registry_; }
   epmd::Metrics& epmdMetrics() { return metrics_; }
+  /// A hold was placed (by the API): the expiry timer looks at it.
+  void holdPlaced() { hold_expiry_->poke(); }
   const Options& options() const { return options_; }
 
  private:
@@ -82,6 +88,10 @@ class App {
   };
   std::vector<std::unique_ptr<Cluster>> clusters_;  // Set once in the constructor.
   mutable std::mutex clusters_mu_;  // Guards endpoints (written by bind, read by the APIs).
+  std::unique_ptr<api::HealthMonitor> health_;   // Null with --probe-interval=0.
+  std::unique_ptr<api::HolderMonitor> holders_;  // Null with --holder-interval=0.
+  std::unique_ptr<api::AuditLog> audit_;         // Before admin_: audits its evictions.
+  std::unique_ptr<api::HoldExpiry> hold_expiry_;
   std::unique_ptr<AdminServers> admin_;
   std::thread admin_stopper_;  // Runs admin_->stop() after run(); joined by ~App.
   std::atomic<bool> draining_{false};

@@ -90,6 +90,7 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
   o.http_listen_explicit = o.http_listen != kDefaultHttpListen;
   envOr("EPMDX_HTTP_ALLOWED_HOSTS", o.http_allowed_hosts);
   envOr("EPMDX_ACCESS_FILE", o.access_file);
+  envOr("EPMDX_AUDIT_FILE", o.audit_file);
   envOr("EPMDX_TOKENS_FILE", o.tokens_file);
   envOr("EPMDX_LOG_FORMAT", o.log_format);
   envOr("EPMDX_WEB_ROOT", o.web_root);
@@ -184,6 +185,31 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
         o.access.push_back({key, value, "--" + key});
       } else if (key == "access-file") {
         o.access_file = value;
+      } else if (key == "audit-file") {
+        o.audit_file = value;
+      } else if (key == "probe-interval") {
+        size_t seconds = 0;
+        if (!parseSize(value, seconds) || seconds > 3600) {
+          return fail("--probe-interval must be a number of seconds from 0 (off) to 3600");
+        }
+        o.probe_interval_s = static_cast<int>(seconds);
+      } else if (key == "takeover-unresponsive") {
+        if (value != "true" && value != "false") {
+          return fail("--takeover-unresponsive must be true or false");
+        }
+        o.takeover_unresponsive = value == "true";
+      } else if (key == "evict-unresponsive-after") {
+        size_t seconds = 0;
+        if (!parseSize(value, seconds) || seconds > 7 * 86400) {
+          return fail("--evict-unresponsive-after must be a number of seconds (0: off)");
+        }
+        o.evict_unresponsive_after_s = static_cast<int>(seconds);
+      } else if (key == "holder-interval") {
+        size_t seconds = 0;
+        if (!parseSize(value, seconds) || seconds > 3600) {
+          return fail("--holder-interval must be a number of seconds from 0 (off) to 3600");
+        }
+        o.holder_interval_s = static_cast<int>(seconds);
       } else if (key == "http-allowed-hosts") {
         o.http_allowed_hosts = value;
       } else if (key == "tokens-file") {
@@ -226,6 +252,11 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
     } else {
       return usage();  // OTP: an unknown argument (including -help) prints usage, exit 1.
     }
+  }
+  if ((o.takeover_unresponsive || o.evict_unresponsive_after_s > 0) && o.probe_interval_s == 0) {
+    return fail(std::string(o.takeover_unresponsive ? "--takeover-unresponsive"
+                                                    : "--evict-unresponsive-after") +
+                " needs --probe-interval (health comes from the probes)");
   }
   for (const auto& c : o.clusters) {
     if (c.port == o.port && o.port != 0) {
@@ -359,6 +390,21 @@ epmdx options (GNU long form; each also reads the environment variable shown)
     --access-file=PATH        the same directives, one per line ("names-from=loopback"),
                               re-read on SIGHUP; they follow the command line's
                               (EPMDX_ACCESS_FILE)
+    --probe-interval=SECONDS  probe every node's VM this often (0, the default: off): one
+                              empty distribution packet the VM itself must answer, which
+                              logs nothing on the node; Node.health, HEALTH_CHANGED events
+    --holder-interval=SECONDS look up who holds each registration this often (0, the
+                              default: off): pid, user, command line, state, through
+                              sock_diag and /proc; Node.holder
+    --takeover-unresponsive=true|false
+                              ALIVE2 for a name whose node is UNRESPONSIVE evicts it (reason
+                              taken_over) and registers the newcomer (default false: OTP's
+                              duplicate-name refusal). Needs --probe-interval.
+    --evict-unresponsive-after=SECONDS
+                              evict a node UNRESPONSIVE for this long (reason auto_evicted;
+                              0, the default: never). Needs --probe-interval.
+    --audit-file=PATH         append every eviction, hold, lift and hold expiry to PATH,
+                              one JSON line each (epmdx.v1.AuditRecord; EPMDX_AUDIT_FILE)
     --history-size=N          events kept for watchers to resume from (default 16384)
     --max-nodes=N             most registrations at once (default 1000000)
     --max-watchers=N          most concurrent watch streams per API (default 1024)

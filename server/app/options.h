@@ -57,6 +57,11 @@ struct Options {
   std::string web_root;             // Directory of the static page; empty: the built-in default.
   bool http_anonymous_read = true;  // HTTP reads (and the page) without a token.
   std::string log_format = "text";
+  std::string audit_file;              // Empty: no audit file.
+  int probe_interval_s = 0;            // 0: no liveness probes.
+  int holder_interval_s = 0;           // 0: no holder lookups.
+  bool takeover_unresponsive = false;  // A new node may take an UNRESPONSIVE node's name.
+  int evict_unresponsive_after_s = 0;  // 0: never evict automatically.
   size_t history_size = 16384;
   size_t max_nodes = 1000000;
   size_t max_watchers = 1024;

@@ -194,8 +194,14 @@ void Session::handleAlive2(Alive2Request&& req) {
   const uint16_t highest = req.node.highest_version;
   const std::string name = req.node.name;
   const int fd = socket_.native_handle();
-  auto added = ctx_.registry.add(std::move(req.node), registry::Origin{peer_, fd},
-                                 std::weak_ptr<registry::RegistrationOwner>(shared_from_this()));
+  // The daemon's side of the connection, for the holder lookup (sock_diag matches the
+  // 4-tuple): one getsockname per registration, none per lookup.
+  error_code local_ec;
+  const auto local = socket_.local_endpoint(local_ec);
+  auto added = ctx_.registry.add(
+      std::move(req.node),
+      registry::Origin{peer_, fd, local_ec ? std::string() : formatEndpoint(local)},
+      std::weak_ptr<registry::RegistrationOwner>(shared_from_this()));
   std::string bytes;
   if (added) {
     registration_ = added.value();

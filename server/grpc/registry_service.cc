@@ -104,6 +104,35 @@ grpc::ServerUnaryReactor* RegistryService::EvictNode(grpc::CallbackServerContext
   return finish(ctx, grpc::Status::OK);
 }
 
+grpc::ServerUnaryReactor* RegistryService::ListHolds(grpc::CallbackServerContext* ctx,
+                                                     const v1::ListHoldsRequest* req,
+                                                     v1::ListHoldsResponse* resp) {
+  if (auto who = authorize(ctx, api::Scope::Read); !who.ok()) {
+    return finish(ctx, toStatus(who.error()));
+  }
+  auto holds = api_.listHolds(req->cluster());
+  if (!holds.ok()) {
+    return finish(ctx, toStatus(holds.error()));
+  }
+  *resp = std::move(holds.value());
+  return finish(ctx, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* RegistryService::LiftHold(grpc::CallbackServerContext* ctx,
+                                                    const v1::LiftHoldRequest* req,
+                                                    v1::LiftHoldResponse* resp) {
+  auto who = authorize(ctx, api::Scope::Evict);
+  if (!who.ok()) {
+    return finish(ctx, toStatus(who.error()));
+  }
+  auto lifted = api_.liftHold(who.value(), ctx->peer(), *req);
+  if (!lifted.ok()) {
+    return finish(ctx, toStatus(lifted.error()));
+  }
+  *resp = std::move(lifted.value());
+  return finish(ctx, grpc::Status::OK);
+}
+
 void RegistryService::beginShutdown() {
   watches_.shutdownAll();
 }

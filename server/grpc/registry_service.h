@@ -13,10 +13,11 @@
 
 namespace epmdx::grpcapi {
 
-using ServiceBase =
-    v1::Registry::WithCallbackMethod_ListNodes<v1::Registry::WithCallbackMethod_GetNode<
-        v1::Registry::WithRawCallbackMethod_WatchNodes<v1::Registry::WithCallbackMethod_EvictNode<
-            v1::Registry::WithCallbackMethod_ListClusters<v1::Registry::Service>>>>>;
+using ServiceBase = v1::Registry::WithCallbackMethod_ListNodes<
+    v1::Registry::WithCallbackMethod_GetNode<v1::Registry::WithRawCallbackMethod_WatchNodes<
+        v1::Registry::WithCallbackMethod_EvictNode<v1::Registry::WithCallbackMethod_ListClusters<
+            v1::Registry::WithCallbackMethod_ListHolds<
+                v1::Registry::WithCallbackMethod_LiftHold<v1::Registry::Service>>>>>>>;
 
 /// The gRPC status for an api::Error.
 grpc::Status toStatus(const api::Error& error);
@@ -38,6 +39,13 @@ class RegistryService final : public ServiceBase {
   grpc::ServerUnaryReactor* ListClusters(grpc::CallbackServerContext* ctx,
                                          const v1::ListClustersRequest* req,
                                          v1::ListClustersResponse* resp) override;
+
+  grpc::ServerUnaryReactor* ListHolds(grpc::CallbackServerContext* ctx,
+                                      const v1::ListHoldsRequest* req,
+                                      v1::ListHoldsResponse* resp) override;
+  grpc::ServerUnaryReactor* LiftHold(grpc::CallbackServerContext* ctx,
+                                     const v1::LiftHoldRequest* req,
+                                     v1::LiftHoldResponse* resp) override;
 
   /// Ends every watch stream with UNAVAILABLE (new ones are refused by api::Service).
   void beginShutdown();

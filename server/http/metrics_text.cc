@@ -54,6 +54,28 @@ void renderMetrics(const MetricsInput& in, std::string& out) {
   w.sample("epmdx_evictions_total",
            r.unregistrations[static_cast<size_t>(registry::UnregisterReason::Evicted)]);
 
+  w.family("epmdx_holds", "gauge", "Names reserved now after evictions (holds in force).");
+  w.sample("epmdx_holds", r.holds);
+  w.family("epmdx_holds_total", "counter", "Holds placed, and how they ended, by event.");
+  w.sample("epmdx_holds_total", r.holds_placed, PrometheusWriter::label("event", "placed"));
+  w.sample("epmdx_holds_total", r.holds_lifted, PrometheusWriter::label("event", "lifted"));
+  w.sample("epmdx_holds_total", r.holds_expired, PrometheusWriter::label("event", "expired"));
+
+  w.family("epmdx_nodes_by_health", "gauge",
+           "Registered nodes by the liveness probe's verdict (unknown: not probed).");
+  for (size_t i = 0; i < registry::kHealthStatusCount; ++i) {
+    const auto label = PrometheusWriter::label(
+        "health", registry::toString(static_cast<registry::HealthStatus>(i)));
+    w.sample("epmdx_nodes_by_health", r.nodes_by_health[i], label);
+  }
+  w.family("epmdx_health_changes_total", "counter",
+           "Changes of a node's health, by the status changed to.");
+  for (size_t i = 1; i < registry::kHealthStatusCount; ++i) {
+    w.sample("epmdx_health_changes_total", r.health_changes[i],
+             PrometheusWriter::label("health",
+                                     registry::toString(static_cast<registry::HealthStatus>(i))));
+  }
+
   w.family("epmdx_watchers", "gauge", "Open watch streams, by API.");
   w.sample("epmdx_watchers", in.grpc_watchers, PrometheusWriter::label("api", "grpc"));
   w.sample("epmdx_watchers", in.sse_watchers, PrometheusWriter::label("api", "sse"));

@@ -66,7 +66,20 @@ std::string hostName(std::string_view host) {
 }
 
 /// The route table: a path, the methods it answers (for 405's Allow), and which one.
-enum class Route { Nodes, Node, Clusters, Watch, Livez, Readyz, Metrics, OpenApi, Asset, None };
+enum class Route {
+  Nodes,
+  Node,
+  Clusters,
+  Holds,
+  Hold,
+  Watch,
+  Livez,
+  Readyz,
+  Metrics,
+  OpenApi,
+  Asset,
+  None
+};
 
 Route match(std::string_view path) {
   if (path == "/v1/nodes") {
@@ -80,6 +93,12 @@ Route match(std::string_view path) {
   }
   if (path == "/v1/clusters") {
     return Route::Clusters;
+  }
+  if (path == "/v1/holds") {
+    return Route::Holds;
+  }
+  if (path.size() > 10 && path.substr(0, 10) == "/v1/holds/") {
+    return Route::Hold;
   }
   if (path == "/livez") {
     return Route::Livez;
@@ -156,13 +175,16 @@ RouteResult Router::handle(const HttpRequest& req, size_t http_connections) {
   }
   const bool get = req.method == "GET" || req.method == "HEAD";
   const bool del = req.method == "DELETE";
-  if (!get && !(route == Route::Node && del)) {
+  if ((route == Route::Hold && !del) ||
+      (!get && !((route == Route::Node || route == Route::Hold) && del))) {
     HttpResponse res = error({api::Code::InvalidArgument,
                               "method " + log::printable(req.method) + " is not allowed on " +
                                   log::printable(target->path),
                               {}},
                              405);
-    res.headers.emplace_back("Allow", route == Route::Node ? "GET, HEAD, DELETE" : "GET, HEAD");
+    res.headers.emplace_back("Allow", route == Route::Node   ? "GET, HEAD, DELETE"
+                                      : route == Route::Hold ? "DELETE"
+                                                             : "GET, HEAD");
     return res;
   }
   const auto& query = target->query;
@@ -186,6 +208,23 @@ RouteResult Router::handle(const HttpRequest& req, size_t http_connections) {
         return error(who.error());
       }
       return ok(api::toJson(api_.listClusters()), kJson);
+    }
+    case Route::Holds: {
+      if (auto who = authorize(req, api::Scope::Read, param("access_token")); !who.ok()) {
+        return error(who.error());
+      }
+      auto holds = api_.listHolds(param("cluster"));
+      if (!holds.ok()) {
+        return error(holds.error());
+      }
+      return ok(api::toJson(holds.value()), kJson);
+    }
+    case Route::Hold: {
+      auto name = percentDecode(std::string_view(target->path).substr(10), false);
+      if (!name) {
+        return error(invalid("malformed name escape"));
+      }
+      return liftHold(req, *name, query);
     }
     case Route::Node: {
       auto name = percentDecode(std::string_view(target->path).substr(10), false);
@@ -251,11 +290,46 @@ HttpResponse Router::evict(const HttpRequest& req, std::string_view name,
   if (auto it = query.find("cluster"); it != query.end()) {
     ev.set_cluster(it->second);
   }
+  if (auto it = query.find("hold_seconds"); it != query.end()) {
+    auto seconds = parseNumber(it->second);
+    if (!seconds || *seconds > api::kMaxHoldSeconds) {
+      return error(invalid("hold_seconds must be a number of seconds up to " +
+                           std::to_string(api::kMaxHoldSeconds)));
+    }
+    ev.set_hold_seconds(static_cast<uint32_t>(*seconds));
+  }
   auto evicted = api_.evict(who.value(), req.peer, ev);
   if (!evicted.ok()) {
     return error(evicted.error());
   }
   return ok(api::toJson(evicted.value()), kJson);
+}
+
+HttpResponse Router::liftHold(const HttpRequest& req, std::string_view name,
+                              const std::map<std::string, std::string>& query) {
+  auto who = authorize(req, api::Scope::Evict, {});
+  if (!who.ok()) {
+    return error(who.error());
+  }
+  v1::LiftHoldRequest lift;
+  if (!req.body.empty()) {
+    google::protobuf::util::JsonParseOptions opts;
+    if (!google::protobuf::util::JsonStringToMessage(std::string(req.body), &lift, opts).ok()) {
+      return error(invalid("the body must be a LiftHoldRequest in JSON: {\"reason\": \"TEXT\"}"));
+    }
+  }
+  lift.set_name(std::string(name));
+  if (auto it = query.find("reason"); it != query.end()) {
+    lift.set_reason(it->second);
+  }
+  if (auto it = query.find("cluster"); it != query.end()) {
+    lift.set_cluster(it->second);
+  }
+  auto lifted = api_.liftHold(who.value(), req.peer, lift);
+  if (!lifted.ok()) {
+    return error(lifted.error());
+  }
+  return ok(api::toJson(lifted.value()), kJson);
 }
 
 RouteResult Router::watch(const HttpRequest& req, const std::map<std::string, std::string>& query) {

@@ -21,12 +21,42 @@ std::string_view toString(UnregisterReason reason) {
       return "evicted";
     case UnregisterReason::Shutdown:
       return "shutdown";
+    case UnregisterReason::TakenOver:
+      return "taken_over";
+    case UnregisterReason::AutoEvicted:
+      return "auto_evicted";
   }
   return "unspecified";
 }
 
+std::string_view toString(HealthStatus status) {
+  switch (status) {
+    case HealthStatus::Unknown:
+      return "unknown";
+    case HealthStatus::Alive:
+      return "alive";
+    case HealthStatus::Unresponsive:
+      return "unresponsive";
+  }
+  return "unknown";
+}
+
 std::string_view toString(EventType type) {
-  return type == EventType::Registered ? "registered" : "unregistered";
+  switch (type) {
+    case EventType::Registered:
+      return "registered";
+    case EventType::Unregistered:
+      return "unregistered";
+    case EventType::Held:
+      return "held";
+    case EventType::HoldLifted:
+      return "hold_lifted";
+    case EventType::HoldExpired:
+      return "hold_expired";
+    case EventType::HealthChanged:
+      return "health_changed";
+  }
+  return "unknown";
 }
 
 std::string_view toString(RegisterError e) {
@@ -41,6 +71,8 @@ std::string_view toString(RegisterError e) {
       return "name_in_use";
     case RegisterError::TooManyNodes:
       return "too_many_nodes";
+    case RegisterError::NameHeld:
+      return "name_held";
   }
   return "unknown";
 }
@@ -120,11 +152,41 @@ Result<RegistrationPtr, RegisterError> Registry::add(NodeInfo node, Origin origi
   }
 
   RegistrationPtr registration;
+  std::shared_ptr<RegistrationOwner> replaced;  // The unresponsive holder a takeover ended.
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!failed && by_name_.count(Key{cluster, node.name}) != 0) {
-      error = RegisterError::NameInUse;
-      failed = true;
+    if (!failed) {
+      auto it = by_name_.find(Key{cluster, node.name});
+      if (it != by_name_.end()) {
+        const Registration& old = *it->second.registration;
+        if (options_.takeover_unresponsive && old.health().status == HealthStatus::Unresponsive) {
+          // The name's holder does not answer its probes: the newcomer (typically its
+          // replacement, started by a supervisor) takes the name; the old VM, if it ever
+          // wakes, finds its epmd connection closed and the name taken.
+          const std::string detail =
+              "unresponsive for " +
+              std::to_string((clock_.nowNanos() - old.health().since_ns) / 1000000) + " ms (" +
+              old.health().last_error + "); replaced by a registration from " + origin.peer_address;
+          replaced =
+              eraseLocked(cluster, node.name, UnregisterReason::TakenOver, "takeover", detail);
+        } else {
+          error = RegisterError::NameInUse;
+          failed = true;
+        }
+      }
+    }
+    if (!failed && !holds_.empty()) {
+      auto it = holds_.find({cluster, node.name});
+      if (it != holds_.end()) {
+        if (it->second->expires_at_ns > clock_.nowNanos()) {
+          error = RegisterError::NameHeld;
+          failed = true;
+        } else {
+          // Its time came before the expiry sweep noticed: end it first, so the history
+          // reads HOLD_EXPIRED, then REGISTERED.
+          endHoldLocked(it, EventType::HoldExpired, {}, {});
+        }
+      }
     }
     if (!failed && by_name_.size() >= options_.max_nodes) {
       error = RegisterError::TooManyNodes;
@@ -157,7 +219,11 @@ Result<RegistrationPtr, RegisterError> Registry::add(NodeInfo node, Origin origi
     ++counters_.registrations;
     ++counters_.registrations_by_cluster[cluster];
     ++counters_.nodes_by_cluster[cluster];
+    ++counters_.nodes_by_health[static_cast<size_t>(HealthStatus::Unknown)];
     appendLocked(EventType::Registered, UnregisterReason::Unspecified, registration, {}, {});
+  }
+  if (replaced) {
+    replaced->closeRegistration();
   }
   hub_.notify();
   return registration;
@@ -179,7 +245,8 @@ bool Registry::remove(const Registration& registration, UnregisterReason reason)
 Result<Evicted, EvictError> Registry::evict(std::string_view name,
                                             std::optional<RegistrationId> expected_id,
                                             UnregisterReason reason, std::string actor,
-                                            std::string detail, ClusterId cluster) {
+                                            std::string detail, ClusterId cluster,
+                                            std::optional<std::chrono::nanoseconds> hold_for) {
   cluster = checkCluster(cluster);
   Evicted removed;
   std::shared_ptr<RegistrationOwner> owner;
@@ -193,14 +260,107 @@ Result<Evicted, EvictError> Registry::evict(std::string_view name,
       return makeErr(EvictError::PreconditionFailed);
     }
     removed.registration = it->second.registration;
+    const std::string hold_actor = hold_for ? actor : std::string();
+    const std::string hold_reason = hold_for ? detail : std::string();
     owner = eraseLocked(cluster, name, reason, std::move(actor), std::move(detail));
     removed.revision = revision_;
+    if (hold_for) {
+      auto hold = std::make_shared<Hold>();
+      hold->name = removed.registration->node.name;
+      hold->cluster = cluster;
+      hold->created_at_ns = clock_.nowNanos();
+      hold->expires_at_ns = hold->created_at_ns + hold_for->count();
+      hold->actor = hold_actor;
+      hold->reason = hold_reason;
+      hold->registration = removed.registration;
+      hold->revision = revision_ + 1;
+      // A hold placed over an older one replaces it: one reservation per name.
+      holds_[{cluster, hold->name}] = hold;
+      ++counters_.holds_placed;
+      appendLocked(EventType::Held, UnregisterReason::Unspecified, removed.registration,
+                   hold->actor, hold->reason, hold);
+      removed.hold = std::move(hold);
+    }
   }
   if (owner) {
     owner->closeRegistration();
   }
   hub_.notify();
   return removed;
+}
+
+std::optional<Revision> Registry::recordProbe(ClusterId cluster, std::string_view name,
+                                              RegistrationId id, bool alive, std::string error) {
+  cluster = checkCluster(cluster);
+  std::optional<Revision> changed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = by_name_.find(Key{cluster, name});
+    if (it == by_name_.end() || it->second.registration->id != id) {
+      return std::nullopt;  // Gone (or replaced) while the probe ran.
+    }
+    Entry& entry = it->second;
+    // Registrations are immutable: publish a copy with the new health. Probes come every few
+    // seconds per node, so this is a few hundred small copies a second at 1,000 nodes.
+    auto copy = std::make_shared<Registration>(*entry.registration);
+    auto health = std::make_shared<Health>(copy->health());
+    Health& h = *health;
+    const HealthStatus before = h.status;
+    const int64_t now = clock_.nowNanos();
+    h.last_probe_ns = now;
+    if (alive) {
+      h.status = HealthStatus::Alive;
+      h.consecutive_failures = 0;
+    } else {
+      h.status = HealthStatus::Unresponsive;
+      ++h.consecutive_failures;
+      h.last_error = std::move(error);
+    }
+    if (h.status != before) {
+      h.since_ns = now;
+    }
+    copy->health_facts = std::move(health);
+    const bool changed_status = h.status != before;
+    const HealthStatus after = h.status;
+    replaceLocked(it, copy);
+    if (changed_status) {
+      --counters_.nodes_by_health[static_cast<size_t>(before)];
+      ++counters_.nodes_by_health[static_cast<size_t>(after)];
+      ++counters_.health_changes[static_cast<size_t>(after)];
+      changed = appendLocked(EventType::HealthChanged, UnregisterReason::Unspecified,
+                             std::move(copy), {}, {});
+    }
+  }
+  if (changed) {
+    hub_.notify();
+  }
+  return changed;
+}
+
+void Registry::recordHolder(ClusterId cluster, std::string_view name, RegistrationId id,
+                            std::shared_ptr<const HolderFact> holder) {
+  cluster = checkCluster(cluster);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_name_.find(Key{cluster, name});
+  if (it == by_name_.end() || it->second.registration->id != id) {
+    return;
+  }
+  Entry& entry = it->second;
+  const auto& old = entry.registration->holder;
+  if (old && holder && old->sameAs(*holder)) {
+    return;  // Unchanged: keep the published registration (and its older check time).
+  }
+  auto copy = std::make_shared<Registration>(*entry.registration);
+  copy->holder = std::move(holder);
+  replaceLocked(it, std::move(copy));
+}
+
+template <class It>
+void Registry::replaceLocked(It it, RegistrationPtr copy) {
+  auto node = by_name_.extract(it);
+  node.key() = Key{copy->cluster, copy->node.name};
+  node.mapped().registration = std::move(copy);  // The old one (and its name) may go now.
+  by_name_.insert(std::move(node));
 }
 
 size_t Registry::removeAll(UnregisterReason reason, std::optional<ClusterId> only) {
@@ -297,14 +457,15 @@ RegistryStats Registry::stats() const {
   RegistryStats s = counters_;
   s.nodes = by_name_.size();
   s.watchers = hub_.size();
+  s.holds = holds_.size();
   s.revision = revision_;
   s.oldest_retained = history_.oldestRetained(revision_);
   return s;
 }
 
 Revision Registry::appendLocked(EventType type, UnregisterReason reason,
-                                RegistrationPtr registration, std::string actor,
-                                std::string detail) {
+                                RegistrationPtr registration, std::string actor, std::string detail,
+                                HoldPtr hold) {
   Event e;
   e.revision = ++revision_;
   e.type = type;
@@ -314,6 +475,7 @@ Revision Registry::appendLocked(EventType type, UnregisterReason reason,
   if (!actor.empty() || !detail.empty()) {
     e.note = std::make_shared<EventNote>(EventNote{std::move(actor), std::move(detail)});
   }
+  e.hold = std::move(hold);
   history_.append(std::move(e));
   oldest_retained_.store(history_.oldestRetained(revision_), std::memory_order_relaxed);
   return revision_;
@@ -333,10 +495,88 @@ std::shared_ptr<RegistrationOwner> Registry::eraseLocked(ClusterId cluster, std:
   const Registration& r = *registration;
   creations_[cluster].put(r.node.name, r.creation_counter, r.node.port, r.origin.connection_handle);
   --counters_.nodes_by_cluster[cluster];
+  --counters_.nodes_by_health[static_cast<size_t>(r.health().status)];
   ++counters_.unregistrations[static_cast<size_t>(reason)];
   appendLocked(EventType::Unregistered, reason, std::move(registration), std::move(actor),
                std::move(detail));
   return owner;
+}
+
+EndedHold Registry::endHoldLocked(std::map<std::pair<ClusterId, std::string>, HoldPtr>::iterator it,
+                                  EventType type, std::string actor, std::string detail) {
+  EndedHold ended;
+  ended.hold = std::move(it->second);
+  holds_.erase(it);
+  ++(type == EventType::HoldLifted ? counters_.holds_lifted : counters_.holds_expired);
+  ended.revision = appendLocked(type, UnregisterReason::Unspecified, ended.hold->registration,
+                                std::move(actor), std::move(detail), ended.hold);
+  return ended;
+}
+
+Result<EndedHold, HoldError> Registry::liftHold(std::string_view name, ClusterId cluster,
+                                                std::string actor, std::string detail) {
+  cluster = checkCluster(cluster);
+  EndedHold ended;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = holds_.find({cluster, std::string(name)});
+    if (it == holds_.end()) {
+      return makeErr(HoldError::NotFound);
+    }
+    ended = endHoldLocked(it, EventType::HoldLifted, std::move(actor), std::move(detail));
+  }
+  hub_.notify();
+  return ended;
+}
+
+std::vector<EndedHold> Registry::expireHolds() {
+  std::vector<EndedHold> out;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (holds_.empty()) {
+      return out;
+    }
+    const int64_t now = clock_.nowNanos();
+    for (auto it = holds_.begin(); it != holds_.end();) {
+      auto next = std::next(it);
+      if (it->second->expires_at_ns <= now) {
+        out.push_back(endHoldLocked(it, EventType::HoldExpired, {}, {}));
+      }
+      it = next;
+    }
+  }
+  if (!out.empty()) {
+    hub_.notify();
+  }
+  return out;
+}
+
+std::optional<int64_t> Registry::nextHoldExpiry() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::optional<int64_t> next;
+  for (const auto& [key, hold] : holds_) {
+    if (!next || hold->expires_at_ns < *next) {
+      next = hold->expires_at_ns;
+    }
+  }
+  return next;
+}
+
+Registry::HoldSnapshot Registry::holds(std::optional<ClusterId> only) const {
+  HoldSnapshot s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    s.revision = revision_;
+    for (const auto& [key, hold] : holds_) {
+      if (!only || key.first == *only) {
+        s.holds.push_back(hold);
+      }
+    }
+  }
+  std::sort(s.holds.begin(), s.holds.end(), [](const HoldPtr& a, const HoldPtr& b) {
+    return a.get()->expires_at_ns < b.get()->expires_at_ns;
+  });
+  return s;
 }
 
 Result<size_t, WatchRejection> Registry::readLocked(Revision& cursor, size_t max,

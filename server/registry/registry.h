@@ -15,6 +15,8 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -44,6 +46,9 @@ struct RegistryOptions {
   // earlier run is always told to list again instead of resuming in the wrong history.
   Revision initial_revision = 0;
   const Clock* clock = nullptr;  // nullptr: the system clock.
+  // ALIVE2 for a name whose holder is UNRESPONSIVE (its probes fail) evicts the holder
+  // (reason TakenOver) and registers the newcomer. Off: OTP's duplicate-name refusal.
+  bool takeover_unresponsive = false;
 };
 
 enum class RegisterError {
@@ -52,8 +57,9 @@ enum class RegisterError {
   ExtraTooLong,         // Over 1020 bytes.
   NameInUse,            // Registered by another connection (byte-exact compare).
   TooManyNodes,         // RegistryOptions::max_nodes reached.
+  NameHeld,             // A hold reserves the name (after an eviction): OTP's duplicate reply.
 };
-inline constexpr size_t kRegisterErrorCount = static_cast<size_t>(RegisterError::TooManyNodes) + 1;
+inline constexpr size_t kRegisterErrorCount = static_cast<size_t>(RegisterError::NameHeld) + 1;
 /// A snake_case name: the metric label and the log's reason.
 std::string_view toString(RegisterError e);
 
@@ -62,6 +68,15 @@ enum class EvictError { NotFound, PreconditionFailed };
 /// What an eviction removed, and the revision of its UNREGISTERED event.
 struct Evicted {
   RegistrationPtr registration;
+  Revision revision = 0;
+  HoldPtr hold;  // The hold placed with it, if one was asked for (its HELD event is next).
+};
+
+enum class HoldError { NotFound };
+
+/// A hold that ended, and the revision of its HOLD_LIFTED / HOLD_EXPIRED event.
+struct EndedHold {
+  HoldPtr hold;
   Revision revision = 0;
 };
 
@@ -81,6 +96,12 @@ struct RegistryStats {
   std::vector<size_t> nodes_by_cluster;            // Indexed by ClusterId.
   std::vector<uint64_t> registrations_by_cluster;  // Indexed by ClusterId.
   size_t watchers = 0;
+  size_t holds = 0;
+  std::array<size_t, kHealthStatusCount> nodes_by_health{};   // Now, by HealthStatus.
+  std::array<uint64_t, kHealthStatusCount> health_changes{};  // Changes into each status.
+  uint64_t holds_placed = 0;
+  uint64_t holds_lifted = 0;
+  uint64_t holds_expired = 0;
   Revision revision = 0;
   Revision oldest_retained = 0;
 };
@@ -138,10 +159,45 @@ class Registry {
   /// Removes the registration of `name` and tells its owner to close the connection
   /// (STOP_REQ, admin eviction). With `expected_id`, removes it only if that registration
   /// still holds the name, so that a node that re-registered a moment ago is never evicted.
+  /// With `hold_for`, the name is also reserved for that long, atomically with the
+  /// eviction (no registration can slip in between): ALIVE2 for it gets NameHeld.
   Result<Evicted, EvictError> evict(std::string_view name,
                                     std::optional<RegistrationId> expected_id,
                                     UnregisterReason reason, std::string actor = {},
-                                    std::string detail = {}, ClusterId cluster = kDefaultCluster);
+                                    std::string detail = {}, ClusterId cluster = kDefaultCluster,
+                                    std::optional<std::chrono::nanoseconds> hold_for = {});
+
+  /// Ends the hold on `name` before its time (HOLD_LIFTED, with the caller's note).
+  Result<EndedHold, HoldError> liftHold(std::string_view name, ClusterId cluster,
+                                        std::string actor = {}, std::string detail = {});
+
+  /// Ends every hold whose time has come (HOLD_EXPIRED each). Returns them.
+  std::vector<EndedHold> expireHolds();
+
+  /// When the next hold expires (registry clock, ns), if any hold is in force.
+  std::optional<int64_t> nextHoldExpiry() const;
+
+  struct HoldSnapshot {
+    std::vector<HoldPtr> holds;  // Soonest to expire first.
+    Revision revision = 0;
+  };
+  /// The holds in force, of every cluster or one.
+  HoldSnapshot holds(std::optional<ClusterId> only = std::nullopt) const;
+
+  /// The registry's clock, wall time in ns (holds are measured on it).
+  int64_t nowNanos() const { return clock_.nowNanos(); }
+
+  /// Records a probe's verdict on registration `id` (of `name` in `cluster`): the node's
+  /// health gets the probe's time, failures and error; a change of status is a
+  /// HEALTH_CHANGED event. A no-op if that registration is gone. @return the event's revision
+  /// when the status changed.
+  std::optional<Revision> recordProbe(ClusterId cluster, std::string_view name, RegistrationId id,
+                                      bool alive, std::string error);
+
+  /// Records who holds registration `id` now (no event: a holder is a fact read on demand).
+  /// Publishes a copy of the registration only when the facts changed.
+  void recordHolder(ClusterId cluster, std::string_view name, RegistrationId id,
+                    std::shared_ptr<const HolderFact> holder);
 
   /// Removes every registration (shutdown), or those of one cluster (KILL_REQ on its port),
   /// and closes their owners.
@@ -184,7 +240,7 @@ class Registry {
   // One per live registration. Linked newest-first through prev/next: an intrusive list
   // costs no allocation per node, and memory per registration is a product figure.
   struct Entry {
-    RegistrationPtr registration;
+    RegistrationPtr registration;  // The current version (health changes publish copies).
     std::weak_ptr<RegistrationOwner> owner;
     Entry* newer = nullptr;
     Entry* older = nullptr;
@@ -192,7 +248,7 @@ class Registry {
 
   // All *Locked methods require mu_.
   Revision appendLocked(EventType type, UnregisterReason reason, RegistrationPtr registration,
-                        std::string actor, std::string detail);
+                        std::string actor, std::string detail, HoldPtr hold = nullptr);
   std::shared_ptr<RegistrationOwner> eraseLocked(ClusterId cluster, std::string_view name,
                                                  UnregisterReason reason, std::string actor,
                                                  std::string detail);
@@ -200,6 +256,15 @@ class Registry {
                                             std::vector<Event>& out) const;
   Snapshot listLocked(std::optional<ClusterId> only) const;
   ClusterId checkCluster(ClusterId cluster) const;
+  // The map's key (cluster, name view) and the Entry it maps to.
+  struct Key;
+  /// Publishes `copy` (same id) as the entry at `it`; the key is re-pointed at the copy's
+  /// name (extract/insert keeps the node, so Entry pointers stay valid).
+  template <class It>
+  void replaceLocked(It it, RegistrationPtr copy);
+  /// Ends the hold at `it` with a HOLD_LIFTED or HOLD_EXPIRED event.
+  EndedHold endHoldLocked(std::map<std::pair<ClusterId, std::string>, HoldPtr>::iterator it,
+                          EventType type, std::string actor, std::string detail);
 
   // A name is unique within its cluster. The view is the registration's own name (stable:
   // registrations are immutable).
@@ -228,6 +293,8 @@ class Registry {
   Revision revision_ = 0;                            // Guarded by mu_.
   RegistrationId next_id_ = 1;                       // Guarded by mu_.
   RegistryStats counters_;                           // Guarded by mu_.
+  // Names reserved after evictions. Usually empty: add() looks here only when it is not.
+  std::map<std::pair<ClusterId, std::string>, HoldPtr> holds_;  // Guarded by mu_.
   // history_.oldestRetained(), published for Watch::fellBehind() without the lock.
   std::atomic<Revision> oldest_retained_{0};
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace epmdx::registry {
 
@@ -37,9 +38,48 @@ struct NodeInfo {
 struct Origin {
   std::string peer_address;        // "127.0.0.1:50000" or "[::1]:50000".
   int32_t connection_handle = -1;  // The socket descriptor, shown by DUMP_REQ ("fd = N").
+  std::string local_address;       // The daemon's side: "127.0.0.1:4369" (for the holder).
 };
 
-/// One live registration. Immutable once published; shared by the history and adapters.
+/// Is the node's VM alive, as the liveness probe last found it (docs/dead-names.md).
+enum class HealthStatus : uint8_t { Unknown, Alive, Unresponsive };
+inline constexpr size_t kHealthStatusCount = 3;
+std::string_view toString(HealthStatus status);  // "unknown", "alive", "unresponsive".
+
+struct Health {
+  HealthStatus status = HealthStatus::Unknown;
+  int64_t since_ns = 0;       // When the status last changed (the registration, at first).
+  int64_t last_probe_ns = 0;  // 0: never probed.
+  uint32_t consecutive_failures = 0;
+  std::string last_error;  // Of the last failed probe.
+};
+
+/// Who holds a registration's connection on this host (docs/dead-names.md), as last looked up.
+/// Plain values: the registry does not depend on how it was found.
+struct HolderFact {
+  enum class Status : uint8_t { Found, NotOnHost, NotVisible, PermissionDenied, Error };
+  struct Process {
+    int32_t pid = 0;
+    uint32_t uid = 0;
+    std::string user;
+    std::string command;       // comm.
+    std::string command_line;  // argv joined with spaces.
+    std::string state;         // "running", "sleeping", "stopped", "zombie", ...
+    bool operator==(const Process&) const = default;
+  };
+  Status status = Status::Error;
+  std::string reason;  // Why it cannot be seen (not Found).
+  std::vector<Process> processes;
+  int64_t checked_ns = 0;
+
+  /// The same facts (the time aside).
+  bool sameAs(const HolderFact& o) const {
+    return status == o.status && reason == o.reason && processes == o.processes;
+  }
+};
+
+/// One live registration. Immutable once published; shared by the history and adapters. A
+/// change of health publishes a copy with the same id (see Registry::recordProbe).
 struct Registration {
   NodeInfo node;
   Origin origin;
@@ -48,6 +88,16 @@ struct Registration {
   uint32_t creation_counter = 0;  // OTP's cr_counter.
   int64_t registered_at_ns = 0;   // Unix epoch, nanoseconds.
   Revision revision = 0;          // The revision of the REGISTERED event.
+  // Out of line, null until probed or looked up: most daemons run without probes, and
+  // memory per registration is a product figure.
+  std::shared_ptr<const Health> health_facts;  // Null: HealthStatus::Unknown.
+  std::shared_ptr<const HolderFact> holder;    // Null until looked up (--holder-interval).
+
+  /// The node's health (Unknown, since 0, before the first probe).
+  const Health& health() const {
+    static const Health kUnknown;
+    return health_facts ? *health_facts : kUnknown;
+  }
 
   /// The creation the node is told, exactly as OTP's get_creation(): the 32-bit counter
   /// for nodes speaking distribution version 6 or later, else a value in 1..3.
@@ -57,7 +107,17 @@ struct Registration {
 };
 using RegistrationPtr = std::shared_ptr<const Registration>;
 
-enum class EventType : uint8_t { Registered, Unregistered };
+/// REGISTERED and UNREGISTERED are a name's registrations; the hold events are the
+/// reservations an eviction may leave behind (see Hold).
+/// HEALTH_CHANGED carries the registration with its new health.
+enum class EventType : uint8_t {
+  Registered,
+  Unregistered,
+  Held,
+  HoldLifted,
+  HoldExpired,
+  HealthChanged
+};
 
 enum class UnregisterReason : uint8_t {
   Unspecified,
@@ -66,9 +126,11 @@ enum class UnregisterReason : uint8_t {
   Killed,            // KILL_REQ (epmd -kill) ended the daemon.
   Evicted,           // An admin API call.
   Shutdown,          // The daemon stopped on a signal.
+  TakenOver,         // A new registration took the name of an unresponsive node (takeover).
+  AutoEvicted,       // Unresponsive for longer than --evict-unresponsive-after.
 };
 inline constexpr size_t kUnregisterReasonCount =
-    static_cast<size_t>(UnregisterReason::Shutdown) + 1;
+    static_cast<size_t>(UnregisterReason::AutoEvicted) + 1;
 
 std::string_view toString(UnregisterReason reason);
 std::string_view toString(EventType type);
@@ -80,7 +142,23 @@ struct EventNote {
   std::string detail;  // The caller's reason.
 };
 
-/// One change. `registration` is the registration that appeared or went away.
+/// A name kept reserved in its cluster after an eviction, so that the evicted node (which
+/// re-registers by itself) gets OTP's duplicate-name refusal until the hold ends or is
+/// lifted. Immutable once published.
+struct Hold {
+  std::string name;
+  ClusterId cluster = kDefaultCluster;
+  int64_t created_at_ns = 0;
+  int64_t expires_at_ns = 0;     // Registry clock (wall time, Unix epoch).
+  std::string actor;             // Who placed it.
+  std::string reason;            // Why (the eviction's reason).
+  RegistrationPtr registration;  // The evicted registration: the name's last holder.
+  Revision revision = 0;         // The revision of the HELD event.
+};
+using HoldPtr = std::shared_ptr<const Hold>;
+
+/// One change. `registration` is the registration that appeared or went away; for the hold
+/// events, the registration the hold was placed over (`hold` says the rest).
 struct Event {
   Revision revision = 0;
   EventType type = EventType::Registered;
@@ -88,6 +166,7 @@ struct Event {
   RegistrationPtr registration;
   int64_t time_ns = 0;
   std::shared_ptr<const EventNote> note;  // May be null.
+  HoldPtr hold;                           // Only for the hold events.
 
   std::string_view actor() const { return note ? std::string_view(note->actor) : ""; }
   std::string_view detail() const { return note ? std::string_view(note->detail) : ""; }

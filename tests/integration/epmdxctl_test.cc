@@ -365,13 +365,14 @@ TEST_F(CtlTest, TableWideNamesAndNoHeaders) {
   ASSERT_EQ(wide.code, 0) << wide.err;
   auto wide_rows = lines(wide.out);
   ASSERT_EQ(wide_rows.size(), 2u) << wide.out;
-  EXPECT_EQ(fields(wide_rows[0]),
-            (std::vector<std::string>{"NAME", "PORT", "TYPE", "AGE", "CLUSTER", "VERSIONS",
-                                      "CREATION", "REGISTERED-AT", "ID", "PEER"}));
+  EXPECT_EQ(
+      fields(wide_rows[0]),
+      (std::vector<std::string>{"NAME", "PORT", "TYPE", "AGE", "CLUSTER", "VERSIONS", "CREATION",
+                                "REGISTERED-AT", "ID", "PEER", "HEALTH", "HOLDER"}));
   v1::Node node;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(rest("/v1/nodes/web2"), &node).ok());
   const auto cols = fields(wide_rows[1]);
-  ASSERT_EQ(cols.size(), 10u) << wide.out;
+  ASSERT_EQ(cols.size(), 12u) << wide.out;
   EXPECT_EQ(cols[4], "default");
   EXPECT_EQ(cols[5], "5-6");
   EXPECT_EQ(cols[6], std::to_string(node.creation()));
@@ -379,6 +380,8 @@ TEST_F(CtlTest, TableWideNamesAndNoHeaders) {
       << cols[7];
   EXPECT_EQ(cols[8], std::to_string(node.registration_id()));
   EXPECT_EQ(cols[9], node.peer_address());
+  EXPECT_EQ(cols[10], "unknown");  // Probing is off by default.
+  EXPECT_EQ(cols[11], "unknown");  // So are holder lookups.
   auto bare_cols = fields(ctlRun({"get", "web2", "-o", "wide", "--no-headers"}).out);
   ASSERT_EQ(bare_cols.size(), cols.size());
   bare_cols[3] = cols[3];  // AGE may have ticked over between the two calls.
@@ -563,7 +566,8 @@ TEST_F(CtlTest, BashCompletionCompletesCommandsFormatsAndNodeNames) {
                 {"EPMDX_TOKEN", "readtok"}})
         .out;
   };
-  EXPECT_EQ(complete("li", 1), "list\n");
+  EXPECT_EQ(complete("li", 1), "list lift\n");
+  EXPECT_EQ(complete("lis", 1), "list\n");
   EXPECT_EQ(complete("list -o ''", 3), "table wide json yaml names\n");
   EXPECT_EQ(complete("list --output = j", 4), "json\n");
   EXPECT_EQ(complete("watch -o ''", 3), "text json yaml\n");

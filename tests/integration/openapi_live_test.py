@@ -71,6 +71,8 @@ def validate(value, schema, where):
 def spec_path(path):
     if path.startswith("/v1/nodes/"):
         return "/v1/nodes/{name}"
+    if path.startswith("/v1/holds/"):
+        return "/v1/holds/{name}"
     return path.split("?")[0]
 
 
@@ -179,6 +181,24 @@ def main():
                 body=json.dumps({"registrationId": beta_id, "reason": "openapi test"}),
                 headers=admin, name="delete")
         request(http_port, "DELETE", "/v1/nodes/nobody", headers=admin, name="delete unknown")
+        # Holds: an eviction that keeps the name, the list, a lift, and their errors.
+        request(http_port, "DELETE", "/v1/nodes/alpha?hold_seconds=99999999", headers=admin,
+                name="delete with a hold too long")
+        request(http_port, "DELETE", "/v1/nodes/alpha", body='{"holdSeconds":600,"reason":"hold"}',
+                headers=admin, name="delete with a hold")
+        status, _, body = request(http_port, "GET", "/v1/holds")
+        check("the hold is listed", status == 200 and json.loads(body)["holds"][0]["name"] == "alpha",
+              body)
+        request(http_port, "GET", "/v1/holds?cluster=nosuch", name="holds of an unknown cluster")
+        request(http_port, "GET", "/v1/holds/alpha", name="GET on a hold")
+        request(http_port, "DELETE", "/v1/holds/alpha", name="lift without token")
+        request(http_port, "DELETE", "/v1/holds/alpha", headers={"Authorization": "Bearer readtok"},
+                name="lift with a read token")
+        request(http_port, "DELETE", "/v1/holds/alpha", body="{not json", headers=admin,
+                name="lift with a bad body")
+        request(http_port, "DELETE", "/v1/holds/alpha", body='{"reason":"done"}', headers=admin,
+                name="lift")
+        request(http_port, "DELETE", "/v1/holds/alpha", headers=admin, name="lift unknown")
         request(http_port, "DELETE", "/v1/nodes/x", body="x" * 70000, headers=admin,
                 name="delete with a huge body")
         request(http_port, "POST", "/v1/nodes", body="{}", name="POST on the list")

@@ -1,0 +1,143 @@
+// Node.holder with real OTP 25 nodes (--holder-interval): the holder of each registration is
+// the beam.smp of its erl, in the registry, REST, `epmdxctl get -o wide` and the audit line
+// of an eviction; a stopped VM shows as "stopped".
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/net.h"
+#include "tests/support/process.h"
+#include "tests/support/running_app.h"
+
+namespace epmdx::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using registry::HolderFact;
+
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 20s) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) {
+      return true;
+    }
+    std::this_thread::sleep_for(20ms);  // Polling with a deadline.
+  }
+  return condition();
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class NodeHolderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = "/tmp/epmdx-node-holder-" + std::to_string(getpid());
+    std::filesystem::create_directories(dir_);
+    std::ofstream(dir_ + "/tokens") << "admintok read evict name=ops\n";
+    auto o = RunningApp::testOptions();
+    o.tokens_file = dir_ + "/tokens";
+    o.audit_file = dir_ + "/audit.jsonl";
+    o.holder_interval_s = 1;
+    o.packet_timeout = 60;
+    app_ = std::make_unique<RunningApp>(o);
+  }
+  void TearDown() override {
+    for (auto& n : nodes_) {
+      n->signal(SIGCONT);
+    }
+    nodes_.clear();
+    app_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  registry::Registry& reg() { return app_->app().registry(); }
+
+  std::string dir_;
+  std::unique_ptr<RunningApp> app_;
+  std::vector<std::unique_ptr<Process>> nodes_;
+};
+
+TEST_F(NodeHolderTest, TheHolderOfEachRegistrationIsItsBeamSmp) {
+  std::vector<std::string> names;
+  for (int i = 0; i < 3; ++i) {
+    names.push_back("holder" + std::to_string(i) + "x" + std::to_string(app_->port()));
+    nodes_.push_back(std::make_unique<Process>(
+        std::vector<std::string>{"erl", "-sname", names.back(), "-setcookie", "epmdxtest",
+                                 "-noshell", "-start_epmd", "false", "-eval",
+                                 "io:format(\"pid ~s~n\", [os:getpid()]), timer:sleep(120000)."},
+        std::map<std::string, std::string>{{"ERL_EPMD_PORT", std::to_string(app_->port())},
+                                           {"HOME", "/tmp"}}));
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    std::smatch m;
+    ASSERT_TRUE(eventually([&] {
+      const std::string out = nodes_[i]->stdoutText();
+      return std::regex_search(out, m, std::regex("pid (\\d+)\n"));
+    })) << nodes_[i]->stderrText();
+    const int vm_pid = std::stoi(m[1]);
+    registry::RegistrationPtr r;
+    ASSERT_TRUE(eventually([&] {
+      r = reg().find(names[i]);
+      return r && r->holder && r->holder->status == HolderFact::Status::Found;
+    })) << names[i];
+    ASSERT_EQ(r->holder->processes.size(), 1u);
+    const auto& p = r->holder->processes[0];
+    EXPECT_EQ(p.pid, vm_pid) << names[i];
+    EXPECT_EQ(p.pid, nodes_[i]->pid()) << "erl execs beam.smp in the same process";
+    EXPECT_EQ(p.command, "beam.smp");
+    EXPECT_NE(p.command_line.find("-sname " + names[i]), std::string::npos) << p.command_line;
+    EXPECT_EQ(p.uid, getuid());
+    EXPECT_FALSE(p.user.empty());
+    EXPECT_TRUE(p.state == "sleeping" || p.state == "running") << p.state;
+  }
+
+  // REST and epmdxctl show it.
+  httplib::Client http("127.0.0.1", app_->app().httpPort());
+  auto got = http.Get("/v1/nodes/" + names[0]);
+  ASSERT_TRUE(got);
+  EXPECT_NE(got->body.find("\"status\":\"FOUND\""), std::string::npos) << got->body;
+  EXPECT_NE(got->body.find("\"command\":\"beam.smp\""), std::string::npos) << got->body;
+  EXPECT_NE(got->body.find("\"pid\":" + std::to_string(nodes_[0]->pid())), std::string::npos)
+      << got->body;
+  const auto [code, wide] =
+      runCommand({epmdxctlBinary(), "--server=127.0.0.1:" + std::to_string(app_->app().grpcPort()),
+                  "--token=admintok", "get", names[0], "-o", "wide", "--no-headers"});
+  EXPECT_EQ(code, 0);
+  EXPECT_NE(wide.find(std::to_string(nodes_[0]->pid()) + "/beam.smp("), std::string::npos) << wide;
+
+  // A stopped VM: the holder's state says so.
+  nodes_[1]->signal(SIGSTOP);
+  EXPECT_TRUE(eventually([&] {
+    auto r = reg().find(names[1]);
+    return r && r->holder && !r->holder->processes.empty() &&
+           r->holder->processes[0].state == "stopped";
+  }));
+
+  // The eviction's audit line names the holder.
+  auto evicted = http.Delete("/v1/nodes/" + names[1], {{"Authorization", "Bearer admintok"}});
+  ASSERT_TRUE(evicted);
+  EXPECT_EQ(evicted->status, 200);
+  std::string audit;
+  ASSERT_TRUE(eventually([&] {
+    audit = readFile(dir_ + "/audit.jsonl");
+    return !audit.empty();
+  }));
+  EXPECT_NE(audit.find("\"pid\":" + std::to_string(nodes_[1]->pid())), std::string::npos) << audit;
+  EXPECT_NE(audit.find("\"state\":\"stopped\""), std::string::npos) << audit;
+}
+
+}  // namespace
+}  // namespace epmdx::testing
