@@ -79,7 +79,7 @@ const consoleErrors = [];
 
 function startDaemon() {
   const p = spawn(EPMDX, ["-port", String(ports.epmd), "--cluster=blue=" + ports.blue,
-    "--grpc-listen=off",
+    "--grpc-listen=off", "--probe-interval=1",
     "--http-listen=127.0.0.1:" + ports.http, "--tokens-file=" + tokensFile],
   { stdio: ["ignore", "ignore", "inherit"] });
   return p;
@@ -212,6 +212,24 @@ test("clusters: the same name in two, a selector with counts, eviction in one", 
   assert.deepEqual(await visible(), ["default"]); // ...and the default cluster's is untouched.
   inDefault.socket.destroy();
   await page.waitForFunction(() => document.querySelector("#count").textContent === "0");
+});
+
+test("a node whose health changes stays listed", async () => {
+  // Nothing listens on its port: the probe turns it UNRESPONSIVE (a HEALTH_CHANGED event).
+  const { socket } = await register(ports.epmd, "sick", 1);
+  await row("sick").waitFor({ timeout: 2000 });
+  const end = Date.now() + 10000;
+  let health = "";
+  while (Date.now() < end && health !== "UNRESPONSIVE") {
+    const res = await fetch("http://127.0.0.1:" + ports.http + "/v1/nodes/sick");
+    health = ((await res.json()).health || {}).status || "";
+    await new Promise((r) => setTimeout(r, 100)); // Polling with a deadline.
+  }
+  assert.equal(health, "UNRESPONSIVE");
+  await page.waitForFunction(() => document.querySelector("#revision").textContent !== "");
+  assert.equal(await row("sick").count(), 1, "the health event did not remove the row");
+  socket.destroy();
+  await row("sick").waitFor({ state: "detached", timeout: 2000 });
 });
 
 test("the page reconnects after the daemon restarts", async () => {
