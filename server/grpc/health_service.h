@@ -39,9 +39,9 @@ class HealthService final : public grpc::health::v1::Health::CallbackService {
   Status statusOf(const std::string& service) const;  // Requires mu_.
 
   mutable std::mutex mu_;
-  bool serving_ = true;             // Guarded by mu_.
-  bool shut_down_ = false;          // Guarded by mu_.
-  std::set<Watcher*> watchers_;     // Guarded by mu_.
+  bool serving_ = true;          // Guarded by mu_.
+  bool shut_down_ = false;       // Guarded by mu_.
+  std::set<Watcher*> watchers_;  // Guarded by mu_.
 };
 
 }  // namespace epmdx::grpcapi
