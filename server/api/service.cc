@@ -130,17 +130,26 @@ v1::ListClustersResponse Service::listClusters() const {
   return resp;
 }
 
-Result<v1::EvictNodeResponse, Error> Service::evict(const Principal& who, std::string_view peer,
-                                                    const v1::EvictNodeRequest& request) {
-  if (request.name().empty()) {
+Result<registry::ClusterId, Error> Service::target(std::string_view name, std::string_view reason,
+                                                   std::string_view cluster) const {
+  if (name.empty()) {
     return makeErr(Error{Code::InvalidArgument, "name is required", {}});
   }
-  if (request.reason().size() > kMaxReasonBytes) {
+  if (reason.size() > kMaxReasonBytes) {
     return makeErr(Error{Code::InvalidArgument,
                          "reason is longer than " + std::to_string(kMaxReasonBytes) + " bytes",
                          {}});
   }
-  auto cluster = resolveCluster(request.cluster(), registry::kDefaultCluster);
+  auto id = resolveCluster(cluster, registry::kDefaultCluster);
+  if (!id.ok()) {
+    return makeErr(id.error());
+  }
+  return *id.value();
+}
+
+Result<v1::EvictNodeResponse, Error> Service::evict(const Principal& who, std::string_view peer,
+                                                    const v1::EvictNodeRequest& request) {
+  auto cluster = target(request.name(), request.reason(), request.cluster());
   if (!cluster.ok()) {
     return makeErr(cluster.error());
   }
@@ -159,7 +168,7 @@ Result<v1::EvictNodeResponse, Error> Service::evict(const Principal& who, std::s
   }
   std::string actor = who.identity + "@" + std::string(peer);
   auto evicted = registry_.evict(request.name(), expected, registry::UnregisterReason::Evicted,
-                                 actor, request.reason(), *cluster.value(), hold_for);
+                                 actor, request.reason(), cluster.value(), hold_for);
   if (!evicted.ok()) {
     if (evicted.error() == registry::EvictError::NotFound) {
       return makeErr(Error{Code::NotFound, notFoundMessage(request.name()), {}});
@@ -208,24 +217,16 @@ Result<v1::ListHoldsResponse, Error> Service::listHolds(std::string_view cluster
 
 Result<v1::LiftHoldResponse, Error> Service::liftHold(const Principal& who, std::string_view peer,
                                                       const v1::LiftHoldRequest& request) {
-  if (request.name().empty()) {
-    return makeErr(Error{Code::InvalidArgument, "name is required", {}});
-  }
-  if (request.reason().size() > kMaxReasonBytes) {
-    return makeErr(Error{Code::InvalidArgument,
-                         "reason is longer than " + std::to_string(kMaxReasonBytes) + " bytes",
-                         {}});
-  }
-  auto cluster = resolveCluster(request.cluster(), registry::kDefaultCluster);
+  auto cluster = target(request.name(), request.reason(), request.cluster());
   if (!cluster.ok()) {
     return makeErr(cluster.error());
   }
   std::string actor = who.identity + "@" + std::string(peer);
-  auto lifted = registry_.liftHold(request.name(), *cluster.value(), actor, request.reason());
+  auto lifted = registry_.liftHold(request.name(), cluster.value(), actor, request.reason());
   if (!lifted.ok()) {
     return makeErr(Error{Code::NotFound,
                          "no hold on \"" + log::printable(request.name()) + "\" in cluster " +
-                             registry_.clusterName(*cluster.value()),
+                             registry_.clusterName(cluster.value()),
                          {}});
   }
   const auto& l = lifted.value();

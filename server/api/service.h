@@ -128,6 +128,10 @@ class Service {
 
  private:
   registry::Registry& registry_;
+  /// Checks what an evict or a lift names: a name, a reason within bounds, a known cluster
+  /// ("" is the default one).
+  Result<registry::ClusterId, Error> target(std::string_view name, std::string_view reason,
+                                            std::string_view cluster) const;
   /// The cluster of that name ("" is `empty_means`), or INVALID_ARGUMENT naming them all.
   Result<std::optional<registry::ClusterId>, Error> resolveCluster(
       std::string_view name, std::optional<registry::ClusterId> empty_means) const;
