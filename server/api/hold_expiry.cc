@@ -7,8 +7,7 @@
 
 namespace epmdx::api {
 
-HoldExpiry::HoldExpiry(registry::Registry& registry)
-    : registry_(registry), thread_([this] { run(); }) {}
+HoldExpiry::HoldExpiry(registry::Registry& registry) : registry_(registry) {}
 
 HoldExpiry::~HoldExpiry() {
   {
@@ -16,12 +15,18 @@ HoldExpiry::~HoldExpiry() {
     stop_ = true;
     cv_.notify_one();
   }
-  thread_.join();
+  if (thread_.joinable()) {
+    thread_.join();
+  }
 }
 
 void HoldExpiry::poke() {
   std::lock_guard<std::mutex> lock(mu_);
   poked_ = true;
+  if (!thread_.joinable() && !stop_) {
+    // Started with the first hold: a daemon that never holds a name pays no thread for it.
+    thread_ = std::thread([this] { run(); });
+  }
   cv_.notify_one();
 }
 

@@ -1,8 +1,8 @@
 #pragma once
 
-// Ends holds when their time comes, on a thread of its own, so that HOLD_EXPIRED is an event
-// at the expiry (not at the next ALIVE2 for the name) and a list of holds is never stale. It
-// sleeps until the soonest expiry; a new hold wakes it (poke()).
+// Ends holds when their time comes, on a thread of its own (started by the first hold), so that
+// HOLD_EXPIRED is an event at the expiry (not at the next ALIVE2 for the name) and a list of
+// holds is never stale. It sleeps until the soonest expiry; a new hold wakes it (poke()).
 
 #include <condition_variable>
 #include <mutex>
