@@ -23,6 +23,37 @@ int reportFailure(const Connection& conn, const grpc::Status& status, const std:
   return exitFor(status.error_code());
 }
 
+/// A list response: json/yaml as the message, names one a line, or a table of rows.
+template <class Items, class NameFn, class RowFn>
+void printList(const google::protobuf::Message& message, Format format, bool headers,
+               const Items& items, std::vector<std::string> header, NameFn name, RowFn row) {
+  switch (format) {
+    case Format::Json:
+      emit(api::toJson(message) + "\n");
+      return;
+    case Format::Yaml:
+      emit(toYaml(message));
+      return;
+    case Format::Names:
+      for (const auto& item : items) {
+        emit(name(item) + "\n");
+      }
+      return;
+    case Format::Table:
+    case Format::Wide: {
+      std::vector<std::vector<std::string>> rows;
+      if (headers) {
+        rows.push_back(std::move(header));
+      }
+      for (const auto& item : items) {
+        rows.push_back(row(item));
+      }
+      emit(renderRows(rows));
+      return;
+    }
+  }
+}
+
 int listNodes(Connection& conn, const ListArgs& args) {
   v1::ListNodesResponse resp;
   const auto status = conn.call([&](grpc::ClientContext* ctx) {
@@ -144,33 +175,14 @@ int listHolds(Connection& conn, Format format, bool headers) {
   if (!status.ok()) {
     return reportFailure(conn, status);
   }
-  switch (format) {
-    case Format::Json:
-      emit(api::toJson(resp) + "\n");
-      break;
-    case Format::Yaml:
-      emit(toYaml(resp));
-      break;
-    case Format::Names:
-      for (const auto& h : resp.holds()) {
-        emit(h.name() + "\n");
-      }
-      break;
-    case Format::Table:
-    case Format::Wide: {
-      std::vector<std::vector<std::string>> rows;
-      if (headers) {
-        rows.push_back({"NAME", "CLUSTER", "EXPIRES-IN", "BY", "REASON"});
-      }
-      const std::time_t now = std::time(nullptr);
-      for (const auto& h : resp.holds()) {
+  const std::time_t now = std::time(nullptr);
+  printList(
+      resp, format, headers, resp.holds(), {"NAME", "CLUSTER", "EXPIRES-IN", "BY", "REASON"},
+      [](const v1::Hold& h) { return h.name(); },
+      [now](const v1::Hold& h) -> std::vector<std::string> {
         const int64_t left = std::max<int64_t>(0, h.expires_at().seconds() - now);
-        rows.push_back({h.name(), h.cluster(), std::to_string(left) + "s", h.actor(), h.reason()});
-      }
-      emit(renderRows(rows));
-      break;
-    }
-  }
+        return {h.name(), h.cluster(), std::to_string(left) + "s", h.actor(), h.reason()};
+      });
   return ExitOk;
 }
 
@@ -204,36 +216,23 @@ int listClusters(Connection& conn, Format format, bool headers) {
   if (!status.ok()) {
     return reportFailure(conn, status);
   }
-  switch (format) {
-    case Format::Json:
-      emit(api::toJson(resp) + "\n");
-      break;
-    case Format::Yaml:
-      emit(toYaml(resp));
-      break;
-    case Format::Names:
-      for (const auto& c : resp.clusters()) {
-        emit(c.name() + "\n");
-      }
-      break;
-    case Format::Table:
-    case Format::Wide: {
-      std::vector<std::vector<std::string>> rows;
-      if (headers) {
-        rows.push_back({"CLUSTER", "PORT", "NODES", "SERVING", "ADDRESSES"});
-      }
-      for (const auto& c : resp.clusters()) {
+  printList(
+      resp, format, headers, resp.clusters(),
+      {"CLUSTER", "PORT", "NODES", "SERVING", "NAMES-FROM", "LOOKUPS-FROM", "ADDRESSES"},
+      [](const v1::Cluster& c) { return c.name(); },
+      [](const v1::Cluster& c) -> std::vector<std::string> {
         std::string addresses;
         for (const auto& a : c.addresses()) {
           addresses += (addresses.empty() ? "" : ",") + a;
         }
-        rows.push_back({c.name(), std::to_string(c.port()), std::to_string(c.nodes()),
-                        c.serving() ? "yes" : "no", addresses});
-      }
-      emit(renderRows(rows));
-      break;
-    }
-  }
+        return {c.name(),
+                std::to_string(c.port()),
+                std::to_string(c.nodes()),
+                c.serving() ? "yes" : "no",
+                c.names_from(),
+                c.lookups_from(),
+                addresses};
+      });
   return ExitOk;
 }
 
