@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "tests/support/erlang.h"
 #include "tests/support/net.h"
 #include "tests/support/process.h"
 #include "tests/support/sse_client.h"
@@ -19,23 +20,6 @@ namespace epmdx::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::map<std::string, std::string> erlEnv(uint16_t port) {
-  return {{"ERL_EPMD_PORT", std::to_string(port)}, {"HOME", "/tmp"}};
-}
-
-bool waitForNames(uint16_t port, const std::string& needle, bool present,
-                  std::chrono::milliseconds timeout = 20s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto [code, out] = runCommand({otpEpmdBinary(), "-port", std::to_string(port), "-names"});
-    if (code == 0 && (out.find(needle) != std::string::npos) == present) {
-      return true;
-    }
-    std::this_thread::sleep_for(50ms);  // Polling with a deadline.
-  }
-  return false;
-}
 
 class ClustersTest : public ::testing::Test {
  protected:
