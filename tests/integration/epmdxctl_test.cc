@@ -82,13 +82,6 @@ std::vector<std::string> fields(const std::string& line) {
   return out;
 }
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string tempDir() {
   std::string templ = "/tmp/epmdx-ctl-XXXXXX";
   EXPECT_NE(mkdtemp(templ.data()), nullptr);

@@ -24,24 +24,6 @@ namespace {
 using namespace std::chrono_literals;
 using registry::HolderFact;
 
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 20s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) {
-      return true;
-    }
-    std::this_thread::sleep_for(20ms);  // Polling with a deadline.
-  }
-  return condition();
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 class NodeHolderTest : public ::testing::Test {
  protected:
   void SetUp() override {

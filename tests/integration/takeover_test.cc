@@ -26,24 +26,6 @@ using registry::EventType;
 using registry::HealthStatus;
 using registry::UnregisterReason;
 
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 20s) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) {
-      return true;
-    }
-    std::this_thread::sleep_for(20ms);  // Polling with a deadline.
-  }
-  return condition();
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 class TakeoverTest : public ::testing::Test {
  protected:
   void start(bool takeover, int evict_after_s) {

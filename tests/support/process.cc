@@ -17,13 +17,6 @@ extern char** environ;
 namespace epmdx::testing {
 namespace {
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 int counter = 0;
 
 }  // namespace
@@ -144,6 +137,24 @@ std::string buildDir() {
 std::string otpEpmdBinary() {
   const char* b = std::getenv("EPMD_BIN");
   return b != nullptr ? b : "epmd";
+}
+
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // Polling with a deadline.
+  }
+  return condition();
+}
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 }  // namespace epmdx::testing

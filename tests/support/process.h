@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -51,5 +52,13 @@ std::string sourceDir();
 std::string buildDir();
 /// Path of OTP's epmd (EPMD_BIN, else the one on PATH).
 std::string otpEpmdBinary();
+
+/// Polls `condition` until it holds or `timeout` passes (tests wait on conditions, never on
+/// time); true if it held.
+bool eventually(const std::function<bool()>& condition,
+                std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+/// A whole file (empty if unreadable).
+std::string readFile(const std::string& path);
 
 }  // namespace epmdx::testing
