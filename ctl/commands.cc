@@ -23,6 +23,17 @@ int reportFailure(const Connection& conn, const grpc::Status& status, const std:
   return exitFor(status.error_code());
 }
 
+/// The answer to an action: json/yaml as the message, else one line of `text`.
+void printOne(const google::protobuf::Message& message, Format format, const std::string& text) {
+  if (format == Format::Json) {
+    emit(api::toJson(message) + "\n");
+  } else if (format == Format::Yaml) {
+    emit(toYaml(message));
+  } else {
+    emit(text + "\n");
+  }
+}
+
 /// A list response: json/yaml as the message, names one a line, or a table of rows.
 template <class Items, class NameFn, class RowFn>
 void printList(const google::protobuf::Message& message, Format format, bool headers,
@@ -148,20 +159,15 @@ int evictNode(Connection& conn, const std::string& name, std::optional<uint64_t>
   if (!status.ok()) {
     return reportFailure(conn, status);
   }
-  if (format == Format::Json) {
-    emit(api::toJson(resp) + "\n");
-  } else if (format == Format::Yaml) {
-    emit(toYaml(resp));
-  } else {
-    std::string held;
-    if (resp.has_hold()) {
-      held = "; held for " + std::to_string(hold_seconds) + "s (until " +
-             google::protobuf::util::TimeUtil::ToString(resp.hold().expires_at()) + ")";
-    }
-    emit("evicted " + resp.node().name() + " (registration " +
-         std::to_string(resp.node().registration_id()) + ") at revision " +
-         std::to_string(resp.revision()) + held + "\n");
+  std::string held;
+  if (resp.has_hold()) {
+    held = "; held for " + std::to_string(hold_seconds) + "s (until " +
+           google::protobuf::util::TimeUtil::ToString(resp.hold().expires_at()) + ")";
   }
+  printOne(resp, format,
+           "evicted " + resp.node().name() + " (registration " +
+               std::to_string(resp.node().registration_id()) + ") at revision " +
+               std::to_string(resp.revision()) + held);
   return ExitOk;
 }
 
@@ -197,14 +203,9 @@ int liftHold(Connection& conn, const std::string& name, const std::string& reaso
   if (!status.ok()) {
     return reportFailure(conn, status);
   }
-  if (format == Format::Json) {
-    emit(api::toJson(resp) + "\n");
-  } else if (format == Format::Yaml) {
-    emit(toYaml(resp));
-  } else {
-    emit("lifted the hold on " + resp.hold().name() + " at revision " +
-         std::to_string(resp.revision()) + "\n");
-  }
+  printOne(resp, format,
+           "lifted the hold on " + resp.hold().name() + " at revision " +
+               std::to_string(resp.revision()));
   return ExitOk;
 }
 
