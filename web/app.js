@@ -10,7 +10,7 @@ import { drawChart } from "./chart.js";
 import { DetailsView } from "./details.js";
 import { EventLog, SHOWN, eventItem, eventSubject } from "./events.js";
 import { EvictDialog, actionNotice } from "./evict.js";
-import { clock, clusterOf, duration, fullName, healthKey, nodeKey, revCompare, typeKey } from "./format.js";
+import { clock, clusterOf, duration, fullName, healthKey, revCompare, typeKey } from "./format.js";
 import { HoldsPanel } from "./holds.js";
 import { Stream } from "./stream.js";
 import { NodeTable } from "./table.js";
@@ -255,8 +255,10 @@ function reportEviction(target, notice) {
     details.notice(notice);
     return;
   }
-  const tr = target.row;
-  if (tr && tr.isConnected) {
+  // The row as it is now: redrawn since (health), or fading out after the eviction.
+  const tr = table.rowOf(target.key) ||
+    [...$("rows").querySelectorAll("tr.removed")].find((r) => r.dataset.key === target.key);
+  if (tr) {
     const row = document.createElement("tr");
     row.className = "notice-row";
     const td = document.createElement("td");
@@ -275,7 +277,6 @@ function reportEviction(target, notice) {
 
 function openEvict(node, origin) {
   evictDialog.open(node, origin);
-  evictDialog.target.row = table.rowOf(nodeKey(node));
 }
 
 async function liftHold(hold, li) {

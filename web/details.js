@@ -59,6 +59,8 @@ export class DetailsView {
     this.log = log;
     this.node = null;
     this.seq = 0;
+    this.gone = false;
+    this.enabled = true;
     dialog.querySelector("#details-close").addEventListener("click", () => dialog.close());
     dialog.querySelector("#details-evict").addEventListener("click", () => {
       if (this.node) evict(this.node);
@@ -72,6 +74,7 @@ export class DetailsView {
   async open(node) {
     const seq = ++this.seq;
     this.node = node;
+    this.gone = false;
     delete document.body.dataset.detailsLoaded;
     this.dialog.querySelector("#details-notice").replaceChildren();
     this.render(node, "");
@@ -85,7 +88,8 @@ export class DetailsView {
       this.render(node, "The name has a newer registration (" + r.body.registrationId +
         "); this is registration " + node.registrationId + " as it was last seen.");
     } else {
-      this.render(node, r.status === 404 ? "This registration is gone." : "Not refreshed: " + describeError(r));
+      this.gone = r.status === 404;
+      this.render(node, this.gone ? "This registration is gone." : "Not refreshed: " + describeError(r));
     }
     document.body.dataset.detailsLoaded = "true";
   }
@@ -97,11 +101,13 @@ export class DetailsView {
     // Keep the holder we read (events carry the holder as of the event).
     const merged = Object.assign({}, node, { holder: this.node.holder });
     this.node = merged;
+    this.gone = gone;
     this.render(merged, gone ? "This registration is gone." : "");
   }
 
   setEnabled(enabled) {
-    this.dialog.querySelector("#details-evict").disabled = !enabled;
+    this.enabled = enabled;
+    this.dialog.querySelector("#details-evict").disabled = !enabled || this.gone;
   }
 
   render(node, note) {
@@ -110,6 +116,7 @@ export class DetailsView {
     dl.replaceChildren(...facts(node).flatMap(([field, label, value]) => [
       el("dt", {}, label), el("dd", { dataset: { field } }, String(value)),
     ]));
+    this.dialog.querySelector("#details-evict").disabled = !this.enabled || this.gone;
     const noteEl = this.dialog.querySelector("#details-note");
     noteEl.textContent = note;
     noteEl.hidden = !note;

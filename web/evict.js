@@ -3,7 +3,7 @@
 // closes) is refused for a while. The result is reported where the eviction was asked for.
 
 import { api, describeError, setToken, token } from "./api.js";
-import { el, clusterOf, fullName } from "./format.js";
+import { el, clusterOf, fullName, nodeKey } from "./format.js";
 
 /** A result line put where the action happened; it fades after 15 s. */
 export function actionNotice(text, ok) {
@@ -32,7 +32,7 @@ export class EvictDialog {
   /** @param origin where the user asked ("row" or "details"), handed back to report(). */
   open(node, origin) {
     this.target = { name: node.name, cluster: clusterOf(node), registrationId: node.registrationId,
-      full: fullName(node), origin };
+      full: fullName(node), key: nodeKey(node), origin };
     this.$("evict-name").textContent = fullName(node);
     this.$("evict-id").textContent = node.registrationId;
     this.$("evict-cluster").textContent = clusterOf(node);
