@@ -238,14 +238,18 @@ async function loadSideState() {
 async function checkAccess() {
   const r = await api.nodes();
   if (r.status === 401 || r.status === 403) {
-    document.body.dataset.needsToken = "true";
-    setConnection("unauthorized");
-    tokenForm.show(token()
-      ? "The saved token was not accepted. This epmdx needs a token with the read scope to show its nodes."
-      : "This epmdx needs a token with the read scope to show its nodes.");
+    askForToken();
     return;
   }
   setTimeout(() => stream.connect(false), 1000);
+}
+
+function askForToken() {
+  document.body.dataset.needsToken = "true";
+  setConnection("unauthorized");
+  tokenForm.show(token()
+    ? "The saved token was not accepted. This epmdx needs a token with the read scope to show its nodes."
+    : "This epmdx needs a token with the read scope to show its nodes.");
 }
 
 // ---- Actions: notices go where the action was taken ---------------------------------
@@ -295,7 +299,7 @@ async function liftHold(hold, li) {
 // The clusters and the host are configuration: read once, so empty clusters are listed.
 async function loadClusters() {
   const r = await api.clusters();
-  if (!r.ok) return;
+  if (!r.ok) return r;
   state.clusters = r.body.clusters || [];
   if (r.body.host) {
     $("host").textContent = r.body.host;
@@ -303,6 +307,17 @@ async function loadClusters() {
     document.title = "epmdx — " + r.body.host;
   }
   schedule();
+  return r;
+}
+
+/** The first request tells whether reads need a token: then the form, not a failing stream. */
+async function start() {
+  const r = await loadClusters();
+  if (r.status === 401 || r.status === 403) {
+    askForToken();
+    return;
+  }
+  stream.connect(true);
 }
 
 // ---- Start ---------------------------------------------------------------------------
@@ -329,10 +344,7 @@ document.addEventListener("DOMContentLoaded", () => {
   holds = new HoldsPanel($("holds-list"), $("holds-empty"), liftHold);
   details = new DetailsView($("details"), log, (node) => openEvict(node, "details"));
   evictDialog = new EvictDialog($("evict-dialog"), reportEviction);
-  tokenForm = new TokenForm($("token-panel"), () => {
-    loadClusters();
-    stream.connect(true);
-  });
+  tokenForm = new TokenForm($("token-panel"), start);
   stream = new Stream({
     initial: onInitial,
     change: onChange,
@@ -366,10 +378,9 @@ document.addEventListener("DOMContentLoaded", () => {
       $("filter").focus();
     }
   });
-  loadClusters();
   setInterval(tick, 1000); // Ages and remaining times only: no network.
   setInterval(schedule, 15000); // The chart's time axis moves on.
   setConnection("connecting");
   schedule();
-  stream.connect(true);
+  start();
 });
