@@ -143,8 +143,9 @@ TEST_F(NodeHolderTest, TheHostIsWhatErlangNodeSays) {
   for (size_t i = 0; i < flags.size(); ++i) {
     const std::string& name = flags[i].second;
     std::smatch m;
+    std::string out;  // Outlives the match, which points into it.
     ASSERT_TRUE(eventually([&] {
-      const std::string out = nodes_[i]->stdoutText();
+      out = nodes_[i]->stdoutText();
       return std::regex_search(out, m, std::regex("node ([^@\n]+)@([^\n]+)\n"));
     })) << nodes_[i]->stderrText();
     ASSERT_EQ(m[1], name);
@@ -165,11 +166,11 @@ TEST_F(NodeHolderTest, TheHostIsWhatErlangNodeSays) {
              node.holder().status() == v1::FOUND;
     })) << name;
     EXPECT_EQ(node.host(), erlang_host) << name;
-    const auto [code, out] = runCommand(
+    const auto [code, row] = runCommand(
         {epmdxctlBinary(), "--server=127.0.0.1:" + std::to_string(app_->app().grpcPort()),
          "--token=admintok", "get", name, "--no-headers"});
     EXPECT_EQ(code, 0);
-    EXPECT_EQ(out.rfind(name + "@" + erlang_host + " ", 0), 0u) << out;
+    EXPECT_EQ(row.rfind(name + "@" + erlang_host + " ", 0), 0u) << row;
   }
   EXPECT_EQ(reg().find(flags[1].second)->holder->node_host, "127.0.0.1");
 }
