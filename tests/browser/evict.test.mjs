@@ -31,6 +31,7 @@ test("a wrong token gets the server's answer and changes nothing", async () => {
   await err.first().waitFor({ timeout: 3000 });
   assert.match(await err.first().textContent(), /401 UNAUTHENTICATED/);
   assert.equal(await row(p.page, "keeper").count(), 1);
+  if (await p.page.locator("#evict-dialog[open]").count()) await p.page.click("#evict-cancel");
   await p.page.evaluate(() => sessionStorage.removeItem("epmdx.token"));
   keeper.socket.destroy();
   await waitText(p.page, "#count", "0");
