@@ -1,358 +1,386 @@
-// epmdx live nodes page. Every fact comes from the server: the initial state and every
-// change arrive on one server-sent-events stream (/v1/watch); the only other request is
-// the eviction (DELETE /v1/nodes/NAME). Nothing polls. The stream's event ids are registry
-// revisions, so the browser's automatic reconnect resumes exactly where it stopped; when
-// the server can no longer resume (history moved on, or the daemon restarted), it sends
-// "resync" and the page starts over from a fresh initial state.
-"use strict";
+// epmdx live nodes page: the wiring. Every fact comes from the daemon: the nodes and every
+// change arrive on one server-sent-events stream (stream.js); the held names and the recent
+// history are read once per fresh start; the details view reads one node; actions are
+// DELETEs. Nothing polls. Each part of the page is its own module:
+//   table.js (nodes), holds.js, events.js (what happened), chart.js, details.js,
+//   evict.js (dialog + notices), token.js (form), theme.js, api.js, format.js.
 
-const state = {
-  nodes: new Map(), // key(node) -> Node (canonical protobuf JSON)
-  clusters: [], // The daemon's clusters (epmd ports, ListClusters), the default first.
-  cluster: "", // The cluster shown; "" = all.
-  revision: null,
-  source: null,
-  initialDone: false,
-  filter: "",
-};
+import { api, describeError, token } from "./api.js";
+import { drawChart } from "./chart.js";
+import { DetailsView } from "./details.js";
+import { EventLog, SHOWN, eventItem, eventSubject } from "./events.js";
+import { EvictDialog, actionNotice } from "./evict.js";
+import { clock, clusterOf, duration, fullName, healthKey, revCompare, typeKey } from "./format.js";
+import { HoldsPanel } from "./holds.js";
+import { Stream } from "./stream.js";
+import { NodeTable } from "./table.js";
+import { setupTheme } from "./theme.js";
+import { TokenForm } from "./token.js";
 
 const $ = (id) => document.getElementById(id);
-const TOKEN_KEY = "epmdx.token";
 
-function setConnection(kind, text) {
-  const el = $("conn");
-  el.className = "conn conn-" + kind;
-  el.textContent = text;
-  document.body.dataset.connection = kind;
-}
+const state = {
+  clusters: [], // ListClusters: the daemon's clusters, the default first
+  cluster: "", // "" = all
+  type: "",
+  health: "",
+  text: "",
+  everLive: false,
+  staleSince: null, // ms: when the stream stopped being live
+  openedAt: Date.now(),
+};
 
-function setRevision(rev) {
-  state.revision = rev;
-  $("revision").textContent = rev == null ? "" : "revision " + rev;
-}
+const log = new EventLog();
+let table, holds, details, evictDialog, tokenForm, stream;
 
-function notice(text, kind) {
-  const el = $("notice");
-  el.textContent = text;
-  el.className = "notice " + (kind || "");
-  el.hidden = !text;
-}
+// ---- Filters and counts ------------------------------------------------------------
 
-// ---- Rendering ---------------------------------------------------------------------
-
-function relativeTime(iso) {
-  const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-  if (seconds < 60) return seconds + " s ago";
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return minutes + " min ago";
-  const hours = Math.floor(minutes / 60);
-  if (hours < 48) return hours + " h " + (minutes % 60) + " min ago";
-  return Math.floor(hours / 24) + " days ago";
-}
-
-function typeLabel(node) {
-  if (node.nodeType === "NODE_TYPE_NORMAL") return "normal";
-  if (node.nodeType === "NODE_TYPE_HIDDEN") return "hidden";
-  return "type " + node.nodeTypeRaw;
-}
-
-// The extra field is bytes (base64 in JSON): text when it is printable UTF-8, else hex.
-function extraLabel(b64) {
-  if (!b64) return "";
-  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-  try {
-    const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-    if (!/[\u0000-\u001f\u007f]/.test(text)) return JSON.stringify(text);
-  } catch (e) { /* not UTF-8 */ }
-  return "0x" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-// A name is unique within its cluster only.
-function key(node) {
-  return (node.cluster || "default") + "\u0000" + node.name;
+function inCluster(x) {
+  return !state.cluster || clusterOf(x) === state.cluster;
 }
 
 function matches(node) {
-  if (state.cluster && (node.cluster || "default") !== state.cluster) return false;
-  const f = state.filter;
-  if (!f) return true;
-  return node.name.toLowerCase().includes(f) || String(node.port).includes(f) ||
-    (node.peerAddress || "").toLowerCase().includes(f);
+  if (!inCluster(node)) return false;
+  if (state.type && typeKey(node) !== state.type) return false;
+  if (state.health && healthKey(node) !== state.health) return false;
+  if (!state.text) return true;
+  return fullName(node).toLowerCase().includes(state.text) ||
+    String(node.port).includes(state.text) ||
+    (node.peerAddress || "").toLowerCase().includes(state.text);
 }
 
-function cell(row, text, cls) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (cls) td.className = cls;
-  row.appendChild(td);
-  return td;
+function applyFilters() {
+  table.setFilter(matches);
+  holds.setFilter(inCluster);
+  schedule();
 }
 
-function makeRow(node) {
-  const tr = document.createElement("tr");
-  tr.dataset.key = key(node);
-  tr.dataset.registrationId = node.registrationId;
-  cell(tr, node.name, "name");
-  cell(tr, node.cluster || "default", "cluster");
-  cell(tr, String(node.port), "num");
-  cell(tr, typeLabel(node));
-  cell(tr, node.lowestVersion + "–" + node.highestVersion);
-  cell(tr, extraLabel(node.extra), "extra");
-  cell(tr, node.peerAddress, "peer");
-  const since = cell(tr, relativeTime(node.registeredAt), "since");
-  since.dataset.registeredAt = node.registeredAt;
-  since.title = node.registeredAt;
-  cell(tr, node.registrationId, "num id");
-  const actions = document.createElement("td");
-  const button = document.createElement("button");
-  button.type = "button";
-  button.className = "danger evict";
-  button.textContent = "Evict";
-  button.setAttribute("aria-label", "Evict " + node.name + " (cluster " + (node.cluster || "default") + ")");
-  button.addEventListener("click", () => openEvict(key(node)));
-  actions.appendChild(button);
-  tr.appendChild(actions);
-  tr.hidden = !matches(node);
-  return tr;
-}
-
-function rowFor(k) {
-  for (const tr of $("rows").children) {
-    if (tr.dataset.key === k && !tr.classList.contains("removed")) return tr;
+function renderCounts() {
+  const c = { total: 0, shown: 0, normal: 0, hidden: 0, alive: 0, unresponsive: 0, unknown: 0 };
+  const perCluster = new Map(state.clusters.map((x) => [x.name, 0]));
+  const nodes = table.nodes();
+  for (const node of nodes) {
+    perCluster.set(clusterOf(node), (perCluster.get(clusterOf(node)) || 0) + 1);
+    if (!inCluster(node)) continue;
+    c.total++;
+    if (matches(node)) c.shown++;
+    const t = typeKey(node);
+    if (t !== "other") c[t]++;
+    c[healthKey(node)]++;
   }
-  return null;
+  $("count").textContent = String(c.total);
+  $("count-label").textContent = c.total === 1 ? "node" : "nodes";
+  const filtered = state.text || state.type || state.health;
+  $("shown").textContent = filtered ? "(" + c.shown + " shown)" : "";
+  for (const k of ["normal", "hidden", "alive", "unresponsive", "unknown"]) {
+    $("count-" + k).textContent = String(c[k]);
+  }
+  $("count-holds").textContent = String(holds.count());
+  document.body.classList.toggle("has-unresponsive", c.unresponsive > 0);
+  $("empty").hidden = c.total !== 0;
+  $("empty").textContent = state.cluster ? "No node is registered in cluster " + state.cluster + "."
+    : "No node is registered.";
+  renderClusters(perCluster, nodes.length);
 }
 
 // The cluster selector: "All clusters" and each cluster with its node count.
-function renderClusters() {
-  const counts = new Map(state.clusters.map((c) => [c.name, 0]));
-  for (const node of state.nodes.values()) {
-    const c = node.cluster || "default";
-    counts.set(c, (counts.get(c) || 0) + 1);
-  }
+function renderClusters(perCluster, total) {
   const select = $("cluster");
-  const options = [["", "All clusters (" + state.nodes.size + ")"]];
-  for (const [c, n] of counts) options.push([c, c + " (" + n + ")"]);
-  select.replaceChildren(...options.map(([value, label]) => {
-    const o = document.createElement("option");
-    o.value = value;
-    o.textContent = label;
-    return o;
-  }));
+  const options = [["", "All clusters (" + total + ")"]];
+  for (const [name, n] of perCluster) options.push([name, name + " (" + n + ")"]);
+  const same = select.options.length === options.length &&
+    options.every(([v, l], i) => select.options[i].value === v && select.options[i].textContent === l);
+  if (!same) {
+    select.replaceChildren(...options.map(([value, label]) => {
+      const o = document.createElement("option");
+      o.value = value;
+      o.textContent = label;
+      return o;
+    }));
+  }
   select.value = state.cluster;
-  // The selected cluster's port and who may list and resolve its names.
-  const info = state.clusters.find((c) => c.name === state.cluster);
+  const info = state.clusters.find((x) => x.name === state.cluster);
   $("cluster-info").textContent = info
     ? "port " + info.port + (info.serving ? "" : " (closed)") + " · names from " +
       info.namesFrom + " · lookups from " + info.lookupsFrom
     : "";
   // One cluster (plain OTP usage): no selector, no column.
-  document.body.dataset.clusters = counts.size > 1 ? "many" : "one";
+  document.body.dataset.clusters = perCluster.size > 1 ? "many" : "one";
 }
 
-function updateCounts() {
-  const total = state.nodes.size;
-  let shown = 0;
-  for (const node of state.nodes.values()) if (matches(node)) shown++;
-  $("count").textContent = String(total);
-  $("count-label").textContent = total === 1 ? "node" : "nodes";
-  $("shown").textContent = state.filter || state.cluster ? "(" + shown + " shown)" : "";
-  $("empty").hidden = total !== 0;
-  renderClusters();
+function renderEvents() {
+  const shown = log.newest((ev) => inCluster(eventSubject(ev)), SHOWN);
+  const many = document.body.dataset.clusters === "many" && !state.cluster;
+  $("events-list").replaceChildren(...shown.map((ev) => eventItem(ev, many)));
+  $("events-empty").hidden = shown.length !== 0;
 }
 
-function renderAll() {
-  const rows = $("rows");
-  rows.replaceChildren();
-  // Newest registration first, as epmd lists them.
-  const nodes = [...state.nodes.values()].sort(
-    (a, b) => Number(b.createRevision) - Number(a.createRevision));
-  for (const node of nodes) rows.appendChild(makeRow(node));
-  updateCounts();
+function renderChart() {
+  const events = log.newest((ev) => inCluster(eventSubject(ev)), Infinity);
+  const live = table.nodes().filter(inCluster).length;
+  const oldest = log.events.length ? Date.parse(log.events[log.events.length - 1].time) : Infinity;
+  drawChart($("chart"), events, live, stalledNow(), Math.min(state.openedAt, oldest));
 }
 
-function addNode(node) {
-  state.nodes.set(key(node), node);
-  const old = rowFor(key(node));
-  if (old) old.remove();
-  const tr = makeRow(node);
-  tr.classList.add("added");
-  $("rows").prepend(tr);
-  updateCounts();
+// Counts, events and chart are redrawn at most every 50 ms, however fast changes come.
+let scheduled = false;
+function schedule() {
+  if (scheduled) return;
+  scheduled = true;
+  setTimeout(() => {
+    scheduled = false;
+    renderCounts();
+    renderEvents();
+    renderChart();
+  }, 50);
 }
 
-// A live node's facts changed (its health): keep the newer copy, the row stays.
-function updateNode(node) {
-  const current = state.nodes.get(key(node));
-  if (current && current.registrationId === node.registrationId) state.nodes.set(key(node), node);
+// ---- Connection state: live, or honestly stale -------------------------------------
+
+const CONN_TEXT = {
+  connecting: "connecting…", live: "live", reconnecting: "reconnecting…",
+  resyncing: "resyncing…", unauthorized: "token needed",
+};
+
+/** Now, or the moment the stream stopped: stale data is shown as of then. */
+function stalledNow() {
+  return state.staleSince == null ? Date.now() : state.staleSince;
 }
 
-function removeNode(node) {
-  const current = state.nodes.get(key(node));
-  if (!current || current.registrationId !== node.registrationId) return;
-  state.nodes.delete(key(node));
-  const tr = rowFor(key(node));
-  if (tr) {
-    tr.classList.add("removed");
-    tr.querySelector("button.evict").disabled = true;
-    setTimeout(() => tr.remove(), 1000);
+function setConnection(kind) {
+  const el = $("conn");
+  el.className = "conn conn-" + kind;
+  el.textContent = CONN_TEXT[kind] || kind;
+  document.body.dataset.connection = kind;
+  const live = kind === "live";
+  if (live) {
+    state.everLive = true;
+    state.staleSince = null;
+  } else if (state.everLive && state.staleSince == null) {
+    state.staleSince = Date.now();
   }
-  updateCounts();
+  const stale = !live && state.staleSince != null;
+  if ((document.body.dataset.stale === "true") !== stale) {
+    document.body.dataset.stale = stale ? "true" : "false";
+    renderBanner();
+    table.tick(stalledNow());
+  }
+  table.setEnabled(live);
+  holds.setEnabled(live);
+  details.setEnabled(live);
+}
+
+function renderBanner() {
+  const banner = $("stale-banner");
+  banner.hidden = state.staleSince == null;
+  if (state.staleSince == null) return;
+  banner.textContent = "The connection to the daemon was lost at " + clock(state.staleSince) +
+    " (" + duration(Date.now() - state.staleSince) + " ago). Below is what was known then: " +
+    "the nodes may be gone (a daemon restart ends every registration). Actions are disabled " +
+    "until the page is live again; it reconnects by itself.";
+}
+
+function setRevision(rev) {
+  $("revision").textContent = rev == null ? "" : "revision " + rev;
 }
 
 // ---- The stream --------------------------------------------------------------------
 
-function connect(fresh) {
-  if (state.source) state.source.close();
-  state.initialDone = false;
-  setConnection(fresh ? "connecting" : "resyncing", fresh ? "connecting…" : "resyncing…");
-  const params = new URLSearchParams({ initial: "true" });
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  if (document.body.dataset.needsToken === "true" && token) params.set("access_token", token);
-  const source = new EventSource("/v1/watch?" + params.toString());
-  state.source = source;
+function onInitial(nodes, revision) {
+  table.setAll(nodes);
+  setRevision(revision);
+  loadSideState(revision);
+  schedule();
+}
 
-  source.addEventListener("open", () => {
-    if (state.initialDone) setConnection("live", "live");
-  });
-  source.addEventListener("initial", (e) => {
-    const msg = JSON.parse(e.data);
-    if (!state.initialDone && !state.receivingInitial) {
-      state.nodes.clear();
-      state.receivingInitial = true;
+function onChange(ev) {
+  log.add([ev]);
+  switch (ev.type) {
+    case "REGISTERED":
+      table.add(ev.node);
+      break;
+    case "UNREGISTERED":
+      table.remove(ev.node);
+      details.refresh(ev.node, true);
+      break;
+    case "HEALTH_CHANGED":
+      table.update(ev.node);
+      details.refresh(ev.node, false);
+      break;
+    case "HELD":
+      holds.put(ev.hold);
+      break;
+    case "HOLD_LIFTED":
+    case "HOLD_EXPIRED":
+      holds.drop(ev.hold);
+      break;
+  }
+  setRevision(ev.revision);
+  schedule();
+}
+
+/** Held names and the history, read once per fresh initial state. */
+async function loadSideState() {
+  const [h, e] = await Promise.all([api.holds(), api.events(1000)]);
+  if (e.ok) log.add(e.body.events || []);
+  if (h.ok) {
+    holds.setAll(h.body.holds || []);
+    // Hold events the stream delivered after the list was made still apply, in order.
+    const later = log.newest((ev) => ev.hold && revCompare(ev.revision, h.body.revision) > 0, Infinity);
+    for (const ev of later.reverse()) {
+      if (ev.type === "HELD") holds.put(ev.hold);
+      else holds.drop(ev.hold);
     }
-    for (const node of msg.initialNodes || []) state.nodes.set(key(node), node);
-    if (msg.initialStateComplete) {
-      state.receivingInitial = false;
-      state.initialDone = true;
-      setRevision(msg.revision);
-      renderAll();
-      setConnection("live", "live");
-    }
-  });
-  source.addEventListener("change", (e) => {
-    const ev = JSON.parse(e.data);
-    if (ev.type === "REGISTERED") addNode(ev.node);
-    else if (ev.type === "UNREGISTERED") removeNode(ev.node);
-    else if (ev.type === "HEALTH_CHANGED") updateNode(ev.node);
-    // HELD / HOLD_LIFTED / HOLD_EXPIRED concern names, not live nodes: nothing to redraw.
-    setRevision(ev.revision);
-    setConnection("live", "live");
-  });
-  source.addEventListener("progress", (e) => {
-    setRevision(JSON.parse(e.data).revision);
-    setConnection("live", "live");
-  });
-  source.addEventListener("resync", () => {
-    // The server cannot resume from our revision: start over from a fresh state.
-    setConnection("resyncing", "resyncing…");
-    source.close();
-    setTimeout(() => connect(false), 200);
-  });
-  source.addEventListener("error", () => {
-    if (source.readyState === EventSource.CLOSED) {
-      // Refused outright (e.g. 401 with --http-anonymous-read=false): ask for a token.
-      checkAccess();
-      return;
-    }
-    // The browser reconnects by itself, sending Last-Event-ID.
-    setConnection("reconnecting", "reconnecting…");
-  });
+  }
+  schedule();
 }
 
 async function checkAccess() {
-  try {
-    const token = sessionStorage.getItem(TOKEN_KEY);
-    const res = await fetch("/v1/nodes", token ? { headers: { Authorization: "Bearer " + token } } : {});
-    if (res.status === 401 || res.status === 403) {
-      document.body.dataset.needsToken = "true";
-      setConnection("unauthorized", "token needed");
-      const t = prompt("This epmdx needs a token with the read scope to show its nodes:");
-      if (t) sessionStorage.setItem(TOKEN_KEY, t.trim());
-    }
-  } catch (e) { /* the daemon is down: retry below */ }
-  setConnection("reconnecting", "reconnecting…");
-  setTimeout(() => connect(false), 1000);
-}
-
-// ---- Eviction ------------------------------------------------------------------------
-
-let evictTarget = null;
-
-function openEvict(k) {
-  const node = state.nodes.get(k);
-  if (!node) return;
-  evictTarget = { name: node.name, cluster: node.cluster || "default",
-    registrationId: node.registrationId };
-  $("evict-name").textContent = node.name;
-  $("evict-id").textContent = node.registrationId;
-  $("evict-token").value = sessionStorage.getItem(TOKEN_KEY) || "";
-  $("evict-reason").value = "";
-  $("evict-dialog").showModal();
-  ($("evict-token").value ? $("evict-reason") : $("evict-token")).focus();
-}
-
-async function confirmEvict(event) {
-  event.preventDefault();
-  const target = evictTarget;
-  const token = $("evict-token").value.trim();
-  if (!target || !token) return;
-  sessionStorage.setItem(TOKEN_KEY, token);
-  $("evict-dialog").close();
-  try {
-    const res = await fetch("/v1/nodes/" + encodeURIComponent(target.name), {
-      method: "DELETE",
-      headers: { Authorization: "Bearer " + token, "Content-Type": "application/json" },
-      body: JSON.stringify({ registrationId: target.registrationId, reason: $("evict-reason").value,
-        cluster: target.cluster }),
-    });
-    const body = await res.json().catch(() => ({}));
-    if (res.ok) {
-      notice("Evicted " + target.name + " (registration " + target.registrationId +
-        ") at revision " + body.revision + ".", "ok");
-    } else {
-      if (res.status === 401) sessionStorage.removeItem(TOKEN_KEY);
-      notice("Not evicted: " + res.status + " " + (body.status || "") + " — " +
-        (body.message || res.statusText), "error");
-    }
-  } catch (e) {
-    notice("Not evicted: the daemon did not answer (" + e.message + ").", "error");
+  const r = await api.nodes();
+  if (r.status === 401 || r.status === 403) {
+    askForToken();
+    return;
   }
+  setTimeout(() => stream.connect(false), 1000);
+}
+
+function askForToken() {
+  document.body.dataset.needsToken = "true";
+  setConnection("unauthorized");
+  tokenForm.show(token()
+    ? "The saved token was not accepted. This epmdx needs a token with the read scope to show its nodes."
+    : "This epmdx needs a token with the read scope to show its nodes.");
+}
+
+// ---- Actions: notices go where the action was taken ---------------------------------
+
+function reportEviction(target, notice) {
+  if (target.origin === "details" && $("details").open) {
+    details.notice(notice);
+    return;
+  }
+  // The row as it is now: redrawn since (health), or fading out after the eviction.
+  const tr = table.rowOf(target.key) ||
+    [...$("rows").querySelectorAll("tr.removed")].find((r) => r.dataset.key === target.key);
+  if (tr) {
+    const row = document.createElement("tr");
+    row.className = "notice-row";
+    const td = document.createElement("td");
+    td.colSpan = 9;
+    td.append(notice);
+    row.append(td);
+    tr.before(row);
+    setTimeout(() => row.remove(), 15000);
+    row.scrollIntoView({ block: "nearest" });
+    return;
+  }
+  $("notice").replaceChildren(notice);
+  $("notice").hidden = false;
+  $("notice").scrollIntoView({ block: "nearest" });
+}
+
+function openEvict(node, origin) {
+  evictDialog.open(node, origin);
+}
+
+async function liftHold(hold, li) {
+  if (!token()) {
+    tokenForm.show("Lifting a hold needs a token with the evict scope.");
+    return;
+  }
+  const r = await api.lift(hold, "lifted from the page");
+  const notice = actionNotice(r.ok
+    ? "Lifted the hold on " + hold.name + ": the name can register again."
+    : "Not lifted: " + describeError(r), r.ok);
+  if (!r.ok && li.isConnected) li.append(notice);
+  else $("holds-notice").replaceChildren(notice);
+}
+
+// The clusters and the host are configuration: read once, so empty clusters are listed.
+async function loadClusters() {
+  const r = await api.clusters();
+  if (!r.ok) return r;
+  state.clusters = r.body.clusters || [];
+  if (r.body.host) {
+    $("host").textContent = r.body.host;
+    $("host-line").hidden = false;
+    document.title = "epmdx — " + r.body.host;
+  }
+  schedule();
+  return r;
+}
+
+/** The first request tells whether reads need a token: then the form, not a failing stream. */
+async function start() {
+  const r = await loadClusters();
+  if (r.status === 401 || r.status === 403) {
+    askForToken();
+    return;
+  }
+  stream.connect(true);
 }
 
 // ---- Start ---------------------------------------------------------------------------
 
 function tick() {
-  for (const td of document.querySelectorAll("td.since")) {
-    td.textContent = relativeTime(td.dataset.registeredAt);
-  }
+  const now = stalledNow();
+  table.tick(now);
+  holds.tick(Date.now());
+  if (state.staleSince != null) renderBanner();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  table = new NodeTable($("rows"), [...document.querySelectorAll("#nodes th[data-sort]")], {
+    details: (k) => {
+      const node = table.node(k);
+      if (node) details.open(node);
+    },
+    evict: (k) => {
+      const node = table.node(k);
+      if (node) openEvict(node, "row");
+    },
+  });
+  table.now = stalledNow;
+  holds = new HoldsPanel($("holds-list"), $("holds-empty"), liftHold);
+  details = new DetailsView($("details"), log, (node) => openEvict(node, "details"));
+  evictDialog = new EvictDialog($("evict-dialog"), reportEviction);
+  tokenForm = new TokenForm($("token-panel"), start);
+  stream = new Stream({
+    initial: onInitial,
+    change: onChange,
+    progress: setRevision,
+    state: setConnection,
+    refused: checkAccess,
+  });
+  setupTheme($("theme"));
+
   $("filter").addEventListener("input", (e) => {
-    state.filter = e.target.value.trim().toLowerCase();
-    for (const tr of $("rows").children) {
-      const node = state.nodes.get(tr.dataset.key);
-      tr.hidden = node ? !matches(node) : tr.hidden;
-    }
-    updateCounts();
+    state.text = e.target.value.trim().toLowerCase();
+    applyFilters();
+  });
+  $("type-filter").addEventListener("change", (e) => {
+    state.type = e.target.value;
+    applyFilters();
+  });
+  $("health-filter").addEventListener("change", (e) => {
+    state.health = e.target.value;
+    applyFilters();
   });
   $("cluster").addEventListener("change", (e) => {
     state.cluster = e.target.value;
-    for (const tr of $("rows").children) {
-      const node = state.nodes.get(tr.dataset.key);
-      tr.hidden = node ? !matches(node) : tr.hidden;
-    }
-    updateCounts();
+    applyFilters();
   });
-  // The clusters are configuration: read once, so empty clusters are listed too.
-  fetch("/v1/clusters").then((r) => (r.ok ? r.json() : { clusters: [] })).then((body) => {
-    state.clusters = body.clusters || [];
-    updateCounts();
-  }).catch(() => {});
-  $("evict-form").addEventListener("submit", confirmEvict);
-  $("evict-cancel").addEventListener("click", () => $("evict-dialog").close());
-  setInterval(tick, 1000); // Relative times only: no network.
-  updateCounts();
-  connect(true);
+  $("token-button").addEventListener("click", () => tokenForm.show(
+    "A token with the evict scope lets you evict names and lift holds from this page."));
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "/" && !e.target.closest("input, select, textarea, dialog")) {
+      e.preventDefault();
+      $("filter").focus();
+    }
+  });
+  setInterval(tick, 1000); // Ages and remaining times only: no network.
+  setInterval(schedule, 15000); // The chart's time axis moves on.
+  setConnection("connecting");
+  schedule();
+  start();
 });

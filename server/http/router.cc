@@ -81,6 +81,17 @@ enum class Route {
   None
 };
 
+// A file of the page (web/ in the repository), as compiled in: the page's files are listed
+// once, in server/CMakeLists.txt, and --web-root serves only those names.
+bool isPageFile(std::string_view path) {
+  for (const auto& [file, bytes] : embeddedAssets()) {
+    if (file.size() > 3 && file.substr(0, 3) == "web" && file.substr(3) == path) {
+      return true;
+    }
+  }
+  return false;
+}
+
 Route match(std::string_view path) {
   if (path == "/v1/nodes") {
     return Route::Nodes;
@@ -112,7 +123,7 @@ Route match(std::string_view path) {
   if (path == "/v1/openapi.json") {
     return Route::OpenApi;
   }
-  if (path == "/" || path == "/app.js" || path == "/style.css" || path == "/favicon.svg") {
+  if (path == "/" || isPageFile(path)) {
     return Route::Asset;
   }
   return Route::None;

@@ -1,0 +1,121 @@
+// Turning the API's canonical protobuf JSON into words for people. Pure functions: no DOM
+// state, no network.
+
+/** Creates an element: el("td", {className: "x"}, "text", child, ...). */
+export function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (v == null || v === false) continue;
+    if (k === "dataset") Object.assign(node.dataset, v);
+    else if (k === "className") node.className = v;
+    else if (k === "onclick") node.addEventListener("click", v);
+    else node.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children) {
+    if (c == null || c === false) continue;
+    node.append(c instanceof Node ? c : String(c));
+  }
+  return node;
+}
+
+/** "12 s", "3 min", "2 h 5 min", "4 days": a length of time in milliseconds. */
+export function duration(ms) {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  if (seconds < 60) return seconds + " s";
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return minutes + " min";
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return hours + " h " + (minutes % 60) + " min";
+  return Math.floor(hours / 24) + " days";
+}
+
+export function ago(iso, nowMs) {
+  if (!iso) return "";
+  return duration(nowMs - Date.parse(iso)) + " ago";
+}
+
+/** Local wall-clock time of an RFC 3339 timestamp, seconds precision. */
+export function clock(isoOrMs) {
+  const d = new Date(typeof isoOrMs === "number" ? isoOrMs : Date.parse(isoOrMs));
+  if (isNaN(d)) return "";
+  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit",
+    hour12: false });
+}
+
+export function typeKey(node) {
+  if (node.nodeType === "NODE_TYPE_NORMAL") return "normal";
+  if (node.nodeType === "NODE_TYPE_HIDDEN") return "hidden";
+  return "other";
+}
+
+export function typeLabel(node) {
+  const k = typeKey(node);
+  return k === "other" ? "type " + node.nodeTypeRaw : k;
+}
+
+export function healthKey(node) {
+  const s = (node.health || {}).status;
+  if (s === "ALIVE") return "alive";
+  if (s === "UNRESPONSIVE") return "unresponsive";
+  return "unknown";
+}
+
+/** name@host, as Erlang users know a node; the bare name when the host is not known. */
+export function fullName(node) {
+  return node.host ? node.name + "@" + node.host : node.name;
+}
+
+export function clusterOf(x) {
+  return x.cluster || "default";
+}
+
+/** A name is unique within its cluster only. */
+export function nodeKey(x) {
+  return clusterOf(x) + "\u0000" + x.name;
+}
+
+const REASONS = {
+  CONNECTION_CLOSED: "connection closed",
+  STOPPED: "stopped (STOP_REQ)",
+  KILLED: "killed (KILL_REQ)",
+  EVICTED: "evicted",
+  SHUTDOWN: "daemon shut down",
+  TAKEN_OVER: "taken over by a new registration",
+  AUTO_EVICTED: "evicted automatically (unresponsive)",
+};
+
+export function reasonLabel(reason) {
+  return REASONS[reason] || (reason ? reason.toLowerCase() : "");
+}
+
+const EVENT_LABELS = {
+  REGISTERED: "registered",
+  UNREGISTERED: "unregistered",
+  HELD: "name held",
+  HOLD_LIFTED: "hold lifted",
+  HOLD_EXPIRED: "hold expired",
+  HEALTH_CHANGED: "health",
+};
+
+export function eventLabel(ev) {
+  if (ev.type === "HEALTH_CHANGED") return "now " + healthKey(ev.node || {});
+  return EVENT_LABELS[ev.type] || ev.type;
+}
+
+/** The extra field is bytes (base64 in JSON): text when printable UTF-8, else hex. */
+export function extraLabel(b64) {
+  if (!b64) return "";
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  try {
+    const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    if (!/[\u0000-\u001f\u007f]/.test(text)) return JSON.stringify(text);
+  } catch (e) { /* not UTF-8 */ }
+  return "0x" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Revisions are uint64 as JSON strings: compare them exactly. */
+export function revCompare(a, b) {
+  const x = BigInt(a || 0);
+  const y = BigInt(b || 0);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
