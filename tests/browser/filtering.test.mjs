@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Daemon, ErlNode, launchBrowser, openPage, registerOk, waitListed, visibleRows,
-  eventually, text, waitText, assertClean } from "./support.mjs";
+  eventually, text, waitText, waitMatch, waitShown, assertClean } from "./support.mjs";
 
 let daemon, browser, p, erl;
 const regs = [];
@@ -34,89 +34,111 @@ after(async () => {
   if (daemon) await daemon.close();
 });
 
-const shown = async () => (await visibleRows(p.page)).sort();
+const all = ["caf\u00e9-\u2603", "db1", "rabbit", "web1", "web2"];
+// Each test starts unfiltered, whatever the one before left.
+async function reset() {
+  await p.page.fill("#filter", "");
+  await p.page.selectOption("#type-filter", "");
+  await p.page.selectOption("#health-filter", "");
+  await waitShown(p.page, all);
+}
 
 test("the counts", async () => {
   await waitText(p.page, "#count", "5");
-  assert.equal(await text(p.page, "#count-label"), "nodes");
-  assert.equal(await text(p.page, "#count-normal"), "4");
-  assert.equal(await text(p.page, "#count-hidden"), "1");
-  assert.equal(await text(p.page, "#count-alive"), "1");
-  assert.equal(await text(p.page, "#count-unresponsive"), "4");
-  assert.equal(await text(p.page, "#count-unknown"), "0");
-  assert.equal(await text(p.page, "#count-holds"), "0");
+  await waitText(p.page, "#count-label", "nodes");
+  await waitText(p.page, "#count-normal", "4");
+  await waitText(p.page, "#count-hidden", "1");
+  await waitText(p.page, "#count-alive", "1");
+  await waitText(p.page, "#count-unresponsive", "4");
+  await waitText(p.page, "#count-unknown", "0");
+  await waitText(p.page, "#count-holds", "0");
   assert.equal(await text(p.page, "#shown"), "", "nothing filtered: no \"shown\"");
 });
 
 test("the text filter: name (any case), port, UTF-8, host", async () => {
+  await reset();
   await p.page.fill("#filter", "WEB");
-  assert.deepEqual(await shown(), ["web1", "web2"]);
-  assert.match(await text(p.page, "#shown"), /\b2 shown\b/);
+  await waitShown(p.page, ["web1", "web2"]);
+  await waitMatch(p.page, "#shown", /\b2 shown\b/);
   assert.equal(await text(p.page, "#count"), "5", "the total stays the total");
   await p.page.fill("#filter", "21003");
-  assert.deepEqual(await shown(), ["db1"]);
+  await waitShown(p.page, ["db1"]);
   await p.page.fill("#filter", "CAF\u00c9");
-  assert.deepEqual(await shown(), ["caf\u00e9-\u2603"]);
+  await waitShown(p.page, ["caf\u00e9-\u2603"]);
   await p.page.fill("#filter", "\u2603");
-  assert.deepEqual(await shown(), ["caf\u00e9-\u2603"]);
+  await waitShown(p.page, ["caf\u00e9-\u2603"]);
   await p.page.fill("#filter", "no-such-node");
-  assert.deepEqual(await shown(), []);
-  assert.match(await text(p.page, "#shown"), /\b0 shown\b/);
+  await waitShown(p.page, []);
+  await waitMatch(p.page, "#shown", /\b0 shown\b/);
   const host = await daemon.host();
   if (host) {
     await p.page.fill("#filter", host);
-    assert.equal((await shown()).length, 5, "every local node has the daemon's host");
+    await waitShown(p.page, all); // Every local node has the daemon's host.
   }
   await p.page.fill("#filter", "");
-  assert.equal((await shown()).length, 5);
-  assert.equal(await text(p.page, "#shown"), "");
+  await waitShown(p.page, all);
+  await waitText(p.page, "#shown", "");
 });
 
 test("the type filter: normal, hidden", async () => {
+  await reset();
   await p.page.selectOption("#type-filter", "hidden");
-  assert.deepEqual(await shown(), ["db1"]);
+  await waitShown(p.page, ["db1"]);
   assert.deepEqual(await visibleRows(p.page, { attr: "data-type" }), ["hidden"]);
-  assert.match(await text(p.page, "#shown"), /\b1 shown\b/);
+  await waitMatch(p.page, "#shown", /\b1 shown\b/);
   await p.page.selectOption("#type-filter", "normal");
-  assert.deepEqual(await shown(), ["caf\u00e9-\u2603", "rabbit", "web1", "web2"]);
+  await waitShown(p.page, ["caf\u00e9-\u2603", "rabbit", "web1", "web2"]);
   await p.page.selectOption("#type-filter", "other");
-  assert.deepEqual(await shown(), []);
+  await waitShown(p.page, []);
   await p.page.selectOption("#type-filter", "");
-  assert.equal((await shown()).length, 5);
+  await waitShown(p.page, all);
 });
 
 test("the health filter: alive, unresponsive, and combined with text", async () => {
+  await reset();
   await p.page.selectOption("#health-filter", "alive");
-  assert.deepEqual(await shown(), ["rabbit"]);
+  await waitShown(p.page, ["rabbit"]);
   await p.page.selectOption("#health-filter", "unresponsive");
-  assert.deepEqual(await shown(), ["caf\u00e9-\u2603", "db1", "web1", "web2"]);
+  await waitShown(p.page, ["caf\u00e9-\u2603", "db1", "web1", "web2"]);
   await p.page.fill("#filter", "web");
-  assert.deepEqual(await shown(), ["web1", "web2"]);
-  assert.match(await text(p.page, "#shown"), /\b2 shown\b/);
+  await waitShown(p.page, ["web1", "web2"]);
+  await waitMatch(p.page, "#shown", /\b2 shown\b/);
   await p.page.selectOption("#health-filter", "unknown");
-  assert.deepEqual(await shown(), []);
+  await waitShown(p.page, []);
   await p.page.selectOption("#health-filter", "");
   await p.page.fill("#filter", "");
-  assert.equal((await shown()).length, 5);
+  await waitShown(p.page, all);
 });
 
 test("un-hiding rows does not replay the new-row highlight", async () => {
+  await reset();
   // The highlight of the rows' real arrival has ended...
   await p.page.waitForFunction(() => document.querySelectorAll("#rows tr.added").length === 0,
     null, { timeout: 10000 });
+  // ...from now on, every row that gets the class "added" is recorded.
+  await p.page.evaluate(() => {
+    window.__added = [];
+    const seen = (tr) => tr.nodeType === 1 && tr.matches("tr.added") && window.__added.push(tr.dataset.name);
+    new MutationObserver((records) => {
+      for (const r of records) {
+        if (r.type === "attributes") seen(r.target);
+        for (const n of r.addedNodes || []) seen(n);
+      }
+    }).observe(document.querySelector("#rows"), { subtree: true, childList: true, attributes: true, attributeFilter: ["class"] });
+  });
+  const added = () => p.page.evaluate(() => new Promise((resolve) =>
+    requestAnimationFrame(() => requestAnimationFrame(() => resolve(window.__added)))));
   await p.page.fill("#filter", "zzz");
-  assert.deepEqual(await shown(), []);
+  await waitShown(p.page, []);
   await p.page.fill("#filter", "");
-  assert.equal((await shown()).length, 5);
-  // ...and showing them again (checked now and two frames later) does not start it again.
-  const added = () => p.page.evaluate(() => new Promise((resolve) => {
-    const now = document.querySelectorAll("#rows tr.added").length;
-    requestAnimationFrame(() => requestAnimationFrame(() =>
-      resolve(now + document.querySelectorAll("#rows tr.added").length)));
-  }));
-  assert.equal(await added(), 0);
-  // A real new node is highlighted (so the check above could fail).
+  await waitShown(p.page, all);
+  await p.page.selectOption("#type-filter", "hidden");
+  await waitShown(p.page, ["db1"]);
+  await p.page.selectOption("#type-filter", "");
+  await waitShown(p.page, all);
+  assert.deepEqual(await added(), [], "rows highlighted as new when shown again");
+  // A really new node is highlighted (so the check above can fail).
   regs.push(await registerOk(daemon.epmdPort, "web3", 21005));
-  await p.page.waitForSelector('#rows tr.added[data-name="web3"]', { timeout: 2000 });
+  await eventually(async () => (await added()).includes("web3"), 2000, "web3 highlighted as new");
   assertClean(p);
 });

@@ -45,11 +45,12 @@ after(async () => {
 const ariaSorts = (page) => page.locator("#nodes th[data-sort]").evaluateAll(
   (ths) => Object.fromEntries(ths.map((th) => [th.dataset.sort, th.getAttribute("aria-sort")])));
 
+// The page may re-render on the next frame: wait (briefly) for the aria-sort it must reach.
 async function assertAria(page, key, dir) {
-  const all = await ariaSorts(page);
-  for (const [k, v] of Object.entries(all)) {
-    assert.equal(v, k === key ? dir : "none", "aria-sort of " + k + " when sorted by " + key + " " + dir);
-  }
+  let all;
+  const right = () => Object.entries(all).every(([k, v]) => v === (k === key ? dir : "none"));
+  await eventually(async () => { all = await ariaSorts(page); return right(); }, 2000, "aria-sort")
+    .catch(() => assert.fail("aria-sort when sorted by " + key + " " + dir + ": " + JSON.stringify(all)));
 }
 
 // What each column is sorted by, read from the rows (the DOM and the API's registration times).

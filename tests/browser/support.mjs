@@ -248,7 +248,9 @@ export async function openPage(browser, daemon, { viewport = { width: 1280, heig
   const page = await context.newPage();
   const errors = [];
   const dialogs = [];
-  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  page.on("console", (m) => {
+    if (m.type() === "error") errors.push(m.text() + (m.location().url ? " [" + m.location().url + "]" : ""));
+  });
   page.on("pageerror", (e) => errors.push(String(e)));
   page.on("dialog", (d) => { dialogs.push(d.type() + ": " + d.message()); d.dismiss().catch(() => {}); });
   await page.goto(daemon.url);
@@ -296,6 +298,30 @@ export async function waitText(page, selector, want, ms = 5000) {
     const el = document.querySelector(s);
     return el && el.textContent.trim() === w;
   }, [selector, String(want)], { timeout: ms });
+}
+
+/// Waits until `selector`'s text matches `re`.
+export async function waitMatch(page, selector, re, ms = 5000) {
+  try {
+    await page.waitForFunction(([s, src, flags]) => {
+      const el = document.querySelector(s);
+      return el && new RegExp(src, flags).test(el.textContent);
+    }, [selector, re.source, re.flags], { timeout: ms });
+  } catch (e) {
+    const got = await page.textContent(selector).catch(() => "(absent)");
+    throw new Error(selector + " never matched " + re + "; it says " + JSON.stringify(got));
+  }
+}
+
+/// Waits until the visible rows' names (sorted) are `want`.
+export async function waitShown(page, want, ms = 3000) {
+  const w = JSON.stringify([...want].sort());
+  let got;
+  try {
+    await eventually(async () => (got = JSON.stringify((await visibleRows(page)).sort())) === w, ms);
+  } catch (e) {
+    throw new Error("visible rows " + got + ", expected " + w);
+  }
 }
 
 /// Evicts the row of `name` through the page's evict dialog; returns when the dialog closed.
