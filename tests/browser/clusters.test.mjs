@@ -31,7 +31,7 @@ test("the same name in two clusters, a selector with counts, eviction in one", a
   assert.deepEqual((await visibleRows(p.page, { attr: "data-cluster" })), ["blue", "blue"]);
   await waitText(p.page, "#count", "2");
   const closed = new Promise((r) => inBlue.socket.once("close", r));
-  await evictFromRow(p.page, "twin");
+  await evictFromRow(p.page, "twin", { cluster: "blue" });
   await closed; // Blue's twin was evicted...
   await p.page.selectOption("#cluster", "");
   await waitText(p.page, "#count", "2");

@@ -293,8 +293,9 @@ export async function screenshot(page, file, opts = {}) {
 // Locators of the contract (page-contract.md).
 const cssString = (s) => '"' + s.replace(/\\/g, "\\\\").replace(/"/g, '\\"') + '"';
 
-/// The live (not being removed) row of `name`.
-export const row = (page, name) => page.locator("#rows tr[data-name=" + cssString(name) + "]:not(.removed)");
+/// The live (not being removed) row of `name` (in `cluster` when given).
+export const row = (page, name, cluster) => page.locator("#rows tr[data-name=" + cssString(name) + "]" +
+  (cluster ? "[data-cluster=" + cssString(cluster) + "]" : "") + ":not(.removed)");
 
 /// Every live row's attribute `attr` (or a cell's text with `cell`), in DOM order, visible only.
 export function visibleRows(page, { attr = "data-name", cell } = {}) {
@@ -338,8 +339,8 @@ export async function waitShown(page, want, ms = 3000) {
 }
 
 /// Evicts the row of `name` through the page's evict dialog; returns when the dialog closed.
-export async function evictFromRow(page, name, { reason = "", hold = "0", token = TOKEN } = {}) {
-  await row(page, name).locator("button.evict").click();
+export async function evictFromRow(page, name, { reason = "", hold = "0", token = TOKEN, cluster } = {}) {
+  await row(page, name, cluster).locator("button.evict").click();
   await page.waitForSelector("#evict-dialog[open]");
   if (await page.locator("#evict-token").isVisible()) await page.fill("#evict-token", token);
   if (reason) await page.fill("#evict-reason", reason);
