@@ -25,7 +25,7 @@ before(async () => {
       raw.push(svc + "-" + zone);
     }
   }
-  raw.push("caf\u00e9-r\u00e9servations", "\u65e5\u672c-batch", "ledger-replica-3", "scheduler");
+  raw.push("caf\u00e9-r\u00e9servations", "\u0441\u043a\u043b\u0430\u0434-batch", "ledger-replica-3", "scheduler");
   for (const [i, n] of raw.entries()) regs.push(await registerOk(daemon.epmdPort, n, ports[i % ports.length]));
   regs.push(await registerOk(daemon.epmdPort, "remsh-ops", ports[0], { type: 72 }));
   regs.push(await registerOk(daemon.epmdPort, "observer", ports[1], { type: 72 }));
