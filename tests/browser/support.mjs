@@ -270,7 +270,7 @@ export async function openPage(browser, daemon, { viewport = { width: 1280, heig
 }
 
 // The lines Chromium logs while the daemon is down (the page's reconnect attempts).
-const CONNECTION_REFUSED = /ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|ERR_EMPTY_RESPONSE|Failed to load resource/;
+const CONNECTION_REFUSED = /net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|CONNECTION_CLOSED|EMPTY_RESPONSE|INCOMPLETE_CHUNKED_ENCODING)/;
 
 /// No console error, no page error, no JS dialog; `daemonWasDown` tolerates only the
 /// connection-refused lines of reconnect attempts.

@@ -3,7 +3,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Daemon, READ_TOKEN, launchBrowser, openPage, registerOk, row, text, assertClean } from "./support.mjs";
+import { Daemon, READ_TOKEN, launchBrowser, openPage, registerOk, row, waitText, assertClean } from "./support.mjs";
 
 let daemon, browser, p, reg;
 
@@ -47,7 +47,7 @@ test("the right token loads the list and hides the form", async () => {
   await row(p.page, "secret").waitFor({ timeout: 5000 });
   await p.page.waitForSelector('body[data-connection="live"]', { timeout: 5000 });
   await p.page.locator("#token-panel").waitFor({ state: "hidden", timeout: 2000 });
-  assert.equal(await text(p.page, "#count"), "1");
+  await waitText(p.page, "#count", "1");
   assert.equal(await p.page.evaluate(() => sessionStorage.getItem("epmdx.token")), READ_TOKEN);
   // The refused requests (no token, the wrong one) are the only console errors here.
   assertClean(p, { allow: /status of 401 / });
