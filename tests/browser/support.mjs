@@ -73,6 +73,14 @@ export async function waitPort(port, ms = 5000) {
   await eventually(() => canConnect(port), ms, "port " + port + " to open");
 }
 
+// Children that die with this process (SIGKILL on its exit, e.g. a ctest timeout), so that no
+// daemon or Erlang node outlives its test on a shared machine: util-linux's setpriv sets the
+// parent-death signal and execs (the pid stays the program's).
+const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((f) => fs.existsSync(f));
+export function spawnTied(cmd, args, opts) {
+  return SETPRIV ? spawn(SETPRIV, ["--pdeathsig", "KILL", cmd, ...args], opts) : spawn(cmd, args, opts);
+}
+
 /// A real epmdx process on free ports, with its own tokens file (TOKEN: read+evict,
 /// READ_TOKEN: read). `args` are extra options (e.g. "--probe-interval=1").
 export class Daemon {
@@ -99,7 +107,7 @@ export class Daemon {
       ...Object.entries(this.clusterPorts).map(([c, p]) => "--cluster=" + c + "=" + p),
       ...this.args];
     if (process.env.EPMDX_WEB_ROOT) argv.push("--web-root=" + process.env.EPMDX_WEB_ROOT);
-    this.proc = spawn(EPMDX, argv, { stdio: ["ignore", "ignore", "pipe"] });
+    this.proc = spawnTied(EPMDX, argv, { stdio: ["ignore", "ignore", "pipe"] });
     this.proc.stderr.on("data", (d) => { this.stderr += d; });
     const exited = new Promise((r) => this.proc.once("exit", () => r("exited")));
     const up = (async () => {
@@ -205,9 +213,9 @@ export class ErlNode {
     this.home = fs.mkdtempSync(path.join(os.tmpdir(), "epmdx-browser-erl-"));
     this.cookie = "browser" + process.pid + Math.random().toString(36).slice(2);
     this.stderr = "";
-    this.proc = spawn("erl", ["-sname", name, "-setcookie", this.cookie, "-noshell",
+    this.proc = spawnTied("erl", ["-sname", name, "-setcookie", this.cookie, "-noshell",
       "-start_epmd", "false", "-epmd_port", String(epmdPort),
-      "-eval", "timer:sleep(600000), halt()."],
+      "-eval", "timer:sleep(180000), halt()."],
     { env: { ...process.env, HOME: this.home, ERL_EPMD_PORT: String(epmdPort) },
       stdio: ["ignore", "ignore", "pipe"] });
     this.proc.stderr.on("data", (d) => { this.stderr += d; });
