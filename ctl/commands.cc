@@ -1,5 +1,7 @@
 #include "ctl/commands.h"
 
+#include <cctype>
+
 #include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
@@ -135,7 +137,7 @@ int getNode(Connection& conn, const std::string& name, Format format, bool heade
       if (headers) {
         rows.push_back(nodeHeader(wide));
       }
-      rows.push_back(nodeRow(node, wide, std::time(nullptr)));
+      rows.push_back(nodeRow(node, wide, std::time(nullptr), true));
       emit(renderRows(rows));
       break;
     }
@@ -188,6 +190,44 @@ int listHolds(Connection& conn, Format format, bool headers) {
       [now](const v1::Hold& h) -> std::vector<std::string> {
         const int64_t left = std::max<int64_t>(0, h.expires_at().seconds() - now);
         return {h.name(), h.cluster(), std::to_string(left) + "s", h.actor(), h.reason()};
+      });
+  return ExitOk;
+}
+
+namespace {
+
+std::string lowerName(std::string name) {
+  for (auto& c : name) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return name;
+}
+
+}  // namespace
+
+int listEvents(Connection& conn, uint32_t limit, Format format, bool headers) {
+  v1::ListEventsResponse resp;
+  const auto status = conn.call([&](grpc::ClientContext* ctx) {
+    v1::ListEventsRequest req;
+    req.set_cluster(conn.options().cluster);
+    req.set_limit(limit);
+    return conn.registry().ListEvents(ctx, req, &resp);
+  });
+  if (!status.ok()) {
+    return reportFailure(conn, status);
+  }
+  printList(
+      resp, format, headers, resp.events(),
+      {"TIME", "REVISION", "TYPE", "NAME", "REASON", "ACTOR", "DETAIL"},
+      [](const v1::NodeEvent& e) { return e.node().name(); },
+      [](const v1::NodeEvent& e) -> std::vector<std::string> {
+        return {utcTime(e.time()),
+                std::to_string(e.revision()),
+                lowerName(v1::NodeEvent::Type_Name(e.type())),
+                nodeName(e.node()),
+                e.has_reason() ? lowerName(v1::UnregisterReason_Name(e.reason())) : "-",
+                e.actor().empty() ? "-" : e.actor(),
+                e.detail().empty() ? "-" : e.detail()};
       });
   return ExitOk;
 }

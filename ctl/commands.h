@@ -30,6 +30,10 @@ int evictNode(Connection& conn, const std::string& name, std::optional<uint64_t>
 /// The holds in force: NAME CLUSTER EXPIRES-IN BY REASON.
 int listHolds(Connection& conn, Format format, bool headers);
 
+/// The recent changes the daemon's history holds (at most `limit`, 0: 200), oldest first:
+/// TIME REVISION TYPE NAME REASON ACTOR DETAIL.
+int listEvents(Connection& conn, uint32_t limit, Format format, bool headers);
+
 /// Lifts the hold on `name` (in --cluster).
 int liftHold(Connection& conn, const std::string& name, const std::string& reason, Format format);
 

@@ -88,6 +88,8 @@ struct Args {
   std::string reason;
   std::string evict_output = "text";
   std::string hold;  // "10s", "5m", "1h", "30"
+  // events
+  uint32_t limit = 0;
   // completion
   std::string shell;
 };
@@ -213,6 +215,13 @@ int main(int argc, char** argv) {
   lift->add_option("--reason", a.reason, "why (in the daemon's event, log and audit file)");
   addOutput(lift, a.evict_output, kEvictFormats, "output format");
 
+  auto* events = app.add_subcommand("events", "the recent changes the daemon still holds");
+  events->add_option("--limit", a.limit, "at most this many, the newest (0: 200)")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+  addOutput(events, a.output, kListFormats, "output format");
+  events->add_flag("--no-headers", a.no_headers, "no header row (table, wide)");
+
   auto* health = app.add_subcommand("health", "SERVING / NOT_SERVING (grpc.health.v1)");
 
   auto* clusters = app.add_subcommand("clusters", "the daemon's clusters (epmd ports)");
@@ -230,8 +239,8 @@ int main(int argc, char** argv) {
     const std::string command = parsedCommand(app);
     if (command.empty() && !app.remaining().empty()) {
       return usageError("unknown command \"" + app.remaining().front() +
-                            "\" (commands: list, get, watch, evict, holds, lift, health, "
-                            "clusters, completion)",
+                            "\" (commands: list, get, watch, evict, holds, lift, events, "
+                            "health, clusters, completion)",
                         "");
     }
     return usageError(e.what(), command);
@@ -240,16 +249,16 @@ int main(int argc, char** argv) {
   }
   if (app.get_subcommands().empty()) {
     return usageError(
-        "a command is required (list, get, watch, evict, holds, lift, health, clusters, "
-        "completion)",
+        "a command is required (list, get, watch, evict, holds, lift, events, health, "
+        "clusters, completion)",
         "");
   }
 
   if (*completion) {
     CompletionHints hints;
-    hints.outputs = {{"list", kListFormats},    {"get", kListFormats},   {"watch", kWatchFormats},
-                     {"evict", kEvictFormats},  {"holds", kListFormats}, {"lift", kEvictFormats},
-                     {"clusters", kListFormats}};
+    hints.outputs = {{"list", kListFormats},     {"get", kListFormats},   {"watch", kWatchFormats},
+                     {"evict", kEvictFormats},   {"holds", kListFormats}, {"lift", kEvictFormats},
+                     {"clusters", kListFormats}, {"events", kListFormats}};
     hints.file_options = {"--token-file", "--tls-ca", "--tls-cert", "--tls-key"};
     hints.node_commands = {"get", "evict"};
     hints.positionals = {{"completion", {"bash"}}};
@@ -305,6 +314,9 @@ int main(int argc, char** argv) {
                       : a.evict_output == "yaml" ? Format::Yaml
                                                  : Format::Table;
     return liftHold(*conn, a.name, a.reason, lf);
+  }
+  if (*events) {
+    return listEvents(*conn, a.limit, format, !a.no_headers);
   }
   if (*health) {
     return epmdx::ctl::health(*conn);

@@ -56,8 +56,13 @@ std::vector<std::string> nodeHeader(bool wide) {
   return header;
 }
 
-std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t now) {
-  std::vector<std::string> row{node.name(), std::to_string(node.port()), typeName(node),
+std::string nodeName(const v1::Node& node) {
+  return node.host().empty() ? node.name() : node.name() + "@" + node.host();
+}
+
+std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t now, bool with_host) {
+  std::vector<std::string> row{with_host ? nodeName(node) : node.name(),
+                               std::to_string(node.port()), typeName(node),
                                age(node.registered_at(), now)};
   if (wide) {
     row.insert(row.end(), {node.cluster(),

@@ -22,7 +22,14 @@ std::string holderName(const v1::Holder& holder);
 /// The column headers: NAME PORT TYPE AGE, and with `wide` CLUSTER VERSIONS CREATION
 /// REGISTERED-AT ID PEER HEALTH HOLDER as well.
 std::vector<std::string> nodeHeader(bool wide);
-std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t now);
+/// NAME is name@host (nodeName) with `with_host`, as Erlang users know the node; the bare
+/// epmd name otherwise (the short table, which `-o names` and scripts match).
+std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t now, bool with_host);
+inline std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t now) {
+  return nodeRow(node, wide, now, wide);
+}
+/// "name@host" (Node.host), or the bare name when the daemon does not know the host.
+std::string nodeName(const v1::Node& node);
 
 /// "42s", "5m", "3h", "2d", as kubectl shows ages.
 std::string age(const google::protobuf::Timestamp& at, std::time_t now);

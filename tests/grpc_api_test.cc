@@ -181,6 +181,51 @@ TEST_F(GrpcApiTest, ListAndGetShowEveryField) {
   close(fd);
 }
 
+// ListEvents maps api::Service::listEvents (tests/http_api_test.cc covers its rules): the
+// events equal the watch's, byte for byte, and errors keep their codes.
+TEST_F(GrpcApiTest, ListEventsIsTheWatchedHistory) {
+  start(16384, 1024, {{"blue", 0, ""}});
+  const int a = registerNode("a", 5001, 0);
+  const int b = registerNode("b", 5002, 1);
+  close(a);
+  v1::WatchNodesRequest wr;
+  wr.set_after_revision(0);
+  auto wc = ctx(kReader);
+  auto stream = stub_->WatchNodes(wc.get(), wr);
+  std::vector<v1::NodeEvent> watched;
+  while (watched.size() < 3) {
+    v1::WatchNodesResponse msg;
+    ASSERT_TRUE(stream->Read(&msg));
+    watched.insert(watched.end(), msg.events().begin(), msg.events().end());
+  }
+  wc->TryCancel();
+  v1::ListEventsResponse resp;
+  auto c = ctx(kReader);
+  const auto listed = stub_->ListEvents(c.get(), {}, &resp);
+  ASSERT_TRUE(listed.ok()) << listed.error_code() << " " << listed.error_message();
+  ASSERT_EQ(resp.events_size(), 3);
+  EXPECT_EQ(resp.revision(), 3u);
+  EXPECT_EQ(resp.oldest_revision(), 1u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(resp.events(i).SerializeAsString(), watched[i].SerializeAsString()) << i;
+  }
+  v1::ListEventsRequest blue;
+  blue.set_cluster("blue");
+  auto cb = ctx(kReader);
+  ASSERT_TRUE(stub_->ListEvents(cb.get(), blue, &resp).ok());
+  ASSERT_EQ(resp.events_size(), 1);
+  EXPECT_EQ(resp.events(0).node().name(), "b");
+  v1::ListEventsRequest over;
+  over.set_limit(1001);
+  auto co = ctx(kReader);
+  const auto too_many = stub_->ListEvents(co.get(), over, &resp);
+  EXPECT_EQ(too_many.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(too_many.error_message(), "limit 1001 is over 1000");
+  auto cn = ctx(nullptr);
+  EXPECT_EQ(stub_->ListEvents(cn.get(), {}, &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  close(b);
+}
+
 TEST_F(GrpcApiTest, AuthFailuresChangeNothing) {
   start();
   const int fd = registerNode("keep", 1);

@@ -14,6 +14,7 @@
 #include "epmdx/v1/registry.pb.h"
 #include "server/http/http_server.h"
 #include "tests/support/net.h"
+#include "tests/support/process.h"
 #include "tests/support/running_app.h"
 #include "tests/support/sse_client.h"
 
@@ -300,6 +301,123 @@ TEST_F(HttpApiTest, SseInitialStateResyncAndLimits) {
   for (int fd : fds) {
     close(fd);
   }
+}
+
+// GET /v1/events: what the kept history still holds, the newest `limit`, oldest first, as
+// exactly the JSON objects the SSE change frames carry.
+TEST_F(HttpApiTest, EventsAreTheKeptHistoryOldestFirst) {
+  tokens_ = "/tmp/epmdx-http-test-" + std::to_string(getpid()) + "-events";
+  std::ofstream(tokens_) << kAdmin << " read evict name=ops\n";
+  auto o = RunningApp::testOptions();
+  o.tokens_file = tokens_;
+  o.grpc_listen = "off";
+  o.history_size = 6;  // Small: the history compacts during the test.
+  o.clusters.push_back({"blue", 0, "127.0.0.1"});
+  app_ = std::make_unique<RunningApp>(o);
+  cli_ = std::make_unique<httplib::Client>("127.0.0.1", httpPort());
+  auto events = [this](const std::string& query) {
+    auto res = cli_->Get("/v1/events" + query);
+    EXPECT_TRUE(res);
+    EXPECT_EQ(res->status, 200) << res->body;
+    EXPECT_EQ(res->get_header_value("Content-Type"), "application/json");
+    return parse<v1::ListEventsResponse>(res->body);
+  };
+  auto revisions = [](const v1::ListEventsResponse& r) {
+    std::vector<uint64_t> out;
+    for (const auto& e : r.events()) {
+      out.push_back(e.revision());
+    }
+    return out;
+  };
+  auto empty = events("");
+  EXPECT_EQ(empty.events_size(), 0);
+  EXPECT_EQ(empty.revision(), 0u);
+  EXPECT_EQ(empty.oldest_revision(), 1u);  // Holds none: current + 1.
+
+  // Revisions 1-3 in default (a, b, a gone), 4 in blue.
+  const int a = registerNode("a", 4000);
+  const int b = registerNode("b", 4001);
+  close(a);
+  ASSERT_TRUE(eventually([&] { return events("").revision() == 3; }));
+  const int blue = connectTo("127.0.0.1", app_->app().clusterPort(1));
+  sendAll(blue, frame(alive2Body("c", 4002, 6, 5, "")));
+  EXPECT_EQ(readN(blue, 6, 2000ms).substr(0, 2), std::string("v\0", 2));
+
+  auto all = events("");
+  EXPECT_EQ(revisions(all), (std::vector<uint64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(all.revision(), 4u);
+  EXPECT_EQ(all.oldest_revision(), 1u);
+  EXPECT_EQ(all.events(0).type(), v1::NodeEvent::REGISTERED);
+  EXPECT_EQ(all.events(2).type(), v1::NodeEvent::UNREGISTERED);
+  EXPECT_EQ(all.events(2).reason(), v1::CONNECTION_CLOSED);
+  EXPECT_EQ(all.events(3).node().cluster(), "blue");
+  // Node.host: a loopback peer with no holder looked up is on this host, and Erlang's
+  // -sname default is the short host name, which /v1/clusters reports as the daemon's.
+  char host[256] = {};
+  ASSERT_EQ(gethostname(host, sizeof(host) - 1), 0);
+  const std::string short_host = std::string(host).substr(0, std::string(host).find('.'));
+  EXPECT_EQ(all.events(0).node().host(), short_host);
+  EXPECT_EQ(parse<v1::ListClustersResponse>(cli_->Get("/v1/clusters")->body).host(), short_host);
+  EXPECT_EQ(revisions(events("?limit=2")), (std::vector<uint64_t>{3, 4}));  // The newest two.
+  EXPECT_EQ(revisions(events("?limit=0")), revisions(all));                 // 0: the default.
+  EXPECT_EQ(revisions(events("?cluster=default")), (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(revisions(events("?cluster=blue")), (std::vector<uint64_t>{4}));
+  EXPECT_EQ(revisions(events("?cluster=default&limit=1")), (std::vector<uint64_t>{3}));
+  EXPECT_EQ(revisions(events("?after_revision=2")), (std::vector<uint64_t>{3, 4}));
+  EXPECT_EQ(revisions(events("?after_revision=4")), (std::vector<uint64_t>{}));
+  EXPECT_EQ(revisions(events("?after_revision=1&cluster=default&limit=1")),
+            (std::vector<uint64_t>{3}));
+
+  // The same JSON objects as the SSE change frames, byte for byte.
+  std::vector<std::string> frames;
+  ASSERT_EQ(readSse(httpPort(), "/v1/watch?since=0", {},
+                    [&](const SseEvent& e) {
+                      if (e.event == "change") {
+                        frames.push_back(e.data);
+                      }
+                      return frames.size() < 4;
+                    }),
+            200);
+  const std::string body = cli_->Get("/v1/events")->body;
+  for (const auto& f : frames) {
+    EXPECT_NE(body.find(f), std::string::npos) << f << "\nnot in\n" << body;
+  }
+
+  // Errors: over the maximum, not a number, an unknown cluster, a future revision, a method.
+  auto status = [this](const std::string& query) {
+    auto res = cli_->Get("/v1/events" + query);
+    EXPECT_TRUE(res);
+    return std::make_pair(res->status, parse<v1::ErrorBody>(res->body));
+  };
+  EXPECT_EQ(events("?limit=1000").events_size(), 4);
+  auto [over, over_body] = status("?limit=1001");
+  EXPECT_EQ(over, 400);
+  EXPECT_EQ(over_body.message(), "limit 1001 is over 1000");
+  EXPECT_EQ(status("?limit=99999999999").second.message(), "limit 4294967295 is over 1000");
+  EXPECT_EQ(status("?limit=ten").first, 400);
+  auto [unknown, unknown_body] = status("?cluster=nosuch");
+  EXPECT_EQ(unknown, 400);
+  EXPECT_NE(unknown_body.message().find("no cluster named \"nosuch\""), std::string::npos);
+  EXPECT_EQ(status("?after_revision=5").first, 400);
+  auto post = cli_->Post("/v1/events", "{}", "application/json");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 405);
+  EXPECT_EQ(post->get_header_value("Allow"), "GET, HEAD");
+  EXPECT_EQ(parse<v1::ErrorBody>(post->body).code(), 405);
+
+  // Compaction: 6 kept, 10 made: the oldest kept is 5 and the answer says so.
+  for (int i = 0; i < 3; ++i) {
+    close(registerNode("d" + std::to_string(i), 4100));
+  }
+  ASSERT_TRUE(eventually([&] { return events("").revision() == 10; }));
+  auto compacted = events("?limit=1000");
+  EXPECT_EQ(compacted.oldest_revision(), 5u);
+  EXPECT_EQ(revisions(compacted), (std::vector<uint64_t>{5, 6, 7, 8, 9, 10}));
+  EXPECT_EQ(revisions(events("?after_revision=1")), revisions(compacted));
+  EXPECT_EQ(revisions(events("?cluster=blue")), (std::vector<uint64_t>{}));  // Its 4 is gone.
+  EXPECT_EQ(events("?cluster=blue").oldest_revision(), 5u);
+  close(b);
+  close(blue);
 }
 
 TEST(HttpReadiness, DrainingIsNotReady) {

@@ -1,5 +1,7 @@
 #include "server/api/convert.h"
 
+#include "server/api/node_host.h"
+
 namespace epmdx::api {
 namespace {
 
@@ -72,6 +74,7 @@ void toProto(const registry::Registry& registry, const registry::Registration& r
     }
     setTimestamp(r.holder->checked_ns, *holder.mutable_checked_at());
   }
+  out.set_host(nodeHost(r, daemonHostNames()));
 }
 
 void toProto(const registry::Registry& registry, const registry::Hold& h, v1::Hold& out) {

@@ -1,5 +1,7 @@
 #include "server/api/holder_monitor.h"
 
+#include "server/api/node_host.h"
+
 namespace epmdx::api {
 
 registry::HolderFact toFact(const holder::Holder& h, int64_t now_ns) {
@@ -72,8 +74,15 @@ void HolderMonitor::record(std::vector<holder::Holder> holders, const holder::Re
   }
   const int64_t now = registry_.nowNanos();
   for (size_t i = 0; i < holders.size() && i < pending.size(); ++i) {
+    auto fact = toFact(holders[i], now);
+    for (const auto& p : fact.processes) {
+      fact.node_host = hostFromCommandLine(p.command_line, pending[i].name, daemonHostNames());
+      if (!fact.node_host.empty()) {
+        break;  // After a fork, parent and child have the same command line.
+      }
+    }
     registry_.recordHolder(pending[i].cluster, pending[i].name, pending[i].id,
-                           std::make_shared<const registry::HolderFact>(toFact(holders[i], now)));
+                           std::make_shared<const registry::HolderFact>(std::move(fact)));
   }
 }
 

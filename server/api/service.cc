@@ -1,6 +1,7 @@
 #include "server/api/service.h"
 
 #include "server/api/convert.h"
+#include "server/api/node_host.h"
 #include "server/common/log.h"
 
 namespace epmdx::api {
@@ -113,6 +114,7 @@ v1::ListClustersResponse Service::listClusters() const {
   const auto states = cluster_states_ ? cluster_states_() : std::vector<ClusterState>{};
   const auto stats = registry_.stats();
   v1::ListClustersResponse resp;
+  resp.set_host(daemonHostNames().short_name);
   for (size_t i = 0; i < registry_.clusterCount(); ++i) {
     auto* c = resp.add_clusters();
     c->set_name(registry_.clusterName(static_cast<registry::ClusterId>(i)));
@@ -127,6 +129,39 @@ v1::ListClustersResponse Service::listClusters() const {
       c->set_lookups_from(states[i].lookups_from);
     }
   }
+  return resp;
+}
+
+Result<v1::ListEventsResponse, Error> Service::listEvents(
+    const v1::ListEventsRequest& request) const {
+  if (request.limit() > kMaxEventsLimit) {
+    return makeErr(Error{
+        Code::InvalidArgument,
+        "limit " + std::to_string(request.limit()) + " is over " + std::to_string(kMaxEventsLimit),
+        {}});
+  }
+  auto id = resolveCluster(request.cluster(), std::nullopt);
+  if (!id.ok()) {
+    return makeErr(id.error());
+  }
+  const size_t limit = request.limit() == 0 ? kDefaultEventsLimit : request.limit();
+  const registry::Revision after = request.has_after_revision() ? request.after_revision() : 0;
+  const auto snapshot = registry_.recentEvents(limit, after, id.value());
+  if (request.has_after_revision() && after > snapshot.revision) {
+    // As for a watch: a revision this daemon never reached is a client's mistake (or one
+    // from a clock that went back across a restart), not "nothing new".
+    return makeErr(Error{Code::InvalidArgument,
+                         "after_revision " + std::to_string(after) + " is in the future (current " +
+                             std::to_string(snapshot.revision) + "; did the daemon restart?)",
+                         {}});
+  }
+  v1::ListEventsResponse resp;
+  resp.mutable_events()->Reserve(static_cast<int>(snapshot.events.size()));
+  for (const auto& e : snapshot.events) {
+    toProto(registry_, e, *resp.add_events());
+  }
+  resp.set_revision(snapshot.revision);
+  resp.set_oldest_revision(snapshot.oldest_retained);
   return resp;
 }
 

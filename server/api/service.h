@@ -26,6 +26,8 @@ inline constexpr size_t kMaxReasonBytes = 256;
 inline constexpr size_t kMaxEventsPerBatch = 256;           // Events per gRPC message / SSE write.
 inline constexpr size_t kMaxNodesPerMessage = 500;          // Initial nodes per message / frame.
 inline constexpr uint32_t kMaxHoldSeconds = 7 * 24 * 3600;  // A hold is a pause, not a ban.
+inline constexpr uint32_t kDefaultEventsLimit = 200;        // ListEvents without a limit.
+inline constexpr uint32_t kMaxEventsLimit = 1000;           // The registry lock copies this many.
 
 /// The protocols that serve watches; each has its own cap of --max-watchers streams.
 enum class Surface : uint8_t { Grpc, Sse };
@@ -106,6 +108,9 @@ class Service {
   /// Lifts a hold for `who`, calling from `peer`.
   Result<v1::LiftHoldResponse, Error> liftHold(const Principal& who, std::string_view peer,
                                                const v1::LiftHoldRequest& request);
+
+  /// The recent changes the history still holds (ListEvents).
+  Result<v1::ListEventsResponse, Error> listEvents(const v1::ListEventsRequest& request) const;
 
   /// Called after a hold is placed (the expiry timer re-arms for it).
   void setHoldPlaced(std::function<void()> placed) { hold_placed_ = std::move(placed); }

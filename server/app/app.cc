@@ -4,6 +4,7 @@
 #include <cstring>
 #include <future>
 
+#include "server/api/node_host.h"
 #include "server/app/admin_servers.h"
 #include "server/common/log.h"
 
@@ -61,6 +62,9 @@ App::App(Options options) : options_(std::move(options)) {
                                             .count());
   }
   registry_ = std::make_unique<registry::Registry>(ro);
+  // Node.host needs the host names: read them (and ask the resolver) once, here, before any
+  // epmd or API thread runs.
+  api::daemonHostNames();
 
   // With -systemd, a socket named after a cluster serves it; every other one serves the
   // default cluster (systemd names unnamed sockets after their unit).

@@ -133,6 +133,20 @@ grpc::ServerUnaryReactor* RegistryService::LiftHold(grpc::CallbackServerContext*
   return finish(ctx, grpc::Status::OK);
 }
 
+grpc::ServerUnaryReactor* RegistryService::ListEvents(grpc::CallbackServerContext* ctx,
+                                                      const v1::ListEventsRequest* req,
+                                                      v1::ListEventsResponse* resp) {
+  if (auto who = authorize(ctx, api::Scope::Read); !who.ok()) {
+    return finish(ctx, toStatus(who.error()));
+  }
+  auto events = api_.listEvents(*req);
+  if (!events.ok()) {
+    return finish(ctx, toStatus(events.error()));
+  }
+  *resp = std::move(events.value());
+  return finish(ctx, grpc::Status::OK);
+}
+
 void RegistryService::beginShutdown() {
   watches_.shutdownAll();
 }

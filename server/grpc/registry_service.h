@@ -16,8 +16,8 @@ namespace epmdx::grpcapi {
 using ServiceBase = v1::Registry::WithCallbackMethod_ListNodes<
     v1::Registry::WithCallbackMethod_GetNode<v1::Registry::WithRawCallbackMethod_WatchNodes<
         v1::Registry::WithCallbackMethod_EvictNode<v1::Registry::WithCallbackMethod_ListClusters<
-            v1::Registry::WithCallbackMethod_ListHolds<
-                v1::Registry::WithCallbackMethod_LiftHold<v1::Registry::Service>>>>>>>;
+            v1::Registry::WithCallbackMethod_ListHolds<v1::Registry::WithCallbackMethod_LiftHold<
+                v1::Registry::WithCallbackMethod_ListEvents<v1::Registry::Service>>>>>>>>;
 
 /// The gRPC status for an api::Error.
 grpc::Status toStatus(const api::Error& error);
@@ -46,6 +46,9 @@ class RegistryService final : public ServiceBase {
   grpc::ServerUnaryReactor* LiftHold(grpc::CallbackServerContext* ctx,
                                      const v1::LiftHoldRequest* req,
                                      v1::LiftHoldResponse* resp) override;
+  grpc::ServerUnaryReactor* ListEvents(grpc::CallbackServerContext* ctx,
+                                       const v1::ListEventsRequest* req,
+                                       v1::ListEventsResponse* resp) override;
 
   /// Ends every watch stream with UNAVAILABLE (new ones are refused by api::Service).
   void beginShutdown();

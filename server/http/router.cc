@@ -72,6 +72,7 @@ enum class Route {
   Clusters,
   Holds,
   Hold,
+  Events,
   Watch,
   Livez,
   Readyz,
@@ -110,6 +111,9 @@ Route match(std::string_view path) {
   }
   if (path.size() > 10 && path.substr(0, 10) == "/v1/holds/") {
     return Route::Hold;
+  }
+  if (path == "/v1/events") {
+    return Route::Events;
   }
   if (path == "/livez") {
     return Route::Livez;
@@ -230,6 +234,8 @@ RouteResult Router::handle(const HttpRequest& req, size_t http_connections) {
       }
       return ok(api::toJson(holds.value()), kJson);
     }
+    case Route::Events:
+      return events(req, query);
     case Route::Hold: {
       auto name = percentDecode(std::string_view(target->path).substr(10), false);
       if (!name) {
@@ -341,6 +347,41 @@ HttpResponse Router::liftHold(const HttpRequest& req, std::string_view name,
     return error(lifted.error());
   }
   return ok(api::toJson(lifted.value()), kJson);
+}
+
+HttpResponse Router::events(const HttpRequest& req,
+                            const std::map<std::string, std::string>& query) {
+  auto param = [&query](const char* key) -> std::string_view {
+    auto it = query.find(key);
+    return it == query.end() ? std::string_view() : std::string_view(it->second);
+  };
+  if (auto who = authorize(req, api::Scope::Read, param("access_token")); !who.ok()) {
+    return error(who.error());
+  }
+  v1::ListEventsRequest request;
+  request.set_cluster(std::string(param("cluster")));
+  if (query.count("limit")) {
+    auto limit = parseNumber(param("limit"));
+    if (!limit) {
+      return error(
+          invalid("limit must be a number (0: " + std::to_string(api::kDefaultEventsLimit) +
+                  ", at most " + std::to_string(api::kMaxEventsLimit) + ")"));
+    }
+    // Above the maximum the service refuses it, with the number as given when it fits.
+    request.set_limit(static_cast<uint32_t>(std::min<uint64_t>(*limit, UINT32_MAX)));
+  }
+  if (query.count("after_revision")) {
+    auto after = parseNumber(param("after_revision"));
+    if (!after) {
+      return error(invalid("after_revision must be a revision"));
+    }
+    request.set_after_revision(*after);
+  }
+  auto events = api_.listEvents(request);
+  if (!events.ok()) {
+    return error(events.error());
+  }
+  return ok(api::toJson(events.value()), kJson);
 }
 
 RouteResult Router::watch(const HttpRequest& req, const std::map<std::string, std::string>& query) {

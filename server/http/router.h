@@ -82,6 +82,7 @@ class Router {
                                                std::string_view access_token) const;
   bool hostAllowed(std::string_view host) const;
   RouteResult watch(const HttpRequest& req, const std::map<std::string, std::string>& query);
+  HttpResponse events(const HttpRequest& req, const std::map<std::string, std::string>& query);
   HttpResponse liftHold(const HttpRequest& req, std::string_view name,
                         const std::map<std::string, std::string>& query);
   HttpResponse evict(const HttpRequest& req, std::string_view name,

@@ -1,5 +1,6 @@
 #include "server/registry/history.h"
 
+#include <algorithm>
 #include <cassert>
 
 namespace epmdx::registry {
@@ -25,6 +26,20 @@ History::Read History::readFrom(Revision from, size_t max, std::vector<Event>& o
     out.push_back(events_[index]);
   }
   return Read::Ok;
+}
+
+void History::readLast(size_t max, Revision after, std::optional<ClusterId> only,
+                       std::vector<Event>& out) const {
+  const size_t first = out.size();
+  for (auto it = events_.rbegin(); it != events_.rend() && out.size() - first < max; ++it) {
+    if (it->revision <= after) {
+      break;  // Revisions only grow: everything older is before `after` too.
+    }
+    if (!only || it->registration->cluster == *only) {
+      out.push_back(*it);
+    }
+  }
+  std::reverse(out.begin() + static_cast<std::ptrdiff_t>(first), out.end());
 }
 
 }  // namespace epmdx::registry

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <deque>
+#include <optional>
 #include <vector>
 
 #include "server/registry/types.h"
@@ -27,6 +28,11 @@ class History {
   /// Copies up to `max` events with revision >= `from` into `out`.
   /// @pre from <= current + 1 (the caller checks future revisions).
   Read readFrom(Revision from, size_t max, std::vector<Event>& out) const;
+
+  /// Copies the newest `max` events with revision > `after` (of cluster `only`, if set) into
+  /// `out`, oldest first. Walks back from the newest, so it stops after `max` matches.
+  void readLast(size_t max, Revision after, std::optional<ClusterId> only,
+                std::vector<Event>& out) const;
 
   size_t size() const { return events_.size(); }
   size_t capacity() const { return capacity_; }

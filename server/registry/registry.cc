@@ -562,6 +562,17 @@ std::optional<int64_t> Registry::nextHoldExpiry() const {
   return next;
 }
 
+Registry::EventSnapshot Registry::recentEvents(size_t max, Revision after,
+                                               std::optional<ClusterId> only) const {
+  EventSnapshot s;
+  s.events.reserve(std::min(max, options_.history_size));
+  std::lock_guard<std::mutex> lock(mu_);
+  s.revision = revision_;
+  s.oldest_retained = history_.oldestRetained(revision_);
+  history_.readLast(max, after, only, s.events);
+  return s;
+}
+
 Registry::HoldSnapshot Registry::holds(std::optional<ClusterId> only) const {
   HoldSnapshot s;
   {

@@ -184,6 +184,17 @@ class Registry {
   /// The holds in force, of every cluster or one.
   HoldSnapshot holds(std::optional<ClusterId> only = std::nullopt) const;
 
+  struct EventSnapshot {
+    std::vector<Event> events;     // Oldest first.
+    Revision revision = 0;         // The revision this snapshot reflects.
+    Revision oldest_retained = 0;  // The oldest revision the history holds (revision + 1: none).
+  };
+  /// The newest `max` kept events with a revision above `after`, of every cluster or one.
+  /// Holds the lock for the copy of at most `max` events (shared pointers, no node data) and
+  /// a scan of the kept history when filtering by cluster.
+  EventSnapshot recentEvents(size_t max, Revision after = 0,
+                             std::optional<ClusterId> only = std::nullopt) const;
+
   /// The registry's clock, wall time in ns (holds are measured on it).
   int64_t nowNanos() const { return clock_.nowNanos(); }
 

@@ -71,10 +71,14 @@ struct HolderFact {
   std::string reason;  // Why it cannot be seen (not Found).
   std::vector<Process> processes;
   int64_t checked_ns = 0;
+  // The host of the node's Erlang name its holder's command line gives (-sname/-name), read
+  // off the epmd thread when the holder is recorded; empty when none names this node.
+  std::string node_host;
 
   /// The same facts (the time aside).
   bool sameAs(const HolderFact& o) const {
-    return status == o.status && reason == o.reason && processes == o.processes;
+    return status == o.status && reason == o.reason && processes == o.processes &&
+           node_host == o.node_host;
   }
 };
 

@@ -195,7 +195,8 @@ TEST_F(CtlTest, ListGetEvictAndExitCodes) {
 }
 
 TEST(CtlCommandLine, EveryCommandHasHelpThatExitsZero) {
-  for (const std::string cmd : {"", "list", "get", "watch", "evict", "health", "completion"}) {
+  for (const std::string cmd :
+       {"", "list", "get", "watch", "evict", "events", "health", "completion"}) {
     std::vector<std::string> argv{ctlBinary()};
     if (!cmd.empty()) {
       argv.push_back(cmd);
@@ -341,7 +342,7 @@ TEST_F(CtlTest, TableWideNamesAndNoHeaders) {
   auto rows = lines(table.out);
   ASSERT_EQ(rows.size(), 3u) << table.out;
   EXPECT_EQ(fields(rows[0]), (std::vector<std::string>{"NAME", "PORT", "TYPE", "AGE"}));
-  EXPECT_EQ(fields(rows[1])[0], "web1");
+  EXPECT_EQ(fields(rows[1])[0], "web1");  // The short table keeps the epmd name.
   EXPECT_EQ(fields(rows[1])[1], "4000");
   EXPECT_EQ(fields(rows[1])[2], "normal");
   // Columns line up: PORT starts at the same offset on every row.
@@ -366,6 +367,13 @@ TEST_F(CtlTest, TableWideNamesAndNoHeaders) {
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(rest("/v1/nodes/web2"), &node).ok());
   const auto cols = fields(wide_rows[1]);
   ASSERT_EQ(cols.size(), 12u) << wide.out;
+  // Wide tables and `get` show the node as Erlang users know it: name@host (a loopback
+  // peer is on this host: the daemon's short host name, as Node.host says).
+  ASSERT_FALSE(node.host().empty());
+  EXPECT_EQ(cols[0], "web2@" + node.host());
+  EXPECT_EQ(fields(lines(ctlRun({"get", "web2"}).out)[1])[0], "web2@" + node.host());
+  EXPECT_EQ(fields(lines(ctlRun({"list", "-o", "wide", "--no-headers"}).out)[0])[0],
+            "web1@" + node.host());
   EXPECT_EQ(cols[4], "default");
   EXPECT_EQ(cols[5], "5-6");
   EXPECT_EQ(cols[6], std::to_string(node.creation()));
@@ -380,6 +388,44 @@ TEST_F(CtlTest, TableWideNamesAndNoHeaders) {
   bare_cols[3] = cols[3];  // AGE may have ticked over between the two calls.
   EXPECT_EQ(bare_cols, cols);
   EXPECT_EQ(ctlRun({"list", "-o", "names"}).out, "web1\nweb2\n");
+  close(a);
+  close(b);
+}
+
+TEST_F(CtlTest, EventsListTheRecentHistory) {
+  const int a = registerNode("web1", 4000);
+  const CtlRun evicted = ctlRun({"evict", "web1", "--reason=hung since 03:12"});
+  ASSERT_EQ(evicted.code, 0) << evicted.err;
+  const int b = registerNode("web2", 4001);
+  const CtlRun table = ctlRun({"events"});
+  ASSERT_EQ(table.code, 0) << table.err;
+  const auto rows = lines(table.out);
+  ASSERT_EQ(rows.size(), 4u) << table.out;
+  EXPECT_EQ(fields(rows[0]), (std::vector<std::string>{"TIME", "REVISION", "TYPE", "NAME", "REASON",
+                                                       "ACTOR", "DETAIL"}));
+  v1::Node node;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(rest("/v1/nodes/web2"), &node).ok());
+  const auto first = fields(rows[1]);
+  EXPECT_TRUE(std::regex_match(first[0], std::regex("20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z")))
+      << first[0];
+  EXPECT_EQ(first[2], "registered");
+  EXPECT_EQ(first[3], "web1@" + node.host());
+  EXPECT_EQ(first[4], "-");
+  const auto second = fields(rows[2]);
+  EXPECT_EQ(std::stoull(second[1]), std::stoull(first[1]) + 1);
+  EXPECT_EQ(second[2], "unregistered");
+  EXPECT_EQ(second[4], "evicted");
+  EXPECT_EQ(second[5].rfind("ops@", 0), 0u) << second[5];
+  EXPECT_NE(rows[2].find("hung since 03:12"), std::string::npos) << rows[2];
+  EXPECT_EQ(fields(rows[3])[2], "registered");
+  // --limit keeps the newest; -o json is exactly REST's answer (same revision, no change).
+  const auto limited = lines(ctlRun({"events", "--limit=1", "--no-headers"}).out);
+  ASSERT_EQ(limited.size(), 1u);
+  EXPECT_EQ(fields(limited[0]), fields(rows[3]));
+  EXPECT_EQ(ctlRun({"events", "-o", "json"}).out, rest("/v1/events") + "\n");
+  EXPECT_EQ(ctlRun({"events", "-o", "names"}).out, "web1\nweb1\nweb2\n");
+  const CtlRun over = ctlRun({"events", "--limit=1001"});
+  EXPECT_EQ(over.code, 2) << over.err;
   close(a);
   close(b);
 }

@@ -108,6 +108,27 @@ try:
           and got.actor.startswith("python@") and got.revision == ev.revision, got)
     stream.cancel()
 
+    # ListEvents: the history's registration and eviction, oldest first, as the watch had them.
+    list_events = rpc("ListEvents", pb.ListEventsRequest, pb.ListEventsResponse)
+    recent = list_events(pb.ListEventsRequest(limit=10), metadata=reader, timeout=5)
+    check("events oldest first", [e.type for e in recent.events] ==
+          [pb.NodeEvent.REGISTERED, pb.NodeEvent.UNREGISTERED], recent)
+    check("events end with the watched one", recent.events[-1] == got and
+          recent.revision == ev.revision and recent.oldest_revision == listed.revision, recent)
+    check("a loopback node's host is this host's short name",
+          recent.events[0].node.host == socket.gethostname().split(".")[0], recent.events[0])
+    after = list_events(pb.ListEventsRequest(after_revision=listed.revision), metadata=reader)
+    check("events after a revision", [e.revision for e in after.events] == [ev.revision], after)
+    try:
+        list_events(pb.ListEventsRequest(limit=1001), metadata=reader, timeout=5)
+        check("events over the limit", False)
+    except grpc.RpcError as e:
+        check("events over the limit", e.code() == grpc.StatusCode.INVALID_ARGUMENT, e)
+    clusters = rpc("ListClusters", pb.ListClustersRequest, pb.ListClustersResponse)
+    check("clusters name the host",
+          clusters(pb.ListClustersRequest(), metadata=reader, timeout=5).host ==
+          socket.gethostname().split(".")[0])
+
     try:
         list(watch(pb.WatchNodesRequest(after_revision=3), metadata=reader, timeout=5))
         check("revision of an earlier run", False)

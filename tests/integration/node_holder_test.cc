@@ -2,6 +2,7 @@
 // the beam.smp of its erl, in the registry, REST, `epmdxctl get -o wide` and the audit line
 // of an eviction; a stopped VM shows as "stopped".
 
+#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
@@ -14,6 +15,9 @@
 #include <sstream>
 #include <thread>
 
+#include "epmdx/v1/registry.pb.h"
+#include "server/api/node_host.h"
+#include "tests/support/erlang.h"
 #include "tests/support/net.h"
 #include "tests/support/process.h"
 #include "tests/support/running_app.h"
@@ -119,6 +123,56 @@ TEST_F(NodeHolderTest, TheHolderOfEachRegistrationIsItsBeamSmp) {
   }));
   EXPECT_NE(audit.find("\"pid\":" + std::to_string(nodes_[1]->pid())), std::string::npos) << audit;
   EXPECT_NE(audit.find("\"state\":\"stopped\""), std::string::npos) << audit;
+}
+
+// Node.host is what erlang:node() says after the '@', for -sname (the short host name) and
+// for -name with an explicit host, read from the holder's command line.
+TEST_F(NodeHolderTest, TheHostIsWhatErlangNodeSays) {
+  const std::string suffix = "x" + std::to_string(app_->port());
+  const std::vector<std::pair<std::string, std::string>> flags{{"-sname", "short" + suffix},
+                                                               {"-name", "long" + suffix}};
+  for (const auto& [flag, name] : flags) {
+    nodes_.push_back(std::make_unique<Process>(
+        std::vector<std::string>{"erl", flag, flag == "-name" ? name + "@127.0.0.1" : name,
+                                 "-setcookie", "epmdxtest", "-noshell", "-start_epmd", "false",
+                                 "-eval",
+                                 "io:format(\"node ~s~n\", [node()]), timer:sleep(120000)."},
+        erlEnv(app_->port())));
+  }
+  httplib::Client http("127.0.0.1", app_->app().httpPort());
+  for (size_t i = 0; i < flags.size(); ++i) {
+    const std::string& name = flags[i].second;
+    std::smatch m;
+    std::string out;  // Outlives the match, which points into it.
+    ASSERT_TRUE(eventually([&] {
+      out = nodes_[i]->stdoutText();
+      return std::regex_search(out, m, std::regex("node ([^@\n]+)@([^\n]+)\n"));
+    })) << nodes_[i]->stderrText();
+    ASSERT_EQ(m[1], name);
+    const std::string erlang_host = m[2];
+    // beam.smp's own /proc/PID/cmdline (NUL-separated) names the node as erl was told.
+    const auto parsed =
+        api::parseNodeName(readFile("/proc/" + std::to_string(nodes_[i]->pid()) + "/cmdline"));
+    ASSERT_TRUE(parsed) << flags[i].first;
+    EXPECT_EQ(parsed->name, name);
+    EXPECT_EQ(parsed->long_names, flags[i].first == "-name");
+    // Once the holder is looked up, the API's host is Erlang's.
+    v1::Node node;
+    ASSERT_TRUE(eventually([&] {
+      auto got = http.Get("/v1/nodes/" + name);
+      node.Clear();
+      return got && got->status == 200 &&
+             google::protobuf::util::JsonStringToMessage(got->body, &node).ok() &&
+             node.holder().status() == v1::FOUND;
+    })) << name;
+    EXPECT_EQ(node.host(), erlang_host) << name;
+    const auto [code, row] = runCommand(
+        {epmdxctlBinary(), "--server=127.0.0.1:" + std::to_string(app_->app().grpcPort()),
+         "--token=admintok", "get", name, "--no-headers"});
+    EXPECT_EQ(code, 0);
+    EXPECT_EQ(row.rfind(name + "@" + erlang_host + " ", 0), 0u) << row;
+  }
+  EXPECT_EQ(reg().find(flags[1].second)->holder->node_host, "127.0.0.1");
 }
 
 }  // namespace

@@ -199,6 +199,18 @@ def main():
         request(http_port, "DELETE", "/v1/holds/alpha", body='{"reason":"done"}', headers=admin,
                 name="lift")
         request(http_port, "DELETE", "/v1/holds/alpha", headers=admin, name="lift unknown")
+        # The recent history: registrations, the evictions, the hold and its lift.
+        status, _, body = request(http_port, "GET", "/v1/events")
+        types = [e["type"] for e in json.loads(body)["events"]] if status == 200 else []
+        check("the events list the history, oldest first",
+              types[:2] == ["REGISTERED", "REGISTERED"] and types[-1] == "HOLD_LIFTED", body)
+        request(http_port, "GET", "/v1/events?limit=2&cluster=default&after_revision=1")
+        request(http_port, "GET", "/v1/events?limit=1001", name="events over the limit")
+        request(http_port, "GET", "/v1/events?limit=x", name="events with a bad limit")
+        request(http_port, "GET", "/v1/events?cluster=nosuch", name="events of an unknown cluster")
+        request(http_port, "GET", "/v1/events", headers={"Authorization": "Bearer wrong"},
+                name="events with a wrong token")
+        request(http_port, "POST", "/v1/events", body="{}", name="POST on the events")
         request(http_port, "DELETE", "/v1/nodes/x", body="x" * 70000, headers=admin,
                 name="delete with a huge body")
         request(http_port, "POST", "/v1/nodes", body="{}", name="POST on the list")
