@@ -89,7 +89,11 @@ export class HoldsPanel {
   }
 }
 
+/** "42 s left", "4 min 05 s left", "2 h 10 min left": seconds count while they matter. */
 function remaining(expiresAt, now) {
-  const ms = Date.parse(expiresAt) - now;
-  return ms > 0 ? duration(ms) + " left" : "ending…";
+  const s = Math.ceil((Date.parse(expiresAt) - now) / 1000);
+  if (s <= 0) return "ending…";
+  if (s < 90) return s + " s left";
+  if (s < 3600) return Math.floor(s / 60) + " min " + String(s % 60).padStart(2, "0") + " s left";
+  return duration(s * 1000) + " left";
 }

@@ -106,7 +106,8 @@ export class NodeTable {
     const next = i < this.order.length ? this.rows.get(this.order[i]).tr : null;
     this.order.splice(i, 0, k);
     this.rows.set(k, { node, tr });
-    this.tbody.insertBefore(tr, next);
+    // Moving an element restarts its animation and drops its focus: only when needed.
+    if (!tr.isConnected || tr.nextElementSibling !== next) this.tbody.insertBefore(tr, next);
   }
 
   unplace(k) {
@@ -130,17 +131,22 @@ export class NodeTable {
     this.place(node, tr);
   }
 
-  /** The same registration with newer facts (its health): the row is redrawn in place. */
+  /**
+   * The same registration with newer facts (its health): the row's cells are redrawn in
+   * the same element, so its focus and a playing highlight survive; it moves only when the
+   * sort order says so.
+   */
   update(node) {
     const k = nodeKey(node);
     const cur = this.rows.get(k);
     if (!cur || cur.node.registrationId !== node.registrationId) return;
-    const focused = cur.tr.contains(document.activeElement);
-    const tr = this.makeRow(node);
+    const fresh = this.makeRow(node);
+    const tr = cur.tr;
+    tr.replaceChildren(...fresh.childNodes);
+    Object.assign(tr.dataset, fresh.dataset);
+    tr.classList.toggle("unresponsive", fresh.classList.contains("unresponsive"));
     this.unplace(k);
-    cur.tr.replaceWith(tr);
     this.place(node, tr);
-    if (focused) tr.focus();
   }
 
   /** Returns the removed row (fading out for a second), or null. */

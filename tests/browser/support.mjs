@@ -261,17 +261,6 @@ export async function openPage(browser, daemon, { viewport = { width: 1280, heig
   });
   page.on("pageerror", (e) => errors.push(String(e)));
   page.on("dialog", (d) => { dialogs.push(d.type() + ": " + d.message()); d.dismiss().catch(() => {}); });
-  // Development aid while branches are apart: EPMDX_ROUTE_WEB_ROOT=DIR serves the page's
-  // static files from DIR through Chromium itself, for a daemon (EPMDX_BIN) whose router
-  // predates them. The API still comes from the daemon. Never set by CTest.
-  const routed = process.env.EPMDX_ROUTE_WEB_ROOT;
-  if (routed) {
-    await page.route(/^http:\/\/127\.0\.0\.1:\d+\/([\w.-]*\.(?:html|js|css|svg))?(\?.*)?$/, (route) => {
-      const file = new URL(route.request().url()).pathname.slice(1) || "index.html";
-      const type = { html: "text/html", js: "text/javascript", css: "text/css", svg: "image/svg+xml" }[file.split(".").pop()];
-      route.fulfill({ status: 200, contentType: type + "; charset=utf-8", body: fs.readFileSync(path.join(routed, file)) });
-    });
-  }
   await page.goto(daemon.url);
   if (waitLive) await page.waitForSelector('body[data-connection="live"]', { timeout: 5000 });
   return { context, page, errors, dialogs };
