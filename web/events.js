@@ -2,7 +2,9 @@
 // once per fresh start) and from the stream, de-duplicated by revision (one event each),
 // newest first. The events pane, the details view and the chart all read this one log.
 
-import { el, clock, clusterOf, eventLabel, fullName, nodeKey, reasonLabel, revCompare } from "./format.js";
+import {
+  el, clock, clusterOf, eventLabel, fullName, healthKey, nodeKey, reasonLabel, revCompare,
+} from "./format.js";
 
 const KEEP = 5000; // In memory; the chart reads them all, the pane shows the newest 200.
 export const SHOWN = 200;
@@ -56,7 +58,8 @@ export function eventItem(ev, showCluster) {
       : ev.type === "HELD" ? holdLength(ev.hold) : "";
   const detail = ev.detail || (ev.hold && ev.type !== "HELD" ? ev.hold.reason : "");
   return el("li", {
-    className: "event event-" + ev.type.toLowerCase(),
+    className: "event event-" + ev.type.toLowerCase() +
+      (ev.type === "HEALTH_CHANGED" ? " now-" + healthKey(ev.node || {}) : ""),
     dataset: { type: ev.type, revision: ev.revision, name: subject.name || "",
       cluster: clusterOf(subject) },
   },
