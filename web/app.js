@@ -13,7 +13,7 @@ import { EvictDialog, actionNotice } from "./evict.js";
 import { clock, clusterOf, duration, fullName, healthKey, revCompare, typeKey } from "./format.js";
 import { HoldsPanel } from "./holds.js";
 import { Stream } from "./stream.js";
-import { NodeTable } from "./table.js";
+import { NodeTable, PAGE } from "./table.js";
 import { setupTheme } from "./theme.js";
 import { TokenForm } from "./token.js";
 
@@ -108,17 +108,22 @@ function renderClusters(perCluster, total) {
   document.body.dataset.clusters = perCluster.size > 1 ? "many" : "one";
 }
 
+/** Events of the cluster shown; gaps concern every cluster. */
+function eventShown(ev) {
+  return ev.gap || inCluster(eventSubject(ev));
+}
+
 function renderEvents() {
-  const shown = log.newest((ev) => inCluster(eventSubject(ev)), SHOWN);
+  const shown = log.newest(eventShown, SHOWN);
   const many = document.body.dataset.clusters === "many" && !state.cluster;
   $("events-list").replaceChildren(...shown.map((ev) => eventItem(ev, many)));
   $("events-empty").hidden = shown.length !== 0;
 }
 
 function renderChart() {
-  const events = log.newest((ev) => inCluster(eventSubject(ev)), Infinity);
+  const events = log.newest(eventShown, Infinity);
   const live = table.nodes().filter(inCluster).length;
-  const oldest = log.events.length ? Date.parse(log.events[log.events.length - 1].time) : Infinity;
+  const oldest = log.events.length ? Date.parse(log.events[0].time) : Infinity;
   drawChart($("chart"), events, live, stalledNow(), Math.min(state.openedAt, oldest));
 }
 
@@ -148,6 +153,8 @@ function stalledNow() {
 }
 
 function setConnection(kind) {
+  if (state.connection === kind) return; // Every frame says "live": only changes matter.
+  state.connection = kind;
   const el = $("conn");
   el.className = "conn conn-" + kind;
   el.textContent = CONN_TEXT[kind] || kind;
@@ -168,6 +175,7 @@ function setConnection(kind) {
   table.setEnabled(live);
   holds.setEnabled(live);
   details.setEnabled(live);
+  evictDialog.setEnabled(live);
 }
 
 function renderBanner() {
@@ -181,15 +189,18 @@ function renderBanner() {
 }
 
 function setRevision(rev) {
+  state.revision = rev;
   $("revision").textContent = rev == null ? "" : "revision " + rev;
 }
 
 // ---- The stream --------------------------------------------------------------------
 
 function onInitial(nodes, revision) {
+  const before = state.revision; // What the page knew up to, if it knew anything.
+  const downSince = state.staleSince;
   table.setAll(nodes);
   setRevision(revision);
-  loadSideState(revision);
+  loadSideState(before, downSince);
   schedule();
 }
 
@@ -219,10 +230,24 @@ function onChange(ev) {
   schedule();
 }
 
-/** Held names and the history, read once per fresh initial state. */
-async function loadSideState() {
+/**
+ * Held names and the history, read once per fresh initial state. After an interruption,
+ * a gap is marked unless the history reaches back to what the page last knew.
+ */
+async function loadSideState(before, downSince) {
   const [h, e] = await Promise.all([api.holds(), api.events(1000)]);
-  if (e.ok) log.add(e.body.events || []);
+  if (e.ok) {
+    const events = e.body.events || [];
+    log.add(events);
+    if (before != null) {
+      const next = (BigInt(before) + 1n).toString();
+      const reaches = events.length ? revCompare(events[0].revision, next) <= 0
+        : revCompare(e.body.revision, before) <= 0;
+      if (!reaches) log.addGap(before, downSince == null ? Date.now() : downSince);
+    }
+  } else if (before != null) {
+    log.addGap(before, downSince == null ? Date.now() : downSince);
+  }
   if (h.ok) {
     holds.setAll(h.body.holds || []);
     // Hold events the stream delivered after the list was made still apply, in order.
@@ -255,13 +280,15 @@ function askForToken() {
 // ---- Actions: notices go where the action was taken ---------------------------------
 
 function reportEviction(target, notice) {
+  // Focus goes to the answer (the button that was pressed may be gone or disabled).
+  notice.tabIndex = -1;
   if (target.origin === "details" && $("details").open) {
     details.notice(notice);
+    notice.focus();
     return;
   }
   // The row as it is now: redrawn since (health), or fading out after the eviction.
-  const tr = table.rowOf(target.key) ||
-    [...$("rows").querySelectorAll("tr.removed")].find((r) => r.dataset.key === target.key);
+  const tr = table.rowOf(target.key);
   if (tr) {
     const row = document.createElement("tr");
     row.className = "notice-row";
@@ -272,11 +299,13 @@ function reportEviction(target, notice) {
     tr.before(row);
     setTimeout(() => row.remove(), 15000);
     row.scrollIntoView({ block: "nearest" });
+    notice.focus({ preventScroll: true });
     return;
   }
   $("notice").replaceChildren(notice);
   $("notice").hidden = false;
   $("notice").scrollIntoView({ block: "nearest" });
+  notice.focus({ preventScroll: true });
 }
 
 function openEvict(node, origin) {
@@ -289,11 +318,15 @@ async function liftHold(hold, li) {
     return;
   }
   const r = await api.lift(hold, "lifted from the page");
+  const which = hold.name + (document.body.dataset.clusters === "many"
+    ? " (cluster " + clusterOf(hold) + ")" : "");
   const notice = actionNotice(r.ok
-    ? "Lifted the hold on " + hold.name + ": the name can register again."
+    ? "Lifted the hold on " + which + ": the name can register again."
     : "Not lifted: " + describeError(r), r.ok);
+  notice.tabIndex = -1;
   if (!r.ok && li.isConnected) li.append(notice);
   else $("holds-notice").replaceChildren(notice);
+  notice.focus();
 }
 
 // The clusters and the host are configuration: read once, so empty clusters are listed.
@@ -320,6 +353,15 @@ async function start() {
   stream.connect(true);
 }
 
+/** "Showing 300 of 15,000": the table renders a page of rows; the rest is a click away. */
+function renderMore() {
+  const more = table.matched - table.shown.length;
+  $("more").hidden = more <= 0;
+  $("more-text").textContent = "Showing " + table.shown.length.toLocaleString() + " of " +
+    table.matched.toLocaleString() + " (sort or filter to find the rest).";
+  $("show-more").textContent = "Show " + Math.min(more, PAGE).toLocaleString() + " more";
+}
+
 // ---- Start ---------------------------------------------------------------------------
 
 function tick() {
@@ -339,6 +381,7 @@ document.addEventListener("DOMContentLoaded", () => {
       const node = table.node(k);
       if (node) openEvict(node, "row");
     },
+    rendered: renderMore,
   });
   table.now = stalledNow;
   holds = new HoldsPanel($("holds-list"), $("holds-empty"), liftHold);
@@ -353,6 +396,7 @@ document.addEventListener("DOMContentLoaded", () => {
     refused: checkAccess,
   });
   setupTheme($("theme"));
+  $("show-more").addEventListener("click", () => table.showMore());
 
   $("filter").addEventListener("input", (e) => {
     state.text = e.target.value.trim().toLowerCase();

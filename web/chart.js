@@ -39,24 +39,31 @@ export function drawChart(root, events, liveNow, nowMs, knownSinceMs) {
   let count = liveNow;
   let oldest = nowMs;
   const perMinute = new Map(); // minute start (ms) -> [registered, unregistered]
+  let lineDone = false; // Past a gap the count is not known: the line stops there.
   for (const ev of events) {
     const t = Date.parse(ev.time);
     if (isNaN(t)) continue;
     if (t < start) break;
+    if (ev.gap) {
+      if (!lineDone) points.push([t, count]);
+      lineDone = true;
+      continue;
+    }
     const delta = ev.type === "REGISTERED" ? 1 : ev.type === "UNREGISTERED" ? -1 : 0;
     if (delta === 0) continue;
-    points.push([t, count]);
-    count = Math.max(0, count - delta);
-    points.push([t, count]);
-    oldest = t;
     const minute = Math.floor(t / 60000) * 60000;
     const bucket = perMinute.get(minute) || [0, 0];
     bucket[delta > 0 ? 0 : 1]++;
     perMinute.set(minute, bucket);
+    if (lineDone) continue;
+    points.push([t, count]);
+    count = Math.max(0, count - delta);
+    points.push([t, count]);
+    oldest = t;
   }
   // Before the oldest event in the window the count stayed at `count`, as far back as the
   // page knows what happened (since it opened, or the oldest event of the history).
-  points.push([Math.max(start, Math.min(knownSinceMs, oldest)), count]);
+  if (!lineDone) points.push([Math.max(start, Math.min(knownSinceMs, oldest)), count]);
   points.reverse();
 
   const maxCount = Math.max(1, ...points.map((p) => p[1]));

@@ -1,9 +1,11 @@
 // What happened: every event the page has seen, from the daemon's history (/v1/events, read
-// once per fresh start) and from the stream, de-duplicated by revision (one event each),
-// newest first. The events pane, the details view and the chart all read this one log.
+// at each fresh start) and from the stream, de-duplicated by revision, kept oldest first
+// (the stream appends). Where the page cannot know what happened (the stream was down and
+// the history no longer reaches back, or the daemon restarted), a gap marker says so: the
+// events pane shows it and the chart does not draw its line across it.
 
 import {
-  el, clock, clusterOf, eventLabel, fullName, healthKey, nodeKey, reasonLabel, revCompare,
+  el, clock, clusterOf, eventLabel, healthKey, invisibles, nodeKey, reasonLabel, revCompare,
 } from "./format.js";
 
 const KEEP = 5000; // In memory; the chart reads them all, the pane shows the newest 200.
@@ -11,31 +13,57 @@ export const SHOWN = 200;
 
 export class EventLog {
   constructor() {
-    this.events = []; // newest first
-    this.revisions = new Set();
+    this.events = []; // oldest first; gaps are {gap: true, revision, time, from}
+    this.ids = new Set();
+    this.lastRevision = null; // the newest revision seen
   }
 
   /** Adds events in any order; returns how many were new. */
   add(events) {
     let added = 0;
+    let sorted = true;
     for (const ev of events) {
-      if (!ev || this.revisions.has(ev.revision)) continue;
-      this.revisions.add(ev.revision);
+      if (!ev || this.ids.has(ev.revision)) continue;
+      this.ids.add(ev.revision);
+      const last = this.events[this.events.length - 1];
+      if (last && revCompare(last.revision, ev.revision) > 0) sorted = false;
       this.events.push(ev);
+      if (this.lastRevision == null || revCompare(ev.revision, this.lastRevision) > 0) {
+        this.lastRevision = ev.revision;
+      }
       added++;
     }
-    if (added === 0) return 0;
-    this.events.sort((a, b) => revCompare(b.revision, a.revision));
-    for (const gone of this.events.splice(KEEP)) this.revisions.delete(gone.revision);
+    if (!sorted) this.sort();
+    this.trim();
     return added;
   }
 
-  /** The newest events that pass `keep`, at most `limit`. */
+  /** Marks that what happened after `revision` (until the history's oldest) is unknown. */
+  addGap(revision, fromMs) {
+    const id = "gap:" + revision;
+    if (this.ids.has(id)) return;
+    this.ids.add(id);
+    this.events.push({ gap: true, revision, time: new Date(fromMs).toISOString(), from: fromMs });
+    this.sort();
+  }
+
+  sort() {
+    // A gap sorts right after the event of its revision.
+    this.events.sort((a, b) => revCompare(a.revision, b.revision) || (a.gap ? 1 : 0) - (b.gap ? 1 : 0));
+  }
+
+  trim() {
+    if (this.events.length <= KEEP) return;
+    for (const gone of this.events.splice(0, this.events.length - KEEP)) {
+      this.ids.delete(gone.gap ? "gap:" + gone.revision : gone.revision);
+    }
+  }
+
+  /** The newest entries (events and gaps) that pass `keep`, newest first, at most `limit`. */
   newest(keep, limit) {
     const out = [];
-    for (const ev of this.events) {
-      if (out.length >= limit) break;
-      if (keep(ev)) out.push(ev);
+    for (let i = this.events.length - 1; i >= 0 && out.length < limit; i--) {
+      if (keep(this.events[i])) out.push(this.events[i]);
     }
     return out;
   }
@@ -47,16 +75,23 @@ export function eventSubject(ev) {
 }
 
 export function eventKey(ev) {
-  return nodeKey(eventSubject(ev));
+  return ev.gap ? "" : nodeKey(eventSubject(ev));
 }
 
-/** One line of the events pane: time, what, who, why. */
+/** One line of the events pane: time, what, who, why; or a gap. */
 export function eventItem(ev, showCluster) {
+  if (ev.gap) {
+    return el("li", { className: "gap", dataset: { revision: ev.revision } },
+      el("time", { datetime: ev.time }, clock(ev.time)),
+      " The stream was down: what happened between then and the history the daemon still " +
+      "keeps is not known (a daemon restart ends every registration without an event).");
+  }
   const subject = eventSubject(ev);
   const reason = ev.type === "UNREGISTERED" ? reasonLabel(ev.reason)
     : ev.type === "HEALTH_CHANGED" ? (ev.node.health || {}).lastError || ""
       : ev.type === "HELD" ? holdLength(ev.hold) : "";
   const detail = ev.detail || (ev.hold && ev.type !== "HELD" ? ev.hold.reason : "");
+  const hidden = invisibles(subject.name || "");
   return el("li", {
     className: "event event-" + ev.type.toLowerCase() +
       (ev.type === "HEALTH_CHANGED" ? " now-" + healthKey(ev.node || {}) : ""),
@@ -66,7 +101,10 @@ export function eventItem(ev, showCluster) {
   el("time", { datetime: ev.time || "", title: (ev.time || "") + " · revision " + ev.revision },
     ev.time ? clock(ev.time) : ""),
   el("span", { className: "what" }, eventLabel(ev)),
-  el("span", { className: "who" }, fullName(subject)),
+  el("span", { className: "who" }, el("bdi", {}, subject.name || ""),
+    subject.host ? "@" + subject.host : ""),
+  hidden.length ? el("span", { className: "invisible-warning", role: "img",
+    "aria-label": "contains invisible characters", title: hidden.join(" ") }, "⚠") : null,
   showCluster ? el("span", { className: "cluster-tag" }, clusterOf(subject)) : null,
   reason ? el("span", { className: "reason" }, reason) : null,
   ev.actor ? el("span", { className: "actor" }, "by " + ev.actor) : null,

@@ -29,6 +29,11 @@ export class EvictDialog {
     });
   }
 
+  /** Disabled while the stream is down: the page cannot tell whether the node still exists. */
+  setEnabled(enabled) {
+    this.$("evict-confirm").disabled = !enabled;
+  }
+
   /** @param origin where the user asked ("row" or "details"), handed back to report(). */
   open(node, origin) {
     this.target = { name: node.name, cluster: clusterOf(node), registrationId: node.registrationId,
@@ -65,8 +70,9 @@ export class EvictDialog {
     if (r.ok) {
       const held = r.body.hold ? "; the name is held for " + hold + " s (lift it under Held names)"
         : "; a live node registers again by itself about 2 s later";
+      const cluster = document.body.dataset.clusters === "many" ? ", cluster " + target.cluster : "";
       this.report(target, actionNotice("Evicted " + target.full + " (registration " +
-        target.registrationId + ") at revision " + r.body.revision + held + ".", true));
+        target.registrationId + cluster + ") at revision " + r.body.revision + held + ".", true));
     } else {
       if (r.status === 401) setToken(""); // A wrong token is not kept.
       this.report(target, actionNotice("Not evicted: " + describeError(r), false));

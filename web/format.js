@@ -113,9 +113,25 @@ export function extraLabel(b64) {
   return "0x" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Revisions are uint64 as JSON strings: compare them exactly. */
+/** Revisions are uint64 as decimal JSON strings: compared exactly, without BigInt. */
 export function revCompare(a, b) {
-  const x = BigInt(a || 0);
-  const y = BigInt(b || 0);
-  return x < y ? -1 : x > y ? 1 : 0;
+  a = a || "0";
+  b = b || "0";
+  if (a.length !== b.length) return a.length < b.length ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The invisible characters in a name, as "U+202E" strings: controls, bidirectional
+ * overrides and zero-width characters can make two names look alike or text run backwards.
+ * The page isolates every name (CSS unicode-bidi) and flags these.
+ */
+export function invisibles(text) {
+  const found = [];
+  for (const ch of text) {
+    if (/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(ch)) {
+      found.push("U+" + ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0"));
+    }
+  }
+  return found;
 }

@@ -1,21 +1,22 @@
-// The node table: one row per live registration, kept in sorted order incrementally (an
-// insert is a binary search, not a re-render), so a fleet of thousands keeps up with churn.
-// Filtering only toggles `hidden`; the "new row" highlight is removed once it has played,
-// so un-hiding a row never replays it.
+// The node table. The model is every live registration in sorted order (an insert is a
+// binary search); the DOM holds only the first `limit` rows that pass the filters ("Show
+// more" raises it), so a fleet of 15,000 names costs a few hundred rows of layout, and a
+// render is one pass over the order plus the rows that actually moved. Renders are
+// coalesced: many changes in a burst cost one.
+//
+// Rows are reused: a row keeps its element while shown, so its focus survives and its "new
+// row" highlight plays once (a row is only highlighted within 2 s of its registration,
+// never again when a filter shows it later). A removed row fades out in place for a second;
+// notices put between rows (tr.notice-row) stay where they were put.
 
 import {
-  el, ago, clusterOf, fullName, healthKey, nodeKey, typeKey, typeLabel, duration,
+  el, ago, clusterOf, fullName, healthKey, invisibles, nodeKey, revCompare, typeKey, typeLabel,
+  duration,
 } from "./format.js";
 
+export const PAGE = 300;
+const HIGHLIGHT_MS = 2000;
 const HEALTH_RANK = { unresponsive: 0, unknown: 1, alive: 2 };
-
-function big(x) {
-  return BigInt(x || 0);
-}
-
-function cmpBig(a, b) {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
 
 const COMPARE = {
   name: (a, b) => fullName(a).localeCompare(fullName(b)),
@@ -23,24 +24,32 @@ const COMPARE = {
   port: (a, b) => a.port - b.port,
   type: (a, b) => typeLabel(a).localeCompare(typeLabel(b)),
   health: (a, b) => HEALTH_RANK[healthKey(a)] - HEALTH_RANK[healthKey(b)],
-  registered: (a, b) => cmpBig(big(a.createRevision), big(b.createRevision)),
-  id: (a, b) => cmpBig(big(a.registrationId), big(b.registrationId)),
+  registered: (a, b) => revCompare(a.createRevision, b.createRevision),
+  id: (a, b) => revCompare(a.registrationId, b.registrationId),
 };
+
+function isExtra(tr) {
+  return tr.classList.contains("removed") || tr.classList.contains("notice-row");
+}
 
 export class NodeTable {
   /**
    * @param tbody the rows' parent; @param headers the th[data-sort] elements
-   * @param actions {details(key), evict(key)}
+   * @param actions {details(key), evict(key), rendered()}
    */
   constructor(tbody, headers, actions) {
     this.tbody = tbody;
     this.headers = headers;
     this.actions = actions;
-    this.rows = new Map(); // key -> {node, tr}
+    this.entries = new Map(); // key -> {node, tr (while shown), addedAt}
     this.order = []; // keys, sorted
+    this.shown = []; // the entries in the DOM, in order
+    this.matched = 0; // entries passing the filters
+    this.limit = PAGE;
     this.sort = { key: "registered", dir: -1 };
     this.matches = () => true;
     this.enabled = true;
+    this.pending = false;
     this.now = () => Date.now();
     for (const th of headers) {
       th.querySelector("button").addEventListener("click", () => this.sortBy(th.dataset.sort));
@@ -51,20 +60,16 @@ export class NodeTable {
   compare(a, b) {
     const c = COMPARE[this.sort.key](a, b) * this.sort.dir;
     if (c !== 0) return c;
-    // Stable and total: name, then cluster.
-    return a.name.localeCompare(b.name) || clusterOf(a).localeCompare(clusterOf(b));
+    // Total: name, then cluster (a key is unique).
+    return a.name < b.name ? -1 : a.name > b.name ? 1 : clusterOf(a).localeCompare(clusterOf(b));
   }
 
   sortBy(key) {
     if (this.sort.key === key) this.sort.dir = -this.sort.dir;
     else this.sort = { key, dir: 1 };
     this.renderSortState();
-    this.order.sort((x, y) => this.compare(this.rows.get(x).node, this.rows.get(y).node));
-    // Moving rows keeps them (and their focus); removed rows fading out stay at the end.
-    for (const k of this.order) this.tbody.appendChild(this.rows.get(k).tr);
-    for (const tr of [...this.tbody.querySelectorAll("tr.removed, tr.notice-row")]) {
-      this.tbody.appendChild(tr);
-    }
+    this.order.sort((x, y) => this.compare(this.entries.get(x).node, this.entries.get(y).node));
+    this.render();
   }
 
   renderSortState() {
@@ -74,88 +79,76 @@ export class NodeTable {
     }
   }
 
+  // ---- The model --------------------------------------------------------------------
+
   /** Replaces everything (a fresh initial state). */
   setAll(nodes) {
-    this.rows.clear();
-    this.order = [];
+    this.entries.clear();
     this.tbody.replaceChildren();
+    this.shown = [];
     const sorted = [...nodes].sort((a, b) => this.compare(a, b));
-    for (const node of sorted) {
-      const tr = this.makeRow(node);
-      this.rows.set(nodeKey(node), { node, tr });
-      this.order.push(nodeKey(node));
-      this.tbody.appendChild(tr);
-    }
+    this.order = sorted.map(nodeKey);
+    for (const node of sorted) this.entries.set(nodeKey(node), { node, tr: null, addedAt: 0 });
+    this.render();
   }
 
-  /** Where `node` belongs in this.order (binary search). */
-  position(node) {
+  /** The first index whose node sorts at or after `node`. */
+  lowerBound(node) {
     let lo = 0;
     let hi = this.order.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (this.compare(this.rows.get(this.order[mid]).node, node) <= 0) lo = mid + 1;
+      if (this.compare(this.entries.get(this.order[mid]).node, node) < 0) lo = mid + 1;
       else hi = mid;
     }
     return lo;
   }
 
-  place(node, tr) {
-    const k = nodeKey(node);
-    const i = this.position(node);
-    const next = i < this.order.length ? this.rows.get(this.order[i]).tr : null;
-    this.order.splice(i, 0, k);
-    this.rows.set(k, { node, tr });
-    // Moving an element restarts its animation and drops its focus: only when needed.
-    if (!tr.isConnected || tr.nextElementSibling !== next) this.tbody.insertBefore(tr, next);
+  insertKey(k, entry) {
+    this.order.splice(this.lowerBound(entry.node), 0, k);
+    this.entries.set(k, entry);
   }
 
-  unplace(k) {
-    const i = this.order.indexOf(k);
+  /** Takes k out of the order; its entry (still in this.entries) says where it sorted. */
+  removeKey(k) {
+    const at = this.lowerBound(this.entries.get(k).node);
+    const i = this.order[at] === k ? at : this.order.indexOf(k);
     if (i >= 0) this.order.splice(i, 1);
-    this.rows.delete(k);
   }
 
   add(node) {
     const k = nodeKey(node);
-    const old = this.rows.get(k);
+    const old = this.entries.get(k);
     if (old) {
-      old.tr.remove();
-      this.unplace(k);
+      this.removeKey(k);
+      if (old.tr) old.tr.remove();
     }
-    const tr = this.makeRow(node);
-    tr.classList.add("added");
-    tr.addEventListener("animationend", () => tr.classList.remove("added"), { once: true });
-    // With animations off (prefers-reduced-motion) animationend never fires.
-    setTimeout(() => tr.classList.remove("added"), 2500);
-    this.place(node, tr);
+    this.insertKey(k, { node, tr: null, addedAt: Date.now() });
+    this.request();
   }
 
-  /**
-   * The same registration with newer facts (its health): the row's cells are redrawn in
-   * the same element, so its focus and a playing highlight survive; it moves only when the
-   * sort order says so.
-   */
+  /** The same registration with newer facts (health, holder): redrawn in its element. */
   update(node) {
     const k = nodeKey(node);
-    const cur = this.rows.get(k);
+    const cur = this.entries.get(k);
     if (!cur || cur.node.registrationId !== node.registrationId) return;
-    const fresh = this.makeRow(node);
-    const tr = cur.tr;
-    tr.replaceChildren(...fresh.childNodes);
-    Object.assign(tr.dataset, fresh.dataset);
-    tr.classList.toggle("unresponsive", fresh.classList.contains("unresponsive"));
-    this.unplace(k);
-    this.place(node, tr);
+    this.removeKey(k);
+    cur.node = node;
+    if (cur.tr) this.fill(cur.tr, node);
+    this.insertKey(k, cur);
+    this.request();
   }
 
-  /** Returns the removed row (fading out for a second), or null. */
+  /** Returns the row fading out (null when it was not shown). */
   remove(node) {
     const k = nodeKey(node);
-    const cur = this.rows.get(k);
+    const cur = this.entries.get(k);
     if (!cur || cur.node.registrationId !== node.registrationId) return null;
-    this.unplace(k);
+    this.removeKey(k);
+    this.entries.delete(k);
     const tr = cur.tr;
+    this.request();
+    if (!tr || !tr.isConnected) return null;
     tr.classList.add("removed");
     tr.classList.remove("added");
     for (const b of tr.querySelectorAll("button")) b.disabled = true;
@@ -164,66 +157,134 @@ export class NodeTable {
   }
 
   node(k) {
-    const cur = this.rows.get(k);
+    const cur = this.entries.get(k);
     return cur ? cur.node : null;
   }
 
   nodes() {
-    return [...this.rows.values()].map((r) => r.node);
+    return [...this.entries.values()].map((e) => e.node);
   }
 
+  /** The row of k as it is on screen now: shown, or fading out after its removal. */
   rowOf(k) {
-    const cur = this.rows.get(k);
-    return cur ? cur.tr : null;
+    const cur = this.entries.get(k);
+    if (cur && cur.tr && cur.tr.isConnected) return cur.tr;
+    for (const tr of this.tbody.querySelectorAll("tr.removed")) if (tr.dataset.key === k) return tr;
+    return null;
   }
 
   setFilter(matches) {
     this.matches = matches;
-    for (const { node, tr } of this.rows.values()) tr.hidden = !matches(node);
+    this.limit = PAGE;
+    this.render();
+  }
+
+  showMore() {
+    this.limit += PAGE;
+    this.render();
   }
 
   setEnabled(enabled) {
+    if (this.enabled === enabled) return;
     this.enabled = enabled;
-    for (const { tr } of this.rows.values()) {
-      for (const b of tr.querySelectorAll("button.evict")) b.disabled = !enabled;
+    for (const e of this.shown) e.tr.querySelector("button.evict").disabled = !enabled;
+  }
+
+  // ---- The DOM ------------------------------------------------------------------------
+
+  request() {
+    if (this.pending) return;
+    this.pending = true;
+    setTimeout(() => this.render(), 30);
+  }
+
+  render() {
+    this.pending = false;
+    const want = [];
+    let matched = 0;
+    for (const k of this.order) {
+      const e = this.entries.get(k);
+      if (!this.matches(e.node)) continue;
+      matched++;
+      if (want.length < this.limit) want.push(e);
     }
+    this.matched = matched;
+    const keep = new Set();
+    for (const e of want) {
+      if (!e.tr) e.tr = this.makeRow(e);
+      keep.add(e.tr);
+    }
+    // Rows no longer shown go (their entries forget them); fading rows and notices stay.
+    for (const tr of [...this.tbody.children]) {
+      if (isExtra(tr) || keep.has(tr)) continue;
+      tr.remove();
+      const e = this.entries.get(tr.dataset.key);
+      if (e && e.tr === tr) e.tr = null;
+    }
+    // Put the wanted rows in order, moving only those out of place.
+    let cursor = this.tbody.firstElementChild;
+    for (const e of want) {
+      while (cursor && isExtra(cursor)) cursor = cursor.nextElementSibling;
+      if (cursor === e.tr) {
+        cursor = cursor.nextElementSibling;
+        continue;
+      }
+      this.tbody.insertBefore(e.tr, cursor);
+    }
+    this.shown = want;
+    this.actions.rendered();
   }
 
   /** Ages tick against `now` (frozen while the stream is down: they are as of then). */
   tick(nowMs) {
-    for (const { node, tr } of this.rows.values()) {
-      tr.querySelector("td.since").textContent = ago(node.registeredAt, nowMs);
-      const h = tr.querySelector("td.health .since");
-      if (h) h.textContent = healthSince(node, nowMs);
+    for (const e of this.shown) {
+      const since = ago(e.node.registeredAt, nowMs);
+      if (e.tr._since.textContent !== since) e.tr._since.textContent = since;
+      const h = healthSince(e.node, nowMs);
+      if (e.tr._healthSince.textContent !== h) e.tr._healthSince.textContent = h;
     }
   }
 
-  makeRow(node) {
+  makeRow(entry) {
+    const tr = el("tr");
+    if (Date.now() - entry.addedAt < HIGHLIGHT_MS) {
+      tr.classList.add("added");
+      tr.addEventListener("animationend", () => tr.classList.remove("added"), { once: true });
+      // With animations off (prefers-reduced-motion) animationend never fires.
+      setTimeout(() => tr.classList.remove("added"), HIGHLIGHT_MS + 500);
+    }
+    this.fill(tr, entry.node);
+    return tr;
+  }
+
+  /** (Re)draws a row's cells and attributes for `node`, keeping the element. */
+  fill(tr, node) {
     const k = nodeKey(node);
     const health = healthKey(node);
     const now = this.now();
-    const tr = el("tr", {
-      tabindex: "0",
-      className: health === "unresponsive" ? "unresponsive" : "",
-      dataset: { key: k, name: node.name, cluster: clusterOf(node),
-        registrationId: node.registrationId, health, type: typeKey(node) },
-    });
+    Object.assign(tr.dataset, { key: k, name: node.name, cluster: clusterOf(node),
+      registrationId: node.registrationId, health, type: typeKey(node) });
+    tr.classList.toggle("unresponsive", health === "unresponsive");
+    const hidden = invisibles(node.name);
     const name = el("td", { className: "name", "data-label": "Name" },
       el("span", { className: "node-name" }, node.name),
-      node.host ? el("span", { className: "node-host" }, "@" + node.host) : null);
-    const since = el("td", { className: "since", "data-label": "Registered",
+      node.host ? el("span", { className: "node-host" }, "@" + node.host) : null,
+      hidden.length ? el("span", { className: "invisible-warning", role: "img",
+        "aria-label": "contains invisible characters", title: "contains invisible characters: " +
+          hidden.join(" ") }, "⚠") : null);
+    tr._since = el("td", { className: "since", "data-label": "Registered",
       title: node.registeredAt }, ago(node.registeredAt, now));
-    tr.append(
+    tr._healthSince = el("span", { className: "since muted" }, healthSince(node, now));
+    tr.replaceChildren(
       name,
       el("td", { className: "cluster", "data-label": "Cluster" }, clusterOf(node)),
       el("td", { className: "port num", "data-label": "Port" }, String(node.port)),
       el("td", { className: "type", "data-label": "Type" }, typeLabel(node)),
       el("td", { className: "health", "data-label": "Health", title: healthTitle(node) },
-        el("span", { className: "badge health-" + health }, health),
-        el("span", { className: "since muted" }, healthSince(node, now))),
+        el("span", { className: "badge health-" + health }, health), tr._healthSince),
       el("td", { className: "peer", "data-label": "Peer", title: node.peerAddress || "" },
         peerHost(node.peerAddress || "")),
-      since,
+      tr._since,
       el("td", { className: "id num", "data-label": "Registration" }, node.registrationId),
       el("td", { className: "actions" },
         el("button", { type: "button", className: "details",
@@ -232,11 +293,6 @@ export class NodeTable {
         el("button", { type: "button", className: "evict", disabled: !this.enabled,
           "aria-label": "Evict " + fullName(node) + " (cluster " + clusterOf(node) + ")",
           onclick: () => this.actions.evict(k) }, "Evict")));
-    tr.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" && e.target === tr) this.actions.details(k);
-    });
-    tr.hidden = !this.matches(node);
-    return tr;
   }
 }
 
