@@ -103,6 +103,12 @@ class EventPrinter : public WatchSink {
            "\n");
       return;
     }
+    if (e.type() == v1::NodeEvent::HOLDER_CHANGED) {
+      // The node's full name: the host comes from the holder, so it may be new too.
+      emit(std::to_string(e.revision()) + " holder_changed " + nodeName(n) + " holder=" +
+           holderName(n.holder()) + " id=" + std::to_string(n.registration_id()) + "\n");
+      return;
+    }
     if (e.type() == v1::NodeEvent::REGISTERED) {
       emit(std::to_string(e.revision()) + " registered " + n.name() +
            " port=" + std::to_string(n.port()) + " id=" + std::to_string(n.registration_id()) +

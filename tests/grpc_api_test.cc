@@ -11,6 +11,7 @@
 #include "epmdx/v1/registry.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/support/net.h"
+#include "tests/support/process.h"
 #include "tests/support/running_app.h"
 
 namespace epmdx::testing {
@@ -184,7 +185,7 @@ TEST_F(GrpcApiTest, ListAndGetShowEveryField) {
 // ListEvents maps api::Service::listEvents (tests/http_api_test.cc covers its rules): the
 // events equal the watch's, byte for byte, and errors keep their codes.
 TEST_F(GrpcApiTest, ListEventsIsTheWatchedHistory) {
-  start(16384, 1024, {{"blue", 0, ""}});
+  start(/*history=*/6, 1024, {{"blue", 0, ""}});
   const int a = registerNode("a", 5001, 0);
   const int b = registerNode("b", 5002, 1);
   close(a);
@@ -223,6 +224,42 @@ TEST_F(GrpcApiTest, ListEventsIsTheWatchedHistory) {
   EXPECT_EQ(too_many.error_message(), "limit 1001 is over 1000");
   auto cn = ctx(nullptr);
   EXPECT_EQ(stub_->ListEvents(cn.get(), {}, &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+
+  // Six more (3 registered, 3 gone): 9 made, 6 kept, the oldest is 4.
+  for (int i = 0; i < 3; ++i) {
+    close(registerNode("p" + std::to_string(i), 5100));
+  }
+  auto page = [&](uint64_t after, uint32_t limit) {
+    v1::ListEventsRequest req;
+    req.set_after_revision(after);
+    req.set_limit(limit);
+    v1::ListEventsResponse out;
+    auto cp = ctx(kReader);
+    const auto st = stub_->ListEvents(cp.get(), req, &out);
+    return std::make_pair(st, out);
+  };
+  ASSERT_TRUE(eventually([&] { return page(8, 10).second.events_size() == 1; }));
+  // Paging after the last one seen, 2 at a time: three pages, every event exactly once.
+  std::vector<uint64_t> paged;
+  uint64_t after = 3;
+  for (int p = 0; p < 3; ++p) {
+    const auto [st, got] = page(after, 2);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    ASSERT_EQ(got.events_size(), 2) << "page " << p;
+    EXPECT_EQ(got.oldest_revision(), 4u);
+    for (const auto& e : got.events()) {
+      paged.push_back(e.revision());
+    }
+    after = got.events(1).revision();
+  }
+  EXPECT_EQ(paged, (std::vector<uint64_t>{4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(page(after, 2).second.events_size(), 0);
+  // Events after revision 2 are gone (3 was compacted away): OUT_OF_RANGE, not the rest.
+  const auto [gone, gone_resp] = page(2, 2);
+  EXPECT_EQ(gone.error_code(), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_NE(gone.error_message().find("no longer kept (oldest 4)"), std::string::npos)
+      << gone.error_message();
+  EXPECT_EQ(gone_resp.events_size(), 0);
   close(b);
 }
 

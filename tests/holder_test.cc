@@ -15,14 +15,18 @@
 #include <condition_variable>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <thread>
+#include <utility>
 
+#include "server/api/holder_monitor.h"
 #include "server/holder/holder_resolver.h"
 #include "server/holder/holder_service.h"
+#include "server/registry/registry.h"
 
 namespace epmdx::holder {
 namespace {
@@ -357,6 +361,135 @@ TEST(HolderServiceTest, DeliversOnItsOwnThreadAndRefreshesPeriodically) {
   }
   EXPECT_EQ(found.load(), rounds.load());
   service.every(0ms, nullptr, nullptr);  // Cancelled: the service then only serves requests.
+}
+
+// HOLDER_CHANGED: the holder monitor, over real loopback connections of this process, makes
+// one event per registration when it first finds the holder, none while later looks find the
+// same one, and one more when the connection changes hands.
+class HolderEventsTest : public ::testing::Test {
+ protected:
+  /// Polls the watch until `done` or 5 s pass; returns the HOLDER_CHANGED events seen.
+  std::vector<registry::Event> holderEvents(registry::Watch& watch,
+                                            const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    do {
+      std::vector<registry::Event> events;
+      EXPECT_TRUE(watch.poll(1000, events).ok());
+      for (auto& e : events) {
+        if (e.type == registry::EventType::HolderChanged) {
+          seen_.push_back(std::move(e));
+        }
+      }
+      if (done()) {
+        break;
+      }
+      std::this_thread::sleep_for(5ms);  // Polling a condition with a deadline.
+    } while (std::chrono::steady_clock::now() < deadline);
+    return std::exchange(seen_, {});
+  }
+
+  /// Waits until the monitor recorded `more` batches after the current one.
+  bool refreshes(const api::HolderMonitor& monitor, uint64_t more) {
+    const uint64_t target = monitor.batches() + more;
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (monitor.batches() < target) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        return false;
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+    return true;
+  }
+
+  /// Waits until the registry publishes `name`'s first holder process in `state`.
+  static bool eventuallyState(const registry::Registry& reg, const std::string& name,
+                              const std::string& state) {
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto r = reg.find(name);
+      if (r && r->holder && !r->holder->processes.empty() &&
+          r->holder->processes[0].state == state) {
+        return true;
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+    return false;
+  }
+
+  std::vector<registry::Event> seen_;
+};
+
+TEST_F(HolderEventsTest, OneEventWhenFirstFoundNoneForTheSameHolderOneWhenItChanges) {
+  registry::Registry reg;
+  auto watch = std::move(reg.watch(0, {}).value());
+  Listener listener("127.0.0.1");
+  std::vector<int> clients;
+  for (int i = 0; i < 3; ++i) {
+    const ConnectionKey key = listener.connectFrom("127.0.0.1");
+    clients.push_back(listener.lastClient());
+    registry::NodeInfo node;
+    node.name = "n" + std::to_string(i);
+    node.port = static_cast<uint16_t>(5000 + i);
+    ASSERT_TRUE(reg.add(node, {key.remote.toString(), -1, key.local.toString()}).ok());
+  }
+  api::HolderMonitor monitor(reg, 20ms);
+
+  // First found: exactly one event per registration, carrying this process.
+  auto first = holderEvents(*watch, [&] { return seen_.size() >= 3; });
+  ASSERT_EQ(first.size(), 3u);
+  std::set<std::string> names;
+  for (const auto& e : first) {
+    names.insert(e.registration->node.name);
+    ASSERT_TRUE(e.registration->holder);
+    EXPECT_EQ(e.registration->holder->status, registry::HolderFact::Status::Found);
+    ASSERT_EQ(e.registration->holder->processes.size(), 1u);
+    EXPECT_EQ(e.registration->holder->processes[0].pid, getpid());
+    // The event's registration is the one the registry now publishes.
+    EXPECT_EQ(reg.find(e.registration->node.name)->holder, e.registration->holder);
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"n0", "n1", "n2"}));
+
+  // Later looks find the same holders: no events (only the check time would move).
+  ASSERT_TRUE(refreshes(monitor, 5));
+  EXPECT_TRUE(holderEvents(*watch, [] { return true; }).empty());
+  EXPECT_EQ(reg.stats().holder_changes, 3u);
+
+  // n2's connection changes hands: a child keeps only that one, and this process closes it.
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t child = fork();
+  if (child == 0) {
+    close(ready[0]);
+    close(clients[0]);
+    close(clients[1]);
+    const char byte = 1;
+    (void)!write(ready[1], &byte, 1);
+    pause();
+    _exit(0);
+  }
+  close(ready[1]);
+  char byte = 0;
+  ASSERT_EQ(read(ready[0], &byte, 1), 1);
+  close(ready[0]);
+  listener.closeEarly(clients[2]);
+  auto moved = holderEvents(*watch, [&] { return !seen_.empty(); });
+  // Settled: more looks find the child again, and n0 and n1 still this process. The child
+  // stopped is the same holder in another state: published, no event.
+  kill(child, SIGSTOP);
+  const bool stopped = eventuallyState(reg, "n2", "stopped");
+  const bool settled = refreshes(monitor, 5);
+  auto after = holderEvents(*watch, [] { return true; });
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  ASSERT_TRUE(settled);
+  EXPECT_TRUE(stopped);
+  ASSERT_EQ(moved.size(), 1u);
+  EXPECT_EQ(moved[0].registration->node.name, "n2");
+  ASSERT_EQ(moved[0].registration->holder->processes.size(), 1u);
+  EXPECT_EQ(moved[0].registration->holder->processes[0].pid, child);
+  EXPECT_GT(moved[0].revision, first.back().revision);
+  EXPECT_TRUE(after.empty()) << after.size() << " more events";
+  EXPECT_EQ(reg.find("n0")->holder->processes.at(0).pid, getpid());
 }
 
 }  // namespace

@@ -365,8 +365,10 @@ TEST_F(HttpApiTest, EventsAreTheKeptHistoryOldestFirst) {
   EXPECT_EQ(revisions(events("?cluster=default&limit=1")), (std::vector<uint64_t>{3}));
   EXPECT_EQ(revisions(events("?after_revision=2")), (std::vector<uint64_t>{3, 4}));
   EXPECT_EQ(revisions(events("?after_revision=4")), (std::vector<uint64_t>{}));
+  // With after_revision: the FIRST events after it (a page), not the newest.
   EXPECT_EQ(revisions(events("?after_revision=1&cluster=default&limit=1")),
-            (std::vector<uint64_t>{3}));
+            (std::vector<uint64_t>{2}));
+  EXPECT_EQ(revisions(events("?after_revision=0&limit=2")), (std::vector<uint64_t>{1, 2}));
 
   // The same JSON objects as the SSE change frames, byte for byte.
   std::vector<std::string> frames;
@@ -413,9 +415,34 @@ TEST_F(HttpApiTest, EventsAreTheKeptHistoryOldestFirst) {
   auto compacted = events("?limit=1000");
   EXPECT_EQ(compacted.oldest_revision(), 5u);
   EXPECT_EQ(revisions(compacted), (std::vector<uint64_t>{5, 6, 7, 8, 9, 10}));
-  EXPECT_EQ(revisions(events("?after_revision=1")), revisions(compacted));
   EXPECT_EQ(revisions(events("?cluster=blue")), (std::vector<uint64_t>{}));  // Its 4 is gone.
   EXPECT_EQ(events("?cluster=blue").oldest_revision(), 5u);
+
+  // Paging "after the last one seen", 2 at a time from just before the oldest kept: three
+  // pages, every event exactly once, then an empty page at the current revision.
+  std::vector<uint64_t> paged;
+  uint64_t after = 4;
+  for (int page = 0; page < 3; ++page) {
+    auto got = events("?limit=2&after_revision=" + std::to_string(after));
+    ASSERT_EQ(got.events_size(), 2) << "page " << page;
+    for (auto r : revisions(got)) {
+      paged.push_back(r);
+    }
+    after = got.events(1).revision();
+  }
+  EXPECT_EQ(paged, revisions(compacted));
+  EXPECT_EQ(events("?limit=2&after_revision=" + std::to_string(after)).events_size(), 0);
+
+  // Events after the revision asked for were compacted away: 410 with the window, as the
+  // watch answers, never the leftovers.
+  for (const char* gone : {"?after_revision=3", "?after_revision=0", "?after_revision=1&limit=1"}) {
+    auto [code, body] = status(gone);
+    EXPECT_EQ(code, 410) << gone;
+    EXPECT_EQ(body.status(), "OUT_OF_RANGE") << gone;
+    EXPECT_EQ(body.oldest_revision(), 5u) << gone;
+    EXPECT_EQ(body.current_revision(), 10u) << gone;
+    EXPECT_NE(body.message().find("no longer kept"), std::string::npos) << body.message();
+  }
   close(b);
   close(blue);
 }

@@ -334,6 +334,55 @@ TEST_F(RegistryTest, ListAndWatchIsAtomic) {
 
 // Several threads register and unregister while a watcher follows with the asynchronous
 // fan-out; replaying the watcher's events over its starting List must give the final List.
+// HOLDER_CHANGED is a new holder identity (status, pids, node host), never a refresh: the
+// holder monitor records every registration every interval.
+TEST_F(RegistryTest, HolderChangedOnlyWhenTheHolderIsAnother) {
+  Registry r(opts());
+  const auto a = r.add(node("a"), {}).value();
+  auto fact = [](HolderFact::Status status, std::vector<int32_t> pids, std::string host,
+                 std::string state = "sleeping", int64_t checked = 1) {
+    auto f = std::make_shared<HolderFact>();
+    f->status = status;
+    for (auto pid : pids) {
+      f->processes.push_back({pid, 1000, "u", "beam.smp", "beam.smp -sname a", state});
+    }
+    f->node_host = std::move(host);
+    f->checked_ns = checked;
+    return std::shared_ptr<const HolderFact>(std::move(f));
+  };
+  using S = HolderFact::Status;
+  // First found: an event carrying the registration with its holder, as published.
+  const auto first = r.recordHolder(kDefaultCluster, "a", a->id, fact(S::Found, {10}, "vm"));
+  ASSERT_TRUE(first);
+  EXPECT_EQ(*first, 2u);
+  // Only the check time, or only the process state: no event (the state is published).
+  EXPECT_FALSE(
+      r.recordHolder(kDefaultCluster, "a", a->id, fact(S::Found, {10}, "vm", "sleeping", 9)));
+  EXPECT_FALSE(r.recordHolder(kDefaultCluster, "a", a->id, fact(S::Found, {10}, "vm", "stopped")));
+  EXPECT_EQ(r.find("a")->holder->processes[0].state, "stopped");
+  EXPECT_EQ(r.revision(), 2u);
+  // Another set of pids (a fork), the same set in another order (none), another host,
+  // another status: one event each.
+  EXPECT_EQ(r.recordHolder(kDefaultCluster, "a", a->id, fact(S::Found, {10, 11}, "vm")), 3u);
+  EXPECT_FALSE(r.recordHolder(kDefaultCluster, "a", a->id, fact(S::Found, {11, 10}, "vm")));
+  EXPECT_EQ(r.recordHolder(kDefaultCluster, "a", a->id, fact(S::Found, {11, 10}, "127.0.0.1")), 4u);
+  EXPECT_EQ(r.recordHolder(kDefaultCluster, "a", a->id, fact(S::NotVisible, {}, "")), 5u);
+  EXPECT_FALSE(r.recordHolder(kDefaultCluster, "a", a->id + 1, fact(S::Found, {12}, "")));
+  EXPECT_EQ(r.stats().holder_changes, 4u);
+
+  auto w = std::move(r.watch(1, {}).value());
+  std::vector<Event> events;
+  ASSERT_TRUE(w->poll(100, events).ok());
+  ASSERT_EQ(events.size(), 5u);
+  EXPECT_EQ(events[0].type, EventType::Registered);
+  EXPECT_EQ(toString(events[1].type), "holder_changed");
+  EXPECT_EQ(events[1].registration->holder->processes.at(0).pid, 10);
+  EXPECT_EQ(events[1].registration->id, a->id);
+  EXPECT_EQ(events[3].registration->holder->node_host, "127.0.0.1");
+  EXPECT_EQ(events[4].registration->holder->status, S::NotVisible);
+  EXPECT_EQ(events[4].registration, r.find("a"));  // The event's node is the one published.
+}
+
 TEST(RegistryConcurrency, WatcherSeesEveryChangeUnderChurn) {
   RegistryOptions o;
   o.history_size = 1 << 20;

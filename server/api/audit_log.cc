@@ -30,6 +30,7 @@ std::string_view actionOf(const registry::Event& e) {
       return "expire";
     case registry::EventType::Registered:
     case registry::EventType::HealthChanged:
+    case registry::EventType::HolderChanged:
       break;
   }
   return "";
@@ -60,6 +61,7 @@ bool AuditLog::audited(const registry::Event& e) {
       return true;
     case registry::EventType::Registered:
     case registry::EventType::HealthChanged:
+    case registry::EventType::HolderChanged:
       break;
   }
   return false;

@@ -133,6 +133,9 @@ void toProto(const registry::Registry& registry, const registry::Event& e, v1::N
     case T::HealthChanged:
       out.set_type(v1::NodeEvent::HEALTH_CHANGED);
       break;
+    case T::HolderChanged:
+      out.set_type(v1::NodeEvent::HOLDER_CHANGED);
+      break;
   }
   out.set_revision(e.revision);
   toProto(registry, *e.registration, *out.mutable_node());

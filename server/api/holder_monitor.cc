@@ -48,6 +48,11 @@ holder::ResolveStats HolderMonitor::lastStats() const {
   return last_;
 }
 
+uint64_t HolderMonitor::batches() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return batches_;
+}
+
 std::vector<holder::ConnectionKey> HolderMonitor::connections() {
   std::vector<holder::ConnectionKey> keys;
   std::vector<Pending> pending;
@@ -84,6 +89,8 @@ void HolderMonitor::record(std::vector<holder::Holder> holders, const holder::Re
     registry_.recordHolder(pending[i].cluster, pending[i].name, pending[i].id,
                            std::make_shared<const registry::HolderFact>(std::move(fact)));
   }
+  std::lock_guard<std::mutex> lock(mu_);
+  ++batches_;  // After the records: a reader that sees the count sees their events.
 }
 
 }  // namespace epmdx::api

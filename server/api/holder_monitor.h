@@ -4,7 +4,8 @@
 // one batch for every registration (one sock_diag dump, remembered holders confirmed with a
 // readlink each; docs/dead-names.md has the cost), on HolderService's thread, never the epmd
 // thread. The result goes into the registry as Registration::holder, so lists, gets, later
-// events and the audit file carry it.
+// events and the audit file carry it; a new holder (first found, or another status, pids or
+// node host) is a HOLDER_CHANGED event, so watchers learn it (and the node's host) too.
 
 #include <chrono>
 #include <mutex>
@@ -25,6 +26,8 @@ class HolderMonitor {
 
   /// The last batch's cost (for the log and the README's figures).
   holder::ResolveStats lastStats() const;
+  /// How many batches have been recorded (tests wait for refreshes with it).
+  uint64_t batches() const;
 
  private:
   struct Pending {
@@ -39,6 +42,7 @@ class HolderMonitor {
   mutable std::mutex mu_;
   std::vector<Pending> pending_;   // Guarded by mu_: the batch in progress, in order.
   holder::ResolveStats last_;      // Guarded by mu_.
+  uint64_t batches_ = 0;           // Guarded by mu_.
   holder::HolderService service_;  // Last: its thread stops first.
 };
 

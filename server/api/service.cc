@@ -145,9 +145,14 @@ Result<v1::ListEventsResponse, Error> Service::listEvents(
     return makeErr(id.error());
   }
   const size_t limit = request.limit() == 0 ? kDefaultEventsLimit : request.limit();
-  const registry::Revision after = request.has_after_revision() ? request.after_revision() : 0;
-  const auto snapshot = registry_.recentEvents(limit, after, id.value());
-  if (request.has_after_revision() && after > snapshot.revision) {
+  if (!request.has_after_revision()) {
+    return eventsResponse(registry_.recentEvents(limit, id.value()));
+  }
+  // A page: the first events after the client's revision, so that paging with "after the
+  // last one seen" skips nothing.
+  const registry::Revision after = request.after_revision();
+  auto snapshot = registry_.eventsAfter(limit, after, id.value());
+  if (after > snapshot.revision) {
     // As for a watch: a revision this daemon never reached is a client's mistake (or one
     // from a clock that went back across a restart), not "nothing new".
     return makeErr(Error{Code::InvalidArgument,
@@ -155,6 +160,20 @@ Result<v1::ListEventsResponse, Error> Service::listEvents(
                              std::to_string(snapshot.revision) + "; did the daemon restart?)",
                          {}});
   }
+  if (after + 1 < snapshot.oldest_retained) {
+    // Events right after it were compacted away: answering with what is left would lose
+    // them silently. The same answer a watch from that revision gets.
+    return makeErr(Error{Code::OutOfRange,
+                         "events after revision " + std::to_string(after) +
+                             " are no longer kept (oldest " +
+                             std::to_string(snapshot.oldest_retained) + "): list again",
+                         Error::Window{snapshot.oldest_retained, snapshot.revision}});
+  }
+  return eventsResponse(snapshot);
+}
+
+v1::ListEventsResponse Service::eventsResponse(
+    const registry::Registry::EventSnapshot& snapshot) const {
   v1::ListEventsResponse resp;
   resp.mutable_events()->Reserve(static_cast<int>(snapshot.events.size()));
   for (const auto& e : snapshot.events) {

@@ -109,7 +109,8 @@ class Service {
   Result<v1::LiftHoldResponse, Error> liftHold(const Principal& who, std::string_view peer,
                                                const v1::LiftHoldRequest& request);
 
-  /// The recent changes the history still holds (ListEvents).
+  /// The changes the history still holds (ListEvents): the newest ones, or a page of those
+  /// after a revision (OUT_OF_RANGE with the window when some after it are gone).
   Result<v1::ListEventsResponse, Error> listEvents(const v1::ListEventsRequest& request) const;
 
   /// Called after a hold is placed (the expiry timer re-arms for it).
@@ -133,6 +134,7 @@ class Service {
 
  private:
   registry::Registry& registry_;
+  v1::ListEventsResponse eventsResponse(const registry::Registry::EventSnapshot& snapshot) const;
   /// Checks what an evict or a lift names: a name, a reason within bounds, a known cluster
   /// ("" is the default one).
   Result<registry::ClusterId, Error> target(std::string_view name, std::string_view reason,

@@ -61,6 +61,8 @@ class App {
   uint16_t grpcPort() const;
   uint16_t httpPort() const;
   registry::Registry& registry() { return *registry_; }
+  /// Null with --holder-interval=0.
+  const api::HolderMonitor* holderMonitor() const { return holders_.get(); }
   epmd::Metrics& epmdMetrics() { return metrics_; }
   /// A hold was placed (by the API): the expiry timer looks at it.
   void holdPlaced() { hold_expiry_->poke(); }

@@ -75,6 +75,9 @@ void renderMetrics(const MetricsInput& in, std::string& out) {
              PrometheusWriter::label("health",
                                      registry::toString(static_cast<registry::HealthStatus>(i))));
   }
+  w.family("epmdx_holder_changes_total", "counter",
+           "HOLDER_CHANGED events: a registration's holder found, or found different.");
+  w.sample("epmdx_holder_changes_total", r.holder_changes);
 
   w.family("epmdx_watchers", "gauge", "Open watch streams, by API.");
   w.sample("epmdx_watchers", in.grpc_watchers, PrometheusWriter::label("api", "grpc"));

@@ -28,18 +28,30 @@ History::Read History::readFrom(Revision from, size_t max, std::vector<Event>& o
   return Read::Ok;
 }
 
-void History::readLast(size_t max, Revision after, std::optional<ClusterId> only,
-                       std::vector<Event>& out) const {
+void History::readLast(size_t max, std::optional<ClusterId> only, std::vector<Event>& out) const {
   const size_t first = out.size();
   for (auto it = events_.rbegin(); it != events_.rend() && out.size() - first < max; ++it) {
-    if (it->revision <= after) {
-      break;  // Revisions only grow: everything older is before `after` too.
-    }
     if (!only || it->registration->cluster == *only) {
       out.push_back(*it);
     }
   }
   std::reverse(out.begin() + static_cast<std::ptrdiff_t>(first), out.end());
+}
+
+void History::readAfter(size_t max, Revision after, std::optional<ClusterId> only,
+                        std::vector<Event>& out) const {
+  if (events_.empty() || after >= events_.back().revision) {
+    return;
+  }
+  const Revision oldest = events_.front().revision;
+  // Revisions are consecutive, so the first one above `after` is found by index.
+  size_t index = after < oldest ? 0 : static_cast<size_t>(after + 1 - oldest);
+  for (size_t taken = 0; index < events_.size() && taken < max; ++index) {
+    if (!only || events_[index].registration->cluster == *only) {
+      out.push_back(events_[index]);
+      ++taken;
+    }
+  }
 }
 
 }  // namespace epmdx::registry

@@ -29,10 +29,15 @@ class History {
   /// @pre from <= current + 1 (the caller checks future revisions).
   Read readFrom(Revision from, size_t max, std::vector<Event>& out) const;
 
-  /// Copies the newest `max` events with revision > `after` (of cluster `only`, if set) into
-  /// `out`, oldest first. Walks back from the newest, so it stops after `max` matches.
-  void readLast(size_t max, Revision after, std::optional<ClusterId> only,
-                std::vector<Event>& out) const;
+  /// Copies the newest `max` events (of cluster `only`, if set) into `out`, oldest first.
+  /// Walks back from the newest, so it stops after `max` matches.
+  void readLast(size_t max, std::optional<ClusterId> only, std::vector<Event>& out) const;
+
+  /// Copies the first `max` kept events with revision > `after` (of cluster `only`, if set)
+  /// into `out`, oldest first: a page that the next call continues from its last revision.
+  /// Whether events after `after` were compacted away is the caller's to check.
+  void readAfter(size_t max, Revision after, std::optional<ClusterId> only,
+                 std::vector<Event>& out) const;
 
   size_t size() const { return events_.size(); }
   size_t capacity() const { return capacity_; }

@@ -55,6 +55,8 @@ std::string_view toString(EventType type) {
       return "hold_expired";
     case EventType::HealthChanged:
       return "health_changed";
+    case EventType::HolderChanged:
+      return "holder_changed";
   }
   return "unknown";
 }
@@ -337,22 +339,38 @@ std::optional<Revision> Registry::recordProbe(ClusterId cluster, std::string_vie
   return changed;
 }
 
-void Registry::recordHolder(ClusterId cluster, std::string_view name, RegistrationId id,
-                            std::shared_ptr<const HolderFact> holder) {
+std::optional<Revision> Registry::recordHolder(ClusterId cluster, std::string_view name,
+                                               RegistrationId id,
+                                               std::shared_ptr<const HolderFact> holder) {
   cluster = checkCluster(cluster);
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = by_name_.find(Key{cluster, name});
-  if (it == by_name_.end() || it->second.registration->id != id) {
-    return;
+  std::optional<Revision> changed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = by_name_.find(Key{cluster, name});
+    if (it == by_name_.end() || it->second.registration->id != id) {
+      return std::nullopt;  // Gone (or replaced) while the lookup ran.
+    }
+    const auto& old = it->second.registration->holder;
+    if (old && holder && old->sameAs(*holder)) {
+      return std::nullopt;  // Unchanged: keep the published registration (and its check time).
+    }
+    // Every look refreshes every registration, so only a new identity is worth an event:
+    // a process going from running to sleeping is a fact, not news.
+    const bool new_identity = !old || !holder || !old->sameHolder(*holder);
+    auto copy = std::make_shared<Registration>(*it->second.registration);
+    copy->holder = std::move(holder);
+    RegistrationPtr published = copy;
+    replaceLocked(it, std::move(copy));
+    if (new_identity) {
+      ++counters_.holder_changes;
+      changed = appendLocked(EventType::HolderChanged, UnregisterReason::Unspecified,
+                             std::move(published), {}, {});
+    }
   }
-  Entry& entry = it->second;
-  const auto& old = entry.registration->holder;
-  if (old && holder && old->sameAs(*holder)) {
-    return;  // Unchanged: keep the published registration (and its older check time).
+  if (changed) {
+    hub_.notify();
   }
-  auto copy = std::make_shared<Registration>(*entry.registration);
-  copy->holder = std::move(holder);
-  replaceLocked(it, std::move(copy));
+  return changed;
 }
 
 template <class It>
@@ -562,14 +580,24 @@ std::optional<int64_t> Registry::nextHoldExpiry() const {
   return next;
 }
 
-Registry::EventSnapshot Registry::recentEvents(size_t max, Revision after,
-                                               std::optional<ClusterId> only) const {
+Registry::EventSnapshot Registry::recentEvents(size_t max, std::optional<ClusterId> only) const {
   EventSnapshot s;
   s.events.reserve(std::min(max, options_.history_size));
   std::lock_guard<std::mutex> lock(mu_);
   s.revision = revision_;
   s.oldest_retained = history_.oldestRetained(revision_);
-  history_.readLast(max, after, only, s.events);
+  history_.readLast(max, only, s.events);
+  return s;
+}
+
+Registry::EventSnapshot Registry::eventsAfter(size_t max, Revision after,
+                                              std::optional<ClusterId> only) const {
+  EventSnapshot s;
+  s.events.reserve(std::min(max, options_.history_size));
+  std::lock_guard<std::mutex> lock(mu_);
+  s.revision = revision_;
+  s.oldest_retained = history_.oldestRetained(revision_);
+  history_.readAfter(max, after, only, s.events);
   return s;
 }
 

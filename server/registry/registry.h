@@ -99,6 +99,7 @@ struct RegistryStats {
   size_t holds = 0;
   std::array<size_t, kHealthStatusCount> nodes_by_health{};   // Now, by HealthStatus.
   std::array<uint64_t, kHealthStatusCount> health_changes{};  // Changes into each status.
+  uint64_t holder_changes = 0;                                // HOLDER_CHANGED events.
   uint64_t holds_placed = 0;
   uint64_t holds_lifted = 0;
   uint64_t holds_expired = 0;
@@ -189,11 +190,16 @@ class Registry {
     Revision revision = 0;         // The revision this snapshot reflects.
     Revision oldest_retained = 0;  // The oldest revision the history holds (revision + 1: none).
   };
-  /// The newest `max` kept events with a revision above `after`, of every cluster or one.
+  /// The newest `max` kept events, of every cluster or one.
   /// Holds the lock for the copy of at most `max` events (shared pointers, no node data) and
   /// a scan of the kept history when filtering by cluster.
-  EventSnapshot recentEvents(size_t max, Revision after = 0,
-                             std::optional<ClusterId> only = std::nullopt) const;
+  EventSnapshot recentEvents(size_t max, std::optional<ClusterId> only = std::nullopt) const;
+
+  /// The first `max` kept events with a revision above `after` (a page; the next one starts
+  /// after its last revision), of every cluster or one. When `after + 1` is below the
+  /// snapshot's oldest_retained, events after `after` are gone: the caller must say so.
+  EventSnapshot eventsAfter(size_t max, Revision after,
+                            std::optional<ClusterId> only = std::nullopt) const;
 
   /// The registry's clock, wall time in ns (holds are measured on it).
   int64_t nowNanos() const { return clock_.nowNanos(); }
@@ -205,10 +211,14 @@ class Registry {
   std::optional<Revision> recordProbe(ClusterId cluster, std::string_view name, RegistrationId id,
                                       bool alive, std::string error);
 
-  /// Records who holds registration `id` now (no event: a holder is a fact read on demand).
-  /// Publishes a copy of the registration only when the facts changed.
-  void recordHolder(ClusterId cluster, std::string_view name, RegistrationId id,
-                    std::shared_ptr<const HolderFact> holder);
+  /// Records who holds registration `id` now. Publishes a copy of the registration only when
+  /// the facts changed (HolderFact::sameAs), and appends a HOLDER_CHANGED event only when
+  /// the holder's identity changed (HolderFact::sameHolder: status, pids, node host), so a
+  /// look that finds the same holder (or the same one in another process state) is no
+  /// event. The first fact recorded for a registration is a change. A no-op if that
+  /// registration is gone. @return the event's revision when there was one.
+  std::optional<Revision> recordHolder(ClusterId cluster, std::string_view name, RegistrationId id,
+                                       std::shared_ptr<const HolderFact> holder);
 
   /// Removes every registration (shutdown), or those of one cluster (KILL_REQ on its port),
   /// and closes their owners.

@@ -2,6 +2,7 @@
 
 // The facts the registry owns. Plain values: no sockets, no gRPC, no HTTP.
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -80,6 +81,23 @@ struct HolderFact {
     return status == o.status && reason == o.reason && processes == o.processes &&
            node_host == o.node_host;
   }
+
+  /// The same holder: status, the set of pids and the node host. A process's state, the
+  /// reason's wording and the check time may differ (a HOLDER_CHANGED event needs more).
+  bool sameHolder(const HolderFact& o) const {
+    if (status != o.status || node_host != o.node_host || processes.size() != o.processes.size()) {
+      return false;
+    }
+    std::vector<int32_t> a;
+    std::vector<int32_t> b;
+    for (size_t i = 0; i < processes.size(); ++i) {
+      a.push_back(processes[i].pid);
+      b.push_back(o.processes[i].pid);
+    }
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    return a == b;
+  }
 };
 
 /// One live registration. Immutable once published; shared by the history and adapters. A
@@ -113,14 +131,16 @@ using RegistrationPtr = std::shared_ptr<const Registration>;
 
 /// REGISTERED and UNREGISTERED are a name's registrations; the hold events are the
 /// reservations an eviction may leave behind (see Hold).
-/// HEALTH_CHANGED carries the registration with its new health.
+/// HEALTH_CHANGED carries the registration with its new health; HOLDER_CHANGED the
+/// registration with its new holder (and the node host read from it).
 enum class EventType : uint8_t {
   Registered,
   Unregistered,
   Held,
   HoldLifted,
   HoldExpired,
-  HealthChanged
+  HealthChanged,
+  HolderChanged
 };
 
 enum class UnregisterReason : uint8_t {

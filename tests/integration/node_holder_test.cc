@@ -1,6 +1,7 @@
 // Node.holder with real OTP 25 nodes (--holder-interval): the holder of each registration is
 // the beam.smp of its erl, in the registry, REST, `epmdxctl get -o wide` and the audit line
-// of an eviction; a stopped VM shows as "stopped".
+// of an eviction; a stopped VM shows as "stopped"; watchers learn the holder and the node's
+// host from a HOLDER_CHANGED event.
 
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
@@ -21,6 +22,7 @@
 #include "tests/support/net.h"
 #include "tests/support/process.h"
 #include "tests/support/running_app.h"
+#include "tests/support/sse_client.h"
 
 namespace epmdx::testing {
 namespace {
@@ -173,6 +175,73 @@ TEST_F(NodeHolderTest, TheHostIsWhatErlangNodeSays) {
     EXPECT_EQ(row.rfind(name + "@" + erlang_host + " ", 0), 0u) << row;
   }
   EXPECT_EQ(reg().find(flags[1].second)->holder->node_host, "127.0.0.1");
+}
+
+// A node started with `-name lg@127.0.0.1` registers as "lg" before its holder is looked up,
+// so watchers first see it on the daemon's host; the holder monitor's HOLDER_CHANGED tells
+// them the holder and the real host, on every watch surface: gRPC (`epmdxctl watch`,
+// `epmdxctl list --watch`) and SSE.
+TEST_F(NodeHolderTest, WatchersLearnTheHolderAndHostFromAHolderChangedEvent) {
+  const std::string name = "lg" + std::to_string(app_->port());
+  const std::string server = "--server=127.0.0.1:" + std::to_string(app_->app().grpcPort());
+  const uint64_t before = reg().revision();
+  Process watch(
+      {epmdxctlBinary(), server, "--token=admintok", "watch", "--after=" + std::to_string(before)});
+  Process list({epmdxctlBinary(), server, "--token=admintok", "list", "--watch", "-o", "wide"});
+  // The list (its header) is printed before its watch starts: no change can slip between.
+  ASSERT_TRUE(eventually([&] { return list.stdoutText().find("EVENT") != std::string::npos; }))
+      << list.stderrText();
+  nodes_.push_back(std::make_unique<Process>(
+      std::vector<std::string>{"erl", "-name", name + "@127.0.0.1", "-setcookie", "epmdxtest",
+                               "-noshell", "-start_epmd", "false", "-eval", "timer:sleep(120000)."},
+      erlEnv(app_->port())));
+  const std::string vm = std::to_string(nodes_.back()->pid());
+
+  // epmdxctl watch: "REV holder_changed NAME@HOST holder=PID/beam.smp(STATE) id=N".
+  std::smatch m;
+  std::string out;
+  ASSERT_TRUE(eventually([&] {
+    out = watch.stdoutText();
+    return std::regex_search(
+        out, m,
+        std::regex("(\\d+) holder_changed " + name + "@127\\.0\\.0\\.1 holder=" + vm +
+                   "/beam\\.smp\\(\\w+\\) id=\\d+\n"));
+  })) << out
+      << watch.stderrText();
+  const uint64_t revision = std::stoull(m[1]);
+  EXPECT_NE(out.find(" registered " + name + " "), std::string::npos) << out;
+  // Exactly one: three later looks (the interval is 1 s) find the same holder.
+  const uint64_t revision_then = reg().revision();
+  const uint64_t looks = app_->app().holderMonitor()->batches() + 3;
+  ASSERT_TRUE(eventually([&] { return app_->app().holderMonitor()->batches() >= looks; }));
+  EXPECT_EQ(reg().revision(), revision_then);
+  EXPECT_EQ(reg().stats().holder_changes, 1u);
+
+  // epmdxctl list --watch -o wide: a HOLDER_CHANGED row with the node's full name (the
+  // short table shows bare epmd names) and its holder.
+  ASSERT_TRUE(eventually([&] {
+    return std::regex_search(
+        list.stdoutText(),
+        std::regex("HOLDER_CHANGED +" + name + "@127\\.0\\.0\\.1 .* " + vm + "/beam\\.smp\\("));
+  })) << list.stdoutText();
+
+  // SSE: the same event, node.host 127.0.0.1 and the holder the VM.
+  v1::NodeEvent event;
+  ASSERT_EQ(readSse(app_->app().httpPort(), "/v1/watch?since=" + std::to_string(revision - 1), {},
+                    [&](const SseEvent& e) {
+                      return e.event != "change" ||
+                             !google::protobuf::util::JsonStringToMessage(e.data, &event).ok() ||
+                             event.revision() != revision;
+                    }),
+            200);
+  EXPECT_EQ(event.type(), v1::NodeEvent::HOLDER_CHANGED);
+  EXPECT_EQ(event.node().name(), name);
+  EXPECT_EQ(event.node().host(), "127.0.0.1");
+  EXPECT_EQ(event.node().holder().status(), v1::FOUND);
+  ASSERT_EQ(event.node().holder().processes_size(), 1);
+  EXPECT_EQ(std::to_string(event.node().holder().processes(0).pid()), vm);
+  watch.signal(SIGTERM);
+  list.signal(SIGTERM);
 }
 
 }  // namespace
