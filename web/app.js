@@ -215,6 +215,7 @@ function onChange(ev) {
       details.refresh(ev.node, true);
       break;
     case "HEALTH_CHANGED":
+    case "HOLDER_CHANGED": // Its host may change with it (name@host from -name/-sname).
       table.update(ev.node);
       details.refresh(ev.node, false);
       break;

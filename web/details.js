@@ -98,8 +98,12 @@ export class DetailsView {
   refresh(node, gone) {
     if (!this.node || nodeKey(this.node) !== nodeKey(node)) return;
     if (this.node.registrationId !== node.registrationId) return;
-    // Keep the holder we read (events carry the holder as of the event).
-    const merged = Object.assign({}, node, { holder: this.node.holder });
+    // Events carry the holder as of the event: a HEALTH_CHANGED may predate the holder we
+    // read; take the one checked last.
+    const mine = this.node.holder || {};
+    const theirs = node.holder || {};
+    const holder = (theirs.checkedAt || "") >= (mine.checkedAt || "") ? theirs : mine;
+    const merged = Object.assign({}, node, { holder });
     this.node = merged;
     this.gone = gone;
     this.render(merged, gone ? "This registration is gone." : "");

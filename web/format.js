@@ -95,11 +95,21 @@ const EVENT_LABELS = {
   HOLD_LIFTED: "hold lifted",
   HOLD_EXPIRED: "hold expired",
   HEALTH_CHANGED: "health",
+  HOLDER_CHANGED: "holder",
 };
 
 export function eventLabel(ev) {
   if (ev.type === "HEALTH_CHANGED") return "now " + healthKey(ev.node || {});
+  if (ev.type === "HOLDER_CHANGED") return "held by " + holderLabel((ev.node || {}).holder);
   return EVENT_LABELS[ev.type] || ev.type;
+}
+
+/** "pid 4242 beam.smp (sleeping)", or why the holder is not known. */
+export function holderLabel(holder) {
+  const h = holder || {};
+  const p = (h.processes || [])[0];
+  if (h.status === "FOUND" && p) return "pid " + p.pid + " " + (p.command || "") + (p.state ? " (" + p.state + ")" : "");
+  return (h.status || "HOLDER_UNKNOWN").toLowerCase().replace(/_/g, " ");
 }
 
 /** The extra field is bytes (base64 in JSON): text when printable UTF-8, else hex. */

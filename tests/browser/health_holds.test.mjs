@@ -41,9 +41,28 @@ test("a node whose port answers nothing turns unresponsive", async () => {
   assert.notEqual(bad, good, "the unresponsive row looks different");
 });
 
+test("a -name node is shown as Erlang names it once its holder is found", async () => {
+  // Registered, it is first shown on the daemon's host; its holder's command line says
+  // -name lg@127.0.0.1, and a HOLDER_CHANGED event corrects the row in place.
+  const lg = new ErlNode("lg@127.0.0.1", daemon.epmdPort, { flag: "-name" });
+  try {
+    await p.page.waitForFunction(() => {
+      const td = document.querySelector('#rows tr[data-name="lg"] td.name');
+      return td && td.textContent === "lg@127.0.0.1";
+    }, null, { timeout: 10000 });
+    await p.page.locator('#events-list li.event[data-type="HOLDER_CHANGED"][data-name="lg"]').first()
+      .waitFor({ timeout: 3000 });
+    assert.match(await p.page.locator('#events-list li.event[data-type="HOLDER_CHANGED"][data-name="lg"]')
+      .first().textContent(), new RegExp("held by pid " + lg.pid));
+  } finally {
+    await lg.stop();
+  }
+  await row(p.page, "lg").waitFor({ state: "detached", timeout: 5000 });
+});
+
 test("a real Erlang node is alive and its details show its holder", async () => {
   await p.page.waitForSelector('#rows tr[data-name="rabbit"][data-health="alive"]', { timeout: 8000 });
-  assert.equal(await text(p.page, "#count-alive"), "1");
+  await waitText(p.page, "#count-alive", "1");
   // The holder is looked up every second: wait for it through the API first.
   await eventually(async () => (await daemon.api("/v1/nodes/rabbit")).body.holder?.processes?.length > 0,
     8000, "the holder of rabbit");

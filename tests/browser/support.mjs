@@ -208,12 +208,13 @@ export const DEAD_PORT = 1;
 /// A real Erlang node (`erl -sname NAME`) registered with the daemon's epmd port, with a
 /// temporary HOME and a unique cookie. `pid` is the beam.smp pid (erl execs it).
 export class ErlNode {
-  constructor(name, epmdPort) {
-    this.name = name;
+  /** `name` as given to -sname (or to -name with { flag: "-name" }, e.g. "lg@127.0.0.1"). */
+  constructor(name, epmdPort, { flag = "-sname" } = {}) {
+    this.name = name.split("@")[0]; // What it registers with epmd.
     this.home = fs.mkdtempSync(path.join(os.tmpdir(), "epmdx-browser-erl-"));
     this.cookie = "browser" + process.pid + Math.random().toString(36).slice(2);
     this.stderr = "";
-    this.proc = spawnTied("erl", ["-sname", name, "-setcookie", this.cookie, "-noshell",
+    this.proc = spawnTied("erl", [flag, name, "-setcookie", this.cookie, "-noshell",
       "-start_epmd", "false", "-epmd_port", String(epmdPort),
       "-eval", "timer:sleep(180000), halt()."],
     { env: { ...process.env, HOME: this.home, ERL_EPMD_PORT: String(epmdPort) },
