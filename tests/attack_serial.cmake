@@ -3,4 +3,5 @@
 set_tests_properties(HttpThreads.ThousandWatchersAndThousandKeepAliveClients
                      HttpThreads.IdleAgainAfterThousandGrpcWatchers
                      WatchIsolation.StalledWatchersNeitherSlowTheEpmdPortNorHurtHealthyWatchers
+                     HttpOffloadTest.ReadyzStaysFastWhileFiveClientsListFifteenThousandNodes
                      PROPERTIES RUN_SERIAL TRUE)
