@@ -128,10 +128,10 @@ TEST_F(HttpOffloadTest, ReadyzStaysFastWhileFiveClientsListFifteenThousandNodes)
   const double p50 = latencies[latencies.size() / 2];
   const double p99 = latencies[latencies.size() * 99 / 100];
   const double max = latencies.back();
-  std::printf("/readyz with %d clients on GET /v1/nodes (%d nodes, %zu bytes): p50 %.2f ms, "
-              "p99 %.2f ms, max %.2f ms over %zu probes; %d lists served meanwhile\n",
-              kClients, kNodes, body_bytes.load(), p50, p99, max, latencies.size(),
-              answers_during);
+  std::printf(
+      "/readyz with %d clients on GET /v1/nodes (%d nodes, %zu bytes): p50 %.2f ms, "
+      "p99 %.2f ms, max %.2f ms over %zu probes; %d lists served meanwhile\n",
+      kClients, kNodes, body_bytes.load(), p50, p99, max, latencies.size(), answers_during);
   RecordProperty("readyz_p50_ms", std::to_string(p50));
   RecordProperty("readyz_max_ms", std::to_string(max));
   // Loose enough for a loaded 2-core CI machine; the loop-bound server measured p50 ~700 ms.
