@@ -165,18 +165,21 @@ void HttpServer::route(const HttpRequest& req, AnswerFn done) {
   // The Router is read-only once built, and what it calls is thread-safe (the api::Service
   // serves gRPC's threads too; tokens and the registry lock inside). Metrics, the one route
   // reading loop state, stays on the loop.
-  WorkerPool::Job job = [this, req, done]() mutable {
-    Answer answer{router_->handle(req, 0), {}};
-    if (auto* sse = std::get_if<SseStart>(&answer.result)) {
-      answer.initial = SseStream::takeInitial(sse->watch, api_.registry());
+  WorkerPool::Job job = [this, req, done]() mutable -> WorkerPool::Finish {
+    auto answer = std::make_shared<Answer>(Answer{router_->handle(req, 0), {}});
+    if (auto* sse = std::get_if<SseStart>(&answer->result)) {
+      answer->initial = SseStream::takeInitial(sse->watch, api_.registry());
     }
-    asio::post(io_, [this, answer = std::move(answer), done = std::move(done)]() mutable {
-      if (draining_ && std::holds_alternative<SseStart>(answer.result)) {
-        // Drain began while the worker opened it: beginDrain() did not see this stream.
-        answer = {Router::error({api::Code::Unavailable, "epmdx is shutting down", {}}), {}};
-      }
-      done(std::move(answer));
-    });
+    // Posted once the worker counts as free: a client that has its answer finds it so.
+    return [this, answer, done = std::move(done)]() mutable {
+      asio::post(io_, [this, answer, done = std::move(done)]() mutable {
+        if (draining_ && std::holds_alternative<SseStart>(answer->result)) {
+          // Drain began while the worker opened it: beginDrain() did not see this stream.
+          *answer = {Router::error({api::Code::Unavailable, "epmdx is shutting down", {}}), {}};
+        }
+        done(std::move(*answer));
+      });
+    };
   };
   if (!workers_.trySubmit(job)) {
     HttpResponse res = Router::error(

@@ -24,10 +24,8 @@ void WorkerPool::start() {
 bool WorkerPool::trySubmit(Job& job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    // A job is refused when it would wait behind more than queue_limit_ others: an idle
-    // thread takes a job at once, so the limit counts only the jobs that truly wait.
-    const size_t waiting = queue_.size() + 1;
-    if (stopping_ || threads_.empty() || (waiting > idle_ && waiting - idle_ > queue_limit_)) {
+    // Jobs waiting or being run: at most one per thread plus the queue's limit.
+    if (stopping_ || threads_.empty() || queue_.size() + busy_ + 1 > thread_count_ + queue_limit_) {
       return false;
     }
     queue_.push_back(std::move(job));
@@ -39,17 +37,23 @@ bool WorkerPool::trySubmit(Job& job) {
 void WorkerPool::run() {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
-    ++idle_;
     ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-    --idle_;
     if (stopping_) {
       return;
     }
     Job job = std::move(queue_.front());
     queue_.pop_front();
+    ++busy_;
     lock.unlock();
-    job();
-    job = nullptr;  // Whatever it holds goes before the next wait, not with the next job.
+    Finish finish = job();
+    job = nullptr;  // What it holds goes now, not with the next job.
+    lock.lock();
+    --busy_;
+    lock.unlock();
+    if (finish) {
+      finish();
+    }
+    finish = nullptr;
     lock.lock();
   }
 }

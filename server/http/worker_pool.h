@@ -18,7 +18,10 @@ namespace epmdx::http {
 
 class WorkerPool {
  public:
-  using Job = std::function<void()>;
+  /// Runs on a worker and returns what to do once the worker counts as free again (post
+  /// the answer, say): whoever sees that answer can count on the worker taking a new job.
+  using Finish = std::function<void()>;
+  using Job = std::function<Finish()>;
 
   /// `queue_limit` jobs may wait besides the `threads` being run (0: none waits).
   WorkerPool(size_t threads, size_t queue_limit);
@@ -41,7 +44,7 @@ class WorkerPool {
   std::mutex mu_;
   std::condition_variable ready_;
   std::deque<Job> queue_;  // Guarded by mu_.
-  size_t idle_ = 0;        // Threads waiting for a job; guarded by mu_.
+  size_t busy_ = 0;        // Jobs being run; guarded by mu_.
   bool stopping_ = false;  // Guarded by mu_.
   std::vector<std::thread> threads_;
 };
