@@ -4,4 +4,5 @@ set_tests_properties(HttpThreads.ThousandWatchersAndThousandKeepAliveClients
                      HttpThreads.IdleAgainAfterThousandGrpcWatchers
                      WatchIsolation.StalledWatchersNeitherSlowTheEpmdPortNorHurtHealthyWatchers
                      HttpOffloadTest.ReadyzStaysFastWhileFiveClientsListFifteenThousandNodes
+                     HttpOffloadTest.ReadyzStaysFastWhileFiveClientsLoadThePage
                      PROPERTIES RUN_SERIAL TRUE)

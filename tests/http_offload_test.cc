@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <thread>
 
 #include "epmdx/v1/registry.pb.h"
@@ -63,80 +64,136 @@ class HttpOffloadTest : public ::testing::Test {
 EpmdxDaemon* HttpOffloadTest::daemon_ = nullptr;
 std::vector<int>* HttpOffloadTest::fds_ = nullptr;
 
-TEST_F(HttpOffloadTest, ReadyzStaysFastWhileFiveClientsListFifteenThousandNodes) {
-  // Five keep-alive clients loop on the whole list until the probes are done.
+/// What one client does in a loop: false on a failure (it stops then).
+using Load = std::function<bool(uint16_t port, RawHttp& keep_alive)>;
+
+struct Probes {
+  double p50 = 0;
+  double p99 = 0;
+  double max = 0;
+  size_t count = 0;
+  int loads_during = 0;  // Loops the clients completed while the probes ran.
+};
+
+/// Five clients run `load` in a loop while /readyz is probed as Kubernetes does: a new
+/// connection each time, connect to last byte, every 5 ms for at least 3 s and until each
+/// client has completed another loop.
+Probes probeReadyzUnder(uint16_t port, const Load& load) {
   constexpr int kClients = 5;
+  Probes out;
   std::atomic<bool> stop{false};
-  std::atomic<int> answers{0};
+  std::atomic<int> loops{0};
   std::atomic<int> failures{0};
-  std::atomic<size_t> body_bytes{0};
   std::vector<std::thread> clients;
   for (int i = 0; i < kClients; ++i) {
     clients.emplace_back([&] {
-      RawHttp c(port());
+      RawHttp c(port);
       while (!stop) {
-        if (!c.send(httpRequest("GET", "/v1/nodes", port()))) {
+        if (!load(port, c)) {
           ++failures;
           return;
         }
-        auto res = c.read(10s);
-        if (!res || res->status != 200) {
-          ++failures;
-          return;
-        }
-        body_bytes = res->body.size();
-        ++answers;
+        ++loops;
       }
     });
   }
-  // The load is on once every client has had an answer.
+  // The load is on once every client has completed a loop.
   const auto loaded_by = Clock::now() + 60s;
-  while (answers < kClients && failures == 0 && Clock::now() < loaded_by) {
+  while (loops < kClients && failures == 0 && Clock::now() < loaded_by) {
     std::this_thread::sleep_for(5ms);  // Polling a counter with a deadline.
   }
-  ASSERT_GE(answers.load(), kClients);
-  const int answers_before = answers;
-
-  // A Kubernetes-style probe: a new connection each time, connect to last byte; every 5 ms
-  // for at least 3 s and until each client has had another list.
+  const int loops_before = loops;
   std::vector<double> latencies;
   const auto start = Clock::now();
-  for (int i = 0; Clock::now() - start < 30s; ++i) {
-    if (Clock::now() - start >= 3s && answers - answers_before >= kClients) {
+  while (loops_before >= kClients && failures == 0 && Clock::now() - start < 30s) {
+    if (Clock::now() - start >= 3s && loops - loops_before >= kClients) {
       break;
     }
     std::this_thread::sleep_for(5ms);  // The probes' pace, not a synchronisation.
     const auto t0 = Clock::now();
-    RawHttp probe(port());
-    ASSERT_TRUE(probe.send(httpRequest("GET", "/readyz", port())));
-    auto res = probe.read(5s);
+    RawHttp probe(port);
+    auto res = probe.send(httpRequest("GET", "/readyz", port)) ? probe.read(5s) : std::nullopt;
     const auto t1 = Clock::now();
-    ASSERT_TRUE(res) << "probe " << i;
-    ASSERT_EQ(res->status, 200);
+    EXPECT_TRUE(res && res->status == 200) << "probe " << latencies.size();
     latencies.push_back(ms(t1 - t0));
   }
-  const int answers_during = answers - answers_before;
+  out.loads_during = loops - loops_before;
   stop = true;
   for (auto& t : clients) {
     t.join();
   }
   EXPECT_EQ(failures.load(), 0);
-  // The list was being served all along, not starved by the probes.
-  EXPECT_GE(answers_during, kClients);
-
+  EXPECT_GE(loops_before, kClients) << "the load never got going";
+  // The big answers were served all along, not starved by the probes.
+  EXPECT_GE(out.loads_during, kClients);
+  if (latencies.empty()) {
+    return out;
+  }
   std::sort(latencies.begin(), latencies.end());
-  const double p50 = latencies[latencies.size() / 2];
-  const double p99 = latencies[latencies.size() * 99 / 100];
-  const double max = latencies.back();
+  out.p50 = latencies[latencies.size() / 2];
+  out.p99 = latencies[latencies.size() * 99 / 100];
+  out.max = latencies.back();
+  out.count = latencies.size();
+  return out;
+}
+
+bool getOk(RawHttp& c, uint16_t port, const std::string& target, size_t* bytes = nullptr) {
+  if (!c.send(httpRequest("GET", target, port))) {
+    return false;
+  }
+  auto res = c.read(10s);
+  if (bytes != nullptr && res) {
+    *bytes = res->body.size();
+  }
+  return res && res->status == 200;
+}
+
+TEST_F(HttpOffloadTest, ReadyzStaysFastWhileFiveClientsListFifteenThousandNodes) {
+  std::atomic<size_t> list_bytes{0};
+  const Probes p = probeReadyzUnder(port(), [&](uint16_t port, RawHttp& c) {
+    size_t bytes = 0;
+    const bool ok = getOk(c, port, "/v1/nodes", &bytes);
+    list_bytes = bytes;
+    return ok;
+  });
   std::printf(
-      "/readyz with %d clients on GET /v1/nodes (%d nodes, %zu bytes): p50 %.2f ms, "
+      "/readyz with 5 clients on GET /v1/nodes (%d nodes, %zu bytes): p50 %.2f ms, "
       "p99 %.2f ms, max %.2f ms over %zu probes; %d lists served meanwhile\n",
-      kClients, kNodes, body_bytes.load(), p50, p99, max, latencies.size(), answers_during);
-  RecordProperty("readyz_p50_ms", std::to_string(p50));
-  RecordProperty("readyz_max_ms", std::to_string(max));
-  // Loose enough for a loaded 2-core CI machine; the loop-bound server measured p50 ~700 ms.
-  EXPECT_LT(p50, 50.0);
-  EXPECT_LT(max, 500.0);
+      kNodes, list_bytes.load(), p.p50, p.p99, p.max, p.count, p.loads_during);
+  RecordProperty("readyz_p50_ms", std::to_string(p.p50));
+  RecordProperty("readyz_max_ms", std::to_string(p.max));
+  // Loose enough for a loaded 2-core CI machine; built on the event loop, the lists made
+  // it p50 ~1,000 ms, max ~1,100 ms.
+  EXPECT_LT(p.p50, 50.0);
+  EXPECT_LT(p.max, 500.0);
+}
+
+TEST_F(HttpOffloadTest, ReadyzStaysFastWhileFiveClientsLoadThePage) {
+  // What the page asks for on load: clusters, the watch's initial state, holds, events.
+  const Probes p = probeReadyzUnder(port(), [](uint16_t port, RawHttp& c) {
+    if (!getOk(c, port, "/v1/clusters")) {
+      return false;
+    }
+    {
+      RawHttp watch(port);
+      if (!watch.send(httpRequest("GET", "/v1/watch?initial=true", port)) ||
+          !watch.readUntil("\"initialStateComplete\":true", 20s)) {
+        return false;
+      }
+    }
+    return getOk(c, port, "/v1/holds") && getOk(c, port, "/v1/events?limit=1000");
+  });
+  std::printf(
+      "/readyz with 5 clients loading the page (%d nodes): p50 %.2f ms, p99 %.2f ms, "
+      "max %.2f ms over %zu probes; %d page loads meanwhile\n",
+      kNodes, p.p50, p.p99, p.max, p.count, p.loads_during);
+  RecordProperty("readyz_p99_ms", std::to_string(p.p99));
+  RecordProperty("readyz_max_ms", std::to_string(p.max));
+  // Built on the event loop, the page's answers made it p99 ~230 ms, max ~380 ms (the p50
+  // stays low either way: most probes fall between two big answers).
+  EXPECT_LT(p.p50, 50.0);
+  EXPECT_LT(p.p99, 150.0);
+  EXPECT_LT(p.max, 500.0);
 }
 
 TEST_F(HttpOffloadTest, PipelinedRequestsAreAnsweredInOrderAcrossBigAndSmall) {
@@ -236,6 +293,15 @@ TEST(HttpOffloadQueue, AFullWorkerQueueAnswers503WithRetryAfter) {
   }
   EXPECT_GE(refused, 1);
   EXPECT_GE(served, 1);
+  {
+    RawHttp m(port);
+    ASSERT_TRUE(m.send(httpRequest("GET", "/metrics", port)));
+    auto res = m.read(5s);
+    ASSERT_TRUE(res);
+    EXPECT_NE(res->body.find("\nepmdx_http_busy_total " + std::to_string(refused) + "\n"),
+              std::string::npos)
+        << res->body;
+  }
   // A probe is never refused for it, and every refused connection is still open and served
   // once the worker is free.
   RawHttp probe(port);

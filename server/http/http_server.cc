@@ -1,6 +1,7 @@
 #include "server/http/http_server.h"
 
 #include "server/common/log.h"
+#include "server/common/prometheus.h"
 #include "server/http/target.h"
 
 namespace epmdx::http {
@@ -82,7 +83,19 @@ std::optional<std::string> HttpServer::start() {
   if (any || (options_.allowed_hosts.empty() && !address.is_loopback())) {
     ro.allowed_hosts.clear();  // Any Host.
   }
-  router_.emplace(api_, std::move(ro), status_);
+  DaemonStatus st = status_;
+  st.metrics = [this, more = status_.metrics](std::string& out) {
+    PrometheusWriter w;
+    w.family("epmdx_http_busy_total", "counter",
+             "Large HTTP requests (lists, a watch's initial state) answered 503 at once "
+             "because the worker's queue was full.");
+    w.sample("epmdx_http_busy_total", busy_.load());
+    out += w.text();
+    if (more) {
+      more(out);
+    }
+  };
+  router_.emplace(api_, std::move(ro), std::move(st));
 
   auto subscription = api_.registry().watch(0, [this] {
     if (!wake_posted_.exchange(true)) {
@@ -182,6 +195,7 @@ void HttpServer::route(const HttpRequest& req, AnswerFn done) {
     };
   };
   if (!workers_.trySubmit(job)) {
+    ++busy_;
     HttpResponse res = Router::error(
         {api::Code::Unavailable, "too many large requests at once: retry shortly", {}});
     res.headers.emplace_back("Retry-After", "1");

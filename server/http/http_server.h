@@ -91,6 +91,7 @@ class HttpServer final : public ConnectionHost {
   uint16_t port_ = 0;
   registry::WatchPtr subscription_;  // One wake-up for every stream.
   std::atomic<bool> wake_posted_{false};
+  std::atomic<uint64_t> busy_{0};  // Big requests refused: the worker's queue was full.
   std::unordered_map<SseStream*, std::shared_ptr<SseStream>> streams_;  // Event loop only.
   // After io_ and router_: stopped (its jobs, which hold connections, gone) before either.
   WorkerPool workers_{options_.workers, options_.worker_queue};
