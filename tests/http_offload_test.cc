@@ -236,31 +236,43 @@ TEST_F(HttpOffloadTest, WatchInitialStateIsBuiltOffTheLoopAndComplete) {
   EXPECT_EQ(names, static_cast<size_t>(kNodes));
 }
 
-/// The queue bound, in process (it is not a daemon flag): one worker, no waiting job.
-TEST(HttpOffloadQueue, AFullWorkerQueueAnswers503WithRetryAfter) {
-  registry::Registry registry(registry::RegistryOptions{});
-  for (int i = 0; i < kNodes; ++i) {
-    registry::NodeInfo node;
-    node.name = "node" + std::to_string(i);
-    node.port = static_cast<uint16_t>(10000 + i % 50000);
-    node.node_type = 77;
-    node.highest_version = 6;
-    node.lowest_version = 5;
-    ASSERT_TRUE(registry.add(node, {}).ok());
+/// An in-process server (the queue bound is not a daemon flag) over 15,000 names.
+class HttpOffloadQueue : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < kNodes; ++i) {
+      registry::NodeInfo node;
+      node.name = "node" + std::to_string(i);
+      node.port = static_cast<uint16_t>(10000 + i % 50000);
+      node.node_type = 77;
+      node.highest_version = 6;
+      node.lowest_version = 5;
+      ASSERT_TRUE(registry_.add(node, {}).ok());
+    }
+    tokens_.setForTest("t", {"t", true, true});
   }
-  api::TokenStore tokens;
-  tokens.setForTest("t", {"t", true, true});
-  api::Service api(registry, tokens, 16);
-  http::HttpOptions ho;
-  ho.listen = "127.0.0.1:0";
-  ho.workers = 1;
-  ho.worker_queue = 0;
-  http::DaemonStatus st;
-  st.epmd_listening = [] { return true; };
-  st.draining = [] { return false; };
-  http::HttpServer server(api, ho, st);
-  ASSERT_FALSE(server.start().has_value());
-  const uint16_t port = server.port();
+  /// One worker, `queue` jobs may wait.
+  std::unique_ptr<http::HttpServer> start(size_t queue) {
+    http::HttpOptions ho;
+    ho.listen = "127.0.0.1:0";
+    ho.workers = 1;
+    ho.worker_queue = queue;
+    http::DaemonStatus st;
+    st.epmd_listening = [] { return true; };
+    st.draining = [] { return false; };
+    auto server = std::make_unique<http::HttpServer>(api_, ho, st);
+    EXPECT_FALSE(server->start().has_value());
+    return server;
+  }
+
+  registry::Registry registry_{registry::RegistryOptions{}};
+  api::TokenStore tokens_;
+  api::Service api_{registry_, tokens_, 16};
+};
+
+TEST_F(HttpOffloadQueue, AFullWorkerQueueAnswers503WithRetryAfter) {
+  auto server = start(/*queue=*/0);
+  const uint16_t port = server->port();
 
   // Eight lists at once: the worker takes one, nothing may wait, so the others are refused
   // while it builds 15,000 nodes. Rounds until one is refused (the first almost always).
@@ -315,7 +327,28 @@ TEST(HttpOffloadQueue, AFullWorkerQueueAnswers503WithRetryAfter) {
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 200) << res->body;
   }
-  server.stop();
+  server->stop();
+}
+
+TEST_F(HttpOffloadQueue, StoppingWhileListsAreBeingBuiltEndsTheirConnections) {
+  auto server = start(/*queue=*/4);
+  const uint16_t port = server->port();
+  std::vector<std::unique_ptr<RawHttp>> conns;
+  for (int i = 0; i < 4; ++i) {
+    conns.push_back(std::make_unique<RawHttp>(port));
+    ASSERT_TRUE(conns.back()->send(httpRequest("GET", "/v1/nodes", port)));
+  }
+  // The first request has reached the server (a probe behind it on the loop is answered).
+  RawHttp probe(port);
+  ASSERT_TRUE(probe.send(httpRequest("GET", "/livez", port)));
+  ASSERT_TRUE(probe.read(5s));
+  // Jobs running finish, waiting ones are dropped with their connections; the answer of a
+  // running one goes with the event loop, as open keep-alive connections do.
+  server->stop();
+  server.reset();
+  for (auto& c : conns) {
+    EXPECT_TRUE(c->waitClosed(5s));
+  }
 }
 
 }  // namespace
