@@ -3,4 +3,6 @@
 set_tests_properties(HttpThreads.ThousandWatchersAndThousandKeepAliveClients
                      HttpThreads.IdleAgainAfterThousandGrpcWatchers
                      WatchIsolation.StalledWatchersNeitherSlowTheEpmdPortNorHurtHealthyWatchers
+                     HttpOffloadTest.ReadyzStaysFastWhileFiveClientsListFifteenThousandNodes
+                     HttpOffloadTest.ReadyzStaysFastWhileFiveClientsLoadThePage
                      PROPERTIES RUN_SERIAL TRUE)

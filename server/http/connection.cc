@@ -129,14 +129,21 @@ void Connection::onBody(beast::error_code ec) {
   }
   r.body = req.body();
   r.peer = peer_;
-  RouteResult result = host_.route(r);
-  if (auto* sse = std::get_if<SseStart>(&result)) {
+  request_ = std::move(r);
+  // Nothing more is read from the socket until the answer is written: the parser (and the
+  // views into it) stays as it is while a worker may be routing the request.
+  host_.route(request_, [self = shared_from_this()](Answer a) { self->answer(std::move(a)); });
+}
+
+void Connection::answer(Answer answer) {
+  const auto& req = parser_->get();
+  if (auto* sse = std::get_if<SseStart>(&answer.result)) {
     handed_over_ = true;
     host_.connectionHandedOver(listed_);  // Counted as a stream from now on.
-    host_.startSse(std::move(stream_), std::move(*sse));
+    host_.startSse(std::move(stream_), std::move(*sse), std::move(answer.initial));
     return;
   }
-  auto& res = std::get<HttpResponse>(result);
+  auto& res = std::get<HttpResponse>(answer.result);
   const bool sse_body = res.content_type == "text/event-stream";  // A resync: then close.
   send(std::move(res), req.keep_alive() && !sse_body, req.method() == bhttp::verb::head);
 }

@@ -3,14 +3,19 @@
 // One HTTP/1.1 connection on the HTTP server's event loop: reads a request within bounds
 // (header bytes, header count, body size, whatever the transfer encoding), asks the Router,
 // writes the answer, and reads the next request from the same buffer (pipelined requests
-// are answered in order). A watch request hands the socket over to an SseStream.
+// are answered in order: the next one is not read before this one's answer is written,
+// even when a worker thread builds it). A watch request hands the socket over to an
+// SseStream.
 
 #include <chrono>
+#include <functional>
 #include <list>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "server/api/encoded_events.h"
 #include "server/http/beast.h"
 #include "server/http/router.h"
 
@@ -27,12 +32,23 @@ struct RequestLimits {
 class Connection;
 using ConnectionList = std::list<Connection*>;
 
+/// A routed request: the result, and a watch's `initial` frames when a worker encoded them.
+struct Answer {
+  RouteResult result;
+  std::vector<api::EncodedEvents::Bytes> initial;
+};
+using AnswerFn = std::function<void(Answer)>;
+
 /// What a connection needs from its server (all called on the event loop's thread).
 class ConnectionHost {
  public:
   virtual ~ConnectionHost() = default;
-  virtual RouteResult route(const HttpRequest& req) = 0;
-  virtual void startSse(beast::tcp_stream stream, SseStart start) = 0;
+  /// Routes `req` and calls `done` on the event loop's thread: at once, or later when a
+  /// worker built the answer (`req`'s views stay valid until then; `done` holds the
+  /// connection).
+  virtual void route(const HttpRequest& req, AnswerFn done) = 0;
+  virtual void startSse(beast::tcp_stream stream, SseStart start,
+                        std::vector<api::EncodedEvents::Bytes> initial) = 0;
   /// Lists the connection (oldest first) until connectionClosed().
   virtual ConnectionList::iterator connectionOpened(Connection* c) = 0;
   virtual void connectionClosed(ConnectionList::iterator it) = 0;
@@ -57,6 +73,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void readHeader();
   void onHeader(beast::error_code ec);
   void onBody(beast::error_code ec);
+  void answer(Answer answer);
   void reject(int status, const std::string& status_name, const std::string& message);
   void send(HttpResponse res, bool keep_alive, bool head);
 
@@ -65,6 +82,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string peer_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  HttpRequest request_;  // Views into parser_'s request, being answered.
   bool handed_over_ = false;
   bool idle_ = false;
   ConnectionList::iterator listed_;

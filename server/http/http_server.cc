@@ -1,6 +1,8 @@
 #include "server/http/http_server.h"
 
 #include "server/common/log.h"
+#include "server/common/prometheus.h"
+#include "server/http/target.h"
 
 namespace epmdx::http {
 namespace {
@@ -81,7 +83,19 @@ std::optional<std::string> HttpServer::start() {
   if (any || (options_.allowed_hosts.empty() && !address.is_loopback())) {
     ro.allowed_hosts.clear();  // Any Host.
   }
-  router_.emplace(api_, std::move(ro), status_);
+  DaemonStatus st = status_;
+  st.metrics = [this, more = status_.metrics](std::string& out) {
+    PrometheusWriter w;
+    w.family("epmdx_http_busy_total", "counter",
+             "Large HTTP requests (lists, a watch's initial state) answered 503 at once "
+             "because the worker's queue was full.");
+    w.sample("epmdx_http_busy_total", busy_.load());
+    out += w.text();
+    if (more) {
+      more(out);
+    }
+  };
+  router_.emplace(api_, std::move(ro), std::move(st));
 
   auto subscription = api_.registry().watch(0, [this] {
     if (!wake_posted_.exchange(true)) {
@@ -91,6 +105,7 @@ std::optional<std::string> HttpServer::start() {
   subscription_ = std::move(subscription.value());
   accept();
   tick();
+  workers_.start();
   thread_ = std::thread([this] { io_.run(); });
   return std::nullopt;
 }
@@ -130,14 +145,62 @@ void HttpServer::accept() {
   });
 }
 
-RouteResult HttpServer::route(const HttpRequest& req) {
-  if (draining_) {
-    const std::string_view path = req.target.substr(0, req.target.find('?'));
-    if (path == "/v1/watch") {
-      return Router::error({api::Code::Unavailable, "epmdx is shutting down", {}});
-    }
+bool HttpServer::offloaded(const HttpRequest& req) {
+  if (req.method != "GET" && req.method != "HEAD") {
+    return false;
   }
-  return router_->handle(req, connections_);
+  const std::string_view path = req.target.substr(0, req.target.find('?'));
+  if (path == "/v1/nodes" || path == "/v1/events" || path == "/v1/holds") {
+    return true;
+  }
+  if (path != "/v1/watch") {
+    return false;
+  }
+  // A watch is cheap to open unless it starts with the whole state.
+  auto target = parseTarget(req.target);
+  if (!target) {
+    return false;
+  }
+  auto it = target->query.find("initial");
+  return it != target->query.end() && (it->second == "true" || it->second == "1");
+}
+
+void HttpServer::route(const HttpRequest& req, AnswerFn done) {
+  const bool watch = req.target.substr(0, req.target.find('?')) == "/v1/watch";
+  if (draining_ && watch) {
+    done({Router::error({api::Code::Unavailable, "epmdx is shutting down", {}}), {}});
+    return;
+  }
+  if (!offloaded(req)) {
+    done({router_->handle(req, connections_), {}});
+    return;
+  }
+  // The Router is read-only once built, and what it calls is thread-safe (the api::Service
+  // serves gRPC's threads too; tokens and the registry lock inside). Metrics, the one route
+  // reading loop state, stays on the loop.
+  WorkerPool::Job job = [this, req, done]() mutable -> WorkerPool::Finish {
+    auto answer = std::make_shared<Answer>(Answer{router_->handle(req, 0), {}});
+    if (auto* sse = std::get_if<SseStart>(&answer->result)) {
+      answer->initial = SseStream::takeInitial(sse->watch, api_.registry());
+    }
+    // Posted once the worker counts as free: a client that has its answer finds it so.
+    return [this, answer, done = std::move(done)]() mutable {
+      asio::post(io_, [this, answer, done = std::move(done)]() mutable {
+        if (draining_ && std::holds_alternative<SseStart>(answer->result)) {
+          // Drain began while the worker opened it: beginDrain() did not see this stream.
+          *answer = {Router::error({api::Code::Unavailable, "epmdx is shutting down", {}}), {}};
+        }
+        done(std::move(*answer));
+      });
+    };
+  };
+  if (!workers_.trySubmit(job)) {
+    ++busy_;
+    HttpResponse res = Router::error(
+        {api::Code::Unavailable, "too many large requests at once: retry shortly", {}});
+    res.headers.emplace_back("Retry-After", "1");
+    done({std::move(res), {}});
+  }
 }
 
 bool HttpServer::shedIdle() {
@@ -152,14 +215,15 @@ bool HttpServer::shedIdle() {
   return false;
 }
 
-void HttpServer::startSse(beast::tcp_stream stream, SseStart start) {
+void HttpServer::startSse(beast::tcp_stream stream, SseStart start,
+                          std::vector<api::EncodedEvents::Bytes> initial) {
   auto s = std::make_shared<SseStream>(std::move(stream), std::move(start.watch), start.heartbeat,
                                        encoded_, [this](SseStream* done) {
                                          streams_.erase(done);
                                          --connections_;
                                        });
   streams_.emplace(s.get(), s);
-  s->begin();
+  s->begin(std::move(initial));
 }
 
 void HttpServer::wakeStreams() {
@@ -225,6 +289,9 @@ void HttpServer::stop() {
     io_.stop();  // Open keep-alive connections are closed with the event loop.
   });
   thread_.join();
+  // Jobs still waiting are dropped with the connections they hold, now that the loop is
+  // stopped; answers posted meanwhile go with io_.
+  workers_.stop();
   streams_.clear();
 }
 

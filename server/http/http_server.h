@@ -6,6 +6,9 @@
 // Threads: one event loop (Boost.Asio + Beast) of its own, never the epmd listener's. Idle
 // keep-alive clients and SSE streams cost a socket and a small object each, not a thread;
 // one registry subscription wakes every stream, and each change is encoded once for all.
+// The answers that grow with the registry (GET /v1/nodes, /v1/events, /v1/holds, a watch's
+// initial state) are built on a worker thread and written by the loop, so probes and small
+// requests never wait behind a 15,000-node serialization; the rest is answered on the loop.
 
 #include <atomic>
 #include <chrono>
@@ -20,6 +23,7 @@
 #include "server/http/connection.h"
 #include "server/http/router.h"
 #include "server/http/sse_stream.h"
+#include "server/http/worker_pool.h"
 
 namespace epmdx::http {
 
@@ -31,6 +35,10 @@ struct HttpOptions {
   // Host names accepted in the Host header besides the bound address; "*" accepts any.
   // Empty: loopback names when bound to loopback, anything otherwise.
   std::vector<std::string> allowed_hosts;
+  // Threads that build the big answers, and how many such requests may wait for one (each
+  // holds its connection); beyond: 503 with Retry-After at once.
+  size_t workers = 1;
+  size_t worker_queue = 32;
 };
 
 class HttpServer final : public ConnectionHost {
@@ -50,8 +58,11 @@ class HttpServer final : public ConnectionHost {
   void accept();
   void wakeStreams();
   void tick();
-  RouteResult route(const HttpRequest& req) override;
-  void startSse(beast::tcp_stream stream, SseStart start) override;
+  void route(const HttpRequest& req, AnswerFn done) override;
+  /// Whether the answer to `req` grows with the registry: built on a worker, then.
+  static bool offloaded(const HttpRequest& req);
+  void startSse(beast::tcp_stream stream, SseStart start,
+                std::vector<api::EncodedEvents::Bytes> initial) override;
   ConnectionList::iterator connectionOpened(Connection* c) override {
     return open_.insert(open_.end(), c);
   }
@@ -80,7 +91,10 @@ class HttpServer final : public ConnectionHost {
   uint16_t port_ = 0;
   registry::WatchPtr subscription_;  // One wake-up for every stream.
   std::atomic<bool> wake_posted_{false};
+  std::atomic<uint64_t> busy_{0};  // Big requests refused: the worker's queue was full.
   std::unordered_map<SseStream*, std::shared_ptr<SseStream>> streams_;  // Event loop only.
+  // After io_ and router_: stopped (its jobs, which hold connections, gone) before either.
+  WorkerPool workers_{options_.workers, options_.worker_queue};
 };
 
 }  // namespace epmdx::http

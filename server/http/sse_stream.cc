@@ -27,27 +27,41 @@ SseStream::SseStream(beast::tcp_stream stream, api::OpenedWatch watch,
   stream_.socket().set_option(asio::socket_base::send_buffer_size(kSendBuffer), ec);
 }
 
-void SseStream::begin() {
+std::vector<Bytes> SseStream::takeInitial(api::OpenedWatch& watch,
+                                          const registry::Registry& registry) {
+  std::vector<Bytes> parts;
+  if (!watch.with_initial) {
+    return parts;
+  }
+  watch.with_initial = false;  // Taken: begin() does not encode it again.
+  const auto& nodes = watch.initial;
+  v1::WatchNodesResponse msg;
+  size_t i = 0;
+  do {
+    for (size_t n = 0; n < api::kMaxNodesPerMessage && i < nodes.size(); ++n, ++i) {
+      api::toProto(registry, *nodes[i], *msg.add_initial_nodes());
+    }
+    msg.set_initial_state_complete(i == nodes.size());
+    msg.set_revision(watch.revision);
+    parts.push_back(share(api::sseFrame("initial", watch.revision, api::toJson(msg))));
+    msg.Clear();
+  } while (i < nodes.size());
+  watch.initial.clear();
+  watch.initial.shrink_to_fit();
+  return parts;
+}
+
+void SseStream::begin(std::vector<Bytes> initial) {
   std::vector<Bytes> parts;
   parts.push_back(
       share("HTTP/1.1 200 OK\r\nServer: epmdx\r\nContent-Type: text/event-stream\r\n"
             "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
             "retry: 1000\n\n"));  // Reconnect quickly after a daemon restart.
-  if (watch_.with_initial) {
-    const auto& nodes = watch_.initial;
-    v1::WatchNodesResponse msg;
-    size_t i = 0;
-    do {
-      for (size_t n = 0; n < api::kMaxNodesPerMessage && i < nodes.size(); ++n, ++i) {
-        api::toProto(encoded_.registry(), *nodes[i], *msg.add_initial_nodes());
-      }
-      msg.set_initial_state_complete(i == nodes.size());
-      msg.set_revision(watch_.revision);
-      parts.push_back(share(api::sseFrame("initial", watch_.revision, api::toJson(msg))));
-      msg.Clear();
-    } while (i < nodes.size());
-    watch_.initial.clear();
-    watch_.initial.shrink_to_fit();
+  for (auto& frame : takeInitial(watch_, encoded_.registry())) {
+    parts.push_back(std::move(frame));
+  }
+  for (auto& frame : initial) {
+    parts.push_back(std::move(frame));
   }
   write(std::move(parts));
 }

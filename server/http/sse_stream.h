@@ -37,8 +37,14 @@ class SseStream : public std::enable_shared_from_this<SseStream> {
   SseStream(beast::tcp_stream stream, api::OpenedWatch watch, std::chrono::milliseconds heartbeat,
             api::EncodedEvents& encoded, ClosedFn on_closed);
 
-  /// Writes the response head, `retry:` and the initial state.
-  void begin();
+  /// The `initial` frames of a watch opened with initial state (none otherwise), and the
+  /// nodes released. Thread-free: the HTTP server calls it on a worker, off the event loop.
+  static std::vector<api::EncodedEvents::Bytes> takeInitial(api::OpenedWatch& watch,
+                                                            const registry::Registry& registry);
+
+  /// Writes the response head, `retry:` and the initial state (`initial` when it was taken
+  /// already, else encoded here).
+  void begin(std::vector<api::EncodedEvents::Bytes> initial = {});
   /// Sends what is new since the last write (called after every registry change).
   void pump();
   /// Sends a progress frame when the stream was idle for its heartbeat.
