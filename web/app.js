@@ -113,10 +113,23 @@ function eventShown(ev) {
   return ev.gap || inCluster(eventSubject(ev));
 }
 
+// Items are kept by revision and reused: a burst of changes builds only the new ones.
+let eventItems = new Map();
+let eventItemsMany = false;
 function renderEvents() {
   const shown = log.newest(eventShown, SHOWN);
   const many = document.body.dataset.clusters === "many" && !state.cluster;
-  $("events-list").replaceChildren(...shown.map((ev) => eventItem(ev, many)));
+  if (many !== eventItemsMany) eventItems = new Map();
+  eventItemsMany = many;
+  const next = new Map();
+  const items = shown.map((ev) => {
+    const id = (ev.gap ? "gap:" : "") + ev.revision;
+    const li = eventItems.get(id) || eventItem(ev, many);
+    next.set(id, li);
+    return li;
+  });
+  eventItems = next;
+  $("events-list").replaceChildren(...items);
   $("events-empty").hidden = shown.length !== 0;
 }
 
