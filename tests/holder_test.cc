@@ -16,6 +16,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <iterator>
 #include <mutex>
 #include <optional>
@@ -111,6 +112,32 @@ class Listener {
   int client_ = -1;
   std::vector<int> fds_;
 };
+
+/// A child process that inherits this process's descriptors (so it holds its sockets too),
+/// closes `close_in_child` and waits to be killed. Returns its pid once it runs, -1 if the
+/// fork or the pipe failed. Only async-signal-safe calls in the child.
+pid_t forkHolder(std::initializer_list<int> close_in_child = {}) {
+  int ready[2];
+  if (pipe(ready) != 0) {
+    return -1;
+  }
+  const pid_t child = fork();
+  if (child == 0) {
+    close(ready[0]);
+    for (int fd : close_in_child) {
+      close(fd);
+    }
+    const char byte = 1;
+    (void)!write(ready[1], &byte, 1);
+    pause();
+    _exit(0);
+  }
+  close(ready[1]);
+  char byte = 0;
+  const bool runs = child > 0 && read(ready[0], &byte, 1) == 1;
+  close(ready[0]);
+  return runs ? child : -1;
+}
 
 std::string ownComm() {
   std::ifstream in("/proc/self/comm");
@@ -232,21 +259,8 @@ TEST(HolderResolverTest, ResolvesABatchWithOneDumpAndOneScan) {
 TEST(HolderResolverTest, AForkedChildThatKeepsTheSocketIsASecondHolder) {
   Listener listener("127.0.0.1");
   const ConnectionKey key = listener.connectFrom("127.0.0.1");
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-  const pid_t child = fork();
-  if (child == 0) {
-    // Only async-signal-safe calls here: the child inherits the client socket and waits.
-    close(ready[0]);
-    const char byte = 1;
-    (void)!write(ready[1], &byte, 1);
-    pause();
-    _exit(0);
-  }
-  close(ready[1]);
-  char byte = 0;
-  ASSERT_EQ(read(ready[0], &byte, 1), 1);
-  close(ready[0]);
+  const pid_t child = forkHolder();
+  ASSERT_GT(child, 0);
   const Holder h = HolderResolver().resolveOne(key);
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
@@ -455,22 +469,8 @@ TEST_F(HolderEventsTest, OneEventWhenFirstFoundNoneForTheSameHolderOneWhenItChan
   EXPECT_EQ(reg.stats().holder_changes, 3u);
 
   // n2's connection changes hands: a child keeps only that one, and this process closes it.
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-  const pid_t child = fork();
-  if (child == 0) {
-    close(ready[0]);
-    close(clients[0]);
-    close(clients[1]);
-    const char byte = 1;
-    (void)!write(ready[1], &byte, 1);
-    pause();
-    _exit(0);
-  }
-  close(ready[1]);
-  char byte = 0;
-  ASSERT_EQ(read(ready[0], &byte, 1), 1);
-  close(ready[0]);
+  const pid_t child = forkHolder({clients[0], clients[1]});
+  ASSERT_GT(child, 0);
   listener.closeEarly(clients[2]);
   auto moved = holderEvents(*watch, [&] { return !seen_.empty(); });
   // Settled: more looks find the child again, and n0 and n1 still this process. The child

@@ -3,20 +3,13 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Daemon, launchBrowser, openPage, registerOk, waitText, assertClean } from "./support.mjs";
+import { registerOk, waitText, assertClean, startPage, stopPage } from "./support.mjs";
 
 let daemon, browser, p;
 
-before(async () => {
-  daemon = await new Daemon().start();
-  browser = await launchBrowser();
-  p = await openPage(browser, daemon);
-});
+before(async () => ({ daemon, browser, p } = await startPage()));
 
-after(async () => {
-  if (browser) await browser.close();
-  if (daemon) await daemon.close();
-});
+after(() => stopPage({ daemon, browser }));
 
 test("registrations and unregistrations show in the chart", async () => {
   const regs = [];

@@ -3,21 +3,13 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Daemon, launchBrowser, openPage, registerOk, visibleRows, evictFromRow, waitText,
-  assertClean } from "./support.mjs";
+import { registerOk, visibleRows, evictFromRow, waitText, assertClean, startPage, stopPage } from "./support.mjs";
 
 let daemon, browser, p;
 
-before(async () => {
-  daemon = await new Daemon([], { clusters: ["blue"] }).start();
-  browser = await launchBrowser();
-  p = await openPage(browser, daemon);
-});
+before(async () => ({ daemon, browser, p } = await startPage([], { clusters: ["blue"] })));
 
-after(async () => {
-  if (browser) await browser.close();
-  if (daemon) await daemon.close();
-});
+after(() => stopPage({ daemon, browser }));
 
 test("the same name in two clusters, a selector with counts, eviction in one", async () => {
   const inDefault = await registerOk(daemon.epmdPort, "twin", 27001);

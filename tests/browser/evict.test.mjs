@@ -3,21 +3,13 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Daemon, launchBrowser, openPage, register, registerOk, row, evictFromRow, waitText,
-  assertClean } from "./support.mjs";
+import { register, registerOk, row, evictFromRow, waitText, assertClean, startPage, stopPage } from "./support.mjs";
 
 let daemon, browser, p;
 
-before(async () => {
-  daemon = await new Daemon().start();
-  browser = await launchBrowser();
-  p = await openPage(browser, daemon);
-});
+before(async () => ({ daemon, browser, p } = await startPage()));
 
-after(async () => {
-  if (browser) await browser.close();
-  if (daemon) await daemon.close();
-});
+after(() => stopPage({ daemon, browser }));
 
 test("a wrong token gets the server's answer and changes nothing", async () => {
   const keeper = await registerOk(daemon.epmdPort, "keeper", 26001);

@@ -4,21 +4,16 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Daemon, launchBrowser, openPage, registerOk, row, text, waitText, assertClean } from "./support.mjs";
+import { registerOk, row, text, waitText, assertClean, startPage, stopPage } from "./support.mjs";
 
 let daemon, browser, p, host;
 
 before(async () => {
-  daemon = await new Daemon().start();
+  ({ daemon, browser, p } = await startPage());
   host = await daemon.host();
-  browser = await launchBrowser();
-  p = await openPage(browser, daemon);
 });
 
-after(async () => {
-  if (browser) await browser.close();
-  if (daemon) await daemon.close();
-});
+after(() => stopPage({ daemon, browser }));
 
 test("the daemon reports its host name and the page shows it", async () => {
   assert.notEqual(host, "", "GET /v1/clusters has a non-empty \"host\"");

@@ -249,6 +249,20 @@ export async function launchBrowser() {
   });
 }
 
+/// The usual file's set-up: one daemon (`args`, `daemonOpts`), one browser, one page;
+/// `stopPage` ends them (whatever was started).
+export async function startPage(args = [], daemonOpts = {}, pageOpts = {}) {
+  const daemon = await new Daemon(args, daemonOpts).start();
+  const browser = await launchBrowser();
+  const p = await openPage(browser, daemon, pageOpts);
+  return { daemon, browser, p };
+}
+
+export async function stopPage({ daemon, browser } = {}) {
+  if (browser) await browser.close();
+  if (daemon) await daemon.close();
+}
+
 /// A page with its console errors, page errors and JS dialogs (alert/prompt/confirm) collected.
 /// Dialogs are dismissed so they never block; tests assert there were none.
 export async function openPage(browser, daemon, { viewport = { width: 1280, height: 800 },
