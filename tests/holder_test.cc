@@ -287,20 +287,8 @@ TEST(HolderResolverTest, RemembersHoldersAndNoticesWhenTheSocketChangesHands) {
   EXPECT_EQ(warm.descriptors, 0u);
 
   // Hand the socket to a child and close ours: the hint fails, a full scan finds the child.
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-  const pid_t child = fork();
-  if (child == 0) {
-    close(ready[0]);
-    const char byte = 1;
-    (void)!write(ready[1], &byte, 1);
-    pause();
-    _exit(0);
-  }
-  close(ready[1]);
-  char byte = 0;
-  ASSERT_EQ(read(ready[0], &byte, 1), 1);
-  close(ready[0]);
+  const pid_t child = forkHolder();
+  ASSERT_GT(child, 0);
   listener.closeEarly(listener.lastClient());
   ResolveStats moved;
   const Holder h = resolver.resolve({key}, &moved).at(0);
