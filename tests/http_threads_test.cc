@@ -66,21 +66,6 @@ int settledThreads(const EpmdxDaemon& d) {
   return last;
 }
 
-std::string metric(uint16_t port, const std::string& series) {
-  RawHttp c(port);
-  c.send(httpRequest("GET", "/metrics", port));
-  auto res = c.read();
-  if (!res) {
-    return {};
-  }
-  const auto at = res->body.find("\n" + series + " ");
-  if (at == std::string::npos) {
-    return {};
-  }
-  const auto start = at + series.size() + 2;
-  return res->body.substr(start, res->body.find('\n', start) - start);
-}
-
 TEST(HttpThreads, IdleDaemonRunsAtMost17Threads) {
   // Defaults but the ports (and where the generated token goes).
   EpmdxDaemon d({}, /*tokens=*/false);
@@ -118,7 +103,7 @@ TEST(HttpThreads, ThousandWatchersAndThousandKeepAliveClients) {
     ASSERT_EQ(res->status, 200);
     clients.push_back(std::move(c));
   }
-  EXPECT_EQ(metric(port, "epmdx_watchers{api=\"sse\"}"), "1000");
+  EXPECT_EQ(metricValue(port, "epmdx_watchers{api=\"sse\"}"), "1000");
 
   // The 1,001st watcher: the documented 503 with an ErrorBody.
   {
@@ -215,11 +200,11 @@ TEST(HttpThreads, IdleAgainAfterThousandGrpcWatchers) {
     watches.push_back(std::make_unique<CountingWatch>(*stub, seen));
   }
   const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (metric(d.httpPort(), "epmdx_watchers{api=\"grpc\"}") != "1000" &&
+  while (metricValue(d.httpPort(), "epmdx_watchers{api=\"grpc\"}") != "1000" &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(20ms);  // Polling a condition with a deadline.
   }
-  ASSERT_EQ(metric(d.httpPort(), "epmdx_watchers{api=\"grpc\"}"), "1000");
+  ASSERT_EQ(metricValue(d.httpPort(), "epmdx_watchers{api=\"grpc\"}"), "1000");
   std::vector<int> holders;
   for (int i = 0; i < 20; ++i) {
     const int fd = connectTo("127.0.0.1", d.epmdPort());
@@ -242,7 +227,7 @@ TEST(HttpThreads, IdleAgainAfterThousandGrpcWatchers) {
   for (int fd : holders) {
     close(fd);
   }
-  while (metric(d.httpPort(), "epmdx_watchers{api=\"grpc\"}") != "0" &&
+  while (metricValue(d.httpPort(), "epmdx_watchers{api=\"grpc\"}") != "0" &&
          std::chrono::steady_clock::now() < deadline + 20s) {
     std::this_thread::sleep_for(20ms);  // Polling a condition with a deadline.
   }

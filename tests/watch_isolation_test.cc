@@ -105,21 +105,6 @@ uint64_t currentRevision(uint16_t http) {
   return at == std::string::npos ? 0 : std::stoull(res->body.substr(at + 12));
 }
 
-std::string metric(uint16_t http, const std::string& series) {
-  RawHttp c(http);
-  c.send(httpRequest("GET", "/metrics", http));
-  auto res = c.read();
-  if (!res) {
-    return {};
-  }
-  const auto at = res->body.find("\n" + series + " ");
-  if (at == std::string::npos) {
-    return {};
-  }
-  const auto start = at + series.size() + 2;
-  return res->body.substr(start, res->body.find('\n', start) - start);
-}
-
 bool waitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   while (!cond()) {
@@ -416,12 +401,13 @@ TEST(WatchIsolation, StalledWatchersNeitherSlowTheEpmdPortNorHurtHealthyWatchers
   }
   ASSERT_TRUE(waitFor(
       [&] {
-        return metric(http, "epmdx_watchers{api=\"grpc\"}") == std::to_string(kStalledGrpc + 1) &&
-               metric(http, "epmdx_watchers{api=\"sse\"}") == std::to_string(kStalledSse + 1);
+        return metricValue(http, "epmdx_watchers{api=\"grpc\"}") ==
+                   std::to_string(kStalledGrpc + 1) &&
+               metricValue(http, "epmdx_watchers{api=\"sse\"}") == std::to_string(kStalledSse + 1);
       },
       10s))
-      << metric(http, "epmdx_watchers{api=\"grpc\"}") << " gRPC, "
-      << metric(http, "epmdx_watchers{api=\"sse\"}") << " SSE";
+      << metricValue(http, "epmdx_watchers{api=\"grpc\"}") << " gRPC, "
+      << metricValue(http, "epmdx_watchers{api=\"sse\"}") << " SSE";
   EXPECT_EQ(proxy.connectionsSeen(), kGrpcChannels);
   proxy.setPaused(true);
 

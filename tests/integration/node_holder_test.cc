@@ -18,6 +18,7 @@
 
 #include "epmdx/v1/registry.pb.h"
 #include "server/api/node_host.h"
+#include "tests/support/app_with_nodes.h"
 #include "tests/support/erlang.h"
 #include "tests/support/net.h"
 #include "tests/support/process.h"
@@ -30,44 +31,20 @@ namespace {
 using namespace std::chrono_literals;
 using registry::HolderFact;
 
-class NodeHolderTest : public ::testing::Test {
+class NodeHolderTest : public AppWithNodes {
  protected:
   void SetUp() override {
-    dir_ = "/tmp/epmdx-node-holder-" + std::to_string(getpid());
-    std::filesystem::create_directories(dir_);
-    std::ofstream(dir_ + "/tokens") << "admintok read evict name=ops\n";
     auto o = RunningApp::testOptions();
-    o.tokens_file = dir_ + "/tokens";
-    o.audit_file = dir_ + "/audit.jsonl";
     o.holder_interval_s = 1;
-    o.packet_timeout = 60;
-    app_ = std::make_unique<RunningApp>(o);
+    startApp(o);
   }
-  void TearDown() override {
-    for (auto& n : nodes_) {
-      n->signal(SIGCONT);
-    }
-    nodes_.clear();
-    app_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  registry::Registry& reg() { return app_->app().registry(); }
-
-  std::string dir_;
-  std::unique_ptr<RunningApp> app_;
-  std::vector<std::unique_ptr<Process>> nodes_;
 };
 
 TEST_F(NodeHolderTest, TheHolderOfEachRegistrationIsItsBeamSmp) {
   std::vector<std::string> names;
   for (int i = 0; i < 3; ++i) {
     names.push_back("holder" + std::to_string(i) + "x" + std::to_string(app_->port()));
-    nodes_.push_back(std::make_unique<Process>(
-        std::vector<std::string>{"erl", "-sname", names.back(), "-setcookie", "epmdxtest",
-                                 "-noshell", "-start_epmd", "false", "-eval",
-                                 "io:format(\"pid ~s~n\", [os:getpid()]), timer:sleep(120000)."},
-        std::map<std::string, std::string>{{"ERL_EPMD_PORT", std::to_string(app_->port())},
-                                           {"HOME", "/tmp"}}));
+    startNode(names.back(), "io:format(\"pid ~s~n\", [os:getpid()]), timer:sleep(120000).");
   }
   for (size_t i = 0; i < names.size(); ++i) {
     std::smatch m;
@@ -134,12 +111,8 @@ TEST_F(NodeHolderTest, TheHostIsWhatErlangNodeSays) {
   const std::vector<std::pair<std::string, std::string>> flags{{"-sname", "short" + suffix},
                                                                {"-name", "long" + suffix}};
   for (const auto& [flag, name] : flags) {
-    nodes_.push_back(std::make_unique<Process>(
-        std::vector<std::string>{"erl", flag, flag == "-name" ? name + "@127.0.0.1" : name,
-                                 "-setcookie", "epmdxtest", "-noshell", "-start_epmd", "false",
-                                 "-eval",
-                                 "io:format(\"node ~s~n\", [node()]), timer:sleep(120000)."},
-        erlEnv(app_->port())));
+    startNode(flag == "-name" ? name + "@127.0.0.1" : name,
+              "io:format(\"node ~s~n\", [node()]), timer:sleep(120000).", flag);
   }
   httplib::Client http("127.0.0.1", app_->app().httpPort());
   for (size_t i = 0; i < flags.size(); ++i) {
@@ -191,10 +164,7 @@ TEST_F(NodeHolderTest, WatchersLearnTheHolderAndHostFromAHolderChangedEvent) {
   // The list (its header) is printed before its watch starts: no change can slip between.
   ASSERT_TRUE(eventually([&] { return list.stdoutText().find("EVENT") != std::string::npos; }))
       << list.stderrText();
-  nodes_.push_back(std::make_unique<Process>(
-      std::vector<std::string>{"erl", "-name", name + "@127.0.0.1", "-setcookie", "epmdxtest",
-                               "-noshell", "-start_epmd", "false", "-eval", "timer:sleep(120000)."},
-      erlEnv(app_->port())));
+  startNode(name + "@127.0.0.1", "timer:sleep(120000).", "-name");
   const std::string vm = std::to_string(nodes_.back()->pid());
 
   // epmdxctl watch: "REV holder_changed NAME@HOST holder=PID/beam.smp(STATE) id=N".

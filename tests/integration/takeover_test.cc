@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/support/app_with_nodes.h"
 #include "tests/support/net.h"
 #include "tests/support/process.h"
 #include "tests/support/running_app.h"
@@ -26,37 +27,14 @@ using registry::EventType;
 using registry::HealthStatus;
 using registry::UnregisterReason;
 
-class TakeoverTest : public ::testing::Test {
+class TakeoverTest : public AppWithNodes {
  protected:
   void start(bool takeover, int evict_after_s) {
-    dir_ = "/tmp/epmdx-takeover-" + std::to_string(getpid()) + "-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::filesystem::create_directories(dir_);
     auto o = RunningApp::testOptions();
     o.probe_interval_s = 1;  // Probe timeout 500 ms.
     o.takeover_unresponsive = takeover;
     o.evict_unresponsive_after_s = evict_after_s;
-    o.audit_file = dir_ + "/audit.jsonl";
-    o.packet_timeout = 60;
-    app_ = std::make_unique<RunningApp>(o);
-  }
-  void TearDown() override {
-    for (auto& n : nodes_) {
-      n->signal(SIGCONT);
-    }
-    nodes_.clear();
-    app_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  registry::Registry& reg() { return app_->app().registry(); }
-
-  Process& startNode(const std::string& name, const std::string& eval = "timer:sleep(120000).") {
-    nodes_.push_back(std::make_unique<Process>(
-        std::vector<std::string>{"erl", "-sname", name, "-setcookie", "epmdxtest", "-noshell",
-                                 "-start_epmd", "false", "-eval", eval},
-        std::map<std::string, std::string>{{"ERL_EPMD_PORT", std::to_string(app_->port())},
-                                           {"HOME", "/tmp"}}));
-    return *nodes_.back();
+    startApp(o);
   }
   bool healthIs(const std::string& name, HealthStatus status) {
     auto r = reg().find(name);
@@ -65,10 +43,6 @@ class TakeoverTest : public ::testing::Test {
   uint64_t refusals(registry::RegisterError e) {
     return reg().stats().register_errors[static_cast<size_t>(e)];
   }
-
-  std::string dir_;
-  std::unique_ptr<RunningApp> app_;
-  std::vector<std::unique_ptr<Process>> nodes_;
 };
 
 TEST_F(TakeoverTest, AReplacementTakesAHungNodesNameAndTheOldOneCannotTakeItBack) {

@@ -190,4 +190,19 @@ std::optional<RawResponse> RawHttp::read(std::chrono::milliseconds timeout) {
   return res;
 }
 
+std::string metricValue(uint16_t port, const std::string& series) {
+  RawHttp c(port);
+  c.send(httpRequest("GET", "/metrics", port));
+  auto res = c.read();
+  if (!res) {
+    return {};
+  }
+  const auto at = res->body.find("\n" + series + " ");
+  if (at == std::string::npos) {
+    return {};
+  }
+  const auto start = at + series.size() + 2;
+  return res->body.substr(start, res->body.find('\n', start) - start);
+}
+
 }  // namespace epmdx::testing

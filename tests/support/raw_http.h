@@ -26,6 +26,10 @@ std::string httpRequest(const std::string& method, const std::string& target, ui
                         const std::vector<std::pair<std::string, std::string>>& headers = {},
                         const std::string& body = "");
 
+/// The value of one Prometheus series (`name{labels}` exactly as printed) from GET /metrics
+/// on 127.0.0.1:port, or "" when the daemon does not answer or has no such series.
+std::string metricValue(uint16_t port, const std::string& series);
+
 class RawHttp {
  public:
   /// Connects to 127.0.0.1:port; `rcvbuf` > 0 sets SO_RCVBUF first (a small window).
