@@ -113,11 +113,16 @@ function eventShown(ev) {
   return ev.gap || inCluster(eventSubject(ev));
 }
 
+/** The events pane leaves out quiet holder events (see EventLog.note). */
+function eventInPane(ev) {
+  return !ev.quiet && eventShown(ev);
+}
+
 // Items are kept by revision and reused: a burst of changes builds only the new ones.
 let eventItems = new Map();
 let eventItemsMany = false;
 function renderEvents() {
-  const shown = log.newest(eventShown, SHOWN);
+  const shown = log.newest(eventInPane, SHOWN);
   const many = document.body.dataset.clusters === "many" && !state.cluster;
   if (many !== eventItemsMany) eventItems = new Map();
   eventItemsMany = many;

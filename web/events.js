@@ -15,6 +15,7 @@ export class EventLog {
   constructor() {
     this.events = []; // oldest first; gaps are {gap: true, revision, time, from}
     this.ids = new Set();
+    this.regs = new Map(); // registrationId -> {host, holderSeen}: for quiet holder events
     this.lastRevision = null; // the newest revision seen
   }
 
@@ -28,14 +29,37 @@ export class EventLog {
       const last = this.events[this.events.length - 1];
       if (last && revCompare(last.revision, ev.revision) > 0) sorted = false;
       this.events.push(ev);
+      if (sorted) this.note(ev);
       if (this.lastRevision == null || revCompare(ev.revision, this.lastRevision) > 0) {
         this.lastRevision = ev.revision;
       }
       added++;
     }
-    if (!sorted) this.sort();
+    if (!sorted) {
+      this.sort();
+      this.regs.clear();
+      for (const ev of this.events) this.note(ev);
+    }
     this.trim();
     return added;
+  }
+
+  /**
+   * A holder found for the first time that changes nothing visible (the host stays) is
+   * quiet: every node has one right after it registers, and thirty of them would push what
+   * people look for out of the events pane. The details view still lists them.
+   */
+  note(ev) {
+    if (ev.gap || !ev.node || !ev.node.registrationId) return;
+    const id = ev.node.registrationId;
+    const r = this.regs.get(id) || { host: undefined, holderSeen: false };
+    if (ev.type === "HOLDER_CHANGED") {
+      ev.quiet = !r.holderSeen && (r.host === undefined || r.host === (ev.node.host || ""));
+      r.holderSeen = true;
+    }
+    r.host = ev.node.host || "";
+    this.regs.set(id, r);
+    if (ev.type === "UNREGISTERED") this.regs.delete(id);
   }
 
   /** Marks that what happened after `revision` (until the history's oldest) is unknown. */
