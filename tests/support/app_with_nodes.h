@@ -25,7 +25,8 @@ class AppWithNodes : public ::testing::Test {
  protected:
   /// Starts the daemon with `o` (from RunningApp::testOptions()), its files under dir_.
   void startApp(app::Options o) {
-    dir_ = "/tmp/epmdx-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->test_suite_name()) +
+    dir_ = "/tmp/epmdx-" +
+           std::string(::testing::UnitTest::GetInstance()->current_test_info()->test_suite_name()) +
            "-" + std::to_string(getpid()) + "-" +
            ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::filesystem::create_directories(dir_);
