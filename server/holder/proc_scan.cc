@@ -11,6 +11,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "server/holder/cookie_redact.h"
+
 namespace epmdx::holder {
 namespace {
 
@@ -234,7 +236,8 @@ void readProcessDetails(pid_t pid, ProcessInfo& out, const std::string& proc_roo
     out.nspids = parseNumbers<pid_t>(line, 64);
   }
 
-  std::string cmdline = readSmallFile(dir + "/cmdline");
+  // Redacted here, as it is read: nothing after this can keep or show the cookie.
+  std::string cmdline = redactCookies(readSmallFile(dir + "/cmdline"));
   while (!cmdline.empty() && cmdline.back() == '\0') {
     cmdline.pop_back();
   }

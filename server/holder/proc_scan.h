@@ -51,7 +51,8 @@ struct ProcessInfo {
   uid_t uid = 0;                  // Real uid.
   std::string user;               // Left empty by readProcessInfo (see userName()).
   std::string command;            // comm (at most 15 bytes).
-  std::string command_line;       // argv joined with spaces; empty for kernel threads/zombies.
+  std::string command_line;       // argv joined with spaces, cookies redacted (cookie_redact.h);
+                                  // empty for kernel threads/zombies.
   char state = '?';               // /proc/PID/stat field 3: R, S, D, T, t, Z, X, I.
   uint64_t start_time_ticks = 0;  // Field 22: with the pid, identifies the process.
 
