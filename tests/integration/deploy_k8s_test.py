@@ -138,8 +138,9 @@ app = {c["name"]: c for c in pod_spec["containers"]}.get("app", {})
 check("native sidecar", side.get("restartPolicy") == "Always", side)
 check("sidecar: anonymous HTTP only for probes and metrics",
       "--http-anonymous-read=false" in side.get("args", []), side.get("args"))
-check("shareProcessNamespace (the sidecar sees the BEAM's processes)",
-      pod_spec.get("shareProcessNamespace") is True)
+check("no shareProcessNamespace (an unprivileged sidecar cannot name a holder; the cookie "
+      "stays out of other containers' sight)", "shareProcessNamespace" not in pod_spec,
+      pod_spec.get("shareProcessNamespace"))
 for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
     check(f"app has a {probe}", probe in app, sorted(app))
 env = {e["name"]: e for e in app.get("env", [])}
@@ -269,18 +270,16 @@ try:
         check("epmdxctl lists the BEAM over gRPC", r.returncode == 0 and
               r.stdout.split() == ["app"], (r.returncode, r.stdout, r.stderr))
 
-        # shareProcessNamespace: from inside the sidecar, as its user, the BEAM is visible.
-        r = sim.exec("epmdx", ["sh", "-c", "cat /proc/[0-9]*/comm"])
-        check("the sidecar sees the BEAM process", "beam.smp" in r.stdout.split(),
+        # Own PID namespaces: the sidecar sees neither the BEAM nor its command line (the
+        # cookie), and epmdx does not pretend to know the holder.
+        r = sim.exec("epmdx", ["sh", "-c", "cat /proc/[0-9]*/comm; cat /proc/[0-9]*/cmdline"])
+        check("the sidecar does not see the BEAM process or the cookie",
+              r.returncode == 0 and "epmdx" in r.stdout.split() and
+              "beam.smp" not in r.stdout.split() and cookie not in r.stdout,
               (r.returncode, r.stdout, r.stderr))
-        # What the holder-process work can use from the sidecar: the BEAM's stat (alive,
-        # start time), not its file descriptors (another user's: needs CAP_SYS_PTRACE).
-        r = sim.exec("epmdx", ["sh", "-c", "for p in /proc/[0-9]*; do "
-                               "[ \"$(cat $p/comm)\" = beam.smp ] && cat $p/stat && "
-                               "ls $p/fd >/dev/null; done"])
-        check("the sidecar reads the BEAM's /proc/PID/stat", "(beam.smp)" in r.stdout, r)
-        check("the sidecar cannot list the BEAM's fds (different user, no capabilities)",
-              "Permission denied" in r.stderr, r)
+        code, body = get("/v1/nodes/app", admin_token)
+        check("the node's holder: HOLDER_UNKNOWN (no claim the sidecar cannot back)",
+              code == 200 and "HOLDER_UNKNOWN" in body, (code, body[:300]))
         r = sim.exec("epmdx", ["id", "-u"])
         check("kubectl exec runs as the sidecar's user", r.stdout.strip() == "4369", r)
         r = sim.exec("epmdx", ["sh", "-c", "echo x > /x"])
@@ -301,15 +300,18 @@ finally:
     sim.remove()
 check("pod stop: the sidecar drains and exits 0", codes.get("epmdx") == 0, codes)
 
-# ---- without shareProcessNamespace the sidecar would not see the BEAM ----------------------
-own_pids = copy.deepcopy(sts)
-own_pids["spec"]["template"]["spec"]["shareProcessNamespace"] = False
-sim, ok = run_pod(own_pids, "own PID namespaces")
+# ---- what shareProcessNamespace would have given: the cookie to every container -------------
+shared = copy.deepcopy(sts)
+shared["spec"]["template"]["spec"]["shareProcessNamespace"] = True
+sim, ok = run_pod(shared, "shared PID namespace")
 try:
-    r = sim.exec("epmdx", ["sh", "-c", "cat /proc/[0-9]*/comm"]) if ok else None
-    check("without shareProcessNamespace: the pod runs, the sidecar sees no BEAM",
-          ok and r.returncode == 0 and "epmdx" in r.stdout.split() and
-          "beam.smp" not in r.stdout.split(), (sim.failures, r))
+    r = sim.exec("epmdx", ["sh", "-c", "for p in /proc/[0-9]*; do [ \"$(cat $p/comm)\" = "
+                           "beam.smp ] && tr '\\0' ' ' <$p/cmdline && ls $p/fd >/dev/null; "
+                           "done"]) if ok else None
+    check("with shareProcessNamespace: the sidecar reads the cookie from erl's argv",
+          ok and cookie in r.stdout, (sim.failures, r))
+    check("with shareProcessNamespace: the holder's fds stay closed to it (PERMISSION_DENIED)",
+          ok and "Permission denied" in r.stderr, (sim.failures, r))
 finally:
     sim.stop()
     sim.remove()
