@@ -203,6 +203,12 @@ void Session::handleAlive2(Alive2Request&& req) {
       registry::Origin{peer_, fd, local_ec ? std::string() : formatEndpoint(local)},
       std::weak_ptr<registry::RegistrationOwner>(shared_from_this()));
   std::string bytes;
+  // A refusal OTP's epmd never gives (a name held after an eviction, the node limit) ends
+  // the connection once answered: the node retries on a new connection every couple of
+  // seconds, and a kept refused connection would be one more open socket per retry, on
+  // both sides, for as long as the hold lasts. OTP's own refusal (a duplicate name) keeps
+  // the connection open, as OTP does.
+  bool close_after_reply = false;
   if (added) {
     registration_ = added.value();
     bytes = encodeAlive2Reply(true, registration_->creation(), highest);
@@ -213,14 +219,16 @@ void Session::handleAlive2(Alive2Request&& req) {
                              {"peer", peer_}});
   } else {
     bytes = encodeAlive2Reply(false, kErrorCreation, highest);
+    close_after_reply = added.error() == registry::RegisterError::NameHeld ||
+                        added.error() == registry::RegisterError::TooManyNodes;
     log::warn("registration refused", {{"name", log::printable(name)},
                                        {"reason", std::string(toString(added.error()))},
                                        {"peer", peer_}});
   }
   std::vector<std::string> parts;
   parts.push_back(std::move(bytes));
-  reply(std::move(parts), [self = shared_from_this()](bool ok) {
-    if (!ok) {
+  reply(std::move(parts), [self = shared_from_this(), close_after_reply](bool ok) {
+    if (!ok || close_after_reply) {
       // The node is gone before it heard back: no zombie registration (OTP unregisters
       // by name here, which could drop another holder; we drop only our own).
       if (self->registration_) {

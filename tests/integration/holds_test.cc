@@ -122,6 +122,11 @@ TEST_F(HoldsTest, TheEvictedNodeIsRefusedDuringTheHoldThenRegistersByItself) {
       << "the node did not try again during the hold";
   EXPECT_EQ(reg().find(name), nullptr);
   EXPECT_TRUE(node_->running()) << "a refused re-registration must not kill the node";
+  // A held name is epmdx's own refusal: its connection is closed once answered, so the
+  // node's retries do not pile up open sockets (issue #18: 14 open after a 20 s hold).
+  EXPECT_TRUE(
+      eventually([&] { return app_->app().epmdMetrics().connections_open.load() == 0; }, 1500ms))
+      << "refused connections still open: " << app_->app().epmdMetrics().connections_open.load();
 
   // ...and once the hold ends it registers again by itself, with a new registration.
   ASSERT_TRUE(eventually([&] { return reg().find(name) != nullptr; }, 20s)) << node_->stderrText();
@@ -176,6 +181,43 @@ TEST_F(HoldsTest, TheEvictedNodeIsRefusedDuringTheHoldThenRegistersByItself) {
 
   auto [lcode, lifted] = ctl({"lift", name});
   EXPECT_EQ(lcode, 3) << "nothing to lift once expired: " << lifted;
+}
+
+// The same with raw sockets: ALIVE2 for a held name gets OTP's error reply and then the
+// server closes the connection; the open-connections gauge is back to one per registered
+// node. (A duplicate name keeps the connection open, as OTP does: differential_test.)
+TEST_F(HoldsTest, AnAlive2RefusedForAHeldNameIsClosedAfterTheReply) {
+  const int other = connectTo("127.0.0.1", app_->port());
+  ASSERT_GE(other, 0);
+  ASSERT_TRUE(sendAll(other, frame(alive2Body("rawother", 5001))));
+  ASSERT_EQ(readN(other, 6, 2000ms).size(), 6u);
+  const int first = connectTo("127.0.0.1", app_->port());
+  ASSERT_TRUE(sendAll(first, frame(alive2Body("rawheld", 5002))));
+  ASSERT_EQ(readN(first, 6, 2000ms).size(), 6u);
+  ASSERT_TRUE(reg()
+                  .evict("rawheld", std::nullopt, registry::UnregisterReason::Evicted, "test", {},
+                         registry::kDefaultCluster, std::chrono::nanoseconds(60s))
+                  .ok());
+  EXPECT_TRUE(readUntilClose(first, 2000ms).closed) << "the evicted registration's connection";
+  close(first);
+
+  for (int attempt = 0; attempt < 3; ++attempt) {  // Every retry: refused, then closed.
+    const int retry = connectTo("127.0.0.1", app_->port());
+    ASSERT_TRUE(sendAll(retry, frame(alive2Body("rawheld", 5002))));
+    const Outcome o = readUntilClose(retry, 2000ms);
+    close(retry);
+    ASSERT_EQ(o.bytes.size(), 6u) << "ALIVE2_X_RESP expected";
+    EXPECT_EQ(static_cast<uint8_t>(o.bytes[0]), 118);
+    EXPECT_NE(o.bytes[1], 0) << "refused";
+    EXPECT_TRUE(o.closed) << "attempt " << attempt << ": the server kept a refused connection";
+  }
+  EXPECT_EQ(heldRefusals(), 3u);
+  EXPECT_TRUE(eventually([&] {
+    return app_->app().epmdMetrics().connections_open.load() == static_cast<int64_t>(reg().size());
+  })) << "open "
+      << app_->app().epmdMetrics().connections_open.load() << ", registered " << reg().size();
+  EXPECT_EQ(reg().size(), 1u);
+  close(other);
 }
 
 TEST_F(HoldsTest, LiftingTheHoldEarlyLetsTheNodeBackAtOnce) {
