@@ -200,6 +200,21 @@ TEST_F(HttpConventionsTest, LoopbackBindAcceptsOnlyLoopbackHosts) {
   }
 }
 
+// Issue #18 item 8: health checkers (HAProxy's `option httpchk`, HTTP/1.0) send no Host at
+// all; no browser does, so answering them opens nothing to DNS rebinding. A Host that is
+// there but empty or foreign is still refused.
+TEST_F(HttpConventionsTest, LoopbackBindAnswersRequestsWithoutHost) {
+  start();
+  const RawResponse ready = exchange("GET /readyz HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(ready.status, 200) << ready.body;
+  const RawResponse nodes = exchange("GET /v1/nodes HTTP/1.0\r\nUser-Agent: probe\r\n\r\n");
+  EXPECT_EQ(nodes.status, 200) << nodes.body;
+  EXPECT_EQ(exchange("GET /livez HTTP/1.0\r\n\r\n").status, 200);
+  expectJsonError(exchange("GET /readyz HTTP/1.0\r\nHost:\r\n\r\n"), 403, "empty Host");
+  expectJsonError(exchange("GET /readyz HTTP/1.0\r\nHost: evil.example\r\n\r\n"), 403,
+                  "foreign Host over HTTP/1.0");
+}
+
 TEST_F(HttpConventionsTest, AllowedHostsStarAcceptsAny) {
   start({"--http-allowed-hosts=*"});
   EXPECT_EQ(request("GET", "/v1/nodes", {{"Host", "evil.example"}}).status, 200);

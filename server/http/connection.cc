@@ -122,6 +122,7 @@ void Connection::onBody(beast::error_code ec) {
                            : std::string_view(it->value().data(), it->value().size());
   };
   r.host = field(bhttp::field::host);
+  r.has_host = req.find(bhttp::field::host) != req.end();
   r.authorization = field(bhttp::field::authorization);
   auto last = req.find("Last-Event-ID");
   if (last != req.end()) {

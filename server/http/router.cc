@@ -150,11 +150,15 @@ HttpResponse Router::error(const api::Error& e, int http_status) {
   return res;
 }
 
-bool Router::hostAllowed(std::string_view host) const {
-  if (options_.allowed_hosts.empty()) {
+bool Router::hostAllowed(const HttpRequest& req) const {
+  // No Host header at all cannot come from a browser (every browser sends one, and DNS
+  // rebinding needs one naming the attacker's domain), while health checkers send exactly
+  // that (HAProxy's `option httpchk` is HTTP/1.0 without Host). A Host that is present but
+  // empty or foreign is still refused.
+  if (options_.allowed_hosts.empty() || !req.has_host) {
     return true;
   }
-  const std::string name = hostName(host);
+  const std::string name = hostName(req.host);
   return std::find(options_.allowed_hosts.begin(), options_.allowed_hosts.end(), name) !=
          options_.allowed_hosts.end();
 }
@@ -173,7 +177,7 @@ Result<api::Principal, api::Error> Router::authorize(const HttpRequest& req, api
 }
 
 RouteResult Router::handle(const HttpRequest& req, size_t http_connections) {
-  if (!hostAllowed(req.host)) {
+  if (!hostAllowed(req)) {
     return error({api::Code::PermissionDenied,
                   "Host \"" + log::printable(req.host) +
                       "\" is not allowed here (--http-allowed-hosts): this port serves " +

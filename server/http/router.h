@@ -47,6 +47,7 @@ struct HttpRequest {
   std::string_view method;
   std::string_view target;
   std::string_view host;
+  bool has_host = true;  // False: no Host header at all (HTTP/1.0 health checkers).
   std::string_view authorization;
   std::string_view last_event_id;
   std::string_view body;
@@ -80,7 +81,7 @@ class Router {
  private:
   Result<api::Principal, api::Error> authorize(const HttpRequest& req, api::Scope scope,
                                                std::string_view access_token) const;
-  bool hostAllowed(std::string_view host) const;
+  bool hostAllowed(const HttpRequest& req) const;
   RouteResult watch(const HttpRequest& req, const std::map<std::string, std::string>& query);
   HttpResponse events(const HttpRequest& req, const std::map<std::string, std::string>& query);
   HttpResponse liftHold(const HttpRequest& req, std::string_view name,
