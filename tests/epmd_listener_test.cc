@@ -262,7 +262,8 @@ TEST(ListenerShedTest, IdleConnectionsAreShedOldestFirstNearTheDescriptorLimit) 
   // about 20 connections (each costs this process a client and a server descriptor).
   lo.descriptor_limit = static_cast<size_t>(base) + 72;
   auto listener = std::make_unique<epmd::Listener>(
-      io, registry::ClusterView(registry, registry::kDefaultCluster), metrics, lo, [] {});
+      io, registry::ClusterView(registry, registry::kDefaultCluster), metrics, lo,
+      [](const std::string&) {});
   ASSERT_EQ(listener->bind().status, epmd::Listener::BindStatus::Ok);
   listener->start();
   std::thread runner([&io] { io.run(); });

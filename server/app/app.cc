@@ -89,9 +89,9 @@ App::App(Options options) : options_(std::move(options)) {
     const auto id = static_cast<registry::ClusterId>(i);
     // KILL_REQ arrives on the epmd thread: act right there, as OTP exits right after its
     // "OK", so no request queued behind the KILL is served.
-    cluster->listener =
-        std::make_unique<epmd::Listener>(io_, registry::ClusterView(*registry_, id), metrics_,
-                                         std::move(lo), [this, id] { killCluster(id); });
+    cluster->listener = std::make_unique<epmd::Listener>(
+        io_, registry::ClusterView(*registry_, id), metrics_, std::move(lo),
+        [this, id](const std::string& peer) { killCluster(id, peer); });
     clusters_.push_back(std::move(cluster));
   }
   hold_expiry_ = std::make_unique<api::HoldExpiry>(*registry_);
@@ -309,7 +309,7 @@ void App::requestShutdown(int exit_code, registry::UnregisterReason reason) {
   asio::post(io_, [this, exit_code, reason] { shutdownOnIoThread(exit_code, reason); });
 }
 
-void App::killCluster(registry::ClusterId id) {
+void App::killCluster(registry::ClusterId id, const std::string& peer) {
   if (shutdown_started_) {
     return;
   }
@@ -317,18 +317,33 @@ void App::killCluster(registry::ClusterId id) {
   if (!c.serving.exchange(false)) {
     return;
   }
-  bool others = false;
-  for (const auto& other : clusters_) {
-    others = others || other->serving;
+  // Each cluster port is an epmd of its own to its nodes (OTP's `epmd -port P -kill` ends
+  // the epmd on P, nothing else), so KILL_REQ closes this port only; the daemon exits, as
+  // OTP's epmd does, when the last port closes. One line says which.
+  std::string still;
+  for (size_t i = 0; i < clusters_.size(); ++i) {
+    if (clusters_[i]->serving) {
+      still += (still.empty() ? "" : ",") +
+               registry_->clusterName(static_cast<registry::ClusterId>(i)) + ":" +
+               std::to_string(clusters_[i]->listener->port());
+    }
   }
-  if (!others) {
-    // The last cluster: the daemon exits, as OTP's epmd does.
+  const auto cluster = registry_->clusterName(id);
+  const uint16_t port = c.listener->port();
+  const size_t ended = registry_->size(id);
+  if (still.empty()) {
+    log::info("KILL_REQ: last epmd port closed, exiting",
+              {{"cluster", cluster}, {"port", port}, {"by", peer}});
     shutdown_started_ = true;
     shutdownOnIoThread(0, registry::UnregisterReason::Killed);
     return;
   }
-  log::info("cluster closed by KILL_REQ; the daemon serves the others",
-            {{"cluster", registry_->clusterName(id)}});
+  log::info("KILL_REQ: cluster closed, the daemon still serves the others",
+            {{"cluster", cluster},
+             {"port", port},
+             {"by", peer},
+             {"registrations_ended", ended},
+             {"still_serving", still}});
   c.listener->stop();
   registry_->removeAll(registry::UnregisterReason::Killed, id);
 }

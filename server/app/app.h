@@ -71,7 +71,7 @@ class App {
  private:
   void shutdownOnIoThread(int exit_code, registry::UnregisterReason reason);
   /// KILL_REQ on cluster `i`'s port: that cluster closes; the daemon exits with the last.
-  void killCluster(registry::ClusterId i);
+  void killCluster(registry::ClusterId i, const std::string& peer);
   std::optional<int> bindCluster(size_t i);
   /// Builds every cluster's policy (options, then the access file) and puts it in force.
   std::optional<std::string> applyAccess();

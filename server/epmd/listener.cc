@@ -55,7 +55,7 @@ struct Listener::Acceptor {
 };
 
 Listener::Listener(asio::io_context& io, registry::ClusterView registry, Metrics& metrics,
-                   ListenerOptions options, std::function<void()> on_kill)
+                   ListenerOptions options, std::function<void(const std::string&)> on_kill)
     : io_(io),
       options_(std::move(options)),
       context_{registry, metrics, options_, options_.port, std::move(on_kill), {}, {}, {}, {}, 0},
@@ -219,6 +219,7 @@ void Listener::doSweep() {
 }
 
 void Listener::stop() {
+  stopped_ = true;
   for (auto& a : acceptors_) {
     boost::system::error_code ignored;
     a->retry.cancel();
@@ -241,7 +242,7 @@ std::vector<std::string> Listener::endpoints() const {
 
 void Listener::doAccept(Acceptor& a) {
   a.acceptor.async_wait(tcp::acceptor::wait_read, [this, &a](const boost::system::error_code& ec) {
-    if (ec == asio::error::operation_aborted || !a.acceptor.is_open()) {
+    if (ec == asio::error::operation_aborted || stopped_ || !a.acceptor.is_open()) {
       return;
     }
     if (ec) {
@@ -258,7 +259,7 @@ void Listener::doAccept(Acceptor& a) {
 void Listener::acceptLater(Acceptor& a, std::chrono::steady_clock::duration delay) {
   a.retry.expires_after(delay);
   a.retry.async_wait([this, &a](const boost::system::error_code& ec) {
-    if (!ec) {
+    if (!ec && !stopped_) {
       doAccept(a);
     }
   });
@@ -334,8 +335,14 @@ void Listener::reportPressure(std::chrono::steady_clock::time_point now) {
   if (reported_.at && now - *reported_.at < kPressureLogInterval) {
     return;  // The next line (or the sweep) reports these too.
   }
-  log::warn("epmd port short of descriptors: shedding idle connections",
-            {{"shed_silent", cur.shed_silent - reported_.shed_silent},
+  // Say what happened: shedding is about descriptors; accept errors alone may be anything.
+  const bool shed = cur.shed_silent != reported_.shed_silent ||
+                    cur.shed_partial != reported_.shed_partial ||
+                    cur.shed_at_accept != reported_.shed_at_accept;
+  log::warn(shed ? "epmd port short of descriptors: shedding idle connections"
+                 : "epmd port: accepting connections failed",
+            {{"port", context_.epmd_port},
+             {"shed_silent", cur.shed_silent - reported_.shed_silent},
              {"shed_partial", cur.shed_partial - reported_.shed_partial},
              {"closed_at_accept", cur.shed_at_accept - reported_.shed_at_accept},
              {"accept_errors", cur.accept_errors - reported_.accept_errors},
@@ -364,6 +371,9 @@ void Listener::acceptBatch(Acceptor& a) {
       // Out of descriptors (EMFILE/ENFILE) or another failure: never exit, as OTP would.
       last_accept_error_ = err;
       const Room room = err == EMFILE || err == ENFILE ? makeRoom(a) : Room::None;
+      if (stopped_) {
+        return;  // makeRoom() served a KILL_REQ.
+      }
       if (room == Room::None) {
         ++context_.metrics.accept_errors;  // Only what could not be cured.
       }
@@ -381,6 +391,9 @@ void Listener::acceptBatch(Acceptor& a) {
     tcp::endpoint peer;
     std::memcpy(peer.data(), &ss, std::min<size_t>(len, sizeof(sockaddr_storage)));
     onAccepted(fd, peer);
+    if (stopped_) {
+      return;  // That connection was a KILL_REQ, answered at once: the acceptor is closed.
+    }
     if (const size_t over = guard_.excess(inUse(fd + 1)); over > 0) {
       // The table is nearly full: make room before it is, so that the next registration
       // or lookup finds a descriptor, and the admin servers keep theirs.

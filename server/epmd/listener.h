@@ -24,7 +24,7 @@ namespace epmdx::epmd {
 class Listener {
  public:
   Listener(asio::io_context& io, registry::ClusterView registry, Metrics& metrics,
-           ListenerOptions options, std::function<void()> on_kill);
+           ListenerOptions options, std::function<void(const std::string& peer)> on_kill);
   ~Listener();
 
   enum class BindStatus {
@@ -90,6 +90,9 @@ class Listener {
     std::optional<std::chrono::steady_clock::time_point> at;
   } reported_;
   int last_accept_error_ = 0;
+  // stop() ran: an accept loop that is still on the stack (a KILL_REQ answered inside it
+  // stops this listener) must not touch the closed acceptor again.
+  bool stopped_ = false;
 };
 
 }  // namespace epmdx::epmd

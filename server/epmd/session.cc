@@ -296,8 +296,7 @@ void Session::handleKill() {
   std::vector<std::string> parts{std::string(kKillOk)};
   reply(std::move(parts), [self = shared_from_this()](bool) {
     self->close();
-    log::info("got KILL_REQ, exiting", {{"peer", self->peer_}});
-    self->ctx_.on_kill();
+    self->ctx_.on_kill(self->peer_);  // It logs what closes and what still serves.
   });
 }
 

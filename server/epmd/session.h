@@ -138,11 +138,12 @@ struct SessionContext {
   registry::ClusterView registry;  // This port's cluster only.
   Metrics& metrics;
   const ListenerOptions& options;
-  uint16_t epmd_port;             // The bound port, sent in NAMES/DUMP replies.
-  std::function<void()> on_kill;  // KILL_REQ accepted: the daemon must exit 0.
-  PendingList pending;            // Sessions not done with their request, oldest first.
-  SilentList silent;              // Those of them that have not sent a byte, oldest first.
-  AccessPolicyPtr policy;         // Null: OTP's (anyone may list and resolve).
+  uint16_t epmd_port;  // The bound port, sent in NAMES/DUMP replies.
+  // KILL_REQ accepted (from `peer`): this port closes (the daemon exits with the last one).
+  std::function<void(const std::string& peer)> on_kill;
+  PendingList pending;     // Sessions not done with their request, oldest first.
+  SilentList silent;       // Those of them that have not sent a byte, oldest first.
+  AccessPolicyPtr policy;  // Null: OTP's (anyone may list and resolve).
   // Refusals by policy are logged at most once per interval, with how many there were.
   std::chrono::steady_clock::time_point policy_log_after{};
   uint64_t policy_refusals_unlogged = 0;

@@ -14,6 +14,7 @@
 #include "tests/support/erlang.h"
 #include "tests/support/net.h"
 #include "tests/support/process.h"
+#include "tests/support/raw_http.h"
 #include "tests/support/sse_client.h"
 
 namespace epmdx::testing {
@@ -186,10 +187,51 @@ TEST_F(ClustersTest, KillClosesOneClusterAndTheDaemonExitsWithTheLast) {
   EXPECT_NE(clusters->body.find("\"name\":\"blue\""), std::string::npos);
   EXPECT_NE(clusters->body.find("\"serving\":false"), std::string::npos) << clusters->body;
   EXPECT_TRUE(epmdx_->running());
+  // The other clusters really do go on: a node registers on green and OTP's `epmd -names`
+  // on the default port answers.
+  auto green_node = startNode("afterkill", green_);
+  ASSERT_TRUE(eventually(
+      [&] {
+        return runCommand({otpEpmdBinary(), "-port", std::to_string(green_), "-names"})
+                   .second.find("name afterkill at port") != std::string::npos;
+      },
+      20s));
+  auto [ncode, names] = runCommand({otpEpmdBinary(), "-port", std::to_string(main_), "-names"});
+  EXPECT_EQ(ncode, 0) << names;
+  EXPECT_NE(names.find("epmd: up and running on port " + std::to_string(main_)), std::string::npos)
+      << names;
+  // One accurate line (issue #18: three "short of descriptors ... Bad file descriptor"
+  // lines, an accept error and "exiting" while the daemon went on).
+  const std::string log = epmdx_->stderrText();
+  EXPECT_NE(log.find("KILL_REQ: cluster closed, the daemon still serves the others cluster=blue "
+                     "port=" +
+                     std::to_string(blue_)),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("still_serving=default:" + std::to_string(main_) +
+                     ",green:" + std::to_string(green_)),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("exiting"), std::string::npos) << log;
+  EXPECT_EQ(log.find("short of descriptors"), std::string::npos) << log;
+  EXPECT_EQ(log.find("Bad file descriptor"), std::string::npos) << log;
+  EXPECT_EQ(metricValue(http_, "epmdx_epmd_accept_errors_total"), "0");
+  green_node.reset();
+  ASSERT_TRUE(eventually(
+      [&] {
+        return runCommand({otpEpmdBinary(), "-port", std::to_string(green_), "-names"})
+                   .second.find("afterkill") == std::string::npos;
+      },
+      20s));
   runCommand({otpEpmdBinary(), "-port", std::to_string(green_), "-kill"});
   EXPECT_TRUE(epmdx_->running());
   runCommand({otpEpmdBinary(), "-port", std::to_string(main_), "-kill"});
   EXPECT_EQ(epmdx_->wait(10s), std::optional<int>(0));
+  EXPECT_NE(epmdx_->stderrText().find("KILL_REQ: last epmd port closed, exiting cluster=default "
+                                      "port=" +
+                                      std::to_string(main_)),
+            std::string::npos)
+      << epmdx_->stderrText();
 }
 
 }  // namespace
