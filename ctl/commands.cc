@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "ctl/clusters.h"
 #include "ctl/status.h"
 #include "ctl/watch.h"
 #include "ctl/yaml.h"
@@ -67,7 +68,25 @@ void printList(const google::protobuf::Message& message, Format format, bool hea
   }
 }
 
-int listNodes(Connection& conn, const ListArgs& args) {
+namespace {
+
+/// The failure of a call that looked in the default cluster because --cluster was not given:
+/// a NOT_FOUND there says where else the name is.
+int reportNotFoundHere(Connection& conn, const grpc::Status& status, const std::string& name) {
+  if (status.error_code() != grpc::StatusCode::NOT_FOUND || !conn.options().cluster.empty()) {
+    return reportFailure(conn, status);  // The daemon's NOT_FOUND hints at a host part.
+  }
+  return reportFailure(conn, status, elsewhereHint(name, clustersHolding(conn, name)));
+}
+
+}  // namespace
+
+int listNodes(Connection& conn, const ListArgs& list_args) {
+  ListArgs args = list_args;
+  if ((args.format == Format::Table || args.format == Format::Wide) &&
+      conn.options().cluster.empty()) {
+    args.cluster_column = clusterNames(conn).size() > 1;
+  }
   v1::ListNodesResponse resp;
   const auto status = conn.call([&](grpc::ClientContext* ctx) {
     v1::ListNodesRequest req;
@@ -97,11 +116,11 @@ int listNodes(Connection& conn, const ListArgs& args) {
       const bool wide = args.format == Format::Wide;
       std::vector<std::vector<std::string>> rows;
       if (args.headers) {
-        rows.push_back(nodeHeader(wide));
+        rows.push_back(nodeHeader(wide, args.cluster_column));
       }
       const std::time_t now = std::time(nullptr);
       for (const auto* n : byName(resp.nodes())) {
-        rows.push_back(nodeRow(*n, wide, now));
+        rows.push_back(nodeRow(*n, wide, now, wide, args.cluster_column));
       }
       emit(renderRows(rows));
       break;
@@ -118,7 +137,7 @@ int getNode(Connection& conn, const std::string& name, Format format, bool heade
   const auto status =
       conn.call([&](grpc::ClientContext* ctx) { return conn.registry().GetNode(ctx, req, &node); });
   if (!status.ok()) {
-    return reportFailure(conn, status);  // The daemon's NOT_FOUND hints at a host part.
+    return reportNotFoundHere(conn, status, name);
   }
   switch (format) {
     case Format::Json:
@@ -159,7 +178,7 @@ int evictNode(Connection& conn, const std::string& name, std::optional<uint64_t>
   const auto status = conn.call(
       [&](grpc::ClientContext* ctx) { return conn.registry().EvictNode(ctx, req, &resp); });
   if (!status.ok()) {
-    return reportFailure(conn, status);
+    return reportNotFoundHere(conn, status, name);
   }
   std::string held;
   if (resp.has_hold()) {
@@ -203,6 +222,26 @@ std::string lowerName(std::string name) {
   return name;
 }
 
+/// DETAIL: the caller's reason for an eviction; for HEALTH_CHANGED and HOLDER_CHANGED the
+/// new health (with the probe's error) or holder, as `watch` prints them.
+std::string eventDetail(const v1::NodeEvent& e) {
+  if (!e.detail().empty()) {
+    return e.detail();
+  }
+  const auto& n = e.node();
+  if (e.type() == v1::NodeEvent::HEALTH_CHANGED) {
+    const auto& h = n.health();
+    return "health=" + healthName(h) +
+           (h.last_error().empty() || h.status() == v1::ALIVE
+                ? std::string()
+                : " error=\"" + h.last_error() + "\"");
+  }
+  if (e.type() == v1::NodeEvent::HOLDER_CHANGED) {
+    return "holder=" + holderName(n.holder());
+  }
+  return "-";
+}
+
 }  // namespace
 
 int listEvents(Connection& conn, uint32_t limit, Format format, bool headers) {
@@ -227,7 +266,7 @@ int listEvents(Connection& conn, uint32_t limit, Format format, bool headers) {
                 nodeName(e.node()),
                 e.has_reason() ? lowerName(v1::UnregisterReason_Name(e.reason())) : "-",
                 e.actor().empty() ? "-" : e.actor(),
-                e.detail().empty() ? "-" : e.detail()};
+                eventDetail(e)};
       });
   return ExitOk;
 }

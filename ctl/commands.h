@@ -16,10 +16,14 @@ struct ListArgs {
   Format format = Format::Table;
   bool headers = true;
   bool watch = false;
+  // Set by listNodes: the daemon has several clusters and --cluster chose none, so the short
+  // table gains a CLUSTER column.
+  bool cluster_column = false;
 };
 
 int listNodes(Connection& conn, const ListArgs& args);
 
+/// A NOT_FOUND without --cluster names the other clusters where `name` lives.
 int getNode(Connection& conn, const std::string& name, Format format, bool headers);
 
 /// `format`: Table prints one line of text; Json/Yaml the EvictNodeResponse.

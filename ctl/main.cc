@@ -16,6 +16,7 @@
 #include "ctl/commands.h"
 #include "ctl/completion.h"
 #include "ctl/connection.h"
+#include "ctl/server_target.h"
 #include "ctl/status.h"
 #include "ctl/token_source.h"
 #include "ctl/watch.h"
@@ -158,7 +159,8 @@ int main(int argc, char** argv) {
       "~/.config/epmdx/admin-PORT.token.");
   Args a;
   a.connect.server = "127.0.0.1:4370";
-  app.add_option("--server", a.connect.server, "gRPC admin address HOST:PORT")
+  app.add_option("--server", a.connect.server,
+                 "gRPC admin address HOST[:PORT] (no port: 4370; IPv6 as [::1]:4370)")
       ->envname("EPMDX_SERVER")
       ->capture_default_str();
   auto* token = app.add_option("--token", a.token, "bearer token (else EPMDX_TOKEN)");
@@ -274,6 +276,8 @@ int main(int argc, char** argv) {
     }
   }
 
+  // Before the token is looked for: "--server=localhost" finds the token file of port 4370.
+  a.connect.server = withDefaultPort(a.connect.server);
   TokenSource tokens = TokenSource::resolve(a.token, a.token_file, getenvFn, a.connect.server);
   if (!tokens.load() && tokens.explicitFile()) {
     // The user named this file: not being able to read it is the error, not what the daemon

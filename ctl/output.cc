@@ -47,8 +47,11 @@ std::string holderName(const v1::Holder& holder) {
   return name == "holder_unknown" ? "unknown" : name;
 }
 
-std::vector<std::string> nodeHeader(bool wide) {
+std::vector<std::string> nodeHeader(bool wide, bool cluster) {
   std::vector<std::string> header{"NAME", "PORT", "TYPE", "AGE"};
+  if (cluster && !wide) {
+    header.insert(header.begin() + 1, "CLUSTER");
+  }
   if (wide) {
     header.insert(header.end(), {"CLUSTER", "VERSIONS", "CREATION", "REGISTERED-AT", "ID", "PEER",
                                  "HEALTH", "HOLDER"});
@@ -60,10 +63,14 @@ std::string nodeName(const v1::Node& node) {
   return node.host().empty() ? node.name() : node.name() + "@" + node.host();
 }
 
-std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t now, bool with_host) {
+std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t now, bool with_host,
+                                 bool cluster) {
   std::vector<std::string> row{with_host ? nodeName(node) : node.name(),
                                std::to_string(node.port()), typeName(node),
                                age(node.registered_at(), now)};
+  if (cluster && !wide) {
+    row.insert(row.begin() + 1, node.cluster());  // Wide tables have it further right.
+  }
   if (wide) {
     row.insert(row.end(), {node.cluster(),
                            std::to_string(node.lowest_version()) + "-" +
@@ -114,8 +121,10 @@ std::vector<const v1::Node*> byName(const google::protobuf::RepeatedPtrField<v1:
   for (const auto& n : nodes) {
     sorted.push_back(&n);
   }
-  std::sort(sorted.begin(), sorted.end(),
-            [](const v1::Node* a, const v1::Node* b) { return a->name() < b->name(); });
+  std::sort(sorted.begin(), sorted.end(), [](const v1::Node* a, const v1::Node* b) {
+    // The same name may be in two clusters: then by cluster.
+    return a->name() != b->name() ? a->name() < b->name() : a->cluster() < b->cluster();
+  });
   return sorted;
 }
 

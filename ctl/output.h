@@ -20,11 +20,13 @@ std::string healthName(const v1::NodeHealth& health);
 /// "PID/COMMAND(STATE)" of the first holder, else the status ("not_visible", "unknown", ...).
 std::string holderName(const v1::Holder& holder);
 /// The column headers: NAME PORT TYPE AGE, and with `wide` CLUSTER VERSIONS CREATION
-/// REGISTERED-AT ID PEER HEALTH HOLDER as well.
-std::vector<std::string> nodeHeader(bool wide);
+/// REGISTERED-AT ID PEER HEALTH HOLDER as well. `cluster` puts CLUSTER after NAME in the
+/// short table (a daemon with several clusters, where one name may be in two of them).
+std::vector<std::string> nodeHeader(bool wide, bool cluster = false);
 /// NAME is name@host (nodeName) with `with_host`, as Erlang users know the node; the bare
 /// epmd name otherwise (the short table, which `-o names` and scripts match).
-std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t now, bool with_host);
+std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t now, bool with_host,
+                                 bool cluster = false);
 inline std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t now) {
   return nodeRow(node, wide, now, wide);
 }

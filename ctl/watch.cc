@@ -139,6 +139,35 @@ class EventPrinter : public WatchSink {
   WatchFormat format_;
 };
 
+// A row of blanks as wide as the widest value each column may show once the list is
+// printed: every event type's name, an unresponsive health with a two-digit count, a holder
+// with a long command. Names, peers and clusters may still be longer.
+std::vector<std::string> roomFor(const std::vector<std::string>& header) {
+  size_t event = 0;
+  for (int t = v1::NodeEvent::Type_MIN; t <= v1::NodeEvent::Type_MAX; ++t) {
+    if (v1::NodeEvent::Type_IsValid(t)) {
+      event = std::max(event, v1::NodeEvent::Type_Name(static_cast<v1::NodeEvent::Type>(t)).size());
+    }
+  }
+  std::vector<std::string> room;
+  for (const auto& column : header) {
+    size_t width = 0;
+    if (column == "EVENT") {
+      width = event;  // HEALTH_CHANGED, HOLDER_CHANGED
+    } else if (column == "NAME" || column == "CLUSTER") {
+      width = 12;
+    } else if (column == "TYPE") {
+      width = std::string("type 255").size();
+    } else if (column == "AGE") {
+      width = std::string("119m").size();
+    } else if (column == "HEALTH") {
+      width = std::string("unresponsive(99)").size();
+    }
+    room.emplace_back(width, ' ');
+  }
+  return room;
+}
+
 // `list --watch`: the list, then what changes, in the list's format. Tables gain an EVENT
 // column (EXISTING, REGISTERED, UNREGISTERED) so that a removal reads as one.
 class ListPrinter : public WatchSink {
@@ -162,18 +191,17 @@ class ListPrinter : public WatchSink {
       case Format::Table:
       case Format::Wide: {
         std::vector<std::vector<std::string>> rows;
+        auto header = nodeHeader(wide(), args_.cluster_column);
+        header.insert(header.begin(), "EVENT");
         if (args_.headers && !printed_) {
-          auto header = nodeHeader(wide());
-          header.insert(header.begin(), "EVENT");
           rows.push_back(header);
         }
         for (const auto* n : byName(list.nodes())) {
           rows.push_back(row("EXISTING", *n));
         }
-        // Room for the longest event word and a longish name, so that the rows of later
-        // events line up with these more often than not.
-        std::vector<std::vector<std::string>> sizing{{"UNREGISTERED", std::string(12, ' ')}};
-        renderRows(sizing, &widths_);
+        // Room for what later events print (the longest event word, a health with its
+        // failure count, ...), so that their rows line up with these.
+        renderRows({roomFor(header)}, &widths_);
         emit(renderRows(rows, &widths_));
         printed_ = true;
         return;
@@ -217,7 +245,7 @@ class ListPrinter : public WatchSink {
   bool wide() const { return args_.format == Format::Wide; }
 
   std::vector<std::string> row(const std::string& what, const v1::Node& node) const {
-    auto r = nodeRow(node, wide(), std::time(nullptr));
+    auto r = nodeRow(node, wide(), std::time(nullptr), wide(), args_.cluster_column);
     r.insert(r.begin(), what);
     return r;
   }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "ctl/output.h"
+#include "ctl/server_target.h"
 #include "ctl/token_source.h"
 #include "ctl/yaml.h"
 
@@ -69,6 +70,24 @@ TEST(CtlServer, PortOfATarget) {
   EXPECT_EQ(targetPort("host:0"), std::nullopt);
   EXPECT_EQ(targetPort("host:70000"), std::nullopt);
   EXPECT_EQ(targetPort("host:12ab"), std::nullopt);
+}
+
+// gRPC dials 443 for a target without a port; epmdxctl means its admin port 4370.
+TEST(CtlServer, AServerWithoutAPortMeansTheAdminPort) {
+  EXPECT_EQ(withDefaultPort("localhost"), "localhost:4370");
+  EXPECT_EQ(withDefaultPort("127.0.0.1"), "127.0.0.1:4370");
+  EXPECT_EQ(withDefaultPort("::1"), "[::1]:4370");
+  EXPECT_EQ(withDefaultPort("[::1]"), "[::1]:4370");
+  EXPECT_EQ(withDefaultPort("dns:///epmdx.example"), "dns:///epmdx.example:4370");
+  EXPECT_EQ(withDefaultPort("ipv4:10.0.0.5"), "ipv4:10.0.0.5:4370");
+  EXPECT_EQ(withDefaultPort("ipv6:::1"), "ipv6:[::1]:4370");
+  // A port given stays, even one gRPC will refuse; so do sockets.
+  EXPECT_EQ(withDefaultPort("localhost:4400"), "localhost:4400");
+  EXPECT_EQ(withDefaultPort("[::1]:4371"), "[::1]:4371");
+  EXPECT_EQ(withDefaultPort("host:0"), "host:0");
+  EXPECT_EQ(withDefaultPort("unix:/run/epmdx.sock"), "unix:/run/epmdx.sock");
+  EXPECT_EQ(withDefaultPort(""), "");
+  EXPECT_EQ(targetPort(withDefaultPort("localhost")), std::optional<uint16_t>(4370));
 }
 
 std::map<std::string, std::string>& fakeEnv() {

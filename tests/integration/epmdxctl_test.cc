@@ -104,22 +104,37 @@ class CtlTest : public ::testing::Test {
       port_ = freePort();
       grpc_port_ = freePort();
       http_port_ = freePort();
-      daemon_ = std::make_unique<Process>(std::vector<std::string>{
-          epmdxBinary(), "-port", std::to_string(port_),
-          "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port_),
-          "--http-listen=127.0.0.1:" + std::to_string(http_port_), "--tokens-file=" + tokens_});
+      std::vector<std::string> argv{epmdxBinary(),
+                                    "-port",
+                                    std::to_string(port_),
+                                    "--grpc-listen=127.0.0.1:" + std::to_string(grpc_port_),
+                                    "--http-listen=127.0.0.1:" + std::to_string(http_port_),
+                                    "--tokens-file=" + tokens_};
+      const auto more = moreArgs();
+      argv.insert(argv.end(), more.begin(), more.end());
+      daemon_ = std::make_unique<Process>(argv);
     }
     ASSERT_TRUE(started()) << daemon_->stderrText() << " exit " << daemon_->wait(0ms).value_or(-1);
   }
+  // A fixture's further daemon options, asked again for each attempt (fresh ports); the
+  // ports it adds to more_ports_ are waited for too.
+  virtual std::vector<std::string> moreArgs() { return {}; }
   bool started() {
     if (!daemon_ || port_ == grpc_port_ || grpc_port_ == http_port_ || port_ == http_port_) {
       return false;
     }
     return waitUntil(
                [&] {
-                 return !daemon_->running() ||
-                        (waitForPort(port_, 100ms) && waitForPort(grpc_port_, 100ms) &&
-                         waitForPort(http_port_, 100ms));
+                 if (!daemon_->running()) {
+                   return true;
+                 }
+                 for (const uint16_t p : more_ports_) {
+                   if (!waitForPort(p, 100ms)) {
+                     return false;
+                   }
+                 }
+                 return waitForPort(port_, 100ms) && waitForPort(grpc_port_, 100ms) &&
+                        waitForPort(http_port_, 100ms);
                },
                5s) &&
            daemon_->running();
@@ -142,7 +157,12 @@ class CtlTest : public ::testing::Test {
     return run(argv);
   }
   int registerNode(const std::string& name, uint16_t port, const std::string& extra = "") {
-    const int fd = connectTo("127.0.0.1", port_);
+    return registerOn(port_, name, port, extra);
+  }
+  // On the epmd port `epmd` (a cluster's).
+  int registerOn(uint16_t epmd, const std::string& name, uint16_t port,
+                 const std::string& extra = "") {
+    const int fd = connectTo("127.0.0.1", epmd);
     sendAll(fd, frame(alive2Body(name, port, 6, 5, extra)));
     EXPECT_EQ(readN(fd, 6, 2000ms).size(), 6u);
     return fd;
@@ -160,6 +180,7 @@ class CtlTest : public ::testing::Test {
   uint16_t grpc_port_ = 0;
   uint16_t http_port_ = 0;
   std::unique_ptr<Process> daemon_;
+  std::vector<uint16_t> more_ports_;
 };
 
 TEST_F(CtlTest, ListGetEvictAndExitCodes) {
@@ -586,6 +607,159 @@ TEST_F(CtlTest, ListWatchListsThenFollowsWireRegistrations) {
       << yaml.stdoutText();
   std::filesystem::remove_all(dir);
   close(b);
+}
+
+// Where each whitespace-separated field of `line` starts.
+std::vector<size_t> fieldStarts(const std::string& line) {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < line.size(); ++i) {
+    if (line[i] != ' ' && (i == 0 || line[i - 1] == ' ')) {
+      out.push_back(i);
+    }
+  }
+  return out;
+}
+
+// A daemon that probes its nodes and looks up their holders every second: HEALTH_CHANGED and
+// HOLDER_CHANGED events within a few seconds of a registration.
+class CtlHealthTest : public CtlTest {
+ protected:
+  std::vector<std::string> moreArgs() override {
+    return {"--probe-interval=1", "--holder-interval=1"};
+  }
+};
+
+TEST_F(CtlHealthTest, ListWatchColumnsStayAlignedThroughHealthAndHolderEvents) {
+  const int a = registerNode("before", freePort());  // Nothing listens there: unresponsive.
+  Process table({ctlBinary(), server(), "--token=readtok", "list", "--watch"});
+  Process wide({ctlBinary(), server(), "--token=readtok", "list", "--watch", "-o", "wide"});
+  ASSERT_TRUE(waitUntil([&] {
+    return lines(table.stdoutText()).size() >= 2 && lines(wide.stdoutText()).size() >= 2;
+  })) << table.stderrText();
+  const int b = registerNode("h1", freePort());
+  // A row "EVENT h1..." (h1@host in wide tables).
+  const auto hasRow = [](const Process& p, const std::string& event) {
+    for (const auto& l : lines(p.stdoutText())) {
+      const auto f = fields(l);
+      if (f.size() >= 2 && f[0] == event && f[1].substr(0, f[1].find('@')) == "h1") {
+        return true;
+      }
+    }
+    return false;
+  };
+  const auto hasBoth = [&](const Process& p) {
+    return hasRow(p, "HEALTH_CHANGED") && hasRow(p, "HOLDER_CHANGED");
+  };
+  ASSERT_TRUE(waitUntil([&] { return hasBoth(table) && hasBoth(wide); }, 15s))
+      << table.stdoutText() << wide.stdoutText();
+  for (const Process* p : {&table, &wide}) {
+    const auto rows = lines(p->stdoutText());
+    const auto header = fieldStarts(rows[0]);
+    for (size_t i = 1; i < rows.size(); ++i) {
+      // Every column of every row starts under its header.
+      const auto starts = fieldStarts(rows[i]);
+      ASSERT_GE(starts.size(), header.size() - 1) << rows[i];
+      for (size_t c = 0; c + 1 < header.size(); ++c) {
+        EXPECT_EQ(starts[c], header[c]) << "column " << c << " of\n" << p->stdoutText();
+      }
+    }
+  }
+  // `events` shows the new health, with the probe's error, and the holder found.
+  const CtlRun events = ctlRun({"events"});
+  ASSERT_EQ(events.code, 0) << events.err;
+  bool health = false;
+  bool holder = false;
+  for (const auto& l : lines(events.out)) {
+    const auto f = fields(l);
+    if (f.size() >= 7 && f[2] == "health_changed" && f[3].rfind("h1@", 0) == 0) {
+      health = true;
+      EXPECT_EQ(f[6].rfind("health=unresponsive(", 0), 0u) << l;
+      EXPECT_NE(l.find(" error=\""), std::string::npos) << l;
+    }
+    if (f.size() >= 7 && f[2] == "holder_changed" && f[3].rfind("h1@", 0) == 0) {
+      holder = true;
+      // This process holds the registration's socket.
+      EXPECT_EQ(f[6].rfind("holder=" + std::to_string(getpid()) + "/", 0), 0u) << l;
+    }
+  }
+  EXPECT_TRUE(health) << events.out;
+  EXPECT_TRUE(holder) << events.out;
+  close(a);
+  close(b);
+}
+
+std::vector<std::string> firstFields(const std::string& line, size_t n) {
+  auto f = fields(line);
+  f.resize(std::min(n, f.size()));
+  return f;
+}
+
+// A daemon with the clusters blue and green besides the default one.
+class CtlClustersTest : public CtlTest {
+ protected:
+  std::vector<std::string> moreArgs() override {
+    blue_ = freePort();
+    green_ = freePort();
+    more_ports_ = {blue_, green_};
+    return {"--cluster=blue=" + std::to_string(blue_), "--cluster=green=" + std::to_string(green_)};
+  }
+  uint16_t blue_ = 0;
+  uint16_t green_ = 0;
+};
+
+TEST_F(CtlClustersTest, TablesShowTheClusterAndNotFoundSaysWhereTheNameIs) {
+  const int a = registerOn(blue_, "app", 5001);
+  const int b = registerOn(green_, "app", 5002);
+  const int c = registerNode("solo", 5003);
+  const CtlRun list = ctlRun({"list"});
+  ASSERT_EQ(list.code, 0) << list.err;
+  const auto rows = lines(list.out);
+  ASSERT_EQ(rows.size(), 4u) << list.out;
+  EXPECT_EQ(fields(rows[0]), (std::vector<std::string>{"NAME", "CLUSTER", "PORT", "TYPE", "AGE"}));
+  EXPECT_EQ(firstFields(rows[1], 3), (std::vector<std::string>{"app", "blue", "5001"}));
+  EXPECT_EQ(firstFields(rows[2], 3), (std::vector<std::string>{"app", "green", "5002"}));
+  EXPECT_EQ(firstFields(rows[3], 3), (std::vector<std::string>{"solo", "default", "5003"}));
+  // One cluster chosen: the column says nothing.
+  const CtlRun blue = ctlRun({"--cluster=blue", "list"});
+  EXPECT_EQ(fields(lines(blue.out).at(0)),
+            (std::vector<std::string>{"NAME", "PORT", "TYPE", "AGE"}));
+  // list --watch has it too, in its place after NAME.
+  Process watch({ctlBinary(), server(), "--token=readtok", "list", "--watch"});
+  ASSERT_TRUE(waitUntil([&] { return lines(watch.stdoutText()).size() >= 4; }));
+  EXPECT_EQ(fields(lines(watch.stdoutText())[0]),
+            (std::vector<std::string>{"EVENT", "NAME", "CLUSTER", "PORT", "TYPE", "AGE"}));
+  const int d = registerOn(green_, "late", 5004);
+  ASSERT_TRUE(waitUntil([&] { return lines(watch.stdoutText()).size() >= 5; }));
+  EXPECT_EQ(fields(lines(watch.stdoutText())[4]).at(2), "green") << watch.stdoutText();
+
+  // get/evict without --cluster look in the default cluster; NOT_FOUND names the others.
+  const CtlRun get = ctlRun({"get", "app"});
+  EXPECT_EQ(get.code, 3);
+  EXPECT_NE(get.err.find("app is not in the default cluster; it is in blue, green: use "
+                         "--cluster=blue"),
+            std::string::npos)
+      << get.err;
+  const CtlRun late = ctlRun({"get", "late"});
+  EXPECT_EQ(late.code, 3);
+  EXPECT_NE(late.err.find("it is in green: use --cluster=green"), std::string::npos) << late.err;
+  const CtlRun nowhere = ctlRun({"get", "nosuch"});
+  EXPECT_EQ(nowhere.code, 3);
+  EXPECT_EQ(nowhere.err.find("cluster"), std::string::npos) << nowhere.err;
+  const CtlRun evict = ctlRun({"evict", "app"});
+  EXPECT_EQ(evict.code, 3);
+  EXPECT_NE(evict.err.find("it is in blue, green"), std::string::npos) << evict.err;
+  // Asked in a cluster, the answer is that cluster's alone.
+  const CtlRun inBlue = ctlRun({"--cluster=blue", "get", "late"});
+  EXPECT_EQ(inBlue.code, 3);
+  EXPECT_EQ(inBlue.err.find("green"), std::string::npos) << inBlue.err;
+  EXPECT_EQ(ctlRun({"--cluster=blue", "get", "app"}).code, 0);
+  EXPECT_EQ(ctlRun({"--cluster=green", "evict", "app"}).code, 0);
+  EXPECT_NE(ctlRun({"get", "app"}).err.find("it is in blue: use --cluster=blue"),
+            std::string::npos);
+  close(a);
+  close(b);
+  close(c);
+  close(d);
 }
 
 TEST_F(CtlTest, BashCompletionCompletesCommandsFormatsAndNodeNames) {
