@@ -116,6 +116,51 @@ TEST(Options, GnuLongOptions) {
   EXPECT_EQ(parse({"--help"}).kind, ParseResult::Kind::HelpGnu);
 }
 
+// Issue #18: `epmdx --bogus` said "option --bogus needs a value".
+TEST(Options, AnUnknownLongOptionIsReportedAsUnknownWithOrWithoutAValue) {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--bogus"}, {"--bogus", "x"}, {"--bogus=1"}, {"-port", "1", "--bogus"}}) {
+    const auto r = parse(args);
+    EXPECT_EQ(r.kind, ParseResult::Kind::Error);
+    EXPECT_EQ(r.error, "unknown option --bogus (see epmdx --help)") << args.back();
+  }
+  // A known option at the end without its value still says so.
+  EXPECT_EQ(parse({"--max-nodes"}).error, "option --max-nodes needs a value");
+}
+
+// Every option --help lists is known to the parser (so the list of names cannot drift
+// from the options handled).
+TEST(Options, EveryLongOptionInTheHelpIsKnown) {
+  const std::string help = usageText();
+  size_t checked = 0;
+  for (size_t at = help.find("\n    --"); at != std::string::npos;
+       at = help.find("\n    --", at + 1)) {
+    const size_t start = at + 7;
+    const size_t end = help.find_first_of("=[ \n", start);
+    const std::string key = help.substr(start, end - start);
+    if (key == "help," || key == "help") {
+      continue;
+    }
+    const auto r = parse({"--" + key});
+    EXPECT_EQ(r.error.find("unknown option"), std::string::npos) << key << ": " << r.error;
+    ++checked;
+  }
+  EXPECT_GE(checked, 20u);
+}
+
+// The audit file records takeovers and automatic evictions too (api/audit_log.cc): the
+// help says so.
+TEST(Options, TheAuditFileHelpNamesEverythingTheFileRecords) {
+  const std::string help = usageText();
+  const auto at = help.find("--audit-file=PATH");
+  ASSERT_NE(at, std::string::npos);
+  const std::string entry = help.substr(at, help.find("\n    --", at) - at);
+  for (const char* what :
+       {"eviction", "automatic eviction", "takeover", "hold", "lift", "hold expiry"}) {
+    EXPECT_NE(entry.find(what), std::string::npos) << what << " missing from: " << entry;
+  }
+}
+
 TEST(Options, TokenOutIsPerDaemonUnlessNamed) {
   // Empty: the daemon names the file after its admin port once bound (tokenPathForPort).
   EXPECT_EQ(parse({}, {{"XDG_RUNTIME_DIR", "/run/user/7"}}).options.token_out, "");

@@ -7,6 +7,39 @@
 namespace epmdx::app {
 namespace {
 
+// The GNU long options (those taking a value); parseArgs() handles each below.
+bool isLongOption(const std::string& key) {
+  static const char* const kKnown[] = {"grpc-listen",
+                                       "http-listen",
+                                       "cluster",
+                                       "names-from",
+                                       "lookups-from",
+                                       "access-file",
+                                       "audit-file",
+                                       "probe-interval",
+                                       "takeover-unresponsive",
+                                       "evict-unresponsive-after",
+                                       "holder-interval",
+                                       "http-allowed-hosts",
+                                       "tokens-file",
+                                       "token-out",
+                                       "grpc-tls-cert",
+                                       "grpc-tls-key",
+                                       "grpc-tls-client-ca",
+                                       "web-root",
+                                       "http-anonymous-read",
+                                       "log-format",
+                                       "history-size",
+                                       "max-nodes",
+                                       "max-watchers"};
+  for (const char* k : kKnown) {
+    if (key == k) {
+      return true;
+    }
+  }
+  return false;
+}
+
 // atoi semantics, as OTP: leading digits, anything else is 0.
 int otpAtoi(const std::string& s) {
   return std::atoi(s.c_str());
@@ -156,9 +189,18 @@ ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv
     } else if (a.rfind("--", 0) == 0) {
       std::string key = a.substr(2);
       std::string value;
-      if (auto eq = key.find('='); eq != std::string::npos) {
+      const auto eq = key.find('=');
+      if (eq != std::string::npos) {
         value = key.substr(eq + 1);
         key = key.substr(0, eq);
+      }
+      // An unknown name is reported as such, before its value is looked for: `--bogus`
+      // alone is not an option that "needs a value".
+      if (!isLongOption(key)) {
+        return fail("unknown option --" + key + " (see epmdx --help)");
+      }
+      if (eq != std::string::npos) {
+        // --key=value
       } else if (!last) {
         value = args[++i];
       } else {
@@ -403,8 +445,10 @@ epmdx options (GNU long form; each also reads the environment variable shown)
     --evict-unresponsive-after=SECONDS
                               evict a node UNRESPONSIVE for this long (reason auto_evicted;
                               0, the default: never). Needs --probe-interval.
-    --audit-file=PATH         append every eviction, hold, lift and hold expiry to PATH,
-                              one JSON line each (epmdx.v1.AuditRecord; EPMDX_AUDIT_FILE)
+    --audit-file=PATH         append every eviction (by the API, an automatic eviction of
+                              an unresponsive node, a takeover by a newcomer), hold, lift
+                              and hold expiry to PATH, one JSON line each
+                              (epmdx.v1.AuditRecord; EPMDX_AUDIT_FILE)
     --history-size=N          events kept for watchers to resume from (default 16384)
     --max-nodes=N             most registrations at once (default 1000000)
     --max-watchers=N          most concurrent watch streams per API (default 1024)
