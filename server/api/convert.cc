@@ -1,6 +1,7 @@
 #include "server/api/convert.h"
 
 #include "server/api/node_host.h"
+#include "server/common/release_helper.h"
 
 namespace epmdx::api {
 namespace {
@@ -75,6 +76,10 @@ void toProto(const registry::Registry& registry, const registry::Registration& r
     setTimestamp(r.holder->checked_ns, *holder.mutable_checked_at());
   }
   out.set_host(nodeHost(r, daemonHostNames()));
+  if (auto helper = releaseHelper(n.name)) {
+    out.mutable_release_helper()->set_command(helper->command);
+    out.mutable_release_helper()->set_target(helper->target);
+  }
 }
 
 void toProto(const registry::Registry& registry, const registry::Hold& h, v1::Hold& out) {
