@@ -26,6 +26,7 @@ const state = {
   health: "",
   text: "",
   everLive: false,
+  known: false, // a first initial state arrived: until then no count is true, not even 0
   staleSince: null, // ms: when the stream stopped being live
   openedAt: Date.now(),
 };
@@ -55,7 +56,28 @@ function applyFilters() {
   schedule();
 }
 
+/** Until the first list: what the page is waiting for, never a count it does not know. */
+function renderUnknown() {
+  const needsToken = state.connection === "unauthorized";
+  $("count").textContent = "–";
+  $("count-label").textContent = needsToken ? "nodes: token needed" : "nodes: loading…";
+  $("shown").textContent = "";
+  for (const k of ["normal", "hidden", "alive", "unresponsive", "unknown", "holds"]) {
+    $("count-" + k).textContent = "–";
+  }
+  $("empty").hidden = false;
+  $("empty").textContent = needsToken
+    ? "The nodes are not shown until a token with the read scope is given (above)."
+    : "Loading the nodes…";
+}
+
 function renderCounts() {
+  document.body.dataset.known = state.known ? "true" : "false";
+  if (!state.known) {
+    renderUnknown();
+    renderClusters(new Map(state.clusters.map((x) => [x.name, null])), null);
+    return;
+  }
   const c = { total: 0, shown: 0, normal: 0, hidden: 0, alive: 0, unresponsive: 0, unknown: 0 };
   const perCluster = new Map(state.clusters.map((x) => [x.name, 0]));
   const nodes = table.nodes();
@@ -86,8 +108,10 @@ function renderCounts() {
 // The cluster selector: "All clusters" and each cluster with its node count.
 function renderClusters(perCluster, total) {
   const select = $("cluster");
-  const options = [["", "All clusters (" + total + ")"]];
-  for (const [name, n] of perCluster) options.push([name, name + " (" + n + ")"]);
+  // Counts only once they are known (null: not yet).
+  const counted = (label, n) => (n == null ? label : label + " (" + n + ")");
+  const options = [["", counted("All clusters", total)]];
+  for (const [name, n] of perCluster) options.push([name, counted(name, n)]);
   const same = select.options.length === options.length &&
     options.every(([v, l], i) => select.options[i].value === v && select.options[i].textContent === l);
   if (!same) {
@@ -216,6 +240,7 @@ function setRevision(rev) {
 function onInitial(nodes, revision) {
   const before = state.revision; // What the page knew up to, if it knew anything.
   const downSince = state.staleSince;
+  state.known = true;
   table.setAll(nodes);
   setRevision(revision);
   loadSideState(before, downSince);
@@ -291,12 +316,23 @@ async function checkAccess() {
 function askForToken() {
   document.body.dataset.needsToken = "true";
   setConnection("unauthorized");
+  schedule(); // "token needed" where a count would be, until the list comes.
   tokenForm.show(token()
     ? "The saved token was not accepted. This epmdx needs a token with the read scope to show its nodes."
     : "This epmdx needs a token with the read scope to show its nodes.");
 }
 
 // ---- Actions: notices go where the action was taken ---------------------------------
+
+/** Calls `gone` once `notice` has left `box` (it removes itself after 15 s, or is replaced). */
+function whenGone(notice, box, gone) {
+  new MutationObserver((_, observer) => {
+    if (notice.parentNode !== box) {
+      observer.disconnect();
+      if (!box.firstChild) gone();
+    }
+  }).observe(box, { childList: true });
+}
 
 function reportEviction(target, notice) {
   // Focus goes to the answer (the button that was pressed may be gone or disabled).
@@ -309,20 +345,27 @@ function reportEviction(target, notice) {
   // The row as it is now: redrawn since (health), or fading out after the eviction.
   const tr = table.rowOf(target.key);
   if (tr) {
+    // One answer per row: a newer one (a retry after a failure) takes the older one's place,
+    // and the band goes with its notice, never left empty.
+    for (const old of $("rows").querySelectorAll("tr.notice-row")) {
+      if (old.dataset.key === target.key) old.remove();
+    }
     const row = document.createElement("tr");
     row.className = "notice-row";
+    row.dataset.key = target.key;
     const td = document.createElement("td");
     td.colSpan = 9;
     td.append(notice);
     row.append(td);
     tr.before(row);
-    setTimeout(() => row.remove(), 15000);
+    whenGone(notice, td, () => row.remove());
     row.scrollIntoView({ block: "nearest" });
     notice.focus({ preventScroll: true });
     return;
   }
   $("notice").replaceChildren(notice);
   $("notice").hidden = false;
+  whenGone(notice, $("notice"), () => { $("notice").hidden = true; });
   $("notice").scrollIntoView({ block: "nearest" });
   notice.focus({ preventScroll: true });
 }
