@@ -1,7 +1,15 @@
 # epmdx: a drop-in epmd with an admin control plane.
 #
 #   docker build -t epmdx .
-#   docker run --rm -p 4371:4371 -e EPMDX_HTTP_LISTEN=0.0.0.0:4371 epmdx
+#   docker run --rm -p 127.0.0.1:4371:4371 -e EPMDX_HTTP_LISTEN=0.0.0.0:4371 epmdx
+#
+# With podman: `podman build --format docker -t epmdx .` -- podman's default (OCI) image
+# format has no HEALTHCHECK and silently drops the one below. Without systemd podman never
+# runs healthchecks by itself either: `podman healthcheck run CONTAINER` runs one on demand.
+# scripts/containers (CI) builds and runs this image with podman 4.3 from Debian 12.
+#
+# The `package` stage builds the Debian package from the same compile (scripts/package:
+# `--target package`, then copies /src/dist/*.deb out).
 #
 # Ports: 4369 epmd (the BEAM must share the network namespace: epmd only registers
 # local peers), 4370 gRPC admin API, 4371 HTTP (REST, SSE, metrics, web page).
@@ -22,9 +30,21 @@ COPY ctl ctl
 COPY bench bench
 COPY web web
 COPY docs/openapi.json docs/openapi.json
+# Full RELRO: the binaries are also the Debian package's (lintian's hardening checks).
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEPMDX_BUILD_TESTS=OFF \
+      -DCMAKE_EXE_LINKER_FLAGS="-Wl,-z,relro,-z,now" \
  && cmake --build build -j "$(nproc)" --target epmdx epmdxctl \
  && strip build/epmdx build/epmdxctl
+
+# ---- package: dist/epmdx_VERSION_amd64.deb from the binaries above ------------------------
+FROM build AS package
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends dpkg-dev \
+ && rm -rf /var/lib/apt/lists/*
+COPY packaging packaging
+COPY deploy/systemd deploy/systemd
+COPY docs/man docs/man
+RUN packaging/build-deb build dist
 
 # ---- runtime: only the shared libraries the two binaries load --------------------------
 FROM debian:12-slim
