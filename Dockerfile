@@ -8,8 +8,8 @@
 # runs healthchecks by itself either: `podman healthcheck run CONTAINER` runs one on demand.
 # scripts/containers (CI) builds and runs this image with podman 4.3 from Debian 12.
 #
-# The `package` stage builds the Debian package from the same compile (scripts/package:
-# `--target package`, then copies /src/dist/*.deb out).
+# scripts/package builds the Debian package from this file's build stage (`--target build`,
+# then packaging/Containerfile): the same compile as the image.
 #
 # Ports: 4369 epmd (the BEAM must share the network namespace: epmd only registers
 # local peers), 4370 gRPC admin API, 4371 HTTP (REST, SSE, metrics, web page).
@@ -35,16 +35,6 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEPMDX_BUILD_TESTS=OFF \
       -DCMAKE_EXE_LINKER_FLAGS="-Wl,-z,relro,-z,now" \
  && cmake --build build -j "$(nproc)" --target epmdx epmdxctl \
  && strip build/epmdx build/epmdxctl
-
-# ---- package: dist/epmdx_VERSION_amd64.deb from the binaries above ------------------------
-FROM build AS package
-RUN apt-get update \
- && apt-get install -y --no-install-recommends dpkg-dev \
- && rm -rf /var/lib/apt/lists/*
-COPY packaging packaging
-COPY deploy/systemd deploy/systemd
-COPY docs/man docs/man
-RUN packaging/build-deb build dist
 
 # ---- runtime: only the shared libraries the two binaries load --------------------------
 FROM debian:12-slim
