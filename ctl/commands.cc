@@ -255,18 +255,30 @@ int listEvents(Connection& conn, uint32_t limit, Format format, bool headers) {
   if (!status.ok()) {
     return reportFailure(conn, status);
   }
+  // With several clusters and none chosen, CLUSTER follows NAME: app@host may be in two.
+  const bool cluster_column = (format == Format::Table || format == Format::Wide) &&
+                              conn.options().cluster.empty() && clusterNames(conn).size() > 1;
+  std::vector<std::string> header{"TIME", "REVISION", "TYPE", "NAME", "REASON", "ACTOR", "DETAIL"};
+  if (cluster_column) {
+    header.insert(header.begin() + 4, "CLUSTER");
+  }
   printList(
-      resp, format, headers, resp.events(),
-      {"TIME", "REVISION", "TYPE", "NAME", "REASON", "ACTOR", "DETAIL"},
+      resp, format, headers, resp.events(), header,
       [](const v1::NodeEvent& e) { return e.node().name(); },
-      [](const v1::NodeEvent& e) -> std::vector<std::string> {
-        return {utcTime(e.time()),
-                std::to_string(e.revision()),
-                lowerName(v1::NodeEvent::Type_Name(e.type())),
-                nodeName(e.node()),
-                e.has_reason() ? lowerName(v1::UnregisterReason_Name(e.reason())) : "-",
-                e.actor().empty() ? "-" : e.actor(),
-                eventDetail(e)};
+      [cluster_column](const v1::NodeEvent& e) -> std::vector<std::string> {
+        std::vector<std::string> row{
+            utcTime(e.time()),
+            std::to_string(e.revision()),
+            lowerName(v1::NodeEvent::Type_Name(e.type())),
+            nodeName(e.node()),
+            e.has_reason() ? lowerName(v1::UnregisterReason_Name(e.reason())) : "-",
+            e.actor().empty() ? "-" : e.actor(),
+            eventDetail(e)};
+        if (cluster_column) {
+          row.insert(row.begin() + 4,
+                     e.node().cluster().empty() ? e.hold().cluster() : e.node().cluster());
+        }
+        return row;
       });
   return ExitOk;
 }

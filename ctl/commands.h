@@ -35,7 +35,7 @@ int evictNode(Connection& conn, const std::string& name, std::optional<uint64_t>
 int listHolds(Connection& conn, Format format, bool headers);
 
 /// The recent changes the daemon's history holds (at most `limit`, 0: 200), oldest first:
-/// TIME REVISION TYPE NAME REASON ACTOR DETAIL.
+/// TIME REVISION TYPE NAME REASON ACTOR DETAIL (CLUSTER after NAME with several clusters).
 int listEvents(Connection& conn, uint32_t limit, Format format, bool headers);
 
 /// Lifts the hold on `name` (in --cluster).

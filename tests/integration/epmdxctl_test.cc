@@ -1,6 +1,8 @@
 // epmdxctl against a real epmdx process: the command line (help, version, option syntaxes,
 // usage errors), every output format checked against what the daemon's REST API prints,
-// list --watch, shell completion run in a real bash, error wording, the per-daemon token
+// list --watch (aligned through health and holder events), several clusters (a CLUSTER
+// column, a NOT_FOUND that says where the name is), shell completion run in a real bash,
+// error wording, the per-daemon token
 // file and a watch that outlives a daemon restart with a new token, and a watch that
 // resumes across broken connections without a gap or a repeat.
 
@@ -731,6 +733,16 @@ TEST_F(CtlClustersTest, TablesShowTheClusterAndNotFoundSaysWhereTheNameIs) {
   const int d = registerOn(green_, "late", 5004);
   ASSERT_TRUE(waitUntil([&] { return lines(watch.stdoutText()).size() >= 5; }));
   EXPECT_EQ(fields(lines(watch.stdoutText())[4]).at(2), "green") << watch.stdoutText();
+
+  // events too: the cluster after the name.
+  const auto events = lines(ctlRun({"events"}).out);
+  ASSERT_GE(events.size(), 5u);
+  EXPECT_EQ(fields(events[0]), (std::vector<std::string>{"TIME", "REVISION", "TYPE", "NAME",
+                                                         "CLUSTER", "REASON", "ACTOR", "DETAIL"}));
+  EXPECT_EQ(fields(events[1])[4], "blue") << events[1];
+  EXPECT_EQ(fields(events[2])[4], "green") << events[2];
+  EXPECT_EQ(fields(events[3])[4], "default") << events[3];
+  EXPECT_EQ(fields(lines(ctlRun({"--cluster=blue", "events"}).out).at(0)).size(), 7u);
 
   // get/evict without --cluster look in the default cluster; NOT_FOUND names the others.
   const CtlRun get = ctlRun({"get", "app"});
