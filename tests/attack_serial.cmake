@@ -5,4 +5,5 @@ set_tests_properties(HttpThreads.ThousandWatchersAndThousandKeepAliveClients
                      WatchIsolation.StalledWatchersNeitherSlowTheEpmdPortNorHurtHealthyWatchers
                      HttpOffloadTest.ReadyzStaysFastWhileFiveClientsListFifteenThousandNodes
                      HttpOffloadTest.ReadyzStaysFastWhileFiveClientsLoadThePage
+                     WatchStorm.ThousandInitialStatesAtOnceAgainstTwentyNamesAreAllServed
                      PROPERTIES RUN_SERIAL TRUE)

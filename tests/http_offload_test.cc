@@ -251,12 +251,12 @@ class HttpOffloadQueue : public ::testing::Test {
     }
     tokens_.setForTest("t", {"t", true, true});
   }
-  /// One worker, `queue` jobs may wait.
-  std::unique_ptr<http::HttpServer> start(size_t queue) {
+  /// One worker; `lists` lists of the 15,000 names may wait.
+  std::unique_ptr<http::HttpServer> start(size_t lists) {
     http::HttpOptions ho;
     ho.listen = "127.0.0.1:0";
     ho.workers = 1;
-    ho.worker_queue = queue;
+    ho.worker_budget = lists * (kNodes + http::HttpOptions::kRequestCost);
     http::DaemonStatus st;
     st.epmd_listening = [] { return true; };
     st.draining = [] { return false; };
@@ -271,7 +271,7 @@ class HttpOffloadQueue : public ::testing::Test {
 };
 
 TEST_F(HttpOffloadQueue, AFullWorkerQueueAnswers503WithRetryAfter) {
-  auto server = start(/*queue=*/0);
+  auto server = start(/*lists=*/0);
   const uint16_t port = server->port();
 
   // Eight lists at once: the worker takes one, nothing may wait, so the others are refused
@@ -331,7 +331,7 @@ TEST_F(HttpOffloadQueue, AFullWorkerQueueAnswers503WithRetryAfter) {
 }
 
 TEST_F(HttpOffloadQueue, StoppingWhileListsAreBeingBuiltEndsTheirConnections) {
-  auto server = start(/*queue=*/4);
+  auto server = start(/*lists=*/4);
   const uint16_t port = server->port();
   std::vector<std::unique_ptr<RawHttp>> conns;
   for (int i = 0; i < 4; ++i) {

@@ -88,7 +88,7 @@ std::optional<std::string> HttpServer::start() {
     PrometheusWriter w;
     w.family("epmdx_http_busy_total", "counter",
              "Large HTTP requests (lists, a watch's initial state) answered 503 at once "
-             "because the worker's queue was full.");
+             "because the work already waiting for the worker was too big.");
     w.sample("epmdx_http_busy_total", busy_.load());
     out += w.text();
     if (more) {
@@ -145,24 +145,42 @@ void HttpServer::accept() {
   });
 }
 
-bool HttpServer::offloaded(const HttpRequest& req) {
+std::optional<size_t> HttpServer::offloadCost(const HttpRequest& req) const {
   if (req.method != "GET" && req.method != "HEAD") {
-    return false;
+    return std::nullopt;
   }
   const std::string_view path = req.target.substr(0, req.target.find('?'));
-  if (path == "/v1/nodes" || path == "/v1/events" || path == "/v1/holds") {
-    return true;
+  const bool nodes = path == "/v1/nodes";
+  const bool events = path == "/v1/events";
+  const bool holds = path == "/v1/holds";
+  const bool watch = path == "/v1/watch";
+  if (!nodes && !events && !holds && !watch) {
+    return std::nullopt;
   }
-  if (path != "/v1/watch") {
-    return false;
-  }
-  // A watch is cheap to open unless it starts with the whole state.
   auto target = parseTarget(req.target);
   if (!target) {
-    return false;
+    return std::nullopt;  // The router answers 400 at once.
   }
-  auto it = target->query.find("initial");
-  return it != target->query.end() && (it->second == "true" || it->second == "1");
+  auto param = [&target](const char* key) {
+    auto it = target->query.find(key);
+    return it == target->query.end() ? std::string() : it->second;
+  };
+  if (watch && param("initial") != "true" && param("initial") != "1") {
+    return std::nullopt;  // A watch is cheap to open unless it starts with the whole state.
+  }
+  // The registry's size now, not a count of requests: a thousand initial states of 20
+  // names are less work than one of 15,000.
+  if (events) {
+    const std::string limit = param("limit");
+    size_t n = api::kDefaultEventsLimit;
+    if (!limit.empty() && limit.size() <= 6 &&
+        limit.find_first_not_of("0123456789") == std::string::npos) {
+      n = std::stoul(limit);
+    }
+    return HttpOptions::kRequestCost + std::min<size_t>(n, api::kMaxEventsLimit);
+  }
+  const auto stats = api_.registry().stats();
+  return HttpOptions::kRequestCost + (holds ? stats.holds : stats.nodes);
 }
 
 void HttpServer::route(const HttpRequest& req, AnswerFn done) {
@@ -171,7 +189,8 @@ void HttpServer::route(const HttpRequest& req, AnswerFn done) {
     done({Router::error({api::Code::Unavailable, "epmdx is shutting down", {}}), {}});
     return;
   }
-  if (!offloaded(req)) {
+  const auto cost = offloadCost(req);
+  if (!cost) {
     done({router_->handle(req, connections_), {}});
     return;
   }
@@ -194,7 +213,7 @@ void HttpServer::route(const HttpRequest& req, AnswerFn done) {
       });
     };
   };
-  if (!workers_.trySubmit(job)) {
+  if (!workers_.trySubmit(job, *cost)) {
     ++busy_;
     HttpResponse res = Router::error(
         {api::Code::Unavailable, "too many large requests at once: retry shortly", {}});

@@ -35,10 +35,13 @@ struct HttpOptions {
   // Host names accepted in the Host header besides the bound address; "*" accepts any.
   // Empty: loopback names when bound to loopback, anything otherwise.
   std::vector<std::string> allowed_hosts;
-  // Threads that build the big answers, and how many such requests may wait for one (each
-  // holds its connection); beyond: 503 with Retry-After at once.
+  // Threads that build the big answers, and how much work may wait for one, in nodes (or
+  // events) to serialize, each request counting kRequestCost more: 32 lists of 15,000 names,
+  // or 1,000 watches' initial states of up to ~430 names. Beyond: 503 with Retry-After at
+  // once (each waiting request holds its connection).
+  static constexpr size_t kRequestCost = 50;  // Routing, auth, the snapshot, the write.
   size_t workers = 1;
-  size_t worker_queue = 32;
+  size_t worker_budget = 32 * (15000 + kRequestCost);
 };
 
 class HttpServer final : public ConnectionHost {
@@ -59,8 +62,9 @@ class HttpServer final : public ConnectionHost {
   void wakeStreams();
   void tick();
   void route(const HttpRequest& req, AnswerFn done) override;
-  /// Whether the answer to `req` grows with the registry: built on a worker, then.
-  static bool offloaded(const HttpRequest& req);
+  /// When the answer to `req` grows with the registry (built on a worker, then): what it
+  /// will serialize, in nodes or events plus kRequestCost. nullopt: answered on the loop.
+  std::optional<size_t> offloadCost(const HttpRequest& req) const;
   void startSse(beast::tcp_stream stream, SseStart start,
                 std::vector<api::EncodedEvents::Bytes> initial) override;
   ConnectionList::iterator connectionOpened(Connection* c) override {
@@ -94,7 +98,7 @@ class HttpServer final : public ConnectionHost {
   std::atomic<uint64_t> busy_{0};  // Big requests refused: the worker's queue was full.
   std::unordered_map<SseStream*, std::shared_ptr<SseStream>> streams_;  // Event loop only.
   // After io_ and router_: stopped (its jobs, which hold connections, gone) before either.
-  WorkerPool workers_{options_.workers, options_.worker_queue};
+  WorkerPool workers_{options_.workers, options_.worker_budget};
 };
 
 }  // namespace epmdx::http

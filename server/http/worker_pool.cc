@@ -4,8 +4,8 @@
 
 namespace epmdx::http {
 
-WorkerPool::WorkerPool(size_t threads, size_t queue_limit)
-    : thread_count_(threads == 0 ? 1 : threads), queue_limit_(queue_limit) {}
+WorkerPool::WorkerPool(size_t threads, size_t wait_budget)
+    : thread_count_(threads == 0 ? 1 : threads), wait_budget_(wait_budget) {}
 
 WorkerPool::~WorkerPool() {
   stop();
@@ -21,14 +21,20 @@ void WorkerPool::start() {
   }
 }
 
-bool WorkerPool::trySubmit(Job& job) {
+bool WorkerPool::trySubmit(Job& job, size_t cost) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    // Jobs waiting or being run: at most one per thread plus the queue's limit.
-    if (stopping_ || threads_.empty() || queue_.size() + busy_ + 1 > thread_count_ + queue_limit_) {
+    if (stopping_ || threads_.empty()) {
       return false;
     }
-    queue_.push_back(std::move(job));
+    // A free thread takes it at once, whatever it costs; otherwise it waits if the work
+    // already waiting leaves room for it.
+    const bool runs_now = queue_.size() + busy_ < thread_count_;
+    if (!runs_now && queued_cost_ + cost > wait_budget_) {
+      return false;
+    }
+    queued_cost_ += cost;
+    queue_.push_back(Waiting{std::move(job), cost});
   }
   ready_.notify_one();
   return true;
@@ -41,7 +47,8 @@ void WorkerPool::run() {
     if (stopping_) {
       return;
     }
-    Job job = std::move(queue_.front());
+    Job job = std::move(queue_.front().job);
+    queued_cost_ -= queue_.front().cost;
     queue_.pop_front();
     ++busy_;
     lock.unlock();
@@ -59,11 +66,12 @@ void WorkerPool::run() {
 }
 
 void WorkerPool::stop() {
-  std::deque<Job> dropped;
+  std::deque<Waiting> dropped;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
     dropped.swap(queue_);
+    queued_cost_ = 0;
   }
   ready_.notify_all();
   for (auto& t : threads_) {
