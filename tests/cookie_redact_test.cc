@@ -37,6 +37,15 @@ TEST(CookieRedact, SetcookieNodeCookieKeepsTheNode) {
             argv({"-setcookie", "b@h", "[redacted]", "-eval", "x"}));
 }
 
+// A release's rpc helper: `elixir --hidden --cookie C` puts -hidden next to the cookie.
+TEST(CookieRedact, TheNextFlagEndsTheValues) {
+  EXPECT_EQ(redactCookies(argv({"-hidden", "-setcookie", "s3cret", "-hidden", "-sname", "rpc"})),
+            argv({"-hidden", "-setcookie", "[redacted]", "-hidden", "-sname", "rpc"}));
+  // init reads every argument up to the next '-' one ("+X" too); of three, none is shown.
+  EXPECT_EQ(redactCookies(argv({"-setcookie", "s3cret", "+P", "100", "-x"})),
+            argv({"-setcookie", "[redacted]", "[redacted]", "[redacted]", "-x"}));
+}
+
 TEST(CookieRedact, EveryOccurrenceAndTheLastArgument) {
   // ERL_FLAGS and -args_file reach beam.smp's argv between "--" markers, after erl's own.
   EXPECT_EQ(redactCookies(argv({"-setcookie", "one", "--", "-setcookie", "two", "--"})),

@@ -34,9 +34,10 @@ std::string redactCookies(std::string_view argv) {
       while (i + 1 + values < args.size() && !isFlag(args[i + 1 + values])) {
         ++values;
       }
-      // One value is the cookie; of two (NODE COOKIE) the node is no secret. init refuses
-      // more, but whatever they are, they are not shown.
-      for (size_t v = values == 1 ? 0 : 1; v < values; ++v) {
+      // One value is the cookie; of two (NODE COOKIE) the node is no secret. init takes any
+      // number (three leave the node with no cookie): which one was meant is unknown, so
+      // none is shown.
+      for (size_t v = values == 2 ? 1 : 0; v < values; ++v) {
         secret[i + 1 + v] = true;
       }
       i += values;

@@ -16,7 +16,8 @@ inline constexpr std::string_view kRedactedCookie = "[redacted]";
 /// `argv` with every cookie replaced by kRedactedCookie. Arguments are separated by NULs,
 /// as in /proc/PID/cmdline (a trailing NUL is kept as it was). Forms:
 ///  - `-setcookie COOKIE` and `-setcookie NODE COOKIE` (erl; init reads a flag's values up to
-///    the next argument starting with '-', the first of two is the node, which stays). They
+///    the next argument starting with '-'; the first of two is the node, which stays; of
+///    any other number every value goes). They
 ///    reach beam.smp's argv also from ERL_FLAGS/ERL_AFLAGS/ERL_ZFLAGS and `-args_file`,
 ///    which erlexec expands onto it, and from Elixir's `--cookie C`, which its launcher
 ///    turns into `-setcookie C`.
