@@ -349,6 +349,8 @@ Regular options
         Enable debugging. This will give a log to
         the standard error stream. It will shorten
         the number of saved used node names to 5.
+        (epmdx: one debug line per request: its type,
+        name, result for lookups, and peer.)
 
         If you give more than one debug flag you may
         get more debugging information.

@@ -88,6 +88,25 @@ Result<Request, DecodeError> decodeStop(const uint8_t* buf, size_t bsize, Access
 
 }  // namespace
 
+std::string_view requestName(int code) {
+  switch (code) {
+    case kAlive2Req:
+      return "ALIVE2_REQ";
+    case kPort2Req:
+      return "PORT_PLEASE2_REQ";
+    case kNamesReq:
+      return "NAMES_REQ";
+    case kDumpReq:
+      return "DUMP_REQ";
+    case kKillReq:
+      return "KILL_REQ";
+    case kStopReq:
+      return "STOP_REQ";
+    default:
+      return "unknown";
+  }
+}
+
 std::string_view toString(DecodeError e) {
   switch (e) {
     case DecodeError::UnknownRequest:

@@ -65,6 +65,9 @@ enum class DecodeError {
 };
 std::string_view toString(DecodeError e);
 
+/// A request code's name for logs ("NAMES_REQ"; "unknown" for any other code).
+std::string_view requestName(int code);
+
 /// What the peer may do: OTP decides this once per connection at accept.
 struct Access {
   bool local_peer = false;  // 127.0.0.0/8, ::1, or the host's own address.

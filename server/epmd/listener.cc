@@ -436,7 +436,8 @@ void Listener::onAccepted(int fd, const tcp::endpoint& peer) {
       }
       auto decoded = decodeRequest(scratch_.body(), scratch_.bodySize(), access);
       if (decoded) {
-        const std::string reply = answerPort2(context_, std::get<Port2Request>(decoded.value()));
+        const std::string reply = answerPort2(context_, std::get<Port2Request>(decoded.value()),
+                                              [&peer] { return formatEndpoint(peer); });
         ssize_t sent;
         do {
           sent = ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);

@@ -12,14 +12,18 @@ namespace epmdx::epmd {
 
 using boost::system::error_code;
 
-std::string answerPort2(SessionContext& ctx, const Port2Request& req) {
+std::string answerPort2(SessionContext& ctx, const Port2Request& req,
+                        const std::function<std::string()>& peer) {
   ++ctx.metrics.req_port2;
-  if (auto r = ctx.registry.find(req.name)) {
-    ++ctx.metrics.lookups_found;
-    return encodePort2Found(*r);
+  auto r = ctx.registry.find(req.name);
+  ++(r ? ctx.metrics.lookups_found : ctx.metrics.lookups_not_found);
+  if (log::enabled(log::Level::Debug)) {
+    log::debug("request", {{"request", requestName(kPort2Req)},
+                           {"name", log::printable(req.name)},
+                           {"result", r ? "found" : "not_found"},
+                           {"peer", peer()}});
   }
-  ++ctx.metrics.lookups_not_found;
-  return encodePort2NotFound();
+  return r ? encodePort2Found(*r) : encodePort2NotFound();
 }
 
 Session::Session(Socket socket, const tcp::endpoint& remote, SessionContext& ctx,
@@ -142,8 +146,10 @@ void Session::onFrame(FrameAssembler::Status status) {
     }
     const bool refused = e == DecodeError::NotLocal || e == DecodeError::StopNotAllowed;
     ++(refused ? ctx_.metrics.refused : ctx_.metrics.malformed);
-    log::warn("refused packet",
-              {{"peer", peer_}, {"request", code}, {"reason", std::string(toString(e))}});
+    log::warn("refused packet", {{"peer", peer_},
+                                 {"request", requestName(code)},
+                                 {"code", code},
+                                 {"reason", std::string(toString(e))}});
     close();
     return;
   }
@@ -155,20 +161,53 @@ void Session::refusedByPolicy(int code) {
      : code == kDumpReq ? ctx_.metrics.policy_refused_dump
                         : ctx_.metrics.policy_refused_names);
   // A scanner can send thousands of these: one line per interval, with the count.
+  log::debug("request refused by the access policy",
+             {{"request", requestName(code)}, {"peer", peer_}});
   const auto now = std::chrono::steady_clock::now();
   ++ctx_.policy_refusals_unlogged;
   if (now < ctx_.policy_log_after) {
     return;
   }
   log::warn("refused by the access policy", {{"peer", peer_},
-                                             {"request", code},
+                                             {"request", requestName(code)},
                                              {"refusals", ctx_.policy_refusals_unlogged},
                                              {"next_log_in_s", 10}});
   ctx_.policy_refusals_unlogged = 0;
   ctx_.policy_log_after = now + std::chrono::seconds(10);
 }
 
+void Session::logRequest(const Request& request) const {
+  // With -d, one line per request, as OTP's epmd logs every request it gets when debugging.
+  // Lookups log in answerPort2(), with their result.
+  if (!log::enabled(log::Level::Debug)) {
+    return;
+  }
+  std::visit(
+      [this](const auto& req) {
+        using T = std::decay_t<decltype(req)>;
+        if constexpr (std::is_same_v<T, Alive2Request>) {
+          log::debug("request", {{"request", requestName(kAlive2Req)},
+                                 {"name", log::printable(req.node.name)},
+                                 {"port", req.node.port},
+                                 {"peer", peer_}});
+        } else if constexpr (std::is_same_v<T, StopRequest>) {
+          log::debug("request", {{"request", requestName(kStopReq)},
+                                 {"name", log::printable(req.name)},
+                                 {"peer", peer_}});
+        } else if constexpr (std::is_same_v<T, Port2Request>) {
+          // Logged by answerPort2().
+        } else {
+          const int code = std::is_same_v<T, NamesRequest>  ? kNamesReq
+                           : std::is_same_v<T, DumpRequest> ? kDumpReq
+                                                            : kKillReq;
+          log::debug("request", {{"request", requestName(code)}, {"peer", peer_}});
+        }
+      },
+      request);
+}
+
 void Session::handle(Request&& request) {
+  logRequest(request);
   std::visit(
       [this](auto&& req) {
         using T = std::decay_t<decltype(req)>;
@@ -247,7 +286,7 @@ void Session::handleAlive2(Alive2Request&& req) {
 
 void Session::handlePort2(const Port2Request& req) {
   std::vector<std::string> parts;
-  parts.push_back(answerPort2(ctx_, req));
+  parts.push_back(answerPort2(ctx_, req, [this] { return peer_; }));
   replyAndClose(std::move(parts));
 }
 

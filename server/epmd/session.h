@@ -89,6 +89,8 @@ class Session final : public std::enable_shared_from_this<Session>,
   void onReadable(const boost::system::error_code& ec);
   void onFrame(FrameAssembler::Status status);
   void handle(Request&& request);
+  /// -d: one debug line naming the request, its name argument and the peer.
+  void logRequest(const Request& request) const;
   /// Counts and (rate-limited) logs a request the cluster's access policy refused.
   void refusedByPolicy(int code);
   void handleAlive2(Alive2Request&& req);
@@ -126,7 +128,9 @@ class Session final : public std::enable_shared_from_this<Session>,
 
 /// PORT_PLEASE2's answer (found or not), with its metrics: shared by the session and the
 /// listener's fast path.
-std::string answerPort2(SessionContext& ctx, const Port2Request& req);
+/// With -d it logs the lookup and its result: `peer` names the client (called only then).
+std::string answerPort2(SessionContext& ctx, const Port2Request& req,
+                        const std::function<std::string()>& peer);
 
 using PendingList = boost::intrusive::list<Session, boost::intrusive::base_hook<PendingHook>,
                                            boost::intrusive::constant_time_size<false>>;
