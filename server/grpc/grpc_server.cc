@@ -1,10 +1,14 @@
 #include "server/grpc/grpc_server.h"
 
+#include <grpc/support/log.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include "grpc/health/v1/health.pb.h"
 
 #include <fstream>
+#include <mutex>
 #include <sstream>
+
+#include "server/common/log.h"
 
 namespace epmdx::grpcapi {
 namespace {
@@ -20,6 +24,28 @@ std::optional<std::string> readFile(const std::string& path, std::string& out) {
   return std::nullopt;
 }
 
+// gRPC core writes its own lines to stderr in its own format (a taken address prints an
+// "E1202 ... chttp2_server.cc:1045] UNKNOWN:No address added ..." dump before epmdx's clear
+// line). Route them through the daemon's logger at debug level instead: epmdx reports
+// what matters itself, and with -d the details are there, in the daemon's format.
+void logFromGrpcCore(gpr_log_func_args* args) {
+  log::debug("grpc core", {{"severity", gpr_log_severity_string(args->severity)},
+                           {"message", args->message != nullptr ? args->message : ""},
+                           {"at", std::string(args->file != nullptr ? args->file : "?") + ":" +
+                                      std::to_string(args->line)}});
+}
+
+void routeGrpcCoreLog() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // Without -d nothing below ERROR is even formatted; with it, INFO too (not DEBUG: the
+    // core's tracing is for gRPC's developers).
+    gpr_set_log_verbosity(log::enabled(log::Level::Debug) ? GPR_LOG_SEVERITY_INFO
+                                                          : GPR_LOG_SEVERITY_ERROR);
+    gpr_set_log_function(logFromGrpcCore);
+  });
+}
+
 }  // namespace
 
 GrpcServer::GrpcServer(api::Service& api, GrpcOptions options)
@@ -30,6 +56,7 @@ GrpcServer::~GrpcServer() {
 }
 
 std::optional<std::string> GrpcServer::start() {
+  routeGrpcCoreLog();
   std::shared_ptr<grpc::ServerCredentials> creds;
   if (!options_.tls_cert_file.empty()) {
     grpc::SslServerCredentialsOptions ssl;

@@ -115,5 +115,38 @@ TEST(DaemonMessages, AnUnknownOptionIsCalledUnknown) {
   EXPECT_FALSE(has(out, "needs a value")) << out;
 }
 
+// Issue #18: a taken --grpc-listen address printed gRPC core's raw "E1202 ...
+// chttp2_server.cc:1045] UNKNOWN:No address added ..." dump before epmdx's own line.
+TEST(DaemonMessages, ATakenGrpcAddressGetsEpmdxsLineOnly) {
+  const int taken = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(taken, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::listen(taken, 1), 0);
+  socklen_t len = sizeof sa;
+  ::getsockname(taken, reinterpret_cast<sockaddr*>(&sa), &len);
+  const std::string address = "127.0.0.1:" + std::to_string(ntohs(sa.sin_port));
+  for (const bool debug : {false, true}) {
+    std::vector<std::string> argv{epmdxBinary(), "-port", std::to_string(freePort()),
+                                  "--grpc-listen=" + address, "--http-listen=off"};
+    if (debug) {
+      argv.push_back("-d");
+    }
+    Process p(argv);
+    EXPECT_EQ(p.wait(15s), std::optional<int>(1));
+    const std::string err = p.stderrText();
+    EXPECT_TRUE(has(err, "cannot listen for gRPC on " + address)) << err;
+    // gRPC core's own format ("E1202 23:01:02.345678  123 chttp2_server.cc:1045] ...")
+    // never appears; its details are debug lines of epmdx's, with -d only.
+    EXPECT_FALSE(has(err, "] UNKNOWN:")) << err;
+    EXPECT_EQ(has(err, "chttp2_server.cc:"), debug) << err;
+    if (debug) {
+      EXPECT_TRUE(has(err, " debug grpc core ")) << err;
+    }
+  }
+  close(taken);
+}
+
 }  // namespace
 }  // namespace epmdx::testing
