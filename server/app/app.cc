@@ -1,12 +1,14 @@
 #include "server/app/app.h"
 
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <future>
 
 #include "server/api/node_host.h"
 #include "server/app/admin_servers.h"
 #include "server/common/log.h"
+#include "server/common/token_path.h"
 
 namespace epmdx::app {
 namespace {
@@ -221,7 +223,26 @@ std::optional<int> App::bind() {
     log::error(*err);
     return 1;
   }
+  removeStaleTokenFilesOnce();
   return std::nullopt;
+}
+
+void App::removeStaleTokenFilesOnce() {
+  // Generated token files are named after the admin port: without this, one would be left
+  // behind for every port a daemon ever used. Those no running daemon holds go once ours
+  // is published (a daemon restarted on the same port adopts its file before this runs).
+  if (!options_.tokens_file.empty() || !options_.token_out.empty()) {
+    return;  // No generated token, or a file of the user's naming: nothing piles up.
+  }
+  const uint16_t port = grpcPort() != 0 ? grpcPort() : httpPort();
+  if (port == 0) {
+    return;
+  }
+  const auto getenv_fn = [](const char* name) -> const char* { return std::getenv(name); };
+  const std::string dir = tokenDirectory(getenv_fn);
+  for (const auto& name : removeStaleTokenFiles(dir, tokenPathForPort(getenv_fn, port))) {
+    log::info("removed the token file of a stopped daemon", {{"file", dir + "/" + name}});
+  }
 }
 
 uint16_t App::grpcPort() const {

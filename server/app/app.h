@@ -72,6 +72,8 @@ class App {
   void shutdownOnIoThread(int exit_code, registry::UnregisterReason reason);
   /// KILL_REQ on cluster `i`'s port: that cluster closes; the daemon exits with the last.
   void killCluster(registry::ClusterId i, const std::string& peer);
+  /// Removes the generated token files of daemons that stopped (one per port ever used).
+  void removeStaleTokenFilesOnce();
   std::optional<int> bindCluster(size_t i);
   /// Builds every cluster's policy (options, then the access file) and puts it in force.
   std::optional<std::string> applyAccess();

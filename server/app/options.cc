@@ -408,7 +408,9 @@ epmdx options (GNU long form; each also reads the environment variable shown)
                               adopted from its file if an earlier run left a valid one.
     --token-out=PATH          the generated admin token's file (mode 0600) (EPMDX_TOKEN_FILE,
                               default $XDG_RUNTIME_DIR/epmdx/admin-PORT.token or
-                              ~/.config/epmdx/admin-PORT.token, PORT the gRPC port, else HTTP)
+                              ~/.config/epmdx/admin-PORT.token, PORT the gRPC port, else HTTP).
+                              Kept at a clean stop, so a restart on the port adopts it;
+                              a daemon publishing its own removes those of stopped daemons
     --grpc-tls-cert=PEM --grpc-tls-key=PEM [--grpc-tls-client-ca=PEM]
                               serve gRPC over TLS (mutual TLS with a client CA)
     --http-anonymous-read=true|false

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace epmdx {
 
@@ -17,5 +18,13 @@ std::string tokenDirectory(GetenvFn getenv_fn);
 
 /// tokenDirectory()/admin-PORT.token.
 std::string tokenPathForPort(GetenvFn getenv_fn, uint16_t port);
+
+/// Removes the generated token files (admin-PORT.token) in `directory` that no running
+/// daemon holds, except `keep`: files of daemons that stopped, left one per port ever used.
+/// A running daemon holds a flock() on its file for its lifetime; a file we can lock is
+/// nobody's, and is unlinked while we hold the lock. Only regular files of our own are
+/// touched (symlinks are not followed). @return the names removed.
+std::vector<std::string> removeStaleTokenFiles(const std::string& directory,
+                                               const std::string& keep);
 
 }  // namespace epmdx
