@@ -223,12 +223,16 @@ std::string lowerName(std::string name) {
 }
 
 /// DETAIL: the caller's reason for an eviction; for HEALTH_CHANGED and HOLDER_CHANGED the
-/// new health (with the probe's error) or holder, as `watch` prints them.
+/// new health (with the probe's error) or holder, as `watch` prints them; a release's helper
+/// node says what it is (release_helper=rpc:demo), so its comings and goings read as such.
 std::string eventDetail(const v1::NodeEvent& e) {
+  const auto& n = e.node();
   if (!e.detail().empty()) {
     return e.detail();
   }
-  const auto& n = e.node();
+  if (const auto tag = releaseHelperTag(n); !tag.empty()) {
+    return tag;
+  }
   if (e.type() == v1::NodeEvent::HEALTH_CHANGED) {
     const auto& h = n.health();
     return "health=" + healthName(h) +

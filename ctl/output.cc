@@ -47,6 +47,13 @@ std::string holderName(const v1::Holder& holder) {
   return name == "holder_unknown" ? "unknown" : name;
 }
 
+std::string releaseHelperTag(const v1::Node& node) {
+  if (!node.has_release_helper()) {
+    return {};
+  }
+  return "release_helper=" + node.release_helper().command() + ":" + node.release_helper().target();
+}
+
 std::vector<std::string> nodeHeader(bool wide, bool cluster) {
   std::vector<std::string> header{"NAME", "PORT", "TYPE", "AGE"};
   if (cluster && !wide) {

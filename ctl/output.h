@@ -19,6 +19,9 @@ std::optional<Format> parseFormat(const std::string& text);
 std::string healthName(const v1::NodeHealth& health);
 /// "PID/COMMAND(STATE)" of the first holder, else the status ("not_visible", "unknown", ...).
 std::string holderName(const v1::Holder& holder);
+/// "release_helper=rpc:demo" for the short-lived rpc-XXXX-demo / rem-XXXX-demo nodes an Elixir
+/// release's bin/demo starts (Node.release_helper), empty for every other node.
+std::string releaseHelperTag(const v1::Node& node);
 /// The column headers: NAME PORT TYPE AGE, and with `wide` CLUSTER VERSIONS CREATION
 /// REGISTERED-AT ID PEER HEALTH HOLDER as well. `cluster` puts CLUSTER after NAME in the
 /// short table (a daemon with several clusters, where one name may be in two of them).

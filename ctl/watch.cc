@@ -16,6 +16,12 @@
 namespace epmdx::ctl {
 namespace {
 
+/// " release_helper=rpc:demo" for a release's helper node, empty for any other node.
+std::string helperSuffix(const v1::Node& n) {
+  const auto tag = releaseHelperTag(n);
+  return tag.empty() ? std::string() : " " + tag;
+}
+
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
@@ -112,10 +118,11 @@ class EventPrinter : public WatchSink {
     if (e.type() == v1::NodeEvent::REGISTERED) {
       emit(std::to_string(e.revision()) + " registered " + n.name() +
            " port=" + std::to_string(n.port()) + " id=" + std::to_string(n.registration_id()) +
-           " creation=" + std::to_string(n.creation()) + " peer=" + n.peer_address() + "\n");
+           " creation=" + std::to_string(n.creation()) + " peer=" + n.peer_address() +
+           helperSuffix(n) + "\n");
       return;
     }
-    std::string extra;
+    std::string extra = helperSuffix(n);
     if (!e.actor().empty()) {
       extra += " by=" + e.actor();
     }

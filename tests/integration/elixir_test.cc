@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <map>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -195,6 +196,20 @@ TEST_F(ElixirTest, AMixReleaseRegistersAndItsHelperNodesAreMarked) {
     EXPECT_EQ(n.release_helper().command(), "rpc") << e.DebugString();
     EXPECT_EQ(n.release_helper().target(), "demo") << e.DebugString();
   }
+
+  // epmdxctl events says what each helper row is; demo's own rows carry no mark.
+  const auto [events_code, table] = runCommand(
+      {epmdxctlBinary(), grpc, "--token=admintok", "events", "--limit=1000", "--no-headers"});
+  ASSERT_EQ(events_code, 0) << table;
+  int marked = 0;
+  std::istringstream lines(table);
+  for (std::string line; std::getline(lines, line);) {
+    const bool helper = std::regex_search(line, std::regex(" rpc-[0-9a-f]{4}-demo"));
+    const bool tagged = line.find("release_helper=rpc:demo") != std::string::npos;
+    EXPECT_EQ(helper, tagged) << line;
+    marked += (helper && tagged) ? 1 : 0;
+  }
+  EXPECT_GE(marked, 6) << table;
 }
 
 }  // namespace
