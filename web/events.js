@@ -130,9 +130,19 @@ export function eventItem(ev, showCluster) {
   hidden.length ? el("span", { className: "invisible-warning", role: "img",
     "aria-label": "contains invisible characters", title: hidden.join(" ") }, "⚠") : null,
   showCluster ? el("span", { className: "cluster-tag" }, clusterOf(subject)) : null,
+  helperTag(ev.node),
   reason ? el("span", { className: "reason" }, reason) : null,
   ev.actor ? el("span", { className: "actor" }, "by " + ev.actor) : null,
   detail ? el("q", { className: "detail" }, detail) : null);
+}
+
+/** A release's short-lived helper node (bin/demo rpc registers rpc-XXXX-demo for ~0.1 s):
+ * say what it is, so a burst of them reads as "bin/demo rpc" and not as nodes that died. */
+function helperTag(node) {
+  const h = node && node.releaseHelper;
+  if (!h) return null;
+  return el("span", { className: "helper-tag", title: "a short-lived node that bin/" + h.target +
+    " " + h.command + " starts to reach " + h.target }, "bin/" + h.target + " " + h.command + " helper");
 }
 
 function holdLength(hold) {

@@ -38,6 +38,20 @@ test("events from before the page was opened are shown", async () => {
   assert.match(await event("UNREGISTERED", "early").locator(".reason").textContent(), /connection closed|closed/i);
 });
 
+test("a release's helper node is marked as such; another node is not", async () => {
+  // The name is what marks it (rpc-XXXX-APP, as bin/demo rpc registers it): a raw ALIVE2 will do.
+  const helper = await registerOk(daemon.epmdPort, "rpc-1a2b-demo", 22003);
+  const plain = await registerOk(daemon.epmdPort, "rpc-demo", 22004);
+  await event("REGISTERED", "rpc-1a2b-demo").waitFor({ timeout: 3000 });
+  await event("REGISTERED", "rpc-demo").waitFor({ timeout: 3000 });
+  assert.equal(await event("REGISTERED", "rpc-1a2b-demo").locator(".helper-tag").textContent(),
+    "bin/demo rpc helper");
+  assert.equal(await event("REGISTERED", "rpc-demo").locator(".helper-tag").count(), 0);
+  helper.socket.destroy();
+  plain.socket.destroy();
+  await event("UNREGISTERED", "rpc-1a2b-demo").locator(".helper-tag").waitFor({ timeout: 3000 });
+});
+
 test("an eviction with a reason and a hold, then the lift from the page", async () => {
   const victim = await registerOk(daemon.epmdPort, "victim", 22002);
   await event("REGISTERED", "victim").waitFor({ timeout: 2000 });
