@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <fstream>
 #include <thread>
 
@@ -232,6 +233,40 @@ TEST_F(ClustersTest, KillClosesOneClusterAndTheDaemonExitsWithTheLast) {
                                       std::to_string(main_)),
             std::string::npos)
       << epmdx_->stderrText();
+}
+
+// Issue #18: a KILL_REQ whose bytes are there when the listener accepts it is answered
+// inside the accept loop, which then went on accepting on the closed acceptor: EBADF, an
+// accept error and a "short of descriptors ... Bad file descriptor" line. The daemon is
+// stopped (SIGSTOP) while the KILL connects and sends, so its bytes are there at accept.
+TEST(ClustersKill, AKillAnsweredInsideTheAcceptLoopEndsThatLoopQuietly) {
+  const uint16_t main_port = freePort(), blue = freePort(), http = freePort();
+  Process d({epmdxBinary(), "-port", std::to_string(main_port),
+             "--cluster=blue=" + std::to_string(blue), "--grpc-listen=off",
+             "--http-listen=127.0.0.1:" + std::to_string(http)});
+  ASSERT_TRUE(waitForPort(main_port, 20s) && waitForPort(http, 20s)) << d.stderrText();
+  ASSERT_TRUE(waitForPort(blue, 20s));
+  d.signal(SIGSTOP);
+  const int kill = connectTo("127.0.0.1", blue);  // The kernel completes the handshake.
+  ASSERT_GE(kill, 0);
+  ASSERT_TRUE(sendAll(kill, frame("k")));
+  d.signal(SIGCONT);
+  EXPECT_EQ(readUntilClose(kill, 5000ms).bytes, "OK");
+  close(kill);
+  // Every listener shares the epmd thread: once a NAMES on the default port is answered,
+  // whatever the KILL's accept loop did next has happened.
+  const int names = connectTo("127.0.0.1", main_port);
+  ASSERT_TRUE(sendAll(names, frame("n")));
+  EXPECT_EQ(readUntilClose(names, 5000ms).bytes.size(), 4u);
+  close(names);
+  const std::string log = d.stderrText();
+  EXPECT_NE(log.find("KILL_REQ: cluster closed, the daemon still serves the others cluster=blue"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("Bad file descriptor"), std::string::npos) << log;
+  EXPECT_EQ(log.find("accepting connections failed"), std::string::npos) << log;
+  EXPECT_EQ(metricValue(http, "epmdx_epmd_accept_errors_total"), "0");
+  EXPECT_TRUE(d.running());
 }
 
 }  // namespace
