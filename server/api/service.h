@@ -129,6 +129,9 @@ class Service {
   void beginDrain() { draining_ = true; }
   bool draining() const { return draining_.load(); }
   size_t watchers(Surface surface) const { return watchers_[static_cast<size_t>(surface)].load(); }
+  /// A stream of `surface` was cut for falling behind the kept history (a metric).
+  void countCut(Surface surface) { cut_[static_cast<size_t>(surface)].fetch_add(1); }
+  uint64_t cut(Surface surface) const { return cut_[static_cast<size_t>(surface)].load(); }
 
   registry::Registry& registry() const { return registry_; }
 
@@ -149,6 +152,7 @@ class Service {
   std::function<void()> hold_placed_;
   std::atomic<bool> draining_{false};
   std::array<std::atomic<size_t>, kSurfaceCount> watchers_{};
+  std::array<std::atomic<uint64_t>, kSurfaceCount> cut_{};
 };
 
 /// "no node named "a@host"" with a hint when the name carries a host part.

@@ -86,7 +86,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* RegistryService::WatchNodes(
   if (!request.ParseFromString(bytes)) {
     return new FailedWrite({grpc::StatusCode::INVALID_ARGUMENT, "malformed WatchNodesRequest"});
   }
-  return new WatchReactor(api_, encoded_, watches_, request);
+  return new WatchReactor(ctx, api_, encoded_, watches_, request);
 }
 
 grpc::ServerUnaryReactor* RegistryService::EvictNode(grpc::CallbackServerContext* ctx,

@@ -27,9 +27,12 @@ grpc::ByteBuffer serialized(const v1::WatchNodesResponse& msg) {
 
 }  // namespace
 
-WatchReactor::WatchReactor(api::Service& api, api::EncodedEvents& encoded, WatchSet& set,
+WatchReactor::WatchReactor(grpc::CallbackServerContext* ctx, api::Service& api,
+                           api::EncodedEvents& encoded, WatchSet& set,
                            const v1::WatchNodesRequest& req)
-    : encoded_(encoded),
+    : ctx_(ctx),
+      api_(api),
+      encoded_(encoded),
       set_(set),
       progress_interval_(req.progress_interval_ms() == 0
                              ? milliseconds(5000)
@@ -63,6 +66,15 @@ WatchReactor::WatchReactor(api::Service& api, api::EncodedEvents& encoded, Watch
 
 void WatchReactor::wake() {
   std::lock_guard<std::mutex> lock(mu_);
+  if (finished_ && write_pending_ && !cancelled_ &&
+      steady_clock::now() - finished_at_ >= kCancelGrace) {
+    // The status cannot go out behind a write the client never takes: cancel, which fails
+    // the write and ends the call (OnDone), and with it the slot and the buffers.
+    cancelled_ = true;
+    watch_.slot = api::WatchSlot();
+    ctx_->TryCancel();
+    return;
+  }
   tryWriteLocked();
 }
 
@@ -81,6 +93,7 @@ void WatchReactor::tryWriteLocked() {
     if (watch_.watch->fellBehind()) {
       std::vector<registry::Event> none;
       if (auto polled = watch_.watch->poll(0, none); !polled.ok()) {
+        fell_behind_ = true;
         finishLocked(toStatus(api::Service::fellBehind(watch_.revision, polled.error())));
       }
     }
@@ -102,6 +115,7 @@ void WatchReactor::tryWriteLocked() {
     scratch_.clear();
     auto polled = watch_.watch->poll(api::kMaxEventsPerBatch, scratch_);
     if (!polled.ok()) {
+      fell_behind_ = true;
       finishLocked(toStatus(api::Service::fellBehind(watch_.revision, polled.error())));
       return;
     }
@@ -151,6 +165,10 @@ void WatchReactor::finishLocked(grpc::Status status) {
     return;
   }
   finished_ = true;
+  finished_at_ = steady_clock::now();
+  if (fell_behind_) {
+    api_.countCut(api::Surface::Grpc);
+  }
   Finish(std::move(status));
 }
 

@@ -7,7 +7,10 @@
 //
 // A stream whose client stops reading keeps one message in flight and nothing else; the
 // moment the history moves past its cursor it is finished with OUT_OF_RANGE (the client
-// lists again), without waiting for the stalled write.
+// lists again). gRPC sends that status only after the stalled write, so a client that never
+// reads again (stalled at the TCP level) would keep the stream, its watcher slot and its
+// buffers until keepalive gives up: a stream still not done kCancelGrace after it was
+// finished is cancelled (RST_STREAM), which fails the stalled write and ends it.
 
 #include <grpcpp/alarm.h>
 #include <grpcpp/grpcpp.h>
@@ -29,11 +32,16 @@ class WatchSet;
 
 class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  /// Starts the stream (or finishes it at once with an error status).
-  WatchReactor(api::Service& api, api::EncodedEvents& encoded, WatchSet& set,
-               const v1::WatchNodesRequest& req);
+  /// How long a finished stream may wait for its stalled write before it is cancelled:
+  /// enough for a client that is only slow (a GC pause) to read its OUT_OF_RANGE.
+  static constexpr std::chrono::milliseconds kCancelGrace{1000};
 
-  /// Registry wake-up (hub thread) or progress tick: write if nothing is in flight.
+  /// Starts the stream (or finishes it at once with an error status).
+  WatchReactor(grpc::CallbackServerContext* ctx, api::Service& api, api::EncodedEvents& encoded,
+               WatchSet& set, const v1::WatchNodesRequest& req);
+
+  /// Registry wake-up (hub thread) or progress tick: write if nothing is in flight; cancel
+  /// a finished stream whose write has been stalled for kCancelGrace.
   void wake();
   /// Daemon shutdown: end the stream with UNAVAILABLE.
   void shutdown();
@@ -46,6 +54,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void tryWriteLocked();
   void finishLocked(grpc::Status status);
 
+  grpc::CallbackServerContext* ctx_;
+  api::Service& api_;
   api::EncodedEvents& encoded_;
   WatchSet& set_;
   api::OpenedWatch watch_;  // Its cursor is reset only in OnDone, outside mu_ (see WatchHub).
@@ -57,6 +67,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   bool initial_pending_ = false;                   // initial_state_complete still to be sent.
   bool write_pending_ = false;
   bool finished_ = false;
+  bool fell_behind_ = false;  // Finished for falling behind (counted once).
+  bool cancelled_ = false;    // TryCancel() called: OnDone follows.
+  std::chrono::steady_clock::time_point finished_at_;
   std::chrono::steady_clock::time_point last_write_;
   grpc::ByteBuffer message_;  // The message in flight (must outlive the write).
   std::vector<registry::Event> scratch_;

@@ -237,7 +237,7 @@ bool HttpServer::shedIdle() {
 void HttpServer::startSse(beast::tcp_stream stream, SseStart start,
                           std::vector<api::EncodedEvents::Bytes> initial) {
   auto s = std::make_shared<SseStream>(std::move(stream), std::move(start.watch), start.heartbeat,
-                                       encoded_, [this](SseStream* done) {
+                                       api_, encoded_, [this](SseStream* done) {
                                          streams_.erase(done);
                                          --connections_;
                                        });

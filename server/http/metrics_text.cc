@@ -82,6 +82,12 @@ void renderMetrics(const MetricsInput& in, std::string& out) {
   w.family("epmdx_watchers", "gauge", "Open watch streams, by API.");
   w.sample("epmdx_watchers", in.grpc_watchers, PrometheusWriter::label("api", "grpc"));
   w.sample("epmdx_watchers", in.sse_watchers, PrometheusWriter::label("api", "sse"));
+  w.family("epmdx_watch_streams_cut_total", "counter",
+           "Watch streams ended because the history moved past their cursor (the client "
+           "lists again), by API; a gRPC one whose client did not read even its status is "
+           "cancelled a second later.");
+  w.sample("epmdx_watch_streams_cut_total", in.grpc_cut, PrometheusWriter::label("api", "grpc"));
+  w.sample("epmdx_watch_streams_cut_total", in.sse_cut, PrometheusWriter::label("api", "sse"));
   w.family("epmdx_http_connections_open", "gauge", "HTTP connections open now.");
   w.sample("epmdx_http_connections_open", in.http_connections);
   out += w.text();

@@ -17,6 +17,8 @@ struct MetricsInput {
   std::vector<std::string> cluster_names;  // Indexed by ClusterId: labels from configuration.
   size_t grpc_watchers = 0;
   size_t sse_watchers = 0;
+  uint64_t grpc_cut = 0;  // Streams cut for falling behind the history.
+  uint64_t sse_cut = 0;
   size_t http_connections = 0;
   bool ready = false;
   std::string version;

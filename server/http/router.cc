@@ -466,6 +466,8 @@ HttpResponse Router::metrics(size_t http_connections) const {
   }
   in.grpc_watchers = api_.watchers(api::Surface::Grpc);
   in.sse_watchers = api_.watchers(api::Surface::Sse);
+  in.grpc_cut = api_.cut(api::Surface::Grpc);
+  in.sse_cut = api_.cut(api::Surface::Sse);
   in.http_connections = http_connections;
   in.ready = status_.epmd_listening() && !status_.draining();
   in.version = options_.version;

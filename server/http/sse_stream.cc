@@ -15,11 +15,12 @@ Bytes share(std::string s) {
 }  // namespace
 
 SseStream::SseStream(beast::tcp_stream stream, api::OpenedWatch watch,
-                     std::chrono::milliseconds heartbeat, api::EncodedEvents& encoded,
-                     ClosedFn on_closed)
+                     std::chrono::milliseconds heartbeat, api::Service& api,
+                     api::EncodedEvents& encoded, ClosedFn on_closed)
     : stream_(std::move(stream)),
       watch_(std::move(watch)),
       heartbeat_(heartbeat),
+      api_(api),
       encoded_(encoded),
       on_closed_(std::move(on_closed)) {
   beast::error_code ec;
@@ -83,6 +84,7 @@ void SseStream::pump() {
     // The client is not keeping up. Once the history has moved past its cursor it cannot
     // resume anyway: close now; its reconnect (Last-Event-ID) is answered with `resync`.
     if (watch_.watch->fellBehind()) {
+      api_.countCut(api::Surface::Sse);
       close();
     }
     return;
@@ -90,6 +92,7 @@ void SseStream::pump() {
   scratch_.clear();
   auto polled = watch_.watch->poll(api::kMaxEventsPerBatch, scratch_);
   if (!polled.ok()) {
+    api_.countCut(api::Surface::Sse);
     ending_ = true;
     const api::Error e = api::Service::fellBehind(watch_.revision, polled.error());
     write({share(api::sseFrame("resync", polled.error().current, api::errorJson(e)))});

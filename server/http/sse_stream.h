@@ -34,8 +34,9 @@ class SseStream : public std::enable_shared_from_this<SseStream> {
   static constexpr std::chrono::seconds kWriteTimeout{10};
 
   using ClosedFn = std::function<void(SseStream*)>;
+  /// `api` counts the streams cut for falling behind.
   SseStream(beast::tcp_stream stream, api::OpenedWatch watch, std::chrono::milliseconds heartbeat,
-            api::EncodedEvents& encoded, ClosedFn on_closed);
+            api::Service& api, api::EncodedEvents& encoded, ClosedFn on_closed);
 
   /// The `initial` frames of a watch opened with initial state (none otherwise), and the
   /// nodes released. Thread-free: the HTTP server calls it on a worker, off the event loop.
@@ -61,6 +62,7 @@ class SseStream : public std::enable_shared_from_this<SseStream> {
   beast::tcp_stream stream_;
   api::OpenedWatch watch_;
   std::chrono::milliseconds heartbeat_;
+  api::Service& api_;
   api::EncodedEvents& encoded_;
   ClosedFn on_closed_;
   std::chrono::steady_clock::time_point last_write_;
