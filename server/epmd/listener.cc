@@ -336,11 +336,12 @@ void Listener::reportPressure(std::chrono::steady_clock::time_point now) {
     return;  // The next line (or the sweep) reports these too.
   }
   // Say what happened: shedding is about descriptors; accept errors alone may be anything.
-  const bool shed = cur.shed_silent != reported_.shed_silent ||
-                    cur.shed_partial != reported_.shed_partial ||
-                    cur.shed_at_accept != reported_.shed_at_accept;
-  log::warn(shed ? "epmd port short of descriptors: shedding idle connections"
-                 : "epmd port: accepting connections failed",
+  const bool descriptors = cur.shed_silent != reported_.shed_silent ||
+                           cur.shed_partial != reported_.shed_partial ||
+                           cur.shed_at_accept != reported_.shed_at_accept ||
+                           last_accept_error_ == EMFILE || last_accept_error_ == ENFILE;
+  log::warn(descriptors ? "epmd port short of descriptors: shedding idle connections"
+                        : "epmd port: accepting connections failed",
             {{"port", context_.epmd_port},
              {"shed_silent", cur.shed_silent - reported_.shed_silent},
              {"shed_partial", cur.shed_partial - reported_.shed_partial},
