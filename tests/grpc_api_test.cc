@@ -10,6 +10,7 @@
 
 #include "epmdx/v1/registry.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "server/api/service.h"
 #include "tests/support/net.h"
 #include "tests/support/process.h"
 #include "tests/support/running_app.h"
@@ -343,12 +344,22 @@ TEST_F(GrpcApiTest, WatchReportsEvictionWithWhoAndWhy) {
   EXPECT_EQ(e.type(), v1::NodeEvent::UNREGISTERED);
   EXPECT_EQ(e.reason(), v1::EVICTED);
   EXPECT_EQ(e.revision(), l.revision() + 1);
-  EXPECT_EQ(e.actor().rfind("ops@", 0), 0u) << e.actor();
+  // One form on every surface (issue #18 item 7): "ops@127.0.0.1:PORT", as over HTTP, not
+  // gRPC's "ops@ipv4:127.0.0.1:PORT".
+  EXPECT_EQ(e.actor().rfind("ops@127.0.0.1:", 0), 0u) << e.actor();
   EXPECT_EQ(e.detail(), "stuck");
   EXPECT_EQ(e.node().name(), "victim");
   EXPECT_EQ(msg.revision(), e.revision());
   wc->TryCancel();
   close(fd);
+}
+
+TEST(PeerAddress, OneFormForGrpcAndHttpPeers) {
+  EXPECT_EQ(api::peerAddress("ipv4:127.0.0.1:53316"), "127.0.0.1:53316");
+  EXPECT_EQ(api::peerAddress("ipv6:[::1]:53316"), "[::1]:53316");
+  EXPECT_EQ(api::peerAddress("ipv6:%5B::1%5D:53316"), "[::1]:53316");
+  EXPECT_EQ(api::peerAddress("127.0.0.1:43212"), "127.0.0.1:43212");  // HTTP's, unchanged.
+  EXPECT_EQ(api::peerAddress("[::1]:43212"), "[::1]:43212");
 }
 
 // The List-then-Watch contract under heavy churn over the epmd wire: replaying the watch

@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "epmdx/v1/registry.pb.h"
+#include "server/api/json.h"
+#include "server/api/service.h"
 #include "server/http/http_server.h"
 #include "tests/support/net.h"
 #include "tests/support/process.h"
@@ -512,6 +514,36 @@ TEST(HttpCapacity, IdleSocketsAreShedSoAProbeStillGetsIn) {
     close(fd);
   }
   server.stop();
+}
+
+// Issue #18 item 7: a node ALIVE again must not show the timeout that once made it
+// UNRESPONSIVE; while it is UNRESPONSIVE the error explains why.
+TEST(HealthView, LastErrorShowsOnlyWhileTheNodeIsNotAlive) {
+  registry::Registry registry{registry::RegistryOptions{}};
+  api::TokenStore tokens;
+  api::Service api{registry, tokens, 4};
+  registry::NodeInfo node;
+  node.name = "flaky";
+  node.port = 9100;
+  node.node_type = 77;
+  node.highest_version = 6;
+  node.lowest_version = 5;
+  auto added = registry.add(node, {});
+  ASSERT_TRUE(added.ok());
+  const auto id = added.value()->id;
+  const std::string timeout = "timeout: connected, no answer in 2000 ms";
+  ASSERT_TRUE(registry.recordProbe(registry::kDefaultCluster, "flaky", id, false, timeout));
+  auto down = api.get("flaky", "");
+  ASSERT_TRUE(down.ok());
+  EXPECT_EQ(down.value().health().status(), v1::UNRESPONSIVE);
+  EXPECT_EQ(down.value().health().last_error(), timeout);
+  ASSERT_TRUE(registry.recordProbe(registry::kDefaultCluster, "flaky", id, true, ""));
+  auto up = api.get("flaky", "");
+  ASSERT_TRUE(up.ok());
+  EXPECT_EQ(up.value().health().status(), v1::ALIVE);
+  EXPECT_EQ(up.value().health().last_error(), "") << "ALIVE with an old error";
+  EXPECT_NE(api::toJson(up.value()).find("\"lastError\":\"\""), std::string::npos)
+      << api::toJson(up.value());
 }
 
 }  // namespace

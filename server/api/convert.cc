@@ -42,7 +42,11 @@ void toProto(const registry::Registry& registry, const registry::Registration& r
     setTimestamp(r.health().last_probe_ns, *h.mutable_last_probe());
   }
   h.set_consecutive_failures(r.health().consecutive_failures);
-  h.set_last_error(r.health().last_error);
+  // The error of the last failed probe, while it still explains the status: an ALIVE node
+  // showing an old timeout reads as a node that is timing out now (issue #18 item 7).
+  if (r.health().status != registry::HealthStatus::Alive) {
+    h.set_last_error(r.health().last_error);
+  }
   auto& holder = *out.mutable_holder();
   if (r.holder) {
     using S = registry::HolderFact::Status;

@@ -32,6 +32,31 @@ WatchSlot::~WatchSlot() {
   }
 }
 
+std::string peerAddress(std::string_view peer) {
+  // gRPC names a peer "ipv4:127.0.0.1:53316" or "ipv6:[::1]:53316" (some versions
+  // percent-encode the brackets); HTTP already says "127.0.0.1:53316" / "[::1]:53316".
+  for (std::string_view scheme : {"ipv4:", "ipv6:"}) {
+    if (peer.substr(0, scheme.size()) == scheme) {
+      peer.remove_prefix(scheme.size());
+      break;
+    }
+  }
+  std::string out;
+  out.reserve(peer.size());
+  for (size_t i = 0; i < peer.size(); ++i) {
+    if (peer.substr(i, 3) == "%5B" || peer.substr(i, 3) == "%5b") {
+      out += '[';
+      i += 2;
+    } else if (peer.substr(i, 3) == "%5D" || peer.substr(i, 3) == "%5d") {
+      out += ']';
+      i += 2;
+    } else {
+      out += peer[i];
+    }
+  }
+  return out;
+}
+
 std::string notFoundMessage(std::string_view name) {
   std::string msg = "no node named \"" + log::printable(name) + "\"";
   if (const auto at = name.find('@'); at != std::string_view::npos && at > 0) {
@@ -220,7 +245,7 @@ Result<v1::EvictNodeResponse, Error> Service::evict(const Principal& who, std::s
   if (request.hold_seconds() > 0) {
     hold_for = std::chrono::seconds(request.hold_seconds());
   }
-  std::string actor = who.identity + "@" + std::string(peer);
+  std::string actor = who.identity + "@" + peerAddress(peer);
   auto evicted = registry_.evict(request.name(), expected, registry::UnregisterReason::Evicted,
                                  actor, request.reason(), cluster.value(), hold_for);
   if (!evicted.ok()) {
@@ -275,7 +300,7 @@ Result<v1::LiftHoldResponse, Error> Service::liftHold(const Principal& who, std:
   if (!cluster.ok()) {
     return makeErr(cluster.error());
   }
-  std::string actor = who.identity + "@" + std::string(peer);
+  std::string actor = who.identity + "@" + peerAddress(peer);
   auto lifted = registry_.liftHold(request.name(), cluster.value(), actor, request.reason());
   if (!lifted.ok()) {
     return makeErr(Error{Code::NotFound,

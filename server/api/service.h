@@ -155,6 +155,10 @@ class Service {
   std::array<std::atomic<uint64_t>, kSurfaceCount> cut_{};
 };
 
+/// A caller's address as events and logs show it, the same for every surface:
+/// "127.0.0.1:53316", "[::1]:53316" (gRPC's "ipv4:"/"ipv6:" prefix dropped).
+std::string peerAddress(std::string_view peer);
+
 /// "no node named "a@host"" with a hint when the name carries a host part.
 std::string notFoundMessage(std::string_view name);
 
