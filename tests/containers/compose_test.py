@@ -223,7 +223,8 @@ finally:
     left = project_ids("ps")
     nets = [n for n in run(["podman", "network", "ls", "--format", "{{.Name}}"]).stdout.split()
             if n.startswith(PROJECT)]
-    pods = run(["podman", "pod", "ps", "-q"]).stdout.split()
+    pods = [p for p in run(["podman", "pod", "ps", "--format", "{{.Name}}"]).stdout.split()
+            if PROJECT in p]
     check("down leaves no container, network or pod", not left and not nets and not pods,
           (left, nets, pods))
     for cid in left:  # Whatever a failure left: removed all the same.
