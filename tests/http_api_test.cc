@@ -546,5 +546,42 @@ TEST(HealthView, LastErrorShowsOnlyWhileTheNodeIsNotAlive) {
       << api::toJson(up.value());
 }
 
+// Issue #18 item 7: the holder's time is when its facts were last found different, and is
+// named so (changedAt); checkedAt, the old name, carries the same value for old clients.
+// A look that finds the same holder keeps it.
+TEST(HolderView, ChangedAtIsWhenTheFactsWereLastFoundDifferent) {
+  registry::Registry registry{registry::RegistryOptions{}};
+  api::TokenStore tokens;
+  api::Service api{registry, tokens, 4};
+  registry::NodeInfo node;
+  node.name = "held";
+  node.port = 9101;
+  node.node_type = 77;
+  node.highest_version = 6;
+  node.lowest_version = 5;
+  auto added = registry.add(node, {});
+  ASSERT_TRUE(added.ok());
+  const auto id = added.value()->id;
+  auto fact = [](int64_t at) {
+    auto f = std::make_shared<registry::HolderFact>();
+    f->status = registry::HolderFact::Status::Found;
+    f->processes.push_back({4242, 1000, "ops", "beam.smp", "beam.smp -sname held", "sleeping"});
+    f->checked_ns = at;
+    return std::shared_ptr<const registry::HolderFact>(std::move(f));
+  };
+  const int64_t first = 1'700'000'000'000'000'000;
+  registry.recordHolder(registry::kDefaultCluster, "held", id, fact(first));
+  registry.recordHolder(registry::kDefaultCluster, "held", id, fact(first + 5'000'000'000));
+  auto got = api.get("held", "");
+  ASSERT_TRUE(got.ok());
+  const auto& h = got.value().holder();
+  EXPECT_EQ(h.changed_at().seconds(), first / 1'000'000'000) << "a same-facts look moved it";
+  EXPECT_EQ(h.checked_at().seconds(), h.changed_at().seconds());
+  EXPECT_EQ(h.checked_at().nanos(), h.changed_at().nanos());
+  const std::string json = api::toJson(got.value());
+  EXPECT_NE(json.find("\"changedAt\":\"2023-11-14T22:13:20Z\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"checkedAt\":\"2023-11-14T22:13:20Z\""), std::string::npos) << json;
+}
+
 }  // namespace
 }  // namespace epmdx::testing

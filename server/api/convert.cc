@@ -77,7 +77,9 @@ void toProto(const registry::Registry& registry, const registry::Registration& r
       hp->set_command_line(p.command_line);
       hp->set_state(p.state);
     }
-    setTimestamp(r.holder->checked_ns, *holder.mutable_checked_at());
+    // checked_at is the old name of changed_at (the same value; see the .proto).
+    setTimestamp(r.holder->checked_ns, *holder.mutable_changed_at());
+    *holder.mutable_checked_at() = holder.changed_at();
   }
   out.set_host(nodeHost(r, daemonHostNames()));
   if (auto helper = releaseHelper(n.name)) {
