@@ -220,6 +220,25 @@ TEST_F(HoldsTest, AnAlive2RefusedForAHeldNameIsClosedAfterTheReply) {
   close(other);
 }
 
+// The node limit (--max-nodes) is epmdx's own refusal too: answered, then closed.
+TEST(NodeLimit, AnAlive2RefusedForTheNodeLimitIsClosedAfterTheReply) {
+  auto o = RunningApp::testOptions();
+  o.max_nodes = 1;
+  RunningApp app(o);
+  const int first = connectTo("127.0.0.1", app.port());
+  ASSERT_TRUE(sendAll(first, frame(alive2Body("limitone", 5003))));
+  ASSERT_EQ(readN(first, 6, 2000ms).size(), 6u);
+  const int second = connectTo("127.0.0.1", app.port());
+  ASSERT_TRUE(sendAll(second, frame(alive2Body("limittwo", 5004))));
+  const Outcome o2 = readUntilClose(second, 2000ms);
+  close(second);
+  ASSERT_EQ(o2.bytes.size(), 6u);
+  EXPECT_NE(o2.bytes[1], 0) << "refused";
+  EXPECT_TRUE(o2.closed) << "the server kept a connection refused for the node limit";
+  EXPECT_TRUE(eventually([&] { return app.app().epmdMetrics().connections_open.load() == 1; }));
+  close(first);
+}
+
 TEST_F(HoldsTest, LiftingTheHoldEarlyLetsTheNodeBackAtOnce) {
   const std::string name = "lifted" + std::to_string(app_->port());
   startNode(name);
