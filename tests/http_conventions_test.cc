@@ -210,6 +210,10 @@ TEST_F(HttpConventionsTest, LoopbackBindAnswersRequestsWithoutHost) {
   const RawResponse nodes = exchange("GET /v1/nodes HTTP/1.0\r\nUser-Agent: probe\r\n\r\n");
   EXPECT_EQ(nodes.status, 200) << nodes.body;
   EXPECT_EQ(exchange("GET /livez HTTP/1.0\r\n\r\n").status, 200);
+  // HAProxy's default check, exactly: `option httpchk` with no arguments.
+  const RawResponse options = exchange("OPTIONS / HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(options.status, 200) << options.body;
+  EXPECT_EQ(options.header("allow"), "GET, HEAD");
   expectJsonError(exchange("GET /readyz HTTP/1.0\r\nHost:\r\n\r\n"), 403, "empty Host");
   expectJsonError(exchange("GET /readyz HTTP/1.0\r\nHost: evil.example\r\n\r\n"), 403,
                   "foreign Host over HTTP/1.0");

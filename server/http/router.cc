@@ -194,6 +194,18 @@ RouteResult Router::handle(const HttpRequest& req, size_t http_connections) {
   }
   const bool get = req.method == "GET" || req.method == "HEAD";
   const bool del = req.method == "DELETE";
+  // The documented methods (docs/openapi.json); OPTIONS is answered on every route besides.
+  const char* allow = route == Route::Node   ? "GET, HEAD, DELETE"
+                      : route == Route::Hold ? "DELETE"
+                                             : "GET, HEAD";
+  if (req.method == "OPTIONS") {
+    // What the route allows, nothing more: HAProxy's default health check is
+    // `OPTIONS / HTTP/1.0` and wants a 2xx. No CORS headers: a cross-origin browser
+    // preflight still fails, as before.
+    HttpResponse res{200, kText, "", {}};
+    res.headers.emplace_back("Allow", allow);
+    return res;
+  }
   if ((route == Route::Hold && !del) ||
       (!get && !((route == Route::Node || route == Route::Hold) && del))) {
     HttpResponse res = error({api::Code::InvalidArgument,
@@ -201,9 +213,7 @@ RouteResult Router::handle(const HttpRequest& req, size_t http_connections) {
                                   log::printable(target->path),
                               {}},
                              405);
-    res.headers.emplace_back("Allow", route == Route::Node   ? "GET, HEAD, DELETE"
-                                      : route == Route::Hold ? "DELETE"
-                                                             : "GET, HEAD");
+    res.headers.emplace_back("Allow", allow);
     return res;
   }
   const auto& query = target->query;
