@@ -997,7 +997,8 @@ TEST_F(GeneratedTokenTest, FindsTheDaemonsTokenByPortAndWatchSurvivesARestartWit
     return watch.stdoutText().find(" existing one ") != std::string::npos;
   })) << watch.stderrText();
   ASSERT_TRUE(waitUntil([&] {
-    return listing.stdoutText().find("EXISTING      one ") != std::string::npos;
+    // Columns are sized for every event type up front (list --watch stays aligned).
+    return std::regex_search(listing.stdoutText(), std::regex("EXISTING +one "));
   })) << listing.stdoutText()
       << listing.stderrText();
   close(a);
