@@ -161,8 +161,10 @@ void Session::refusedByPolicy(int code) {
      : code == kDumpReq ? ctx_.metrics.policy_refused_dump
                         : ctx_.metrics.policy_refused_names);
   // A scanner can send thousands of these: one line per interval, with the count.
-  log::debug("request refused by the access policy",
-             {{"request", requestName(code)}, {"peer", peer_}});
+  if (log::enabled(log::Level::Debug)) {  // A scanner's flood: build no fields without -d.
+    log::debug("request refused by the access policy",
+               {{"request", requestName(code)}, {"peer", peer_}});
+  }
   const auto now = std::chrono::steady_clock::now();
   ++ctx_.policy_refusals_unlogged;
   if (now < ctx_.policy_log_after) {
