@@ -31,9 +31,16 @@ class HealthService::Watcher final : public grpc::ServerWriteReactor<HealthCheck
       StartWrite(&message_);
     }
   }
-  /// Requires owner_.mu_.
+  /// Requires owner_.mu_. A status not yet written (the drain's NOT_SERVING while the
+  /// previous write is still in flight) goes out first: a prober must see the drain before
+  /// the stream ends.
   void finishLocked() {
-    if (!finished_) {
+    finish_wanted_ = true;
+    if (finished_ || writing_) {
+      return;  // OnWriteDone finishes once the write in flight is done.
+    }
+    changedLocked();
+    if (!writing_) {
       finished_ = true;
       Finish({grpc::StatusCode::UNAVAILABLE, "shutting down"});
     }
@@ -43,10 +50,15 @@ class HealthService::Watcher final : public grpc::ServerWriteReactor<HealthCheck
     std::lock_guard<std::mutex> lock(owner_.mu_);
     writing_ = false;
     if (!ok) {
-      finishLocked();
+      if (!finished_) {
+        finished_ = true;
+        Finish({grpc::StatusCode::UNAVAILABLE, "shutting down"});
+      }
       return;
     }
-    if (!finished_) {
+    if (finish_wanted_) {
+      finishLocked();
+    } else if (!finished_) {
       changedLocked();
     }
   }
@@ -74,6 +86,7 @@ class HealthService::Watcher final : public grpc::ServerWriteReactor<HealthCheck
   bool writing_ = false;
   bool sent_ = false;
   bool finished_ = false;
+  bool finish_wanted_ = false;
   Status last_ = HealthCheckResponse::UNKNOWN;
   Status want_ = HealthCheckResponse::UNKNOWN;
   HealthCheckResponse message_;
