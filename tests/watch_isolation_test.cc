@@ -47,7 +47,7 @@ constexpr int kStalledGrpc = 200;
 constexpr int kGrpcChannels = 10;  // 20 streams on each proxied HTTP/2 connection.
 constexpr int kBaselineCycles = 1000;
 constexpr int kChurnCycles = kHistory;  // Two events a cycle: twice what the history keeps.
-constexpr auto kChurnLimit = 25s;           // Under the daemon's 30 s keepalive ping.
+constexpr auto kChurnLimit = 25s;       // Under the daemon's 30 s keepalive ping.
 // The RSS budget (documented in the README): the idle daemon plus what 700 stalled
 // watchers may hold (a batch in flight each, gRPC's flow-control windows, parsers).
 constexpr long kRssBudgetKib = 96 * 1024;
