@@ -14,7 +14,4 @@ namespace epmdx::epmd {
 bool isLocalPeer(const tcp::endpoint& remote,
                  const std::function<std::optional<tcp::endpoint>()>& local);
 
-/// "127.0.0.1:4369" or "[::1]:4369".
-std::string formatEndpoint(const tcp::endpoint& ep);
-
 }  // namespace epmdx::epmd

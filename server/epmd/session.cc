@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "server/common/endpoint_text.h"
 #include "server/common/log.h"
 #include "server/epmd/peer.h"
 
