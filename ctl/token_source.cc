@@ -7,33 +7,9 @@
 #include <cstring>
 #include <sstream>
 
-namespace epmdx::ctl {
+#include "ctl/server_target.h"
 
-std::optional<uint16_t> targetPort(const std::string& target) {
-  std::string t = target;
-  if (const auto scheme = t.find(":///"); scheme != std::string::npos) {
-    t = t.substr(scheme + 4);
-  } else if (t.rfind("ipv4:", 0) == 0 || t.rfind("ipv6:", 0) == 0) {
-    t = t.substr(5);
-  }
-  const auto colon = t.rfind(':');
-  if (colon == std::string::npos || colon + 1 == t.size()) {
-    return std::nullopt;
-  }
-  // A bare IPv6 literal ("::1") has colons but no port; with a port it is bracketed.
-  if (t.find(':') != colon && (colon == 0 || t[colon - 1] != ']')) {
-    return std::nullopt;
-  }
-  const std::string digits = t.substr(colon + 1);
-  if (digits.size() > 5 || digits.find_first_not_of("0123456789") != std::string::npos) {
-    return std::nullopt;
-  }
-  const unsigned long port = std::stoul(digits);
-  if (port == 0 || port > 65535) {
-    return std::nullopt;
-  }
-  return static_cast<uint16_t>(port);
-}
+namespace epmdx::ctl {
 
 TokenSource TokenSource::resolve(const std::string& flag_token, const std::string& flag_file,
                                  GetenvFn getenv_fn, const std::string& server) {

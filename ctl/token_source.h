@@ -14,9 +14,6 @@
 
 namespace epmdx::ctl {
 
-/// The port of a gRPC target "HOST:PORT", "[V6]:PORT", "dns:///HOST:PORT"; none if absent.
-std::optional<uint16_t> targetPort(const std::string& target);
-
 class TokenSource {
  public:
   /// Chooses the source by the precedence above. `flag_token`/`flag_file` are empty when

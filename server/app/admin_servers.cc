@@ -14,6 +14,7 @@
 #include "server/app/app.h"
 #include "server/app/epmd_metrics_text.h"
 #include "server/app/port_holder.h"
+#include "server/common/host_port.h"
 #include "server/common/log.h"
 #include "server/common/token_path.h"
 #include "server/grpc/grpc_server.h"
@@ -24,16 +25,11 @@ namespace {
 
 /// " (held by pid 812 (epmdx))" for HOST:PORT when the holder can be seen, else "".
 std::string holderOf(const std::string& listen) {
-  const auto colon = listen.rfind(':');
-  if (colon == std::string::npos) {
+  const auto hp = parseHostPort(listen);
+  if (!hp || !hp->port) {
     return {};
   }
-  const std::string port = listen.substr(colon + 1);
-  if (port.empty() || port.size() > 5 ||
-      port.find_first_not_of("0123456789") != std::string::npos) {
-    return {};
-  }
-  const std::string who = describePortHolder(static_cast<uint16_t>(std::stoi(port)));
+  const std::string who = describePortHolder(*hp->port);
   return who.empty() ? std::string() : " (held by " + who + ")";
 }
 
@@ -234,12 +230,6 @@ uint16_t AdminServers::grpcPort() const {
 }
 uint16_t AdminServers::httpPort() const {
   return impl_->http ? impl_->http->port() : 0;
-}
-
-size_t AdminServers::watchers() const {
-  return impl_->api
-             ? impl_->api->watchers(api::Surface::Grpc) + impl_->api->watchers(api::Surface::Sse)
-             : 0;
 }
 
 }  // namespace epmdx::app

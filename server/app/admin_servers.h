@@ -26,8 +26,6 @@ class AdminServers {
 
   uint16_t grpcPort() const;
   uint16_t httpPort() const;
-  /// Open watch streams, both APIs.
-  size_t watchers() const;
 
  private:
   /// Writes the generated admin token to its file, or adopts the token already there.
