@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
+
+#include "server/registry/registry.h"
 
 namespace epmdx::app {
 namespace {
@@ -167,6 +170,170 @@ TEST(Options, TokenOutIsPerDaemonUnlessNamed) {
   EXPECT_EQ(parse({}, {{"EPMDX_TOKEN_FILE", "/etc/t"}}).options.token_out, "/etc/t");
   EXPECT_EQ(parse({"--token-out=/x/t"}, {{"EPMDX_TOKEN_FILE", "/etc/t"}}).options.token_out,
             "/x/t");
+}
+
+// OTP's usage text (erts/epmd/src/epmd.c: usage()), byte for byte, as `epmd -h` prints it;
+// epmdx only adds the debug line's last sentence. The options table renders it.
+TEST(Options, TheUsageTextStartsWithOtpsByteForByte) {
+  const std::string otp =
+      R"(usage: epmd [-d|-debug] [DbgExtra...] [-address List]
+            [-port No] [-daemon] [-relaxed_command_check]
+       epmd [-d|-debug] [-port No] [-names|-kill|-stop name]
+
+See the Erlang epmd manual page for info about the usage.
+
+Regular options
+    -address List
+        Let epmd listen only on the comma-separated list of IP
+        addresses (and on the loopback interface).
+    -port No
+        Let epmd listen to another port than default 4369
+    -d
+    -debug
+        Enable debugging. This will give a log to
+        the standard error stream. It will shorten
+        the number of saved used node names to 5.
+        (epmdx: one debug line per request: its type,
+        name, result for lookups, and peer.)
+
+        If you give more than one debug flag you may
+        get more debugging information.
+    -daemon
+        Start epmd detached (as a daemon)
+    -relaxed_command_check
+        Allow this instance of epmd to be killed with
+        epmd -kill even if there are registered nodes.
+        Also allows forced unregister (epmd -stop).
+    -systemd
+        Wait for socket from systemd. The option makes sense
+        when started from .socket unit.
+
+DbgExtra options
+    -packet_timeout Seconds
+        Set the number of seconds a connection can be
+        inactive before epmd times out and closes the
+        connection (default 60).
+
+    -delay_accept Seconds
+        To simulate a busy server you can insert a
+        delay between epmd gets notified about that
+        a new connection is requested and when the
+        connections gets accepted.
+
+    -delay_write Seconds
+        Also a simulation of a busy server. Inserts
+        a delay before a reply is sent.
+
+Interactive options
+    -names
+        List names registered with the currently running epmd
+    -kill
+        Kill the currently running epmd
+        (only allowed if -names show empty database or
+        -relaxed_command_check was given when epmd was started).
+    -stop Name
+        Forcibly unregisters a name with epmd
+        (only allowed if -relaxed_command_check was given when 
+        epmd was started).
+
+epmdx options)";
+  const std::string help = usageText();
+  EXPECT_EQ(help.substr(0, otp.size()), otp);
+  EXPECT_EQ(help.substr(help.size() - 22), "    --help, --version\n");
+}
+
+// The help's two columns: an option's help starts at column 30, under the option when the
+// option is too wide to share the line.
+TEST(Options, EpmdxHelpLinesKeepTheirColumns) {
+  const std::string help = usageText();
+  EXPECT_NE(
+      help.find("\n    --grpc-listen=HOST:PORT   gRPC admin API, \"off\" to disable\n"
+                "                              (EPMDX_GRPC_LISTEN, default 127.0.0.1:4370)\n"),
+      std::string::npos);
+  EXPECT_NE(help.find("\n    --http-allowed-hosts=LIST Host header names"), std::string::npos);
+  EXPECT_NE(help.find("\n    --names-from=[CLUSTER=]RULE\n                              who may"),
+            std::string::npos);
+  EXPECT_NE(help.find("\n    --grpc-tls-cert=PEM --grpc-tls-key=PEM [--grpc-tls-client-ca=PEM]\n"
+                      "                              serve gRPC over TLS"),
+            std::string::npos);
+}
+
+// The defaults --help prints are the ones in force (written once, in Options and the
+// registry's and servers' own option structs).
+TEST(Options, TheHelpPrintsTheDefaultsInForce) {
+  const Options d;
+  EXPECT_EQ(d.history_size, registry::RegistryOptions{}.history_size);
+  EXPECT_EQ(d.max_nodes, registry::RegistryOptions{}.max_nodes);
+  EXPECT_EQ(d.http_listen, http::HttpOptions{}.listen);
+  EXPECT_EQ(d.grpc_listen, grpcapi::GrpcOptions{}.listen);
+  const std::string help = usageText();
+  for (const std::string& shown :
+       {"--history-size=N          events kept for watchers to resume from (default " +
+            std::to_string(d.history_size) + ")",
+        "most registrations at once (default " + std::to_string(d.max_nodes) + ")",
+        "per API (default " + std::to_string(d.max_watchers) + ")",
+        "(EPMDX_GRPC_LISTEN, default " + d.grpc_listen + ")",
+        "(EPMDX_HTTP_LISTEN, default " + d.http_listen + ").",
+        "(EPMDX_DRAIN_TIMEOUT, default " + std::to_string(d.drain_timeout_ms) + ")",
+        std::string("(default ") + (d.takeover_unresponsive ? "true" : "false") + ": OTP's"}) {
+    EXPECT_NE(help.find(shown), std::string::npos) << shown;
+  }
+}
+
+// Each epmdx variable is named in the help, next to its option.
+TEST(Options, EveryEpmdxEnvironmentVariableIsInTheHelp) {
+  const std::string help = usageText();
+  size_t epmdx = 0;
+  for (const auto& name : environmentVariables()) {
+    if (name.rfind("EPMDX_", 0) == 0) {
+      EXPECT_NE(help.find(name), std::string::npos) << name;
+      ++epmdx;
+    }
+  }
+  EXPECT_EQ(epmdx, 10u);
+  const auto all = environmentVariables();
+  EXPECT_NE(std::find(all.begin(), all.end(), "ERL_EPMD_PORT"), all.end());
+  EXPECT_NE(std::find(all.begin(), all.end(), "ERL_EPMD_RELAXED_COMMAND_CHECK"), all.end());
+}
+
+TEST(Options, DrainTimeoutHasAFlagAndAVariable) {
+  EXPECT_EQ(parse({}).options.drain_timeout_ms, 500);
+  EXPECT_EQ(parse({"--drain-timeout=1500"}).options.drain_timeout_ms, 1500);
+  EXPECT_EQ(parse({"--drain-timeout", "0"}).options.drain_timeout_ms, 0);
+  EXPECT_EQ(parse({}, {{"EPMDX_DRAIN_TIMEOUT", "250"}}).options.drain_timeout_ms, 250);
+  EXPECT_EQ(
+      parse({"--drain-timeout=50"}, {{"EPMDX_DRAIN_TIMEOUT", "250"}}).options.drain_timeout_ms, 50);
+  for (const char* bad : {"x", "-1", "600001", ""}) {
+    const auto r = parse({std::string("--drain-timeout=") + bad});
+    EXPECT_EQ(r.kind, ParseResult::Kind::Error) << bad;
+    EXPECT_EQ(r.error, "--drain-timeout must be a number of milliseconds from 0 to 600000");
+  }
+  EXPECT_NE(usageText().find("\n    --drain-timeout=MS        "), std::string::npos);
+}
+
+// A value from the environment is read by the option's own parser: the same checks, the
+// message naming the variable.
+TEST(Options, AnEnvironmentValueIsCheckedAsItsOptionIs) {
+  const auto r = parse({}, {{"EPMDX_LOG_FORMAT", "xml"}});
+  EXPECT_EQ(r.kind, ParseResult::Kind::Error);
+  EXPECT_EQ(r.error, "EPMDX_LOG_FORMAT: --log-format must be text or json");
+  EXPECT_EQ(parse({}, {{"EPMDX_LOG_FORMAT", "json"}}).options.log_format, "json");
+  EXPECT_EQ(parse({}, {{"ERL_EPMD_PORT", "70000"}}).error, "invalid ERL_EPMD_PORT: 70000");
+  // An empty EPMDX_ variable is unset; OTP's count when set at all.
+  EXPECT_EQ(parse({}, {{"EPMDX_LOG_FORMAT", ""}}).kind, ParseResult::Kind::Run);
+  EXPECT_EQ(parse({}, {{"ERL_EPMD_PORT", ""}}).kind, ParseResult::Kind::Error);
+}
+
+// An image that sets the default address explicitly must not turn a taken default port
+// into a failed start; a flag always asks for its address.
+TEST(Options, AListenAddressIsGivenByAFlagOrAVariableThatIsNotTheDefault) {
+  const std::string d = Options{}.grpc_listen;
+  EXPECT_FALSE(parse({}).options.grpc_listen_explicit);
+  EXPECT_FALSE(parse({}, {{"EPMDX_GRPC_LISTEN", d}}).options.grpc_listen_explicit);
+  EXPECT_TRUE(parse({}, {{"EPMDX_GRPC_LISTEN", "127.0.0.1:9"}}).options.grpc_listen_explicit);
+  EXPECT_TRUE(parse({"--grpc-listen=" + d}).options.grpc_listen_explicit);
+  EXPECT_TRUE(parse({"--http-listen=off"}).options.http_listen_explicit);
+  EXPECT_FALSE(parse({"--http-listen=off"}).options.grpc_listen_explicit);
 }
 
 }  // namespace

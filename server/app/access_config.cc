@@ -60,4 +60,17 @@ Result<std::vector<AccessDirective>, std::string> readAccessFile(const std::stri
   return out;
 }
 
+Result<std::vector<epmd::AccessPolicy>, std::string> loadAccessPolicies(
+    const std::vector<std::string>& cluster_names, std::vector<AccessDirective> directives,
+    const std::string& access_file) {
+  if (!access_file.empty()) {
+    auto file = readAccessFile(access_file);
+    if (!file.ok()) {
+      return makeErr(file.error());
+    }
+    directives.insert(directives.end(), file.value().begin(), file.value().end());
+  }
+  return buildAccessPolicies(cluster_names, directives);
+}
+
 }  // namespace epmdx::app

@@ -29,4 +29,11 @@ Result<std::vector<epmd::AccessPolicy>, std::string> buildAccessPolicies(
 /// The directives of an access file: one per line, `#` comments, blank lines ignored.
 Result<std::vector<AccessDirective>, std::string> readAccessFile(const std::string& path);
 
+/// What the daemon puts in force: `directives` (the command line's), then those of
+/// `access_file` when it is not empty, built into one policy per cluster. The option check
+/// at start and every SIGHUP reload go through here, so both judge a file the same way.
+Result<std::vector<epmd::AccessPolicy>, std::string> loadAccessPolicies(
+    const std::vector<std::string>& cluster_names, std::vector<AccessDirective> directives,
+    const std::string& access_file);
+
 }  // namespace epmdx::app

@@ -51,7 +51,9 @@ App::App(Options options) : options_(std::move(options)) {
   registry::RegistryOptions ro;
   ro.history_size = options_.history_size;
   ro.max_nodes = options_.max_nodes;
-  ro.max_unreg_records = options_.debug > 0 ? 5 : 1000;  // OTP's DEBUG_MAX_UNREG_COUNT.
+  if (options_.debug > 0) {
+    ro.max_unreg_records = 5;  // OTP's DEBUG_MAX_UNREG_COUNT (the default is its MAX_UNREG_COUNT).
+  }
   ro.cluster_names = {"default"};
   ro.takeover_unresponsive = options_.takeover_unresponsive;
   for (const auto& c : options_.clusters) {
@@ -116,19 +118,11 @@ App::App(Options options) : options_(std::move(options)) {
 }
 
 std::optional<std::string> App::applyAccess() {
-  auto directives = options_.access;
-  if (!options_.access_file.empty()) {
-    auto file = readAccessFile(options_.access_file);
-    if (!file.ok()) {
-      return file.error();
-    }
-    directives.insert(directives.end(), file.value().begin(), file.value().end());
-  }
   std::vector<std::string> names;
   for (size_t i = 0; i < clusters_.size(); ++i) {
     names.push_back(registry_->clusterName(static_cast<registry::ClusterId>(i)));
   }
-  auto built = buildAccessPolicies(names, directives);
+  auto built = loadAccessPolicies(names, options_.access, options_.access_file);
   if (!built.ok()) {
     return built.error();
   }

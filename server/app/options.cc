@@ -1,48 +1,120 @@
 #include "server/app/options.h"
 
 #include <cstdlib>
+#include <functional>
+#include <initializer_list>
 
 #include "server/common/result.h"
 
 namespace epmdx::app {
 namespace {
 
-// The GNU long options (those taking a value); parseArgs() handles each below.
-bool isLongOption(const std::string& key) {
-  static const char* const kKnown[] = {"grpc-listen",
-                                       "http-listen",
-                                       "cluster",
-                                       "names-from",
-                                       "lookups-from",
-                                       "access-file",
-                                       "audit-file",
-                                       "probe-interval",
-                                       "takeover-unresponsive",
-                                       "evict-unresponsive-after",
-                                       "holder-interval",
-                                       "http-allowed-hosts",
-                                       "tokens-file",
-                                       "token-out",
-                                       "grpc-tls-cert",
-                                       "grpc-tls-key",
-                                       "grpc-tls-client-ca",
-                                       "web-root",
-                                       "http-anonymous-read",
-                                       "log-format",
-                                       "history-size",
-                                       "max-nodes",
-                                       "max-watchers"};
-  for (const char* k : kKnown) {
-    if (key == k) {
-      return true;
-    }
-  }
-  return false;
-}
+// ---- How a value is read and where it goes -------------------------------------------
+
+/// Reads one option's value into Options; returns why it cannot instead. `flag` is the
+/// option's name as given ("--history-size"), for the message.
+using Setter = std::function<std::optional<std::string>(Options&, const std::string& value,
+                                                        const std::string& flag)>;
+/// The stored value as --help prints it ("{default}" in a help text).
+using Shower = std::function<std::string(const Options&)>;
+
+struct Value {
+  Setter set;
+  Shower show;
+};
+
+template <class T>
+using Field = T Options::*;
 
 // atoi semantics, as OTP: leading digits, anything else is 0.
 int otpAtoi(const std::string& s) {
   return std::atoi(s.c_str());
+}
+
+bool parseSize(const std::string& s, size_t& out) {
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 12) {
+    return false;
+  }
+  out = std::stoull(s);
+  return true;
+}
+
+Value text(Field<std::string> f) {
+  return {[f](Options& o, const std::string& v, const std::string&) -> std::optional<std::string> {
+            o.*f = v;
+            return std::nullopt;
+          },
+          [f](const Options& o) { return o.*f; }};
+}
+
+/// A listen address. Given, failing to bind it is an error (see Options::grpc_listen_explicit).
+Value listen(Field<std::string> f, Field<bool> given) {
+  return {[f, given](Options& o, const std::string& v,
+                     const std::string&) -> std::optional<std::string> {
+            o.*f = v;
+            o.*given = true;
+            return std::nullopt;
+          },
+          [f](const Options& o) { return o.*f; }};
+}
+
+Value oneOf(Field<std::string> f, std::initializer_list<const char*> allowed) {
+  std::vector<std::string> words(allowed.begin(), allowed.end());
+  return {[f, words](Options& o, const std::string& v,
+                     const std::string& flag) -> std::optional<std::string> {
+            for (const auto& w : words) {
+              if (v == w) {
+                o.*f = v;
+                return std::nullopt;
+              }
+            }
+            std::string list;
+            for (size_t i = 0; i < words.size(); ++i) {
+              list += (i == 0 ? "" : i + 1 == words.size() ? " or " : ", ") + words[i];
+            }
+            return flag + " must be " + list;
+          },
+          [f](const Options& o) { return o.*f; }};
+}
+
+Value boolean(Field<bool> f) {
+  return {
+      [f](Options& o, const std::string& v, const std::string& flag) -> std::optional<std::string> {
+        if (v != "true" && v != "false") {
+          return flag + " must be true or false";
+        }
+        o.*f = v == "true";
+        return std::nullopt;
+      },
+      [f](const Options& o) { return std::string(o.*f ? "true" : "false"); }};
+}
+
+/// A positive count ("--history-size must be a positive integer").
+Value positive(Field<size_t> f) {
+  return {
+      [f](Options& o, const std::string& v, const std::string& flag) -> std::optional<std::string> {
+        size_t n = 0;
+        if (!parseSize(v, n) || n == 0) {
+          return flag + " must be a positive integer";
+        }
+        o.*f = n;
+        return std::nullopt;
+      },
+      [f](const Options& o) { return std::to_string(o.*f); }};
+}
+
+/// 0 to `max`, in the unit the message names; `why` completes "FLAG must be ...".
+Value upTo(Field<int> f, size_t max, std::string why) {
+  return {[f, max, why](Options& o, const std::string& v,
+                        const std::string& flag) -> std::optional<std::string> {
+            size_t n = 0;
+            if (!parseSize(v, n) || n > max) {
+              return flag + " must be " + why;
+            }
+            o.*f = static_cast<int>(n);
+            return std::nullopt;
+          },
+          [f](const Options& o) { return std::to_string(o.*f); }};
 }
 
 /// NAME=PORT[@ADDRESSES]; NAME of [a-z0-9_-], 1 to 63 characters, not "default".
@@ -78,386 +150,675 @@ Result<ClusterConfig, std::string> parseCluster(const std::string& value) {
   return c;
 }
 
-bool parseSize(const std::string& s, size_t& out) {
-  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 12) {
-    return false;
+Value cluster() {
+  return {[](Options& o, const std::string& v, const std::string&) -> std::optional<std::string> {
+            auto c = parseCluster(v);
+            if (!c.ok()) {
+              return c.error();
+            }
+            for (const auto& other : o.clusters) {
+              if (other.name == c.value().name || other.port == c.value().port) {
+                return "--cluster=" + v + ": the name and the port must be unique";
+              }
+            }
+            o.clusters.push_back(c.value());
+            return std::nullopt;
+          },
+          {}};
+}
+
+/// --names-from / --lookups-from: a directive, checked once the clusters are all known.
+Value accessDirective(const char* key) {
+  return {[key](Options& o, const std::string& v,
+                const std::string& flag) -> std::optional<std::string> {
+            o.access.push_back({key, v, flag});
+            return std::nullopt;
+          },
+          {}};
+}
+
+// OTP's flags: their values are read as OTP reads them, and any error prints the usage.
+
+Value otpCount(Field<int> f) {
+  return {[f](Options& o, const std::string&, const std::string&) -> std::optional<std::string> {
+            ++(o.*f);
+            return std::nullopt;
+          },
+          {}};
+}
+
+Value otpSwitch(Field<bool> f) {
+  return {[f](Options& o, const std::string&, const std::string&) -> std::optional<std::string> {
+            o.*f = true;
+            return std::nullopt;
+          },
+          {}};
+}
+
+/// atoi, then 1 to `max` (OTP: 0 or garbage prints the usage).
+template <class T>
+Value otpNumber(Field<T> f, int max) {
+  return {
+      [f, max](Options& o, const std::string& v, const std::string&) -> std::optional<std::string> {
+        const int n = otpAtoi(v);
+        if (n <= 0 || n > max) {
+          return "";
+        }
+        o.*f = static_cast<T>(n);
+        return std::nullopt;
+      },
+      {}};
+}
+
+Value otpCommand(epmd::ClientCommand command) {
+  return {[command](Options& o, const std::string& v,
+                    const std::string&) -> std::optional<std::string> {
+            o.command = command;
+            o.stop_name = v;
+            return std::nullopt;
+          },
+          {}};
+}
+
+// ---- The table ------------------------------------------------------------------------
+
+/// Where an option is listed in --help. OTP's sections hold OTP's own text, verbatim.
+enum class Section { Regular, DbgExtra, Interactive, Epmdx, Hidden };
+
+/// The words an option takes after its name.
+enum class Takes {
+  Nothing,
+  Value,
+  NothingThenEnd,  // OTP's interactive commands: the last argument.
+  ValueThenEnd,    // -stop NAME: NAME is the last argument.
+};
+
+struct OptionSpec {
+  std::vector<std::string> names;  // As typed: "-d", "-debug"; "--grpc-listen".
+  const char* env;                 // nullptr: none.
+  Section section;
+  Takes takes;
+  const char* syntax;  // OTP: the value's name ("-port No"); epmdx: --help's left column.
+  const char* help;    // OTP: its usage lines verbatim; epmdx: lines, {env} and {default} filled.
+  Value value;
+};
+
+constexpr int kMaxOtpSeconds = 0x7fffffff;
+
+// OTP's order of epmd.c's usage(); -started and -dump are OTP's hidden commands.
+const std::vector<OptionSpec> kOptions = {
+    {{"-address"},
+     "ERL_EPMD_ADDRESS",
+     Section::Regular,
+     Takes::Value,
+     "List",
+     "        Let epmd listen only on the comma-separated list of IP\n"
+     "        addresses (and on the loopback interface).\n",
+     text(&Options::addresses)},
+    {{"-port"},
+     "ERL_EPMD_PORT",
+     Section::Regular,
+     Takes::Value,
+     "No",
+     "        Let epmd listen to another port than default 4369\n",
+     otpNumber(&Options::port, 65535)},
+    {{"-d", "-debug"},
+     nullptr,
+     Section::Regular,
+     Takes::Nothing,
+     nullptr,
+     "        Enable debugging. This will give a log to\n"
+     "        the standard error stream. It will shorten\n"
+     "        the number of saved used node names to 5.\n"
+     "        (epmdx: one debug line per request: its type,\n"
+     "        name, result for lookups, and peer.)\n"
+     "\n"
+     "        If you give more than one debug flag you may\n"
+     "        get more debugging information.\n",
+     otpCount(&Options::debug)},
+    {{"-daemon"},
+     nullptr,
+     Section::Regular,
+     Takes::Nothing,
+     nullptr,
+     "        Start epmd detached (as a daemon)\n",
+     otpSwitch(&Options::daemon)},
+    {{"-relaxed_command_check"},
+     "ERL_EPMD_RELAXED_COMMAND_CHECK",
+     Section::Regular,
+     Takes::Nothing,
+     nullptr,
+     "        Allow this instance of epmd to be killed with\n"
+     "        epmd -kill even if there are registered nodes.\n"
+     "        Also allows forced unregister (epmd -stop).\n",
+     otpSwitch(&Options::relaxed)},
+    {{"-systemd"},
+     nullptr,
+     Section::Regular,
+     Takes::Nothing,
+     nullptr,
+     "        Wait for socket from systemd. The option makes sense\n"
+     "        when started from .socket unit.\n",
+     otpSwitch(&Options::systemd)},
+    {{"-packet_timeout"},
+     nullptr,
+     Section::DbgExtra,
+     Takes::Value,
+     "Seconds",
+     "        Set the number of seconds a connection can be\n"
+     "        inactive before epmd times out and closes the\n"
+     "        connection (default 60).\n\n",
+     otpNumber(&Options::packet_timeout, kMaxOtpSeconds)},
+    {{"-delay_accept"},
+     nullptr,
+     Section::DbgExtra,
+     Takes::Value,
+     "Seconds",
+     "        To simulate a busy server you can insert a\n"
+     "        delay between epmd gets notified about that\n"
+     "        a new connection is requested and when the\n"
+     "        connections gets accepted.\n\n",
+     otpNumber(&Options::delay_accept, kMaxOtpSeconds)},
+    {{"-delay_write"},
+     nullptr,
+     Section::DbgExtra,
+     Takes::Value,
+     "Seconds",
+     "        Also a simulation of a busy server. Inserts\n"
+     "        a delay before a reply is sent.\n",  // The section's end: no blank line.
+     otpNumber(&Options::delay_write, kMaxOtpSeconds)},
+    {{"-names"},
+     nullptr,
+     Section::Interactive,
+     Takes::NothingThenEnd,
+     nullptr,
+     "        List names registered with the currently running epmd\n",
+     otpCommand(epmd::ClientCommand::Names)},
+    {{"-kill"},
+     nullptr,
+     Section::Interactive,
+     Takes::NothingThenEnd,
+     nullptr,
+     "        Kill the currently running epmd\n"
+     "        (only allowed if -names show empty database or\n"
+     "        -relaxed_command_check was given when epmd was started).\n",
+     otpCommand(epmd::ClientCommand::Kill)},
+    {{"-stop"},
+     nullptr,
+     Section::Interactive,
+     Takes::ValueThenEnd,
+     "Name",
+     "        Forcibly unregisters a name with epmd\n"
+     "        (only allowed if -relaxed_command_check was given when \n"
+     "        epmd was started).\n",
+     otpCommand(epmd::ClientCommand::Stop)},
+    {{"-started"},
+     nullptr,
+     Section::Hidden,
+     Takes::NothingThenEnd,
+     nullptr,
+     nullptr,
+     otpCommand(epmd::ClientCommand::Started)},
+    {{"-dump"},
+     nullptr,
+     Section::Hidden,
+     Takes::NothingThenEnd,
+     nullptr,
+     nullptr,
+     otpCommand(epmd::ClientCommand::Dump)},
+
+    {{"--grpc-listen"},
+     "EPMDX_GRPC_LISTEN",
+     Section::Epmdx,
+     Takes::Value,
+     "--grpc-listen=HOST:PORT",
+     "gRPC admin API, \"off\" to disable\n"
+     "({env}, default {default})",
+     listen(&Options::grpc_listen, &Options::grpc_listen_explicit)},
+    {{"--http-listen"},
+     "EPMDX_HTTP_LISTEN",
+     Section::Epmdx,
+     Takes::Value,
+     "--http-listen=HOST:PORT",
+     "REST/SSE API, metrics and web page, \"off\" to disable\n"
+     "({env}, default {default}).\n"
+     "An address given here that cannot be bound is an error\n"
+     "(exit 1); a taken default only turns that surface off.",
+     listen(&Options::http_listen, &Options::http_listen_explicit)},
+    {{"--http-allowed-hosts"},
+     "EPMDX_HTTP_ALLOWED_HOSTS",
+     Section::Epmdx,
+     Takes::Value,
+     "--http-allowed-hosts=LIST",
+     "Host header names the HTTP port answers (comma separated,\n"
+     "\"*\" for any; {env}). Default: loopback\n"
+     "names on a loopback address, any name otherwise.",
+     text(&Options::http_allowed_hosts)},
+    {{"--tokens-file"},
+     "EPMDX_TOKENS_FILE",
+     Section::Epmdx,
+     Takes::Value,
+     "--tokens-file=PATH",
+     "bearer tokens, one \"TOKEN SCOPE...\" line each (scopes:\n"
+     "read, evict); reloaded on SIGHUP ({env}).\n"
+     "Without it an admin token is generated at start, or\n"
+     "adopted from its file if an earlier run left a valid one.",
+     text(&Options::tokens_file)},
+    {{"--token-out"},
+     "EPMDX_TOKEN_FILE",
+     Section::Epmdx,
+     Takes::Value,
+     "--token-out=PATH",
+     "the generated admin token's file (mode 0600) ({env},\n"
+     "default $XDG_RUNTIME_DIR/epmdx/admin-PORT.token or\n"
+     "~/.config/epmdx/admin-PORT.token, PORT the gRPC port, else HTTP).\n"
+     "Kept at a clean stop, so a restart on the port adopts it;\n"
+     "a daemon publishing its own removes those of stopped daemons",
+     text(&Options::token_out)},
+    {{"--grpc-tls-cert"},
+     nullptr,
+     Section::Epmdx,
+     Takes::Value,
+     "--grpc-tls-cert=PEM --grpc-tls-key=PEM [--grpc-tls-client-ca=PEM]",
+     "serve gRPC over TLS (mutual TLS with a client CA)",
+     text(&Options::grpc_tls_cert)},
+    {{"--grpc-tls-key"},
+     nullptr,
+     Section::Epmdx,
+     Takes::Value,
+     nullptr,
+     nullptr,
+     text(&Options::grpc_tls_key)},
+    {{"--grpc-tls-client-ca"},
+     nullptr,
+     Section::Epmdx,
+     Takes::Value,
+     nullptr,
+     nullptr,
+     text(&Options::grpc_tls_client_ca)},
+    {{"--http-anonymous-read"},
+     nullptr,
+     Section::Epmdx,
+     Takes::Value,
+     "--http-anonymous-read=true|false",
+     "HTTP reads (REST GETs, the SSE watch, the page) without a\n"
+     "token; a wrong token is still refused (default {default})",
+     boolean(&Options::http_anonymous_read)},
+    {{"--web-root"},
+     "EPMDX_WEB_ROOT",
+     Section::Epmdx,
+     Takes::Value,
+     "--web-root=DIR",
+     "serve the web page from DIR ({env})",
+     text(&Options::web_root)},
+    {{"--log-format"},
+     "EPMDX_LOG_FORMAT",
+     Section::Epmdx,
+     Takes::Value,
+     "--log-format=text|json",
+     "log line format ({env}, default {default})",
+     oneOf(&Options::log_format, {"text", "json"})},
+    {{"--cluster"},
+     nullptr,
+     Section::Epmdx,
+     Takes::Value,
+     "--cluster=NAME=PORT[@ADDRESSES]",
+     "one more cluster: an epmd port with a name table of its own\n"
+     "(repeatable). NAMES, lookups, STOP, KILL and creations are per\n"
+     "cluster; nodes of one cluster never find another's. -port is\n"
+     "the cluster \"default\". KILL_REQ closes its cluster's port; the\n"
+     "daemon exits with the last one. With -systemd, a socket whose\n"
+     "FileDescriptorName= is NAME serves that cluster.",
+     cluster()},
+    {{"--names-from"},
+     nullptr,
+     Section::Epmdx,
+     Takes::Value,
+     "--names-from=[CLUSTER=]RULE",
+     "who may list names (NAMES, DUMP) on a cluster's port;",
+     accessDirective("names-from")},
+    {{"--lookups-from"},
+     nullptr,
+     Section::Epmdx,
+     Takes::Value,
+     "--lookups-from=[CLUSTER=]RULE",
+     "who may resolve names (PORT_PLEASE2). RULE: any (default, as\n"
+     "OTP), loopback, or CIDRs (\"loopback,10.0.0.0/8,fd00::/8\").\n"
+     "Without CLUSTER= the default cluster, \"*=\" every cluster.\n"
+     "Refused requests are closed without a reply, as OTP refuses.\n"
+     "Registrations stay local-only whatever the rule. Repeatable.",
+     accessDirective("lookups-from")},
+    {{"--access-file"},
+     "EPMDX_ACCESS_FILE",
+     Section::Epmdx,
+     Takes::Value,
+     "--access-file=PATH",
+     "the same directives, one per line (\"names-from=loopback\"),\n"
+     "re-read on SIGHUP; they follow the command line's\n"
+     "({env})",
+     text(&Options::access_file)},
+    {{"--probe-interval"},
+     nullptr,
+     Section::Epmdx,
+     Takes::Value,
+     "--probe-interval=SECONDS",
+     "probe every node's VM this often (0, the default: off): one\n"
+     "empty distribution packet the VM itself must answer, which\n"
+     "logs nothing on the node; Node.health, HEALTH_CHANGED events",
+     upTo(&Options::probe_interval_s, 3600, "a number of seconds from 0 (off) to 3600")},
+    {{"--holder-interval"},
+     nullptr,
+     Section::Epmdx,
+     Takes::Value,
+     "--holder-interval=SECONDS",
+     "look up who holds each registration this often (0, the\n"
+     "default: off): pid, user, command line, state, through\n"
+     "sock_diag and /proc; Node.holder",
+     upTo(&Options::holder_interval_s, 3600, "a number of seconds from 0 (off) to 3600")},
+    {{"--takeover-unresponsive"},
+     nullptr,
+     Section::Epmdx,
+     Takes::Value,
+     "--takeover-unresponsive=true|false",
+     "ALIVE2 for a name whose node is UNRESPONSIVE evicts it (reason\n"
+     "taken_over) and registers the newcomer (default {default}: OTP's\n"
+     "duplicate-name refusal). Needs --probe-interval.",
+     boolean(&Options::takeover_unresponsive)},
+    {{"--evict-unresponsive-after"},
+     nullptr,
+     Section::Epmdx,
+     Takes::Value,
+     "--evict-unresponsive-after=SECONDS",
+     "evict a node UNRESPONSIVE for this long (reason auto_evicted;\n"
+     "0, the default: never). Needs --probe-interval.",
+     upTo(&Options::evict_unresponsive_after_s, 7 * 86400, "a number of seconds (0: off)")},
+    {{"--audit-file"},
+     "EPMDX_AUDIT_FILE",
+     Section::Epmdx,
+     Takes::Value,
+     "--audit-file=PATH",
+     "append every eviction (by the API, an automatic eviction of\n"
+     "an unresponsive node, a takeover by a newcomer), hold, lift\n"
+     "and hold expiry to PATH, one JSON line each\n"
+     "(epmdx.v1.AuditRecord; {env})",
+     text(&Options::audit_file)},
+    {{"--history-size"},
+     nullptr,
+     Section::Epmdx,
+     Takes::Value,
+     "--history-size=N",
+     "events kept for watchers to resume from (default {default})",
+     positive(&Options::history_size)},
+    {{"--max-nodes"},
+     nullptr,
+     Section::Epmdx,
+     Takes::Value,
+     "--max-nodes=N",
+     "most registrations at once (default {default})",
+     positive(&Options::max_nodes)},
+    {{"--max-watchers"},
+     nullptr,
+     Section::Epmdx,
+     Takes::Value,
+     "--max-watchers=N",
+     "most concurrent watch streams per API (default {default})",
+     positive(&Options::max_watchers)},
+    {{"--drain-timeout"},
+     "EPMDX_DRAIN_TIMEOUT",
+     Section::Epmdx,
+     Takes::Value,
+     "--drain-timeout=MS",
+     "how long a stop gives admin calls and watch streams to end\n"
+     "before cancelling them, in ms ({env}, default {default})",
+     upTo(&Options::drain_timeout_ms, 600000, "a number of milliseconds from 0 to 600000")},
+};
+
+const OptionSpec* findOption(const std::string& name) {
+  for (const auto& spec : kOptions) {
+    for (const auto& n : spec.names) {
+      if (n == name) {
+        return &spec;
+      }
+    }
   }
-  out = std::stoull(s);
-  return true;
+  return nullptr;
+}
+
+// ---- Parsing --------------------------------------------------------------------------
+
+/// What one step of parsing decided: go on (Run), or stop with this result.
+struct Outcome {
+  ParseResult::Kind kind = ParseResult::Kind::Run;
+  std::string error;
+};
+
+Outcome usage() {
+  return {ParseResult::Kind::Usage, {}};
+}
+Outcome failure(std::string msg) {
+  return {ParseResult::Kind::Error, std::move(msg)};
+}
+
+/// The environment, before the command line (which wins). OTP's variables count when set,
+/// even empty, as OTP reads them; epmdx's when set and not empty.
+Outcome applyEnvironment(Options& o, const char* (*getenv_fn)(const char*)) {
+  for (const auto& spec : kOptions) {
+    const char* v = spec.env == nullptr ? nullptr : getenv_fn(spec.env);
+    const bool otp = spec.section != Section::Epmdx;
+    if (v == nullptr || (!otp && *v == '\0')) {
+      continue;
+    }
+    if (auto err = spec.value.set(o, v, spec.names.front())) {
+      return failure(otp ? std::string("invalid ") + spec.env + ": " + v
+                         : std::string(spec.env) + ": " + *err);
+    }
+  }
+  // An address from the environment is "given" only when it is not the default (images set
+  // the default explicitly, and a taken default port only turns that surface off).
+  const Options defaults;
+  o.grpc_listen_explicit = o.grpc_listen != defaults.grpc_listen;
+  o.http_listen_explicit = o.http_listen != defaults.http_listen;
+  return {};
+}
+
+/// An OTP flag at args[i]; advances i past its value.
+Outcome parseOtpFlag(const std::vector<std::string>& args, size_t& i, Options& o) {
+  const OptionSpec* spec = findOption(args[i]);
+  if (spec == nullptr || spec->section == Section::Epmdx) {
+    return usage();  // OTP: an unknown argument (including -help) prints usage, exit 1.
+  }
+  const size_t left = args.size() - i - 1;  // Words after this one.
+  std::string value;
+  switch (spec->takes) {
+    case Takes::Nothing:
+      break;
+    case Takes::Value:
+      if (left == 0) {
+        return usage();
+      }
+      value = args[++i];
+      break;
+    case Takes::NothingThenEnd:
+      if (left != 0) {
+        return usage();  // Interactive commands must be the last argument.
+      }
+      break;
+    case Takes::ValueThenEnd:
+      if (left != 1) {
+        return usage();
+      }
+      value = args[++i];
+      break;
+  }
+  return spec->value.set(o, value, args[i]) ? usage() : Outcome{};
+}
+
+/// A GNU long option at args[i] ("--key=value" or "--key value"); advances i past its value.
+Outcome parseLongOption(const std::vector<std::string>& args, size_t& i, Options& o) {
+  std::string key = args[i];
+  std::string value;
+  const auto eq = key.find('=');
+  if (eq != std::string::npos) {
+    value = key.substr(eq + 1);
+    key.erase(eq);
+  }
+  // An unknown name is reported as such, before its value is looked for: `--bogus`
+  // alone is not an option that "needs a value".
+  const OptionSpec* spec = findOption(key);
+  if (spec == nullptr || spec->section != Section::Epmdx) {
+    return failure("unknown option " + key + " (see epmdx --help)");
+  }
+  if (eq == std::string::npos) {
+    if (i + 1 == args.size()) {
+      return failure("option " + key + " needs a value");
+    }
+    value = args[++i];
+  }
+  if (auto err = spec->value.set(o, value, key)) {
+    return failure(*err);
+  }
+  return {};
+}
+
+/// What no single option can check: the options that need each other, and the access
+/// directives against the clusters configured.
+Outcome checkTogether(const Options& o) {
+  if ((o.takeover_unresponsive || o.evict_unresponsive_after_s > 0) && o.probe_interval_s == 0) {
+    return failure(std::string(o.takeover_unresponsive ? "--takeover-unresponsive"
+                                                       : "--evict-unresponsive-after") +
+                   " needs --probe-interval (health comes from the probes)");
+  }
+  for (const auto& c : o.clusters) {
+    if (c.port == o.port && o.port != 0) {
+      return failure("--cluster=" + c.name + ": port " + std::to_string(c.port) +
+                     " is the default cluster's (-port)");
+    }
+  }
+  std::vector<std::string> names{"default"};
+  for (const auto& c : o.clusters) {
+    names.push_back(c.name);
+  }
+  if (auto built = loadAccessPolicies(names, o.access, o.access_file); !built.ok()) {
+    return failure(built.error());
+  }
+  if (o.grpc_tls_cert.empty() != o.grpc_tls_key.empty()) {
+    return failure("--grpc-tls-cert and --grpc-tls-key go together");
+  }
+  return {};
+}
+
+// ---- --help ---------------------------------------------------------------------------
+
+constexpr const char* kOtpSynopsis =
+    R"(usage: epmd [-d|-debug] [DbgExtra...] [-address List]
+            [-port No] [-daemon] [-relaxed_command_check]
+       epmd [-d|-debug] [-port No] [-names|-kill|-stop name]
+
+See the Erlang epmd manual page for info about the usage.
+)";
+
+constexpr size_t kHelpColumn = 30;  // Where an epmdx option's help starts.
+
+std::string replaceAll(std::string s, const std::string& from, const std::string& to) {
+  for (auto at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+    s.replace(at, from.size(), to);
+  }
+  return s;
+}
+
+/// OTP's entry: each name (with its value's name), then OTP's lines.
+void renderOtp(const OptionSpec& spec, std::string& out) {
+  for (const auto& name : spec.names) {
+    out += "    " + name + (spec.syntax != nullptr ? std::string(" ") + spec.syntax : "") + "\n";
+  }
+  out += spec.help;
+}
+
+/// An epmdx entry: the syntax, then the help in a column (under the syntax when it is too
+/// wide to share its line), with the environment variable and the default filled in.
+void renderEpmdx(const OptionSpec& spec, std::string& out) {
+  if (spec.syntax == nullptr) {
+    return;  // Described by the entry before it (--grpc-tls-key with --grpc-tls-cert).
+  }
+  std::string help = spec.help == nullptr ? "" : spec.help;
+  help = replaceAll(help, "{env}", spec.env == nullptr ? "" : spec.env);
+  if (spec.value.show) {
+    help = replaceAll(help, "{default}", spec.value.show(Options{}));
+  }
+  std::string line = "    " + std::string(spec.syntax);
+  size_t start = 0;
+  while (start < help.size()) {
+    const size_t nl = help.find('\n', start);
+    const std::string text = help.substr(start, nl == std::string::npos ? nl : nl - start);
+    if (line.size() >= kHelpColumn) {
+      out += line + "\n";
+      line.clear();
+    }
+    line.resize(kHelpColumn, ' ');
+    out += line + text + "\n";
+    line.clear();
+    start = nl == std::string::npos ? help.size() : nl + 1;
+  }
+  if (!line.empty()) {
+    out += line + "\n";
+  }
+}
+
+void renderSection(Section section, const char* title, std::string& out) {
+  out += std::string("\n") + title + "\n";
+  for (const auto& spec : kOptions) {
+    if (spec.section == section) {
+      section == Section::Epmdx ? renderEpmdx(spec, out) : renderOtp(spec, out);
+    }
+  }
 }
 
 }  // namespace
 
 ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv_fn)(const char*)) {
   ParseResult r;
-  Options& o = r.options;
-  auto usage = [&r]() {
-    r.kind = ParseResult::Kind::Usage;
+  auto decided = [&r](Outcome outcome) {
+    r.kind = outcome.kind;
+    r.error = std::move(outcome.error);
+    return r.kind != ParseResult::Kind::Run;
+  };
+  if (decided(applyEnvironment(r.options, getenv_fn))) {
     return r;
-  };
-  auto fail = [&r](std::string msg) {
-    r.kind = ParseResult::Kind::Error;
-    r.error = std::move(msg);
-    return r;
-  };
-
-  if (const char* p = getenv_fn("ERL_EPMD_PORT"); p != nullptr) {
-    const int port = otpAtoi(p);
-    if (port <= 0 || port > 65535) {
-      return fail(std::string("invalid ERL_EPMD_PORT: ") + p);
-    }
-    o.port = static_cast<uint16_t>(port);
   }
-  if (const char* a = getenv_fn("ERL_EPMD_ADDRESS"); a != nullptr) {
-    o.addresses = a;
-  }
-  o.relaxed = getenv_fn("ERL_EPMD_RELAXED_COMMAND_CHECK") != nullptr;
-  auto envOr = [&](const char* name, std::string& field) {
-    if (const char* v = getenv_fn(name); v != nullptr && *v != '\0') {
-      field = v;
-    }
-  };
-  envOr("EPMDX_GRPC_LISTEN", o.grpc_listen);
-  envOr("EPMDX_HTTP_LISTEN", o.http_listen);
-  o.grpc_listen_explicit = o.grpc_listen != kDefaultGrpcListen;
-  o.http_listen_explicit = o.http_listen != kDefaultHttpListen;
-  envOr("EPMDX_HTTP_ALLOWED_HOSTS", o.http_allowed_hosts);
-  envOr("EPMDX_ACCESS_FILE", o.access_file);
-  envOr("EPMDX_AUDIT_FILE", o.audit_file);
-  envOr("EPMDX_TOKENS_FILE", o.tokens_file);
-  envOr("EPMDX_LOG_FORMAT", o.log_format);
-  envOr("EPMDX_WEB_ROOT", o.web_root);
-  envOr("EPMDX_TOKEN_FILE", o.token_out);
-
-  const size_t n = args.size();
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    const bool last = i + 1 == n;
-    if (a == "-d" || a == "-debug") {
-      ++o.debug;
-    } else if (a == "-packet_timeout" || a == "-delay_accept" || a == "-delay_write") {
-      if (last) {
-        return usage();
-      }
-      const int v = otpAtoi(args[++i]);
-      if (v <= 0) {
-        return usage();  // OTP: 0 or missing prints usage.
-      }
-      (a == "-packet_timeout" ? o.packet_timeout
-       : a == "-delay_accept" ? o.delay_accept
-                              : o.delay_write) = v;
-    } else if (a == "-daemon") {
-      o.daemon = true;
-    } else if (a == "-relaxed_command_check") {
-      o.relaxed = true;
-    } else if (a == "-systemd") {
-      o.systemd = true;
-    } else if (a == "-address") {
-      if (last) {
-        return usage();
-      }
-      o.addresses = args[++i];
-    } else if (a == "-port") {
-      if (last) {
-        return usage();
-      }
-      const int v = otpAtoi(args[++i]);
-      if (v <= 0 || v > 65535) {
-        return usage();
-      }
-      o.port = static_cast<uint16_t>(v);
-    } else if (a == "-names" || a == "-started" || a == "-dump" || a == "-kill") {
-      if (!last) {
-        return usage();  // Interactive commands must be the last argument.
-      }
-      o.command = a == "-names"     ? epmd::ClientCommand::Names
-                  : a == "-started" ? epmd::ClientCommand::Started
-                  : a == "-dump"    ? epmd::ClientCommand::Dump
-                                    : epmd::ClientCommand::Kill;
-    } else if (a == "-stop") {
-      if (i + 2 != n) {
-        return usage();
-      }
-      o.command = epmd::ClientCommand::Stop;
-      o.stop_name = args[++i];
-    } else if (a == "--help") {
-      r.kind = ParseResult::Kind::HelpGnu;
+    if (a == "--help" || a == "--version") {
+      r.kind = a == "--help" ? ParseResult::Kind::HelpGnu : ParseResult::Kind::Version;
       return r;
-    } else if (a == "--version") {
-      r.kind = ParseResult::Kind::Version;
+    }
+    const bool gnu = a.rfind("--", 0) == 0;
+    if (decided(gnu ? parseLongOption(args, i, r.options) : parseOtpFlag(args, i, r.options))) {
       return r;
-    } else if (a.rfind("--", 0) == 0) {
-      std::string key = a.substr(2);
-      std::string value;
-      const auto eq = key.find('=');
-      if (eq != std::string::npos) {
-        value = key.substr(eq + 1);
-        key = key.substr(0, eq);
-      }
-      // An unknown name is reported as such, before its value is looked for: `--bogus`
-      // alone is not an option that "needs a value".
-      if (!isLongOption(key)) {
-        return fail("unknown option --" + key + " (see epmdx --help)");
-      }
-      if (eq != std::string::npos) {
-        // --key=value
-      } else if (!last) {
-        value = args[++i];
-      } else {
-        return fail("option --" + key + " needs a value");
-      }
-      if (key == "grpc-listen") {
-        o.grpc_listen = value;
-        o.grpc_listen_explicit = true;
-      } else if (key == "http-listen") {
-        o.http_listen = value;
-        o.http_listen_explicit = true;
-      } else if (key == "cluster") {
-        auto c = parseCluster(value);
-        if (!c.ok()) {
-          return fail(c.error());
-        }
-        for (const auto& other : o.clusters) {
-          if (other.name == c.value().name || other.port == c.value().port) {
-            return fail("--cluster=" + value + ": the name and the port must be unique");
-          }
-        }
-        o.clusters.push_back(c.value());
-      } else if (key == "names-from" || key == "lookups-from") {
-        o.access.push_back({key, value, "--" + key});
-      } else if (key == "access-file") {
-        o.access_file = value;
-      } else if (key == "audit-file") {
-        o.audit_file = value;
-      } else if (key == "probe-interval") {
-        size_t seconds = 0;
-        if (!parseSize(value, seconds) || seconds > 3600) {
-          return fail("--probe-interval must be a number of seconds from 0 (off) to 3600");
-        }
-        o.probe_interval_s = static_cast<int>(seconds);
-      } else if (key == "takeover-unresponsive") {
-        if (value != "true" && value != "false") {
-          return fail("--takeover-unresponsive must be true or false");
-        }
-        o.takeover_unresponsive = value == "true";
-      } else if (key == "evict-unresponsive-after") {
-        size_t seconds = 0;
-        if (!parseSize(value, seconds) || seconds > 7 * 86400) {
-          return fail("--evict-unresponsive-after must be a number of seconds (0: off)");
-        }
-        o.evict_unresponsive_after_s = static_cast<int>(seconds);
-      } else if (key == "holder-interval") {
-        size_t seconds = 0;
-        if (!parseSize(value, seconds) || seconds > 3600) {
-          return fail("--holder-interval must be a number of seconds from 0 (off) to 3600");
-        }
-        o.holder_interval_s = static_cast<int>(seconds);
-      } else if (key == "http-allowed-hosts") {
-        o.http_allowed_hosts = value;
-      } else if (key == "tokens-file") {
-        o.tokens_file = value;
-      } else if (key == "token-out") {
-        o.token_out = value;
-      } else if (key == "grpc-tls-cert") {
-        o.grpc_tls_cert = value;
-      } else if (key == "grpc-tls-key") {
-        o.grpc_tls_key = value;
-      } else if (key == "grpc-tls-client-ca") {
-        o.grpc_tls_client_ca = value;
-      } else if (key == "web-root") {
-        o.web_root = value;
-      } else if (key == "http-anonymous-read") {
-        if (value != "true" && value != "false") {
-          return fail("--http-anonymous-read must be true or false");
-        }
-        o.http_anonymous_read = value == "true";
-      } else if (key == "log-format") {
-        if (value != "text" && value != "json") {
-          return fail("--log-format must be text or json");
-        }
-        o.log_format = value;
-      } else if (key == "history-size") {
-        if (!parseSize(value, o.history_size) || o.history_size == 0) {
-          return fail("--history-size must be a positive integer");
-        }
-      } else if (key == "max-nodes") {
-        if (!parseSize(value, o.max_nodes) || o.max_nodes == 0) {
-          return fail("--max-nodes must be a positive integer");
-        }
-      } else if (key == "max-watchers") {
-        if (!parseSize(value, o.max_watchers) || o.max_watchers == 0) {
-          return fail("--max-watchers must be a positive integer");
-        }
-      } else {
-        return fail("unknown option --" + key + " (see epmdx --help)");
-      }
-    } else {
-      return usage();  // OTP: an unknown argument (including -help) prints usage, exit 1.
     }
   }
-  if ((o.takeover_unresponsive || o.evict_unresponsive_after_s > 0) && o.probe_interval_s == 0) {
-    return fail(std::string(o.takeover_unresponsive ? "--takeover-unresponsive"
-                                                    : "--evict-unresponsive-after") +
-                " needs --probe-interval (health comes from the probes)");
-  }
-  for (const auto& c : o.clusters) {
-    if (c.port == o.port && o.port != 0) {
-      return fail("--cluster=" + c.name + ": port " + std::to_string(c.port) +
-                  " is the default cluster's (-port)");
-    }
-  }
-  {
-    // Check the access directives now, against the clusters configured.
-    std::vector<std::string> names{"default"};
-    for (const auto& c : o.clusters) {
-      names.push_back(c.name);
-    }
-    auto directives = o.access;
-    if (!o.access_file.empty()) {
-      auto file = readAccessFile(o.access_file);
-      if (!file.ok()) {
-        return fail(file.error());
-      }
-      directives.insert(directives.end(), file.value().begin(), file.value().end());
-    }
-    if (auto built = buildAccessPolicies(names, directives); !built.ok()) {
-      return fail(built.error());
-    }
-  }
-  if (o.grpc_tls_cert.empty() != o.grpc_tls_key.empty()) {
-    return fail("--grpc-tls-cert and --grpc-tls-key go together");
-  }
+  decided(checkTogether(r.options));
   return r;
 }
 
 std::string usageText() {
-  return
-      R"(usage: epmd [-d|-debug] [DbgExtra...] [-address List]
-            [-port No] [-daemon] [-relaxed_command_check]
-       epmd [-d|-debug] [-port No] [-names|-kill|-stop name]
+  std::string out = kOtpSynopsis;
+  renderSection(Section::Regular, "Regular options", out);
+  renderSection(Section::DbgExtra, "DbgExtra options", out);
+  renderSection(Section::Interactive, "Interactive options", out);
+  renderSection(Section::Epmdx,
+                "epmdx options (GNU long form; an environment variable shown sets the same)", out);
+  out += "    --help, --version\n";
+  return out;
+}
 
-See the Erlang epmd manual page for info about the usage.
-
-Regular options
-    -address List
-        Let epmd listen only on the comma-separated list of IP
-        addresses (and on the loopback interface).
-    -port No
-        Let epmd listen to another port than default 4369
-    -d
-    -debug
-        Enable debugging. This will give a log to
-        the standard error stream. It will shorten
-        the number of saved used node names to 5.
-        (epmdx: one debug line per request: its type,
-        name, result for lookups, and peer.)
-
-        If you give more than one debug flag you may
-        get more debugging information.
-    -daemon
-        Start epmd detached (as a daemon)
-    -relaxed_command_check
-        Allow this instance of epmd to be killed with
-        epmd -kill even if there are registered nodes.
-        Also allows forced unregister (epmd -stop).
-    -systemd
-        Wait for socket from systemd. The option makes sense
-        when started from .socket unit.
-
-DbgExtra options
-    -packet_timeout Seconds
-        Set the number of seconds a connection can be
-        inactive before epmd times out and closes the
-        connection (default 60).
-
-    -delay_accept Seconds
-        To simulate a busy server you can insert a
-        delay between epmd gets notified about that
-        a new connection is requested and when the
-        connections gets accepted.
-
-    -delay_write Seconds
-        Also a simulation of a busy server. Inserts
-        a delay before a reply is sent.
-
-Interactive options
-    -names
-        List names registered with the currently running epmd
-    -kill
-        Kill the currently running epmd
-        (only allowed if -names show empty database or
-        -relaxed_command_check was given when epmd was started).
-    -stop Name
-        Forcibly unregisters a name with epmd
-        (only allowed if -relaxed_command_check was given when 
-        epmd was started).
-
-epmdx options (GNU long form; each also reads the environment variable shown)
-    --grpc-listen=HOST:PORT   gRPC admin API, "off" to disable
-                              (EPMDX_GRPC_LISTEN, default 127.0.0.1:4370)
-    --http-listen=HOST:PORT   REST/SSE API, metrics and web page, "off" to disable
-                              (EPMDX_HTTP_LISTEN, default 127.0.0.1:4371).
-                              An address given here that cannot be bound is an error
-                              (exit 1); a taken default only turns that surface off.
-    --http-allowed-hosts=LIST Host header names the HTTP port answers (comma separated,
-                              "*" for any; EPMDX_HTTP_ALLOWED_HOSTS). Default: loopback
-                              names on a loopback address, any name otherwise.
-    --tokens-file=PATH        bearer tokens, one "TOKEN SCOPE..." line each (scopes:
-                              read, evict); reloaded on SIGHUP (EPMDX_TOKENS_FILE).
-                              Without it an admin token is generated at start, or
-                              adopted from its file if an earlier run left a valid one.
-    --token-out=PATH          the generated admin token's file (mode 0600) (EPMDX_TOKEN_FILE,
-                              default $XDG_RUNTIME_DIR/epmdx/admin-PORT.token or
-                              ~/.config/epmdx/admin-PORT.token, PORT the gRPC port, else HTTP).
-                              Kept at a clean stop, so a restart on the port adopts it;
-                              a daemon publishing its own removes those of stopped daemons
-    --grpc-tls-cert=PEM --grpc-tls-key=PEM [--grpc-tls-client-ca=PEM]
-                              serve gRPC over TLS (mutual TLS with a client CA)
-    --http-anonymous-read=true|false
-                              HTTP reads (REST GETs, the SSE watch, the page) without a
-                              token; a wrong token is still refused (default true)
-    --web-root=DIR            serve the web page from DIR (EPMDX_WEB_ROOT)
-    --log-format=text|json    log line format (EPMDX_LOG_FORMAT, default text)
-    --cluster=NAME=PORT[@ADDRESSES]
-                              one more cluster: an epmd port with a name table of its own
-                              (repeatable). NAMES, lookups, STOP, KILL and creations are per
-                              cluster; nodes of one cluster never find another's. -port is
-                              the cluster "default". KILL_REQ closes its cluster's port; the
-                              daemon exits with the last one. With -systemd, a socket whose
-                              FileDescriptorName= is NAME serves that cluster.
-    --names-from=[CLUSTER=]RULE
-                              who may list names (NAMES, DUMP) on a cluster's port;
-    --lookups-from=[CLUSTER=]RULE
-                              who may resolve names (PORT_PLEASE2). RULE: any (default, as
-                              OTP), loopback, or CIDRs ("loopback,10.0.0.0/8,fd00::/8").
-                              Without CLUSTER= the default cluster, "*=" every cluster.
-                              Refused requests are closed without a reply, as OTP refuses.
-                              Registrations stay local-only whatever the rule. Repeatable.
-    --access-file=PATH        the same directives, one per line ("names-from=loopback"),
-                              re-read on SIGHUP; they follow the command line's
-                              (EPMDX_ACCESS_FILE)
-    --probe-interval=SECONDS  probe every node's VM this often (0, the default: off): one
-                              empty distribution packet the VM itself must answer, which
-                              logs nothing on the node; Node.health, HEALTH_CHANGED events
-    --holder-interval=SECONDS look up who holds each registration this often (0, the
-                              default: off): pid, user, command line, state, through
-                              sock_diag and /proc; Node.holder
-    --takeover-unresponsive=true|false
-                              ALIVE2 for a name whose node is UNRESPONSIVE evicts it (reason
-                              taken_over) and registers the newcomer (default false: OTP's
-                              duplicate-name refusal). Needs --probe-interval.
-    --evict-unresponsive-after=SECONDS
-                              evict a node UNRESPONSIVE for this long (reason auto_evicted;
-                              0, the default: never). Needs --probe-interval.
-    --audit-file=PATH         append every eviction (by the API, an automatic eviction of
-                              an unresponsive node, a takeover by a newcomer), hold, lift
-                              and hold expiry to PATH, one JSON line each
-                              (epmdx.v1.AuditRecord; EPMDX_AUDIT_FILE)
-    --history-size=N          events kept for watchers to resume from (default 16384)
-    --max-nodes=N             most registrations at once (default 1000000)
-    --max-watchers=N          most concurrent watch streams per API (default 1024)
-    --help, --version
-)";
+std::vector<std::string> environmentVariables() {
+  std::vector<std::string> out;
+  for (const auto& spec : kOptions) {
+    if (spec.env != nullptr) {
+      out.emplace_back(spec.env);
+    }
+  }
+  return out;
 }
 
 }  // namespace epmdx::app

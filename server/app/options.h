@@ -2,7 +2,9 @@
 
 // The epmdx command line. OTP's single-dash epmd flags keep OTP's meaning, parsing order
 // and errors (erts/epmd/src/epmd.c: main); epmdx's own options use GNU long form
-// (--grpc-listen=HOST:PORT) so the two never clash.
+// (--grpc-listen=HOST:PORT) so the two never clash. One table in options.cc says, for each
+// option, its names, its environment variable, how its value is read and where it goes, and
+// its --help text: parsing, the environment and the help all follow from it.
 
 #include <cstdint>
 #include <optional>
@@ -11,12 +13,13 @@
 
 #include "server/app/access_config.h"
 #include "server/epmd/client.h"
+#include "server/grpc/grpc_server.h"
+#include "server/http/http_server.h"
+#include "server/registry/registry.h"
 
 namespace epmdx::app {
 
 inline constexpr uint16_t kDefaultEpmdPort = 4369;
-inline constexpr const char* kDefaultGrpcListen = "127.0.0.1:4370";
-inline constexpr const char* kDefaultHttpListen = "127.0.0.1:4371";
 
 /// One more cluster (--cluster=NAME=PORT[@ADDRESSES]): an epmd port with its own names.
 struct ClusterConfig {
@@ -42,9 +45,10 @@ struct Options {
   std::optional<epmd::ClientCommand> command;
   std::string stop_name;
 
-  // epmdx.
-  std::string grpc_listen = kDefaultGrpcListen;  // "off" disables.
-  std::string http_listen = kDefaultHttpListen;  // "off" disables.
+  // epmdx. A default the server or the registry has already is taken from there, so it is
+  // written once (and --help prints it from here).
+  std::string grpc_listen = grpcapi::GrpcOptions{}.listen;  // "off" disables.
+  std::string http_listen = http::HttpOptions{}.listen;     // "off" disables.
   // Set by a flag or variable: failing to bind is then an error, not a surface left off.
   bool grpc_listen_explicit = false;
   bool http_listen_explicit = false;
@@ -57,15 +61,16 @@ struct Options {
   std::string web_root;             // Directory of the static page; empty: the built-in default.
   bool http_anonymous_read = true;  // HTTP reads (and the page) without a token.
   std::string log_format = "text";
-  std::string audit_file;              // Empty: no audit file.
-  int probe_interval_s = 0;            // 0: no liveness probes.
-  int holder_interval_s = 0;           // 0: no holder lookups.
-  bool takeover_unresponsive = false;  // A new node may take an UNRESPONSIVE node's name.
+  std::string audit_file;     // Empty: no audit file.
+  int probe_interval_s = 0;   // 0: no liveness probes.
+  int holder_interval_s = 0;  // 0: no holder lookups.
+  // A new node may take an UNRESPONSIVE node's name.
+  bool takeover_unresponsive = registry::RegistryOptions{}.takeover_unresponsive;
   int evict_unresponsive_after_s = 0;  // 0: never evict automatically.
-  size_t history_size = 16384;
-  size_t max_nodes = 1000000;
+  size_t history_size = registry::RegistryOptions{}.history_size;
+  size_t max_nodes = registry::RegistryOptions{}.max_nodes;
   size_t max_watchers = 1024;
-  int drain_timeout_ms = 500;
+  int drain_timeout_ms = 500;        // What a stop gives admin calls and streams to finish.
   bool revisions_from_clock = true;  // Tests turn this off to see revisions 1, 2, 3...
 };
 
@@ -76,10 +81,14 @@ struct ParseResult {
 };
 
 /// Parses argv (without argv[0]); `getenv` supplies ERL_EPMD_PORT, ERL_EPMD_ADDRESS,
-/// ERL_EPMD_RELAXED_COMMAND_CHECK and the EPMDX_* variables.
+/// ERL_EPMD_RELAXED_COMMAND_CHECK and the EPMDX_* variables (environmentVariables()).
+/// The command line wins over the environment.
 ParseResult parseArgs(const std::vector<std::string>& args, const char* (*getenv_fn)(const char*));
 
 /// OTP's usage text followed by the epmdx options.
 std::string usageText();
+
+/// Every environment variable parseArgs() reads, in the table's order.
+std::vector<std::string> environmentVariables();
 
 }  // namespace epmdx::app
