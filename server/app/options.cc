@@ -238,339 +238,185 @@ struct OptionSpec {
   const char* env;                 // nullptr: none.
   Section section;
   Takes takes;
-  const char* syntax;  // OTP: the value's name ("-port No"); epmdx: --help's left column.
+  std::string syntax;  // OTP: the value's name ("-port No"); epmdx: --help's left column.
   const char* help;    // OTP: its usage lines verbatim; epmdx: lines, {env} and {default} filled.
   Value value;
 };
 
+/// An OTP flag: `value_name` is what the usage text calls its value ("" when it takes none).
+OptionSpec otp(std::vector<std::string> names, const char* value_name, Section section, Takes takes,
+               const char* env, Value value, const char* help) {
+  return {std::move(names), env, section, takes, value_name, help, std::move(value)};
+}
+
+/// An epmdx option, "--NAME=METAVAR" in --help.
+OptionSpec gnu(const char* name, const char* metavar, const char* env, Value value,
+               const char* help) {
+  OptionSpec spec{{name}, env, Section::Epmdx, Takes::Value, name, help, std::move(value)};
+  spec.syntax += std::string("=") + metavar;
+  return spec;
+}
+
+/// An epmdx option --help describes in the row before it (--grpc-tls-key with --grpc-tls-cert).
+OptionSpec gnuWithTheRowBefore(const char* name, Value value) {
+  return {{name}, nullptr, Section::Epmdx, Takes::Value, "", nullptr, std::move(value)};
+}
+
 constexpr int kMaxOtpSeconds = 0x7fffffff;
 
-// OTP's order of epmd.c's usage(); -started and -dump are OTP's hidden commands.
+// OTP's order of epmd.c's usage(); -started and -dump are OTP's hidden commands. Then
+// epmdx's, in the order --help lists them.
 const std::vector<OptionSpec> kOptions = {
-    {{"-address"},
-     "ERL_EPMD_ADDRESS",
-     Section::Regular,
-     Takes::Value,
-     "List",
-     "        Let epmd listen only on the comma-separated list of IP\n"
-     "        addresses (and on the loopback interface).\n",
-     text(&Options::addresses)},
-    {{"-port"},
-     "ERL_EPMD_PORT",
-     Section::Regular,
-     Takes::Value,
-     "No",
-     "        Let epmd listen to another port than default 4369\n",
-     otpNumber(&Options::port, 65535)},
-    {{"-d", "-debug"},
-     nullptr,
-     Section::Regular,
-     Takes::Nothing,
-     nullptr,
-     "        Enable debugging. This will give a log to\n"
-     "        the standard error stream. It will shorten\n"
-     "        the number of saved used node names to 5.\n"
-     "        (epmdx: one debug line per request: its type,\n"
-     "        name, result for lookups, and peer.)\n"
-     "\n"
-     "        If you give more than one debug flag you may\n"
-     "        get more debugging information.\n",
-     otpCount(&Options::debug)},
-    {{"-daemon"},
-     nullptr,
-     Section::Regular,
-     Takes::Nothing,
-     nullptr,
-     "        Start epmd detached (as a daemon)\n",
-     otpSwitch(&Options::daemon)},
-    {{"-relaxed_command_check"},
-     "ERL_EPMD_RELAXED_COMMAND_CHECK",
-     Section::Regular,
-     Takes::Nothing,
-     nullptr,
-     "        Allow this instance of epmd to be killed with\n"
-     "        epmd -kill even if there are registered nodes.\n"
-     "        Also allows forced unregister (epmd -stop).\n",
-     otpSwitch(&Options::relaxed)},
-    {{"-systemd"},
-     nullptr,
-     Section::Regular,
-     Takes::Nothing,
-     nullptr,
-     "        Wait for socket from systemd. The option makes sense\n"
-     "        when started from .socket unit.\n",
-     otpSwitch(&Options::systemd)},
-    {{"-packet_timeout"},
-     nullptr,
-     Section::DbgExtra,
-     Takes::Value,
-     "Seconds",
-     "        Set the number of seconds a connection can be\n"
-     "        inactive before epmd times out and closes the\n"
-     "        connection (default 60).\n\n",
-     otpNumber(&Options::packet_timeout, kMaxOtpSeconds)},
-    {{"-delay_accept"},
-     nullptr,
-     Section::DbgExtra,
-     Takes::Value,
-     "Seconds",
-     "        To simulate a busy server you can insert a\n"
-     "        delay between epmd gets notified about that\n"
-     "        a new connection is requested and when the\n"
-     "        connections gets accepted.\n\n",
-     otpNumber(&Options::delay_accept, kMaxOtpSeconds)},
-    {{"-delay_write"},
-     nullptr,
-     Section::DbgExtra,
-     Takes::Value,
-     "Seconds",
-     "        Also a simulation of a busy server. Inserts\n"
-     "        a delay before a reply is sent.\n",  // The section's end: no blank line.
-     otpNumber(&Options::delay_write, kMaxOtpSeconds)},
-    {{"-names"},
-     nullptr,
-     Section::Interactive,
-     Takes::NothingThenEnd,
-     nullptr,
-     "        List names registered with the currently running epmd\n",
-     otpCommand(epmd::ClientCommand::Names)},
-    {{"-kill"},
-     nullptr,
-     Section::Interactive,
-     Takes::NothingThenEnd,
-     nullptr,
-     "        Kill the currently running epmd\n"
-     "        (only allowed if -names show empty database or\n"
-     "        -relaxed_command_check was given when epmd was started).\n",
-     otpCommand(epmd::ClientCommand::Kill)},
-    {{"-stop"},
-     nullptr,
-     Section::Interactive,
-     Takes::ValueThenEnd,
-     "Name",
-     "        Forcibly unregisters a name with epmd\n"
-     "        (only allowed if -relaxed_command_check was given when \n"
-     "        epmd was started).\n",
-     otpCommand(epmd::ClientCommand::Stop)},
-    {{"-started"},
-     nullptr,
-     Section::Hidden,
-     Takes::NothingThenEnd,
-     nullptr,
-     nullptr,
-     otpCommand(epmd::ClientCommand::Started)},
-    {{"-dump"},
-     nullptr,
-     Section::Hidden,
-     Takes::NothingThenEnd,
-     nullptr,
-     nullptr,
-     otpCommand(epmd::ClientCommand::Dump)},
+    otp({"-address"}, "List", Section::Regular, Takes::Value, "ERL_EPMD_ADDRESS",
+        text(&Options::addresses),
+        "        Let epmd listen only on the comma-separated list of IP\n"
+        "        addresses (and on the loopback interface).\n"),
+    otp({"-port"}, "No", Section::Regular, Takes::Value, "ERL_EPMD_PORT",
+        otpNumber(&Options::port, 65535),
+        "        Let epmd listen to another port than default 4369\n"),
+    otp({"-d", "-debug"}, "", Section::Regular, Takes::Nothing, nullptr, otpCount(&Options::debug),
+        "        Enable debugging. This will give a log to\n"
+        "        the standard error stream. It will shorten\n"
+        "        the number of saved used node names to 5.\n"
+        "        (epmdx: one debug line per request: its type,\n"
+        "        name, result for lookups, and peer.)\n"
+        "\n"
+        "        If you give more than one debug flag you may\n"
+        "        get more debugging information.\n"),
+    otp({"-daemon"}, "", Section::Regular, Takes::Nothing, nullptr, otpSwitch(&Options::daemon),
+        "        Start epmd detached (as a daemon)\n"),
+    otp({"-relaxed_command_check"}, "", Section::Regular, Takes::Nothing,
+        "ERL_EPMD_RELAXED_COMMAND_CHECK", otpSwitch(&Options::relaxed),
+        "        Allow this instance of epmd to be killed with\n"
+        "        epmd -kill even if there are registered nodes.\n"
+        "        Also allows forced unregister (epmd -stop).\n"),
+    otp({"-systemd"}, "", Section::Regular, Takes::Nothing, nullptr, otpSwitch(&Options::systemd),
+        "        Wait for socket from systemd. The option makes sense\n"
+        "        when started from .socket unit.\n"),
+    otp({"-packet_timeout"}, "Seconds", Section::DbgExtra, Takes::Value, nullptr,
+        otpNumber(&Options::packet_timeout, kMaxOtpSeconds),
+        "        Set the number of seconds a connection can be\n"
+        "        inactive before epmd times out and closes the\n"
+        "        connection (default 60).\n\n"),
+    otp({"-delay_accept"}, "Seconds", Section::DbgExtra, Takes::Value, nullptr,
+        otpNumber(&Options::delay_accept, kMaxOtpSeconds),
+        "        To simulate a busy server you can insert a\n"
+        "        delay between epmd gets notified about that\n"
+        "        a new connection is requested and when the\n"
+        "        connections gets accepted.\n\n"),
+    otp({"-delay_write"}, "Seconds", Section::DbgExtra, Takes::Value, nullptr,
+        otpNumber(&Options::delay_write, kMaxOtpSeconds),
+        "        Also a simulation of a busy server. Inserts\n"
+        "        a delay before a reply is sent.\n"),  // The section's end: no blank line.
+    otp({"-names"}, "", Section::Interactive, Takes::NothingThenEnd, nullptr,
+        otpCommand(epmd::ClientCommand::Names),
+        "        List names registered with the currently running epmd\n"),
+    otp({"-kill"}, "", Section::Interactive, Takes::NothingThenEnd, nullptr,
+        otpCommand(epmd::ClientCommand::Kill),
+        "        Kill the currently running epmd\n"
+        "        (only allowed if -names show empty database or\n"
+        "        -relaxed_command_check was given when epmd was started).\n"),
+    otp({"-stop"}, "Name", Section::Interactive, Takes::ValueThenEnd, nullptr,
+        otpCommand(epmd::ClientCommand::Stop),
+        "        Forcibly unregisters a name with epmd\n"
+        "        (only allowed if -relaxed_command_check was given when \n"
+        "        epmd was started).\n"),
+    otp({"-started"}, "", Section::Hidden, Takes::NothingThenEnd, nullptr,
+        otpCommand(epmd::ClientCommand::Started), nullptr),
+    otp({"-dump"}, "", Section::Hidden, Takes::NothingThenEnd, nullptr,
+        otpCommand(epmd::ClientCommand::Dump), nullptr),
 
-    {{"--grpc-listen"},
-     "EPMDX_GRPC_LISTEN",
-     Section::Epmdx,
-     Takes::Value,
-     "--grpc-listen=HOST:PORT",
-     "gRPC admin API, \"off\" to disable\n"
-     "({env}, default {default})",
-     listen(&Options::grpc_listen, &Options::grpc_listen_explicit)},
-    {{"--http-listen"},
-     "EPMDX_HTTP_LISTEN",
-     Section::Epmdx,
-     Takes::Value,
-     "--http-listen=HOST:PORT",
-     "REST/SSE API, metrics and web page, \"off\" to disable\n"
-     "({env}, default {default}).\n"
-     "An address given here that cannot be bound is an error\n"
-     "(exit 1); a taken default only turns that surface off.",
-     listen(&Options::http_listen, &Options::http_listen_explicit)},
-    {{"--http-allowed-hosts"},
-     "EPMDX_HTTP_ALLOWED_HOSTS",
-     Section::Epmdx,
-     Takes::Value,
-     "--http-allowed-hosts=LIST",
-     "Host header names the HTTP port answers (comma separated,\n"
-     "\"*\" for any; {env}). Default: loopback\n"
-     "names on a loopback address, any name otherwise.",
-     text(&Options::http_allowed_hosts)},
-    {{"--tokens-file"},
-     "EPMDX_TOKENS_FILE",
-     Section::Epmdx,
-     Takes::Value,
-     "--tokens-file=PATH",
-     "bearer tokens, one \"TOKEN SCOPE...\" line each (scopes:\n"
-     "read, evict); reloaded on SIGHUP ({env}).\n"
-     "Without it an admin token is generated at start, or\n"
-     "adopted from its file if an earlier run left a valid one.",
-     text(&Options::tokens_file)},
-    {{"--token-out"},
-     "EPMDX_TOKEN_FILE",
-     Section::Epmdx,
-     Takes::Value,
-     "--token-out=PATH",
-     "the generated admin token's file (mode 0600) ({env},\n"
-     "default $XDG_RUNTIME_DIR/epmdx/admin-PORT.token or\n"
-     "~/.config/epmdx/admin-PORT.token, PORT the gRPC port, else HTTP).\n"
-     "Kept at a clean stop, so a restart on the port adopts it;\n"
-     "a daemon publishing its own removes those of stopped daemons",
-     text(&Options::token_out)},
-    {{"--grpc-tls-cert"},
-     nullptr,
-     Section::Epmdx,
-     Takes::Value,
-     "--grpc-tls-cert=PEM --grpc-tls-key=PEM [--grpc-tls-client-ca=PEM]",
-     "serve gRPC over TLS (mutual TLS with a client CA)",
-     text(&Options::grpc_tls_cert)},
-    {{"--grpc-tls-key"},
-     nullptr,
-     Section::Epmdx,
-     Takes::Value,
-     nullptr,
-     nullptr,
-     text(&Options::grpc_tls_key)},
-    {{"--grpc-tls-client-ca"},
-     nullptr,
-     Section::Epmdx,
-     Takes::Value,
-     nullptr,
-     nullptr,
-     text(&Options::grpc_tls_client_ca)},
-    {{"--http-anonymous-read"},
-     nullptr,
-     Section::Epmdx,
-     Takes::Value,
-     "--http-anonymous-read=true|false",
-     "HTTP reads (REST GETs, the SSE watch, the page) without a\n"
-     "token; a wrong token is still refused (default {default})",
-     boolean(&Options::http_anonymous_read)},
-    {{"--web-root"},
-     "EPMDX_WEB_ROOT",
-     Section::Epmdx,
-     Takes::Value,
-     "--web-root=DIR",
-     "serve the web page from DIR ({env})",
-     text(&Options::web_root)},
-    {{"--log-format"},
-     "EPMDX_LOG_FORMAT",
-     Section::Epmdx,
-     Takes::Value,
-     "--log-format=text|json",
-     "log line format ({env}, default {default})",
-     oneOf(&Options::log_format, {"text", "json"})},
-    {{"--cluster"},
-     nullptr,
-     Section::Epmdx,
-     Takes::Value,
-     "--cluster=NAME=PORT[@ADDRESSES]",
-     "one more cluster: an epmd port with a name table of its own\n"
-     "(repeatable). NAMES, lookups, STOP, KILL and creations are per\n"
-     "cluster; nodes of one cluster never find another's. -port is\n"
-     "the cluster \"default\". KILL_REQ closes its cluster's port; the\n"
-     "daemon exits with the last one. With -systemd, a socket whose\n"
-     "FileDescriptorName= is NAME serves that cluster.",
-     cluster()},
-    {{"--names-from"},
-     nullptr,
-     Section::Epmdx,
-     Takes::Value,
-     "--names-from=[CLUSTER=]RULE",
-     "who may list names (NAMES, DUMP) on a cluster's port;",
-     accessDirective("names-from")},
-    {{"--lookups-from"},
-     nullptr,
-     Section::Epmdx,
-     Takes::Value,
-     "--lookups-from=[CLUSTER=]RULE",
-     "who may resolve names (PORT_PLEASE2). RULE: any (default, as\n"
-     "OTP), loopback, or CIDRs (\"loopback,10.0.0.0/8,fd00::/8\").\n"
-     "Without CLUSTER= the default cluster, \"*=\" every cluster.\n"
-     "Refused requests are closed without a reply, as OTP refuses.\n"
-     "Registrations stay local-only whatever the rule. Repeatable.",
-     accessDirective("lookups-from")},
-    {{"--access-file"},
-     "EPMDX_ACCESS_FILE",
-     Section::Epmdx,
-     Takes::Value,
-     "--access-file=PATH",
-     "the same directives, one per line (\"names-from=loopback\"),\n"
-     "re-read on SIGHUP; they follow the command line's\n"
-     "({env})",
-     text(&Options::access_file)},
-    {{"--probe-interval"},
-     nullptr,
-     Section::Epmdx,
-     Takes::Value,
-     "--probe-interval=SECONDS",
-     "probe every node's VM this often (0, the default: off): one\n"
-     "empty distribution packet the VM itself must answer, which\n"
-     "logs nothing on the node; Node.health, HEALTH_CHANGED events",
-     upTo(&Options::probe_interval_s, 3600, "a number of seconds from 0 (off) to 3600")},
-    {{"--holder-interval"},
-     nullptr,
-     Section::Epmdx,
-     Takes::Value,
-     "--holder-interval=SECONDS",
-     "look up who holds each registration this often (0, the\n"
-     "default: off): pid, user, command line, state, through\n"
-     "sock_diag and /proc; Node.holder",
-     upTo(&Options::holder_interval_s, 3600, "a number of seconds from 0 (off) to 3600")},
-    {{"--takeover-unresponsive"},
-     nullptr,
-     Section::Epmdx,
-     Takes::Value,
-     "--takeover-unresponsive=true|false",
-     "ALIVE2 for a name whose node is UNRESPONSIVE evicts it (reason\n"
-     "taken_over) and registers the newcomer (default {default}: OTP's\n"
-     "duplicate-name refusal). Needs --probe-interval.",
-     boolean(&Options::takeover_unresponsive)},
-    {{"--evict-unresponsive-after"},
-     nullptr,
-     Section::Epmdx,
-     Takes::Value,
-     "--evict-unresponsive-after=SECONDS",
-     "evict a node UNRESPONSIVE for this long (reason auto_evicted;\n"
-     "0, the default: never). Needs --probe-interval.",
-     upTo(&Options::evict_unresponsive_after_s, 7 * 86400, "a number of seconds (0: off)")},
-    {{"--audit-file"},
-     "EPMDX_AUDIT_FILE",
-     Section::Epmdx,
-     Takes::Value,
-     "--audit-file=PATH",
-     "append every eviction (by the API, an automatic eviction of\n"
-     "an unresponsive node, a takeover by a newcomer), hold, lift\n"
-     "and hold expiry to PATH, one JSON line each\n"
-     "(epmdx.v1.AuditRecord; {env})",
-     text(&Options::audit_file)},
-    {{"--history-size"},
-     nullptr,
-     Section::Epmdx,
-     Takes::Value,
-     "--history-size=N",
-     "events kept for watchers to resume from (default {default})",
-     positive(&Options::history_size)},
-    {{"--max-nodes"},
-     nullptr,
-     Section::Epmdx,
-     Takes::Value,
-     "--max-nodes=N",
-     "most registrations at once (default {default})",
-     positive(&Options::max_nodes)},
-    {{"--max-watchers"},
-     nullptr,
-     Section::Epmdx,
-     Takes::Value,
-     "--max-watchers=N",
-     "most concurrent watch streams per API (default {default})",
-     positive(&Options::max_watchers)},
-    {{"--drain-timeout"},
-     "EPMDX_DRAIN_TIMEOUT",
-     Section::Epmdx,
-     Takes::Value,
-     "--drain-timeout=MS",
-     "how long a stop gives admin calls and watch streams to end\n"
-     "before cancelling them, in ms ({env}, default {default})",
-     upTo(&Options::drain_timeout_ms, 600000, "a number of milliseconds from 0 to 600000")},
+    gnu("--grpc-listen", "HOST:PORT", "EPMDX_GRPC_LISTEN",
+        listen(&Options::grpc_listen, &Options::grpc_listen_explicit),
+        "gRPC admin API, \"off\" to disable\n"
+        "({env}, default {default})"),
+    gnu("--http-listen", "HOST:PORT", "EPMDX_HTTP_LISTEN",
+        listen(&Options::http_listen, &Options::http_listen_explicit),
+        "REST/SSE API, metrics and web page, \"off\" to disable\n"
+        "({env}, default {default}).\n"
+        "An address given here that cannot be bound is an error\n"
+        "(exit 1); a taken default only turns that surface off."),
+    gnu("--http-allowed-hosts", "LIST", "EPMDX_HTTP_ALLOWED_HOSTS",
+        text(&Options::http_allowed_hosts),
+        "Host header names the HTTP port answers (comma separated,\n"
+        "\"*\" for any; {env}). Default: loopback\n"
+        "names on a loopback address, any name otherwise."),
+    gnu("--tokens-file", "PATH", "EPMDX_TOKENS_FILE", text(&Options::tokens_file),
+        "bearer tokens, one \"TOKEN SCOPE...\" line each (scopes:\n"
+        "read, evict); reloaded on SIGHUP ({env}).\n"
+        "Without it an admin token is generated at start, or\n"
+        "adopted from its file if an earlier run left a valid one."),
+    gnu("--token-out", "PATH", "EPMDX_TOKEN_FILE", text(&Options::token_out),
+        "the generated admin token's file (mode 0600) ({env},\n"
+        "default $XDG_RUNTIME_DIR/epmdx/admin-PORT.token or\n"
+        "~/.config/epmdx/admin-PORT.token, PORT the gRPC port, else HTTP).\n"
+        "Kept at a clean stop, so a restart on the port adopts it;\n"
+        "a daemon publishing its own removes those of stopped daemons"),
+    // One row for the three: its syntax names the other two.
+    gnu("--grpc-tls-cert", "PEM --grpc-tls-key=PEM [--grpc-tls-client-ca=PEM]", nullptr,
+        text(&Options::grpc_tls_cert), "serve gRPC over TLS (mutual TLS with a client CA)"),
+    gnuWithTheRowBefore("--grpc-tls-key", text(&Options::grpc_tls_key)),
+    gnuWithTheRowBefore("--grpc-tls-client-ca", text(&Options::grpc_tls_client_ca)),
+    gnu("--http-anonymous-read", "true|false", nullptr, boolean(&Options::http_anonymous_read),
+        "HTTP reads (REST GETs, the SSE watch, the page) without a\n"
+        "token; a wrong token is still refused (default {default})"),
+    gnu("--web-root", "DIR", "EPMDX_WEB_ROOT", text(&Options::web_root),
+        "serve the web page from DIR ({env})"),
+    gnu("--log-format", "text|json", "EPMDX_LOG_FORMAT",
+        oneOf(&Options::log_format, {"text", "json"}),
+        "log line format ({env}, default {default})"),
+    gnu("--cluster", "NAME=PORT[@ADDRESSES]", nullptr, cluster(),
+        "one more cluster: an epmd port with a name table of its own\n"
+        "(repeatable). NAMES, lookups, STOP, KILL and creations are per\n"
+        "cluster; nodes of one cluster never find another's. -port is\n"
+        "the cluster \"default\". KILL_REQ closes its cluster's port; the\n"
+        "daemon exits with the last one. With -systemd, a socket whose\n"
+        "FileDescriptorName= is NAME serves that cluster."),
+    gnu("--names-from", "[CLUSTER=]RULE", nullptr, accessDirective("names-from"),
+        "who may list names (NAMES, DUMP) on a cluster's port;"),
+    gnu("--lookups-from", "[CLUSTER=]RULE", nullptr, accessDirective("lookups-from"),
+        "who may resolve names (PORT_PLEASE2). RULE: any (default, as\n"
+        "OTP), loopback, or CIDRs (\"loopback,10.0.0.0/8,fd00::/8\").\n"
+        "Without CLUSTER= the default cluster, \"*=\" every cluster.\n"
+        "Refused requests are closed without a reply, as OTP refuses.\n"
+        "Registrations stay local-only whatever the rule. Repeatable."),
+    gnu("--access-file", "PATH", "EPMDX_ACCESS_FILE", text(&Options::access_file),
+        "the same directives, one per line (\"names-from=loopback\"),\n"
+        "re-read on SIGHUP; they follow the command line's\n"
+        "({env})"),
+    gnu("--probe-interval", "SECONDS", nullptr,
+        upTo(&Options::probe_interval_s, 3600, "a number of seconds from 0 (off) to 3600"),
+        "probe every node's VM this often (0, the default: off): one\n"
+        "empty distribution packet the VM itself must answer, which\n"
+        "logs nothing on the node; Node.health, HEALTH_CHANGED events"),
+    gnu("--holder-interval", "SECONDS", nullptr,
+        upTo(&Options::holder_interval_s, 3600, "a number of seconds from 0 (off) to 3600"),
+        "look up who holds each registration this often (0, the\n"
+        "default: off): pid, user, command line, state, through\n"
+        "sock_diag and /proc; Node.holder"),
+    gnu("--takeover-unresponsive", "true|false", nullptr, boolean(&Options::takeover_unresponsive),
+        "ALIVE2 for a name whose node is UNRESPONSIVE evicts it (reason\n"
+        "taken_over) and registers the newcomer (default {default}: OTP's\n"
+        "duplicate-name refusal). Needs --probe-interval."),
+    gnu("--evict-unresponsive-after", "SECONDS", nullptr,
+        upTo(&Options::evict_unresponsive_after_s, 7 * 86400, "a number of seconds (0: off)"),
+        "evict a node UNRESPONSIVE for this long (reason auto_evicted;\n"
+        "0, the default: never). Needs --probe-interval."),
+    gnu("--audit-file", "PATH", "EPMDX_AUDIT_FILE", text(&Options::audit_file),
+        "append every eviction (by the API, an automatic eviction of\n"
+        "an unresponsive node, a takeover by a newcomer), hold, lift\n"
+        "and hold expiry to PATH, one JSON line each\n"
+        "(epmdx.v1.AuditRecord; {env})"),
+    gnu("--history-size", "N", nullptr, positive(&Options::history_size),
+        "events kept for watchers to resume from (default {default})"),
+    gnu("--max-nodes", "N", nullptr, positive(&Options::max_nodes),
+        "most registrations at once (default {default})"),
+    gnu("--max-watchers", "N", nullptr, positive(&Options::max_watchers),
+        "most concurrent watch streams per API (default {default})"),
+    gnu("--drain-timeout", "MS", "EPMDX_DRAIN_TIMEOUT",
+        upTo(&Options::drain_timeout_ms, 600000, "a number of milliseconds from 0 to 600000"),
+        "how long a stop gives admin calls and watch streams to end\n"
+        "before cancelling them, in ms ({env}, default {default})"),
 };
 
 const OptionSpec* findOption(const std::string& name) {
@@ -729,7 +575,7 @@ std::string replaceAll(std::string s, const std::string& from, const std::string
 /// OTP's entry: each name (with its value's name), then OTP's lines.
 void renderOtp(const OptionSpec& spec, std::string& out) {
   for (const auto& name : spec.names) {
-    out += "    " + name + (spec.syntax != nullptr ? std::string(" ") + spec.syntax : "") + "\n";
+    out += "    " + name + (spec.syntax.empty() ? "" : " " + spec.syntax) + "\n";
   }
   out += spec.help;
 }
@@ -737,7 +583,7 @@ void renderOtp(const OptionSpec& spec, std::string& out) {
 /// An epmdx entry: the syntax, then the help in a column (under the syntax when it is too
 /// wide to share its line), with the environment variable and the default filled in.
 void renderEpmdx(const OptionSpec& spec, std::string& out) {
-  if (spec.syntax == nullptr) {
+  if (spec.syntax.empty()) {
     return;  // Described by the entry before it (--grpc-tls-key with --grpc-tls-cert).
   }
   std::string help = spec.help == nullptr ? "" : spec.help;
@@ -745,7 +591,7 @@ void renderEpmdx(const OptionSpec& spec, std::string& out) {
   if (spec.value.show) {
     help = replaceAll(help, "{default}", spec.value.show(Options{}));
   }
-  std::string line = "    " + std::string(spec.syntax);
+  std::string line = "    " + spec.syntax;
   size_t start = 0;
   while (start < help.size()) {
     const size_t nl = help.find('\n', start);
