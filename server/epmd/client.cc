@@ -5,10 +5,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
+#include "server/common/syscall.h"
 #include "server/epmd/codec.h"
 
 namespace epmdx::epmd {
@@ -44,10 +44,7 @@ int connectLocal(uint16_t port) {
 bool writeAll(int fd, const std::string& bytes) {
   size_t off = 0;
   while (off < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
+    const ssize_t n = sys::writeSome(fd, bytes.data() + off, bytes.size() - off);
     if (n <= 0) {
       return false;
     }
@@ -60,10 +57,7 @@ bool writeAll(int fd, const std::string& bytes) {
 int readFill(int fd, char* buf, int len) {
   int got = 0;
   while (got < len) {
-    const ssize_t n = ::read(fd, buf + got, len - got);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
+    const ssize_t n = sys::readSome(fd, buf + got, static_cast<size_t>(len - got));
     if (n <= 0) {
       return static_cast<int>(n);  // As OTP: a short read then EOF reports 0, not the count.
     }
@@ -164,10 +158,7 @@ int runClient(ClientCommand command, uint16_t port, const std::string& stop_name
   }
   char buf[kInBufSize];
   for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
+    const ssize_t n = sys::readSome(fd, buf, sizeof buf);
     if (n <= 0) {
       break;
     }

@@ -9,7 +9,8 @@
 
 #include "server/common/endpoint_text.h"
 #include "server/common/log.h"
-#include "server/epmd/peer.h"
+#include "server/common/syscall.h"
+#include "server/epmd/request.h"
 
 namespace epmdx::epmd {
 namespace {
@@ -297,9 +298,8 @@ Listener::Room Listener::makeRoom(Acceptor& a) {
     return guard_.takeReserve() ? Room::Made : Room::None;  // Lost to another thread before.
   }
   sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  const int fd = ::accept4(a.acceptor.native_handle(), reinterpret_cast<sockaddr*>(&ss), &len,
-                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+  socklen_t len = 0;
+  const int fd = sys::acceptOne(a.acceptor.native_handle(), ss, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
     guard_.takeReserve();
@@ -359,12 +359,12 @@ void Listener::acceptBatch(Acceptor& a) {
   // OTP's loop does. accept4() hands back non-blocking sockets: no extra system call.
   for (int i = 0; i < 64; ++i) {
     sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    const int fd = ::accept4(a.acceptor.native_handle(), reinterpret_cast<sockaddr*>(&ss), &len,
-                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+    socklen_t len = 0;
+    const int fd =
+        sys::acceptOne(a.acceptor.native_handle(), ss, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       const int err = errno;
-      if (err == EINTR || err == ECONNABORTED) {
+      if (err == ECONNABORTED) {
         continue;
       }
       if (err == EAGAIN || err == EWOULDBLOCK) {
@@ -415,47 +415,20 @@ void Listener::acceptBatch(Acceptor& a) {
 void Listener::onAccepted(int fd, const tcp::endpoint& peer) {
   // Fast path for the request that dominates real traffic, a lookup whose bytes are
   // already here: read, answer and close with plain system calls, never registering the
-  // socket with epoll. Everything else (no data yet, a partial or other request, a
-  // refusal) goes to a Session, which gets the bytes read so far.
+  // socket with epoll. Everything else (no data yet, a partial or other request) goes to a
+  // Session, which gets the bytes read so far.
   scratch_.reset();
   uint8_t buf[kInBufSize];
-  ssize_t n;
-  do {
-    n = ::recv(fd, buf, scratch_.readSize(), 0);
-  } while (n < 0 && errno == EINTR);
+  const ssize_t n = sys::recvSome(fd, buf, scratch_.readSize(), 0);
   if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
     ::close(fd);  // Closed (or reset) before sending a whole packet.
     return;
   }
-  FrameAssembler::Status status = FrameAssembler::Status::NeedMore;
-  if (n > 0) {
-    status = scratch_.append(buf, static_cast<size_t>(n));
-    if (status == FrameAssembler::Status::Complete && scratch_.body()[0] == kPort2Req &&
-        options_.delay_write.count() == 0) {
-      Access access;
-      if (context_.policy && !context_.policy->lookups.any()) {
-        access.may_resolve = context_.policy->lookups.allows(peer.address());
-      }
-      auto decoded = decodeRequest(scratch_.body(), scratch_.bodySize(), access);
-      if (decoded) {
-        const std::string reply = answerPort2(context_, std::get<Port2Request>(decoded.value()),
-                                              [&peer] { return formatEndpoint(peer); });
-        ssize_t sent;
-        do {
-          sent = ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
-        } while (sent < 0 && errno == EINTR);
-        if (sent < 0 || static_cast<size_t>(sent) == reply.size()) {
-          ::close(fd);
-          return;
-        }
-        if (auto session = adopt(fd, peer, nullptr)) {
-          session->startWithReply(reply.substr(static_cast<size_t>(sent)));
-        }
-        return;
-      }
-    }
+  if (n > 0 && answerAtOnce(fd, peer, buf, static_cast<size_t>(n))) {
+    return;
   }
   auto frame = std::make_unique<FrameAssembler>();
+  FrameAssembler::Status status = FrameAssembler::Status::NeedMore;
   if (n > 0) {
     status = frame->append(buf, static_cast<size_t>(n));
   }
@@ -468,6 +441,30 @@ void Listener::onAccepted(int fd, const tcp::endpoint& peer) {
   } else {
     session->start();
   }
+}
+
+bool Listener::answerAtOnce(int fd, const tcp::endpoint& peer, const uint8_t* data, size_t n) {
+  if (scratch_.append(data, n) != FrameAssembler::Status::Complete ||
+      scratch_.body()[0] != kPort2Req || options_.delay_write.count() != 0) {
+    return false;
+  }
+  const auto outcome =
+      serveRequest(context_, scratch_, decideAccess(context_, peer, fd, true), peer);
+  const auto* answer = std::get_if<Answer>(&outcome);
+  if (answer == nullptr) {
+    ::close(fd);  // Refused: closed without a reply.
+    return true;
+  }
+  const std::string& reply = answer->bytes;
+  const ssize_t sent = sys::sendSome(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+  if (sent < 0 || static_cast<size_t>(sent) == reply.size()) {
+    ::close(fd);
+    return true;
+  }
+  if (auto session = adopt(fd, peer, nullptr)) {
+    session->startWithReply(reply.substr(static_cast<size_t>(sent)));
+  }
+  return true;
 }
 
 std::shared_ptr<Session> Listener::adopt(int fd, const tcp::endpoint& peer,

@@ -70,6 +70,9 @@ class Listener {
   /// One log line at most every few seconds for shed connections and accept errors.
   void reportPressure(std::chrono::steady_clock::time_point now);
   void onAccepted(int fd, const tcp::endpoint& peer);
+  /// The fast path: when the `n` bytes first read are a whole lookup, serves it (answered
+  /// or refused) on the bare descriptor. @return false: the connection is a Session's.
+  bool answerAtOnce(int fd, const tcp::endpoint& peer, const uint8_t* data, size_t n);
   /// Hands an accepted descriptor to Asio as a Session (null, and closed, on failure).
   std::shared_ptr<Session> adopt(int fd, const tcp::endpoint& peer,
                                  std::unique_ptr<FrameAssembler> frame);

@@ -7,45 +7,21 @@
 
 #include "server/common/endpoint_text.h"
 #include "server/common/log.h"
-#include "server/epmd/peer.h"
+#include "server/common/syscall.h"
+#include "server/epmd/request.h"
 
 namespace epmdx::epmd {
 
 using boost::system::error_code;
-
-std::string answerPort2(SessionContext& ctx, const Port2Request& req,
-                        const std::function<std::string()>& peer) {
-  ++ctx.metrics.req_port2;
-  auto r = ctx.registry.find(req.name);
-  ++(r ? ctx.metrics.lookups_found : ctx.metrics.lookups_not_found);
-  if (log::enabled(log::Level::Debug)) {
-    log::debug("request", {{"request", requestName(kPort2Req)},
-                           {"name", log::printable(req.name)},
-                           {"result", r ? "found" : "not_found"},
-                           {"peer", peer()}});
-  }
-  return r ? encodePort2Found(*r) : encodePort2NotFound();
-}
 
 Session::Session(Socket socket, const tcp::endpoint& remote, SessionContext& ctx,
                  std::unique_ptr<FrameAssembler> frame)
     : socket_(std::move(socket)),
       ctx_(ctx),
       metrics_(ctx.metrics),
+      remote_(remote),
+      access_(decideAccess(ctx, remote, socket_.native_handle(), false)),
       frame_(frame ? std::move(frame) : std::make_unique<FrameAssembler>()) {
-  // OTP decides once, at accept (conn_local_peer_check). The local address is only needed
-  // (one more system call) when the peer is not loopback. A failure counts as non-local.
-  access_.local_peer = isLocalPeer(remote, [this, &remote]() {
-    error_code ec;
-    const auto local = socket_.local_endpoint(ec);
-    return ec ? std::optional<tcp::endpoint>() : std::optional<tcp::endpoint>(local);
-  });
-  access_.relaxed = ctx_.options.relaxed;
-  if (ctx_.policy) {
-    access_.may_list = ctx_.policy->names.allows(remote.address());
-    access_.may_resolve = ctx_.policy->lookups.allows(remote.address());
-  }
-  peer_ = formatEndpoint(remote);
   ++ctx_.metrics.connections_open;
   if (ctx_.options.delay_write.count() > 0) {
     delay_ = std::make_unique<std::remove_reference_t<decltype(*delay_)>>(socket_.get_executor());
@@ -96,17 +72,14 @@ void Session::onReadable(const error_code& ec) {
   // One read of at most readSize() bytes, as OTP's do_read, into a stack buffer; the frame
   // keeps only what arrived. MSG_DONTWAIT: never block the epmd thread on a spurious wake.
   uint8_t buf[kInBufSize];
-  ssize_t n;
-  do {
-    n = ::recv(socket_.native_handle(), buf, frame_->readSize(), MSG_DONTWAIT);
-  } while (n < 0 && errno == EINTR);
+  const ssize_t n = sys::recvSome(socket_.native_handle(), buf, frame_->readSize(), MSG_DONTWAIT);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
     doRead();
     return;
   }
   if (n <= 0) {
     log::debug(n == 0 ? "partial packet only" : "read error",
-               {{"peer", peer_}, {"bytes", frame_->received()}});
+               {{"peer", peer()}, {"bytes", frame_->received()}});
     close();
     return;
   }
@@ -122,12 +95,12 @@ void Session::onFrame(FrameAssembler::Status status) {
       return;
     case FrameAssembler::Status::InvalidSize:
       ++ctx_.metrics.malformed;
-      log::warn("refused packet", {{"peer", peer_}, {"reason", "invalid packet size"}});
+      log::warn("refused packet", {{"peer", peer()}, {"reason", "invalid packet size"}});
       close();
       return;
     case FrameAssembler::Status::Overrun:
       ++ctx_.metrics.malformed;
-      log::warn("refused packet", {{"peer", peer_}, {"reason", "more bytes than the length"}});
+      log::warn("refused packet", {{"peer", peer()}, {"reason", "more bytes than the length"}});
       close();
       return;
     case FrameAssembler::Status::Complete:
@@ -135,48 +108,17 @@ void Session::onFrame(FrameAssembler::Status status) {
   }
   // Still subject to the packet timeout until its reply is written (and shed first under
   // pressure): a client that never reads its reply must not hold the connection forever.
-  auto decoded = decodeRequest(frame_->body(), frame_->bodySize(), access_);
-  const int code = frame_->body()[0];
+  auto outcome = serveRequest(ctx_, *frame_, access_, remote_);
   frame_.reset();
-  if (!decoded) {
-    const DecodeError e = decoded.error();
-    if (e == DecodeError::PolicyRefused) {
-      refusedByPolicy(code);
-      close();
-      return;
-    }
-    const bool refused = e == DecodeError::NotLocal || e == DecodeError::StopNotAllowed;
-    ++(refused ? ctx_.metrics.refused : ctx_.metrics.malformed);
-    log::warn("refused packet", {{"peer", peer_},
-                                 {"request", requestName(code)},
-                                 {"code", code},
-                                 {"reason", std::string(toString(e))}});
-    close();
-    return;
+  if (auto* request = std::get_if<Request>(&outcome)) {
+    handle(std::move(*request));
+  } else if (auto* answer = std::get_if<Answer>(&outcome)) {
+    std::vector<std::string> parts;
+    parts.push_back(std::move(answer->bytes));
+    replyAndClose(std::move(parts));
+  } else {
+    close();  // Refused.
   }
-  handle(std::move(decoded.value()));
-}
-
-void Session::refusedByPolicy(int code) {
-  ++(code == kPort2Req  ? ctx_.metrics.policy_refused_port2
-     : code == kDumpReq ? ctx_.metrics.policy_refused_dump
-                        : ctx_.metrics.policy_refused_names);
-  // A scanner can send thousands of these: one line per interval, with the count.
-  if (log::enabled(log::Level::Debug)) {  // A scanner's flood: build no fields without -d.
-    log::debug("request refused by the access policy",
-               {{"request", requestName(code)}, {"peer", peer_}});
-  }
-  const auto now = std::chrono::steady_clock::now();
-  ++ctx_.policy_refusals_unlogged;
-  if (now < ctx_.policy_log_after) {
-    return;
-  }
-  log::warn("refused by the access policy", {{"peer", peer_},
-                                             {"request", requestName(code)},
-                                             {"refusals", ctx_.policy_refusals_unlogged},
-                                             {"next_log_in_s", 10}});
-  ctx_.policy_refusals_unlogged = 0;
-  ctx_.policy_log_after = now + std::chrono::seconds(10);
 }
 
 void Session::logRequest(const Request& request) const {
@@ -185,25 +127,26 @@ void Session::logRequest(const Request& request) const {
   if (!log::enabled(log::Level::Debug)) {
     return;
   }
+  const std::string peer = this->peer();
   std::visit(
-      [this](const auto& req) {
+      [&peer](const auto& req) {
         using T = std::decay_t<decltype(req)>;
         if constexpr (std::is_same_v<T, Alive2Request>) {
           log::debug("request", {{"request", requestName(kAlive2Req)},
                                  {"name", log::printable(req.node.name)},
                                  {"port", req.node.port},
-                                 {"peer", peer_}});
+                                 {"peer", peer}});
         } else if constexpr (std::is_same_v<T, StopRequest>) {
           log::debug("request", {{"request", requestName(kStopReq)},
                                  {"name", log::printable(req.name)},
-                                 {"peer", peer_}});
+                                 {"peer", peer}});
         } else if constexpr (std::is_same_v<T, Port2Request>) {
-          // Logged by answerPort2().
+          // Lookups are answered (and logged) by serveRequest().
         } else {
           const int code = std::is_same_v<T, NamesRequest>  ? kNamesReq
                            : std::is_same_v<T, DumpRequest> ? kDumpReq
                                                             : kKillReq;
-          log::debug("request", {{"request", requestName(code)}, {"peer", peer_}});
+          log::debug("request", {{"request", requestName(code)}, {"peer", peer}});
         }
       },
       request);
@@ -217,7 +160,7 @@ void Session::handle(Request&& request) {
         if constexpr (std::is_same_v<T, Alive2Request>) {
           handleAlive2(std::move(req));
         } else if constexpr (std::is_same_v<T, Port2Request>) {
-          handlePort2(req);
+          close();  // serveRequest() answers lookups: never here.
         } else if constexpr (std::is_same_v<T, NamesRequest>) {
           handleNames(false);
         } else if constexpr (std::is_same_v<T, DumpRequest>) {
@@ -236,13 +179,14 @@ void Session::handleAlive2(Alive2Request&& req) {
   const uint16_t highest = req.node.highest_version;
   const std::string name = req.node.name;
   const int fd = socket_.native_handle();
+  const std::string peer = this->peer();
   // The daemon's side of the connection, for the holder lookup (sock_diag matches the
   // 4-tuple): one getsockname per registration, none per lookup.
   error_code local_ec;
   const auto local = socket_.local_endpoint(local_ec);
   auto added = ctx_.registry.add(
       std::move(req.node),
-      registry::Origin{peer_, fd, local_ec ? std::string() : formatEndpoint(local)},
+      registry::Origin{peer, fd, local_ec ? std::string() : formatEndpoint(local)},
       std::weak_ptr<registry::RegistrationOwner>(shared_from_this()));
   std::string bytes;
   // A refusal OTP's epmd never gives (a name held after an eviction, the node limit) ends
@@ -258,14 +202,14 @@ void Session::handleAlive2(Alive2Request&& req) {
                              {"port", registration_->node.port},
                              {"creation", registration_->creation()},
                              {"id", registration_->id},
-                             {"peer", peer_}});
+                             {"peer", peer}});
   } else {
     bytes = encodeAlive2Reply(false, kErrorCreation, highest);
     close_after_reply = added.error() == registry::RegisterError::NameHeld ||
                         added.error() == registry::RegisterError::TooManyNodes;
     log::warn("registration refused", {{"name", log::printable(name)},
                                        {"reason", std::string(toString(added.error()))},
-                                       {"peer", peer_}});
+                                       {"peer", peer}});
   }
   std::vector<std::string> parts;
   parts.push_back(std::move(bytes));
@@ -285,12 +229,6 @@ void Session::handleAlive2(Alive2Request&& req) {
     self->PendingHook::unlink();
     self->doWatchRegistered();
   });
-}
-
-void Session::handlePort2(const Port2Request& req) {
-  std::vector<std::string> parts;
-  parts.push_back(answerPort2(ctx_, req, [this] { return peer_; }));
-  replyAndClose(std::move(parts));
 }
 
 void Session::handleNames(bool dump) {
@@ -314,12 +252,13 @@ void Session::handleNames(bool dump) {
 
 void Session::handleStop(const StopRequest& req) {
   ++ctx_.metrics.req_stop;
+  const std::string peer = this->peer();
   auto stopped = ctx_.registry.evict(req.name, std::nullopt, registry::UnregisterReason::Stopped,
-                                     "epmd-stop@" + peer_, "STOP_REQ");
+                                     "epmd-stop@" + peer, "STOP_REQ");
   std::vector<std::string> parts;
   if (stopped) {
     log::info("unregistered",
-              {{"name", log::printable(req.name)}, {"reason", "stopped"}, {"by", peer_}});
+              {{"name", log::printable(req.name)}, {"reason", "stopped"}, {"by", peer}});
   } else {
     // OTP sends NOEXIST and then falls through to STOPPED as well.
     parts.emplace_back(kNoExist);
@@ -331,14 +270,14 @@ void Session::handleStop(const StopRequest& req) {
 void Session::handleKill() {
   ++ctx_.metrics.req_kill;
   if (!access_.relaxed && ctx_.registry.size() != 0) {
-    log::warn("refused KILL_REQ: live nodes", {{"peer", peer_}});
+    log::warn("refused KILL_REQ: live nodes", {{"peer", peer()}});
     replyAndClose({std::string(kKillNo)});
     return;
   }
   std::vector<std::string> parts{std::string(kKillOk)};
   reply(std::move(parts), [self = shared_from_this()](bool) {
     self->close();
-    self->ctx_.on_kill(self->peer_);  // It logs what closes and what still serves.
+    self->ctx_.on_kill(self->peer());  // It logs what closes and what still serves.
   });
 }
 
@@ -352,12 +291,10 @@ void Session::reply(std::vector<std::string>&& parts, std::function<void(bool)> 
     }
     // Replies are small and the socket's buffer is empty: a direct send almost always
     // takes it all, with no asynchronous operation kept alive (memory per registration).
-    ssize_t sent;
-    do {
-      sent = ::send(socket_.native_handle(), all.data(), all.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    } while (sent < 0 && errno == EINTR);
+    const ssize_t sent =
+        sys::sendSome(socket_.native_handle(), all.data(), all.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      log::debug("write failed", {{"peer", peer_}, {"error", std::strerror(errno)}});
+      log::debug("write failed", {{"peer", peer()}, {"error", std::strerror(errno)}});
       done(false);
       return;
     }
@@ -389,7 +326,7 @@ void Session::writeNext(std::shared_ptr<std::vector<std::string>> parts, size_t 
         self->socket_, asio::buffer((*parts)[index]),
         [self, parts, index, done](const error_code& ec, size_t) mutable {
           if (ec) {
-            log::debug("write failed", {{"peer", self->peer_}, {"error", ec.message()}});
+            log::debug("write failed", {{"peer", self->peer()}, {"error", ec.message()}});
             done(false);
             return;
           }
@@ -429,9 +366,7 @@ void Session::onRegisteredReadable(const error_code& ec) {
   char probe[kInBufSize];
   ssize_t n = 0;
   if (!ec) {
-    do {
-      n = ::recv(socket_.native_handle(), probe, sizeof probe, MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
+    n = sys::recvSome(socket_.native_handle(), probe, sizeof probe, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       doWatchRegistered();  // Spurious wake-up: nothing to read after all.
       return;
@@ -439,7 +374,7 @@ void Session::onRegisteredReadable(const error_code& ec) {
   }
   if (registration_) {
     if (n > 0) {
-      log::warn("unexpected data on registered connection", {{"peer", peer_}, {"bytes", n}});
+      log::warn("unexpected data on registered connection", {{"peer", peer()}, {"bytes", n}});
     }
     if (ctx_.registry.remove(*registration_, registry::UnregisterReason::ConnectionClosed)) {
       log::info("unregistered", {{"name", log::printable(registration_->node.name)},
@@ -460,15 +395,21 @@ void Session::closeIfIdle(std::chrono::steady_clock::time_point now) {
   // packet_timeout + 1 s on the monotonic clock.
   if (now - last_activity_ >= ctx_.options.packet_timeout + std::chrono::seconds(1)) {
     ++ctx_.metrics.packet_timeouts;
-    log::debug("closing idle connection", {{"peer", peer_}});
+    log::debug("closing idle connection", {{"peer", peer()}});
     close();
   }
 }
 
 void Session::shed() {
   ++(SilentHook::is_linked() ? metrics_.shed_silent : metrics_.shed_partial);
-  log::debug("shedding idle connection", {{"peer", peer_}});
+  if (log::enabled(log::Level::Debug)) {  // A flood sheds many: no text built without -d.
+    log::debug("shedding idle connection", {{"peer", peer()}});
+  }
   close();
+}
+
+std::string Session::peer() const {
+  return formatEndpoint(remote_);
 }
 
 void Session::close() {

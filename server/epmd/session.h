@@ -91,10 +91,7 @@ class Session final : public std::enable_shared_from_this<Session>,
   void handle(Request&& request);
   /// -d: one debug line naming the request, its name argument and the peer.
   void logRequest(const Request& request) const;
-  /// Counts and (rate-limited) logs a request the cluster's access policy refused.
-  void refusedByPolicy(int code);
   void handleAlive2(Alive2Request&& req);
-  void handlePort2(const Port2Request& req);
   void handleNames(bool dump);
   void handleStop(const StopRequest& req);
   void handleKill();
@@ -109,13 +106,14 @@ class Session final : public std::enable_shared_from_this<Session>,
   void onRegisteredReadable(const boost::system::error_code& ec);
 
   void close();
-  std::string describe() const;
+  /// The client's address as logs and the registry show it, formatted when asked for.
+  std::string peer() const;
 
   Socket socket_;
   SessionContext& ctx_;  // Owned by the Listener: not to be used in the destructor.
   Metrics& metrics_;     // Outlives every session, even those the io_context destroys last.
-  Access access_;
-  std::string peer_;
+  tcp::endpoint remote_;
+  Access access_;                          // Decided at accept, as OTP's (decideAccess).
   std::unique_ptr<FrameAssembler> frame_;  // Freed once the request is handled.
   std::unique_ptr<asio::basic_waitable_timer<std::chrono::steady_clock,
                                              asio::wait_traits<std::chrono::steady_clock>,
@@ -125,12 +123,6 @@ class Session final : public std::enable_shared_from_this<Session>,
   registry::RegistrationPtr registration_;
   bool closed_ = false;
 };
-
-/// PORT_PLEASE2's answer (found or not), with its metrics: shared by the session and the
-/// listener's fast path.
-/// With -d it logs the lookup and its result: `peer` names the client (called only then).
-std::string answerPort2(SessionContext& ctx, const Port2Request& req,
-                        const std::function<std::string()>& peer);
 
 using PendingList = boost::intrusive::list<Session, boost::intrusive::base_hook<PendingHook>,
                                            boost::intrusive::constant_time_size<false>>;

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -23,6 +24,7 @@
 
 #include "server/holder/endpoint.h"
 #include "server/holder/proc_scan.h"
+#include "server/holder/sock_diag.h"
 
 namespace epmdx::holder {
 
@@ -86,6 +88,19 @@ class HolderResolver {
   Holder resolveOne(const ConnectionKey& connection) const { return resolve({connection})[0]; }
 
  private:
+  struct BatchCache;  // One batch's process details, by pid, and user names, by uid.
+  /// The holders remembered from earlier batches, to confirm before a full scan.
+  SocketRefs hints() const;
+  /// Keeps this batch's holders and the earlier ones whose socket `live` (the dump) lists.
+  void remember(const std::vector<TcpSocket>& live, const FdScan& scan) const;
+  /// Fills `h` for the connection whose node end is `client` (null: not in the dump).
+  void describe(Holder& h, const ConnectionKey& theirs, const TcpSocket* client, const FdScan& scan,
+                BatchCache& cache) const;
+  /// A holder's details: stat every time, the rest once per process life (remembered).
+  const std::optional<ProcessInfo>& processInfo(pid_t pid, BatchCache& cache) const;
+  /// Forgets the details of processes that no longer hold a remembered socket.
+  void forgetGoneProcesses() const;
+
   const Options options_;
   mutable std::mutex mu_;
   mutable SocketRefs known_;  // Guarded by mu_. The holders of the last batch's sockets.

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "server/common/syscall.h"
 #include "server/holder/cookie_redact.h"
 
 namespace epmdx::holder {
@@ -47,7 +48,7 @@ std::string readSmallFile(const std::string& path) {
     return text;
   }
   char buf[4096];
-  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) {
+  for (ssize_t n; (n = sys::readSome(fd, buf, sizeof(buf))) > 0;) {
     text.append(buf, static_cast<size_t>(n));
   }
   close(fd);
@@ -104,91 +105,115 @@ std::string userName(uid_t uid) {
   return std::to_string(uid);
 }
 
-FdScan scanSocketHolders(const std::unordered_set<uint64_t>& inodes, const std::string& proc_root,
-                         const SocketRefs* hints) {
-  FdScan scan;
+namespace {
+
+// The socket inode a descriptor of the process whose fd directory is `dfd` links to, if any.
+bool linkedInode(int dfd, const char* fd_name, uint64_t& inode) {
   char link[64];
-  std::unordered_set<uint64_t> wanted = inodes;
-  if (hints != nullptr) {
-    // Grouped by process: one open of /proc/PID/fd, then one readlinkat per descriptor.
-    std::unordered_map<pid_t, std::vector<std::pair<uint64_t, int>>> by_pid;
-    for (const auto& [inode, refs] : *hints) {
-      if (wanted.count(inode) != 0) {
-        for (const auto& ref : refs) {
-          by_pid[ref.pid].emplace_back(inode, ref.fd);
-        }
+  const ssize_t n = readlinkat(dfd, fd_name, link, sizeof(link));
+  return n > 0 && socketInode(link, static_cast<size_t>(n), inode);
+}
+
+// Checks the remembered holders of the `wanted` inodes, one readlink each, grouped by
+// process (one open of /proc/PID/fd each); the confirmed inodes leave `wanted`.
+void confirmHints(const SocketRefs& hints, const std::string& proc_root,
+                  std::unordered_set<uint64_t>& wanted, FdScan& scan) {
+  std::unordered_map<pid_t, std::vector<std::pair<uint64_t, int>>> by_pid;
+  for (const auto& [inode, refs] : hints) {
+    if (wanted.count(inode) != 0) {
+      for (const auto& ref : refs) {
+        by_pid[ref.pid].emplace_back(inode, ref.fd);
       }
     }
-    for (const auto& [pid, fds] : by_pid) {
-      const std::string fd_dir = proc_root + "/" + std::to_string(pid) + "/fd";
-      const int dfd = open(fd_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (dfd < 0) {
-        continue;  // Gone: its sockets go to the full scan.
-      }
-      for (const auto& [inode, fd] : fds) {
-        char name[16];
-        const auto [end, ec] = std::to_chars(name, name + sizeof(name) - 1, fd);
-        *end = '\0';
-        const ssize_t n = readlinkat(dfd, name, link, sizeof(link));
-        uint64_t now = 0;
-        if (n > 0 && socketInode(link, static_cast<size_t>(n), now) && now == inode) {
-          scan.holders[inode].push_back(SocketRef{pid, fd});
-        }
-      }
-      close(dfd);
-    }
-    for (auto& [inode, refs] : scan.holders) {
-      wanted.erase(inode);
-      ++scan.confirmed;
-    }
   }
-  if (wanted.empty()) {
-    return scan;
-  }
-  scan.full_scan = true;
-  DIR* proc = opendir(proc_root.c_str());
-  if (proc == nullptr) {
-    return scan;
-  }
-  while (const dirent* pe = readdir(proc)) {
-    pid_t pid = 0;
-    if (!parsePid(pe->d_name, pid)) {
-      continue;
-    }
-    ++scan.processes;
-    const std::string fd_dir = proc_root + "/" + pe->d_name + "/fd";
+  for (const auto& [pid, fds] : by_pid) {
+    const std::string fd_dir = proc_root + "/" + std::to_string(pid) + "/fd";
     const int dfd = open(fd_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
-      if (errno == EACCES || errno == EPERM) {
-        const int64_t uid = readProcessUid(pid, proc_root);
-        scan.unreadable.emplace_back(pid, uid < 0 ? static_cast<uid_t>(-1) : uid);
-      }
-      continue;  // ENOENT: the process exited meanwhile.
+      continue;  // Gone: its sockets go to the full scan.
     }
-    DIR* fds = fdopendir(dfd);
-    if (fds == nullptr) {
-      close(dfd);
-      continue;
-    }
-    while (const dirent* fe = readdir(fds)) {
-      int fd = -1;
-      if (!parseFd(fe->d_name, fd)) {
-        continue;
-      }
-      ++scan.descriptors;
-      const ssize_t n = readlinkat(dfd, fe->d_name, link, sizeof(link));
-      uint64_t inode = 0;
-      if (n > 0 && socketInode(link, static_cast<size_t>(n), inode) && wanted.count(inode) != 0) {
+    for (const auto& [inode, fd] : fds) {
+      char name[16];
+      const auto [end, ec] = std::to_chars(name, name + sizeof(name) - 1, fd);
+      *end = '\0';
+      uint64_t now = 0;
+      if (linkedInode(dfd, name, now) && now == inode) {
         scan.holders[inode].push_back(SocketRef{pid, fd});
       }
     }
-    closedir(fds);  // Closes dfd too.
+    close(dfd);
+  }
+  for (auto& [inode, refs] : scan.holders) {
+    wanted.erase(inode);
+    ++scan.confirmed;
+  }
+}
+
+// Reads every descriptor of one process (`name` is its /proc entry) for the `wanted` inodes.
+void scanProcess(pid_t pid, const char* name, const std::string& proc_root,
+                 const std::unordered_set<uint64_t>& wanted, FdScan& scan) {
+  ++scan.processes;
+  const std::string fd_dir = proc_root + "/" + name + "/fd";
+  const int dfd = open(fd_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) {
+    if (errno == EACCES || errno == EPERM) {
+      const int64_t uid = readProcessUid(pid, proc_root);
+      scan.unreadable.emplace_back(pid, uid < 0 ? static_cast<uid_t>(-1) : uid);
+    }
+    return;  // ENOENT: the process exited meanwhile.
+  }
+  DIR* fds = fdopendir(dfd);
+  if (fds == nullptr) {
+    close(dfd);
+    return;
+  }
+  while (const dirent* fe = readdir(fds)) {
+    int fd = -1;
+    if (!parseFd(fe->d_name, fd)) {
+      continue;
+    }
+    ++scan.descriptors;
+    uint64_t inode = 0;
+    if (linkedInode(dfd, fe->d_name, inode) && wanted.count(inode) != 0) {
+      scan.holders[inode].push_back(SocketRef{pid, fd});
+    }
+  }
+  closedir(fds);  // Closes dfd too.
+}
+
+// Every process under `proc_root`; then each inode's holders by pid, then descriptor.
+void scanEveryProcess(const std::string& proc_root, const std::unordered_set<uint64_t>& wanted,
+                      FdScan& scan) {
+  scan.full_scan = true;
+  DIR* proc = opendir(proc_root.c_str());
+  if (proc == nullptr) {
+    return;
+  }
+  while (const dirent* pe = readdir(proc)) {
+    pid_t pid = 0;
+    if (parsePid(pe->d_name, pid)) {
+      scanProcess(pid, pe->d_name, proc_root, wanted, scan);
+    }
   }
   closedir(proc);
   for (auto& [inode, refs] : scan.holders) {
     std::sort(refs.begin(), refs.end(), [](const SocketRef& a, const SocketRef& b) {
       return a.pid != b.pid ? a.pid < b.pid : a.fd < b.fd;
     });
+  }
+}
+
+}  // namespace
+
+FdScan scanSocketHolders(const std::unordered_set<uint64_t>& inodes, const std::string& proc_root,
+                         const SocketRefs* hints) {
+  FdScan scan;
+  std::unordered_set<uint64_t> wanted = inodes;
+  if (hints != nullptr) {
+    confirmHints(*hints, proc_root, wanted, scan);
+  }
+  if (!wanted.empty()) {
+    scanEveryProcess(proc_root, wanted, scan);
   }
   return scan;
 }

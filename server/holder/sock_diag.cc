@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "server/common/syscall.h"
+
 namespace epmdx::holder {
 namespace {
 
@@ -20,6 +22,18 @@ namespace {
 constexpr uint32_t kConnectedStates =
     (1U << TCP_ESTABLISHED) | (1U << TCP_SYN_SENT) | (1U << TCP_FIN_WAIT1) | (1U << TCP_FIN_WAIT2) |
     (1U << TCP_CLOSE_WAIT) | (1U << TCP_LAST_ACK) | (1U << TCP_CLOSING);
+
+// NLMSG_OK and NLMSG_NEXT with their types spelled out: the macros compare the header's
+// unsigned length with a signed count. `left` is what the buffer still holds from `h` on.
+bool messageFits(const nlmsghdr* h, size_t left) {
+  return left >= sizeof(nlmsghdr) && h->nlmsg_len >= sizeof(nlmsghdr) && h->nlmsg_len <= left;
+}
+
+const nlmsghdr* nextMessage(const nlmsghdr* h, size_t& left) {
+  const size_t step = NLMSG_ALIGN(h->nlmsg_len);
+  left = step < left ? left - step : 0;
+  return reinterpret_cast<const nlmsghdr*>(reinterpret_cast<const char*>(h) + step);
+}
 
 std::string sysError(const char* what, int err) {
   return std::string(what) + ": " + std::strerror(err);
@@ -84,7 +98,7 @@ Result<bool, std::string> sendDumpRequest(int fd, uint8_t family,
   mh.msg_namelen = sizeof(kernel);
   mh.msg_iov = &iov;
   mh.msg_iovlen = 1;
-  if (sendmsg(fd, &mh, 0) < 0) {
+  if (sys::retryEintr([&] { return sendmsg(fd, &mh, 0); }) < 0) {
     return makeErr(sysError("sock_diag sendmsg", errno));
   }
   return true;
@@ -117,15 +131,13 @@ TcpSocket toTcpSocket(const inet_diag_msg& m) {
 Result<bool, std::string> readDump(int fd, std::vector<TcpSocket>& out, bool& family_missing) {
   alignas(nlmsghdr) static thread_local char buf[64 * 1024];
   while (true) {
-    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    const ssize_t n = sys::recvSome(fd, buf, sizeof(buf), 0);
     if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
       return makeErr(sysError("sock_diag recv", errno));
     }
-    int len = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+    size_t left = static_cast<size_t>(n);
+    for (auto* h = reinterpret_cast<const nlmsghdr*>(buf); messageFits(h, left);
+         h = nextMessage(h, left)) {
       if (h->nlmsg_type == NLMSG_DONE) {
         return true;
       }
