@@ -14,8 +14,6 @@
 namespace epmdx::api {
 namespace {
 
-constexpr size_t kBatch = 256;
-
 std::string_view actionOf(const registry::Event& e) {
   switch (e.type) {
     case registry::EventType::Unregistered:
@@ -36,14 +34,10 @@ std::string_view actionOf(const registry::Event& e) {
   return "";
 }
 
-void setTimestamp(int64_t ns, google::protobuf::Timestamp& ts) {
-  ts.set_seconds(ns / 1000000000);
-  ts.set_nanos(static_cast<int32_t>(ns % 1000000000));
-}
-
 }  // namespace
 
-AuditLog::AuditLog(registry::Registry& registry) : registry_(registry) {}
+AuditLog::AuditLog(registry::Registry& registry)
+    : registry_(registry), names_(ClusterNames::of(registry)) {}
 
 AuditLog::~AuditLog() {
   stop();
@@ -67,18 +61,18 @@ bool AuditLog::audited(const registry::Event& e) {
   return false;
 }
 
-std::string AuditLog::line(const registry::Registry& registry, const registry::Event& e) {
+std::string AuditLog::line(const ClusterNames& names, const registry::Event& e) {
   v1::AuditRecord r;
   setTimestamp(e.time_ns, *r.mutable_time());
   r.set_revision(e.revision);
   r.set_action(std::string(actionOf(e)));
   r.set_actor(std::string(e.actor()));
   r.set_reason(std::string(e.detail()));
-  r.set_cluster(registry.clusterName(e.registration->cluster));
+  r.set_cluster(names(e.registration->cluster));
   r.set_name(e.registration->node.name);
-  toProto(registry, *e.registration, *r.mutable_registration());
+  toProto(names, *e.registration, *r.mutable_registration());
   if (e.hold) {
-    toProto(registry, *e.hold, *r.mutable_hold());
+    toProto(names, *e.hold, *r.mutable_hold());
   }
   return toJson(r);
 }
@@ -89,22 +83,20 @@ std::optional<std::string> AuditLog::start(const std::string& path) {
   if (fd_ < 0) {
     return "cannot open the audit file " + path + ": " + std::strerror(errno);
   }
-  subscribe(0);  // From the next change: cannot be rejected.
+  auto watch = subscribe(0);  // From the next change: cannot be rejected.
+  const registry::Revision delivered = watch->nextRevision() - 1;
+  cursor_ = WatchCursor(std::move(watch), delivered, std::nullopt, names_);
   thread_ = std::thread([this] { run(); });
   return std::nullopt;
 }
 
-bool AuditLog::subscribe(registry::Revision start) {
+registry::WatchPtr AuditLog::subscribe(registry::Revision start) {
   auto watch = registry_.watch(start, [this] {
     std::lock_guard<std::mutex> lock(mu_);
     pending_ = true;
     cv_.notify_one();
   });
-  if (!watch.ok()) {
-    return false;
-  }
-  watch_ = std::move(watch.value());
-  return true;
+  return watch.ok() ? std::move(watch.value()) : nullptr;
 }
 
 void AuditLog::stop() {
@@ -116,7 +108,7 @@ void AuditLog::stop() {
   if (thread_.joinable()) {
     thread_.join();
   }
-  watch_.reset();
+  cursor_.close();
   if (fd_ >= 0) {
     ::close(fd_);
     fd_ = -1;
@@ -133,7 +125,6 @@ void AuditLog::write(const std::string& text) {
 }
 
 void AuditLog::run() {
-  std::vector<registry::Event> events;
   for (;;) {
     bool stopping = false;
     {
@@ -142,45 +133,53 @@ void AuditLog::run() {
       pending_ = false;
       stopping = stop_;
     }
-    // Read everything there is, including on the way out (a change the stop raced with).
-    for (;;) {
-      events.clear();
-      auto r = watch_->poll(kBatch, events);
-      if (!r.ok()) {
-        // Fell behind the history (a burst larger than --history-size while the disk
-        // stalled): say so in the file, and carry on from the oldest change kept.
-        const auto& rej = r.error();
-        v1::AuditRecord lost;
-        lost.set_action("lost");
-        lost.set_revision(rej.oldest_retained);
-        setTimestamp(registry_.nowNanos(), *lost.mutable_time());
-        lost.set_reason("changes before revision " + std::to_string(rej.oldest_retained) +
-                        " were not written: the audit writer fell behind the kept history");
-        write(toJson(lost) + "\n");
-        log::error("audit file lost changes", {{"before_revision", rej.oldest_retained}});
-        if (!subscribe(rej.oldest_retained)) {
-          subscribe(0);
-        }
-        continue;
-      }
-      std::string text;
-      for (const auto& e : events) {
-        if (audited(e)) {
-          text += line(registry_, e);
-          text += '\n';
-        }
-      }
-      if (!text.empty()) {
-        write(text);
-      }
-      if (r.value() < kBatch) {
-        break;
-      }
-    }
+    drain();  // Including on the way out (a change the stop raced with).
     if (stopping) {
       return;
     }
   }
+}
+
+void AuditLog::drain() {
+  for (;;) {
+    const WatchStep step = cursor_.next();
+    if (step.kind == WatchStep::Kind::FellBehind) {
+      skipLost(step.rejection);
+      continue;
+    }
+    if (step.kind != WatchStep::Kind::Events) {
+      return;  // Read everything there is (no filter: never a step with `more`).
+    }
+    std::string text;
+    for (const auto& e : step.events) {
+      if (audited(e)) {
+        text += line(names_, e);
+        text += '\n';
+      }
+    }
+    if (!text.empty()) {
+      write(text);
+    }
+  }
+}
+
+void AuditLog::skipLost(const registry::WatchRejection& rejection) {
+  // A burst larger than --history-size while the disk stalled: say so in the file, and
+  // carry on from the oldest change kept.
+  v1::AuditRecord lost;
+  lost.set_action("lost");
+  lost.set_revision(rejection.oldest_retained);
+  setTimestamp(registry_.nowNanos(), *lost.mutable_time());
+  lost.set_reason("changes before revision " + std::to_string(rejection.oldest_retained) +
+                  " were not written: the audit writer fell behind the kept history");
+  write(toJson(lost) + "\n");
+  log::error("audit file lost changes", {{"before_revision", rejection.oldest_retained}});
+  auto watch = subscribe(rejection.oldest_retained);
+  if (!watch) {
+    watch = subscribe(0);
+  }
+  const registry::Revision delivered = watch->nextRevision() - 1;
+  cursor_.restart(std::move(watch), delivered);
 }
 
 }  // namespace epmdx::api

@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "server/api/watch_cursor.h"
 #include "server/registry/registry.h"
 
 namespace epmdx::api {
@@ -33,17 +34,22 @@ class AuditLog {
   static bool audited(const registry::Event& e);
 
   /// The JSON line of an audited event (no newline).
-  static std::string line(const registry::Registry& registry, const registry::Event& e);
+  static std::string line(const ClusterNames& names, const registry::Event& e);
 
  private:
   void run();
-  bool subscribe(registry::Revision start);
+  /// Writes every change there is to read.
+  void drain();
+  /// Fell behind the kept history: says so in the file, reads on from the oldest kept.
+  void skipLost(const registry::WatchRejection& rejection);
+  registry::WatchPtr subscribe(registry::Revision start);
   void write(const std::string& text);
 
   registry::Registry& registry_;
+  const ClusterNames names_;
   std::string path_;
   int fd_ = -1;
-  registry::WatchPtr watch_;
+  WatchCursor cursor_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool pending_ = false;  // Guarded by mu_.

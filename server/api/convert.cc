@@ -4,16 +4,29 @@
 #include "server/common/release_helper.h"
 
 namespace epmdx::api {
-namespace {
+
+ClusterNames::ClusterNames(std::vector<std::string> names)
+    : names_(std::make_shared<const std::vector<std::string>>(std::move(names))) {}
+
+ClusterNames ClusterNames::of(const registry::Registry& registry) {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < registry.clusterCount(); ++i) {
+    names.push_back(registry.clusterName(static_cast<registry::ClusterId>(i)));
+  }
+  return ClusterNames(std::move(names));
+}
+
+const std::string& ClusterNames::operator()(registry::ClusterId cluster) const {
+  static const std::string kDefault = "default";
+  return names_ && cluster < names_->size() ? (*names_)[cluster] : kDefault;
+}
 
 void setTimestamp(int64_t ns, google::protobuf::Timestamp& ts) {
   ts.set_seconds(ns / 1000000000);
   ts.set_nanos(static_cast<int32_t>(ns % 1000000000));
 }
 
-}  // namespace
-
-void toProto(const registry::Registry& registry, const registry::Registration& r, v1::Node& out) {
+void toProto(const ClusterNames& names, const registry::Registration& r, v1::Node& out) {
   const auto& n = r.node;
   out.set_name(n.name);
   out.set_port(n.port);
@@ -30,7 +43,7 @@ void toProto(const registry::Registry& registry, const registry::Registration& r
   out.set_peer_address(r.origin.peer_address);
   setTimestamp(r.registered_at_ns, *out.mutable_registered_at());
   out.set_create_revision(r.revision);
-  out.set_cluster(registry.clusterName(r.cluster));
+  out.set_cluster(names(r.cluster));
   auto& h = *out.mutable_health();
   h.set_status(r.health().status == registry::HealthStatus::Alive          ? v1::ALIVE
                : r.health().status == registry::HealthStatus::Unresponsive ? v1::UNRESPONSIVE
@@ -88,9 +101,9 @@ void toProto(const registry::Registry& registry, const registry::Registration& r
   }
 }
 
-void toProto(const registry::Registry& registry, const registry::Hold& h, v1::Hold& out) {
+void toProto(const ClusterNames& names, const registry::Hold& h, v1::Hold& out) {
   out.set_name(h.name);
-  out.set_cluster(registry.clusterName(h.cluster));
+  out.set_cluster(names(h.cluster));
   setTimestamp(h.created_at_ns, *out.mutable_created_at());
   setTimestamp(h.expires_at_ns, *out.mutable_expires_at());
   out.set_actor(h.actor);
@@ -122,7 +135,7 @@ v1::UnregisterReason toProto(registry::UnregisterReason reason) {
   return v1::UNREGISTER_REASON_UNSPECIFIED;
 }
 
-void toProto(const registry::Registry& registry, const registry::Event& e, v1::NodeEvent& out) {
+void toProto(const ClusterNames& names, const registry::Event& e, v1::NodeEvent& out) {
   using T = registry::EventType;
   switch (e.type) {
     case T::Registered:
@@ -149,9 +162,9 @@ void toProto(const registry::Registry& registry, const registry::Event& e, v1::N
       break;
   }
   out.set_revision(e.revision);
-  toProto(registry, *e.registration, *out.mutable_node());
+  toProto(names, *e.registration, *out.mutable_node());
   if (e.hold) {
-    toProto(registry, *e.hold, *out.mutable_hold());
+    toProto(names, *e.hold, *out.mutable_hold());
   }
   out.set_actor(std::string(e.actor()));
   out.set_detail(std::string(e.detail()));

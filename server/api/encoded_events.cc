@@ -34,8 +34,18 @@ std::string sseFrame(std::string_view event, registry::Revision id, std::string_
   return out;
 }
 
-EncodedEvents::EncodedEvents(const registry::Registry& registry, size_t capacity)
-    : registry_(registry), ring_(capacity == 0 ? 1 : capacity) {}
+v1::WatchNodesResponse initialMessage(const ClusterNames& names, const WatchStep& chunk) {
+  v1::WatchNodesResponse msg;
+  for (const auto& node : chunk.nodes) {
+    toProto(names, *node, *msg.add_initial_nodes());
+  }
+  msg.set_initial_state_complete(chunk.complete);
+  msg.set_revision(chunk.revision);
+  return msg;
+}
+
+EncodedEvents::EncodedEvents(ClusterNames names, size_t capacity)
+    : names_(std::move(names)), ring_(capacity == 0 ? 1 : capacity) {}
 
 EncodedEvents::Slot& EncodedEvents::slotLocked(const registry::Event& e) {
   Slot& slot = ring_[e.revision % ring_.size()];
@@ -50,7 +60,7 @@ EncodedEvents::Bytes EncodedEvents::sseFrame(const registry::Event& e) {
   Slot& slot = slotLocked(e);
   if (!slot.sse) {
     v1::NodeEvent ev;
-    toProto(registry_, e, ev);
+    toProto(names_, e, ev);
     slot.sse = std::make_shared<const std::string>(api::sseFrame("change", e.revision, toJson(ev)));
   }
   return slot.sse;
@@ -61,7 +71,7 @@ EncodedEvents::Bytes EncodedEvents::grpcEntry(const registry::Event& e) {
   Slot& slot = slotLocked(e);
   if (!slot.grpc) {
     v1::NodeEvent ev;
-    toProto(registry_, e, ev);
+    toProto(names_, e, ev);
     const std::string body = ev.SerializeAsString();
     std::string out;
     out.reserve(body.size() + 6);

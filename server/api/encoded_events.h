@@ -10,6 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "epmdx/v1/registry.pb.h"
+#include "server/api/convert.h"
+#include "server/api/watch_cursor.h"
 #include "server/registry/registry.h"
 
 namespace epmdx::api {
@@ -19,8 +22,8 @@ class EncodedEvents {
   using Bytes = std::shared_ptr<const std::string>;
 
   /// @param capacity how many recent events keep their encodings (a ring by revision).
-  explicit EncodedEvents(const registry::Registry& registry, size_t capacity = 4096);
-  const registry::Registry& registry() const { return registry_; }
+  /// @param names name the clusters in the messages.
+  explicit EncodedEvents(ClusterNames names, size_t capacity = 4096);
 
   /// The SSE frame of the event: "event: change\nid: REV\ndata: NodeEvent JSON\n\n".
   Bytes sseFrame(const registry::Event& e);
@@ -40,10 +43,13 @@ class EncodedEvents {
   };
   Slot& slotLocked(const registry::Event& e);
 
-  const registry::Registry& registry_;
+  const ClusterNames names_;
   std::mutex mu_;
   std::vector<Slot> ring_;  // Guarded by mu_.
 };
+
+/// The WatchNodesResponse of a chunk of the initial state (WatchStep::Kind::Initial).
+v1::WatchNodesResponse initialMessage(const ClusterNames& names, const WatchStep& chunk);
 
 /// An SSE frame with the given event name, id and one-line data.
 std::string sseFrame(std::string_view event, registry::Revision id, std::string_view data);

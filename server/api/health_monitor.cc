@@ -5,26 +5,14 @@
 #include "server/common/log.h"
 
 namespace epmdx::api {
-namespace {
-
-constexpr size_t kBatch = 256;
-
-}  // namespace
 
 HealthMonitor::HealthMonitor(registry::Registry& registry, HealthOptions options)
     : registry_(registry), options_(options) {
   prober_ = std::make_unique<probe::Prober>(
       probe::ProberOptions{.interval = options.interval, .timeout = options.timeout},
       [this](uint64_t id, const probe::ProbeResult& r) { onResult(id, r); });
-  auto [snapshot, watch] = registry_.listAndWatch([this] {
-    std::lock_guard<std::mutex> lock(mu_);
-    pending_ = true;
-    cv_.notify_one();
-  });
-  watch_ = std::move(watch);
-  for (const auto& r : snapshot.nodes) {
-    follow(*r);
-  }
+  relist();
+  drain();  // Probes the nodes there are before the constructor returns.
   thread_ = std::thread([this] { run(); });
 }
 
@@ -36,7 +24,7 @@ HealthMonitor::~HealthMonitor() {
   }
   thread_.join();
   prober_.reset();  // No callback runs after this.
-  watch_.reset();
+  cursor_.close();
 }
 
 probe::ProbeTarget HealthMonitor::targetOf(const registry::Registration& r) {
@@ -57,7 +45,6 @@ void HealthMonitor::follow(const registry::Registration& r) {
 }
 
 void HealthMonitor::run() {
-  std::vector<registry::Event> events;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -67,58 +54,74 @@ void HealthMonitor::run() {
       }
       pending_ = false;
     }
-    for (;;) {
-      events.clear();
-      auto r = watch_->poll(kBatch, events);
-      if (!r.ok()) {
-        // Fell behind the history: start over from the registry as it is now.
-        log::warn("health monitor fell behind the history; re-listing");
-        auto [snapshot, watch] = registry_.listAndWatch([this] {
-          std::lock_guard<std::mutex> lock(mu_);
-          pending_ = true;
-          cv_.notify_one();
-        });
-        watch_ = std::move(watch);
-        std::vector<registry::RegistrationId> stale;
-        {
-          std::lock_guard<std::mutex> lock(targets_mu_);
-          for (const auto& [id, t] : targets_) {
-            stale.push_back(id);
-          }
-          targets_.clear();
-        }
-        for (auto id : stale) {
-          prober_->unwatch(id);
-        }
-        for (const auto& n : snapshot.nodes) {
+    drain();
+  }
+}
+
+void HealthMonitor::relist() {
+  auto [snapshot, watch] = registry_.listAndWatch([this] {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_ = true;
+    cv_.notify_one();
+  });
+  cursor_.restart(std::move(watch), snapshot.revision);
+  cursor_.startWithInitial(std::move(snapshot.nodes));
+  std::vector<registry::RegistrationId> stale;
+  {
+    std::lock_guard<std::mutex> lock(targets_mu_);
+    for (const auto& [id, t] : targets_) {
+      stale.push_back(id);
+    }
+    targets_.clear();
+  }
+  for (auto id : stale) {
+    prober_->unwatch(id);
+  }
+}
+
+void HealthMonitor::drain() {
+  for (;;) {
+    const WatchStep step = cursor_.next();
+    switch (step.kind) {
+      case WatchStep::Kind::Initial:
+        for (const auto& n : step.nodes) {
           follow(*n);
         }
-        continue;
-      }
-      for (const auto& e : events) {
-        if (e.type == registry::EventType::Registered) {
-          follow(*e.registration);
-        } else if (e.type == registry::EventType::Unregistered) {
-          if (e.reason == registry::UnregisterReason::TakenOver) {
-            // The registry decides takeovers on the epmd thread and logs nothing; say it here.
-            log::warn("name taken over from an unresponsive node",
-                      {{"cluster", registry_.clusterName(e.registration->cluster)},
-                       {"name", log::printable(e.registration->node.name)},
-                       {"id", e.registration->id},
-                       {"by", std::string(e.actor())},
-                       {"reason", std::string(e.detail())}});
-          }
-          {
-            std::lock_guard<std::mutex> lock(targets_mu_);
-            targets_.erase(e.registration->id);
-          }
-          prober_->unwatch(e.registration->id);
-        }
-      }
-      if (r.value() < kBatch) {
         break;
-      }
+      case WatchStep::Kind::Events:
+        for (const auto& e : step.events) {
+          onEvent(e);
+        }
+        break;
+      case WatchStep::Kind::FellBehind:
+        log::warn("health monitor fell behind the history; re-listing");
+        relist();
+        break;
+      case WatchStep::Kind::Nothing:
+      case WatchStep::Kind::Progress:
+        return;  // Read everything there is (no filter: never a step with `more`).
     }
+  }
+}
+
+void HealthMonitor::onEvent(const registry::Event& e) {
+  if (e.type == registry::EventType::Registered) {
+    follow(*e.registration);
+  } else if (e.type == registry::EventType::Unregistered) {
+    if (e.reason == registry::UnregisterReason::TakenOver) {
+      // The registry decides takeovers on the epmd thread and logs nothing; say it here.
+      log::warn("name taken over from an unresponsive node",
+                {{"cluster", registry_.clusterName(e.registration->cluster)},
+                 {"name", log::printable(e.registration->node.name)},
+                 {"id", e.registration->id},
+                 {"by", std::string(e.actor())},
+                 {"reason", std::string(e.detail())}});
+    }
+    {
+      std::lock_guard<std::mutex> lock(targets_mu_);
+      targets_.erase(e.registration->id);
+    }
+    prober_->unwatch(e.registration->id);
   }
 }
 

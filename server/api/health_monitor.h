@@ -14,6 +14,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "server/api/watch_cursor.h"
 #include "server/probe/prober.h"
 #include "server/registry/registry.h"
 
@@ -45,6 +46,11 @@ class HealthMonitor {
     std::string name;
   };
   void run();
+  /// Starts over from the registry as it is now (at start, and after falling behind).
+  void relist();
+  /// Follows every change there is to read.
+  void drain();
+  void onEvent(const registry::Event& e);
   void follow(const registry::Registration& r);
   void onResult(uint64_t id, const probe::ProbeResult& result);
   void maybeEvict(const Target& target, registry::RegistrationId id);
@@ -54,7 +60,7 @@ class HealthMonitor {
   std::mutex targets_mu_;
   std::unordered_map<registry::RegistrationId, Target> targets_;  // Guarded by targets_mu_.
   std::unique_ptr<probe::Prober> prober_;
-  registry::WatchPtr watch_;
+  WatchCursor cursor_;  // Read on thread_ (and in the constructor, before it starts).
   std::mutex mu_;
   std::condition_variable cv_;
   bool pending_ = false;  // Guarded by mu_.

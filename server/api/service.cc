@@ -66,7 +66,10 @@ std::string notFoundMessage(std::string_view name) {
 }
 
 Service::Service(registry::Registry& registry, const TokenStore& tokens, size_t max_watchers)
-    : registry_(registry), tokens_(tokens), max_watchers_(max_watchers) {}
+    : registry_(registry),
+      names_(ClusterNames::of(registry)),
+      tokens_(tokens),
+      max_watchers_(max_watchers) {}
 
 Result<Principal, Error> Service::authenticate(std::string_view authorization, Scope scope) const {
   Principal who;
@@ -115,7 +118,7 @@ Result<v1::ListNodesResponse, Error> Service::list(std::string_view cluster) con
   v1::ListNodesResponse resp;
   resp.mutable_nodes()->Reserve(static_cast<int>(snapshot.nodes.size()));
   for (const auto& r : snapshot.nodes) {
-    toProto(registry_, *r, *resp.add_nodes());
+    toProto(names_, *r, *resp.add_nodes());
   }
   resp.set_revision(snapshot.revision);
   return resp;
@@ -131,7 +134,7 @@ Result<v1::Node, Error> Service::get(std::string_view name, std::string_view clu
     return makeErr(Error{Code::NotFound, notFoundMessage(name), {}});
   }
   v1::Node node;
-  toProto(registry_, *r, node);
+  toProto(names_, *r, node);
   return node;
 }
 
@@ -202,7 +205,7 @@ v1::ListEventsResponse Service::eventsResponse(
   v1::ListEventsResponse resp;
   resp.mutable_events()->Reserve(static_cast<int>(snapshot.events.size()));
   for (const auto& e : snapshot.events) {
-    toProto(registry_, e, *resp.add_events());
+    toProto(names_, e, *resp.add_events());
   }
   resp.set_revision(snapshot.revision);
   resp.set_oldest_revision(snapshot.oldest_retained);
@@ -265,14 +268,14 @@ Result<v1::EvictNodeResponse, Error> Service::evict(const Principal& who, std::s
                         {"by", actor},
                         {"reason", log::printable(request.reason())}});
   v1::EvictNodeResponse resp;
-  toProto(registry_, *e.registration, *resp.mutable_node());
+  toProto(names_, *e.registration, *resp.mutable_node());
   resp.set_revision(e.revision);
   if (e.hold) {
     log::info("name held", {{"cluster", registry_.clusterName(e.hold->cluster)},
                             {"name", log::printable(e.hold->name)},
                             {"seconds", request.hold_seconds()},
                             {"by", actor}});
-    toProto(registry_, *e.hold, *resp.mutable_hold());
+    toProto(names_, *e.hold, *resp.mutable_hold());
     if (hold_placed_) {
       hold_placed_();
     }
@@ -288,7 +291,7 @@ Result<v1::ListHoldsResponse, Error> Service::listHolds(std::string_view cluster
   const auto snapshot = registry_.holds(id.value());
   v1::ListHoldsResponse resp;
   for (const auto& h : snapshot.holds) {
-    toProto(registry_, *h, *resp.add_holds());
+    toProto(names_, *h, *resp.add_holds());
   }
   resp.set_revision(snapshot.revision);
   return resp;
@@ -314,17 +317,9 @@ Result<v1::LiftHoldResponse, Error> Service::liftHold(const Principal& who, std:
                             {"by", actor},
                             {"reason", log::printable(request.reason())}});
   v1::LiftHoldResponse resp;
-  toProto(registry_, *l.hold, *resp.mutable_hold());
+  toProto(names_, *l.hold, *resp.mutable_hold());
   resp.set_revision(l.revision);
   return resp;
-}
-
-Error Service::fellBehind(registry::Revision delivered, const registry::WatchRejection& r) {
-  return Error{Code::OutOfRange,
-               "watcher fell behind: changes after revision " + std::to_string(delivered) +
-                   " are no longer kept (oldest " + std::to_string(r.oldest_retained) +
-                   "): list again",
-               Error::Window{r.oldest_retained, r.current}};
 }
 
 Result<OpenedWatch, Error> Service::openWatch(Surface surface, const WatchParams& params,
@@ -351,17 +346,17 @@ Result<OpenedWatch, Error> Service::openWatch(Surface surface, const WatchParams
   }
   OpenedWatch w;
   w.slot = WatchSlot(&count);
-  w.cluster = cluster.value();
+  const std::optional<registry::ClusterId> only = cluster.value();
   if (params.initial) {
     auto [snapshot, watch] = registry_.listAndWatch(std::move(wake));
-    w.watch = std::move(watch);
-    w.with_initial = true;
+    std::vector<registry::RegistrationPtr> nodes;
     for (auto& r : snapshot.nodes) {
-      if (!w.cluster || r->cluster == *w.cluster) {
-        w.initial.push_back(std::move(r));
+      if (!only || r->cluster == *only) {
+        nodes.push_back(std::move(r));
       }
     }
-    w.revision = snapshot.revision;
+    w.cursor = WatchCursor(std::move(watch), snapshot.revision, only, names_);
+    w.cursor.startWithInitial(std::move(nodes));
     return w;
   }
   const registry::Revision start = params.after ? *params.after + 1 : 0;
@@ -384,9 +379,27 @@ Result<OpenedWatch, Error> Service::openWatch(Surface surface, const WatchParams
                              "; did the daemon restart?): list again",
                          window});
   }
-  w.watch = std::move(watch.value());
-  w.revision = w.watch->nextRevision() - 1;
+  const registry::Revision delivered = watch.value()->nextRevision() - 1;
+  w.cursor = WatchCursor(std::move(watch.value()), delivered, only, names_);
   return w;
+}
+
+registry::RegistryStats Service::stats() const {
+  return registry_.stats();
+}
+
+std::vector<std::string> Service::clusterLabels() const {
+  std::vector<std::string> out;
+  out.reserve(registry_.clusterCount());
+  for (size_t i = 0; i < registry_.clusterCount(); ++i) {
+    out.push_back(registry_.clusterName(static_cast<registry::ClusterId>(i)));
+  }
+  return out;
+}
+
+registry::WatchPtr Service::subscribe(registry::WatchHub::WakeFn wake) {
+  // From the next change: a watch starting there is never refused.
+  return std::move(registry_.watch(0, std::move(wake)).value());
 }
 
 }  // namespace epmdx::api

@@ -16,6 +16,7 @@
 #include "epmdx/v1/registry.pb.h"
 #include "server/api/auth.h"
 #include "server/api/status.h"
+#include "server/api/watch_cursor.h"
 #include "server/common/result.h"
 #include "server/registry/registry.h"
 
@@ -56,19 +57,11 @@ struct WatchParams {
   std::string cluster;                      // Only this cluster ("": every cluster).
 };
 
-/// An open watch: the cursor, and what to send first.
+/// An open watch: its cursor (with the initial state, if asked for, to send first), and
+/// its place under the --max-watchers cap.
 struct OpenedWatch {
-  registry::WatchPtr watch;
-  bool with_initial = false;                       // WatchParams::initial was set:
-  std::vector<registry::RegistrationPtr> initial;  // the nodes at `revision`.
-  registry::Revision revision = 0;                 // Everything up to here is delivered.
-  std::optional<registry::ClusterId> cluster;      // Events of other clusters are skipped.
+  WatchCursor cursor;
   WatchSlot slot;
-
-  /// Whether an event belongs to this watch (its cluster filter).
-  bool wants(const registry::Event& e) const {
-    return !cluster || e.registration->cluster == *cluster;
-  }
 };
 
 /// An epmd port as the daemon runs it now (for ListClusters).
@@ -122,12 +115,11 @@ class Service {
   Result<OpenedWatch, Error> openWatch(Surface surface, const WatchParams& params,
                                        registry::WatchHub::WakeFn wake);
 
-  /// The error a watch ends with when it fell behind the kept history.
-  static Error fellBehind(registry::Revision delivered, const registry::WatchRejection& r);
+  /// The clusters' names, for the messages of an adapter (EncodedEvents).
+  const ClusterNames& clusterNames() const { return names_; }
 
   /// From now on openWatch() refuses with UNAVAILABLE (the daemon is draining).
   void beginDrain() { draining_ = true; }
-  bool draining() const { return draining_.load(); }
   size_t watchers(Surface surface) const { return watchers_[static_cast<size_t>(surface)].load(); }
   /// A stream of `surface` was cut for falling behind the kept history (a metric).
   void countCut(Surface surface) { cut_[static_cast<size_t>(surface)].fetch_add(1); }
@@ -135,8 +127,17 @@ class Service {
 
   registry::Registry& registry() const { return registry_; }
 
+  // What the HTTP adapter reads besides the use cases, so that it never needs the registry:
+  // the figures of /metrics, the clusters' labels, one wake-up for all its SSE streams.
+  registry::RegistryStats stats() const;
+  /// The clusters' names, indexed by ClusterId (metric labels).
+  std::vector<std::string> clusterLabels() const;
+  /// Calls `wake` (on the registry's hub thread) after every change while the watch lives.
+  registry::WatchPtr subscribe(registry::WatchHub::WakeFn wake);
+
  private:
   registry::Registry& registry_;
+  const ClusterNames names_;  // The registry's, copied once.
   v1::ListEventsResponse eventsResponse(const registry::Registry::EventSnapshot& snapshot) const;
   /// Checks what an evict or a lift names: a name, a reason within bounds, a known cluster
   /// ("" is the default one).

@@ -22,7 +22,7 @@ grpc::Status toStatus(const api::Error& error) {
   return {static_cast<grpc::StatusCode>(error.code), error.message};
 }
 
-RegistryService::RegistryService(api::Service& api) : api_(api), encoded_(api.registry()) {}
+RegistryService::RegistryService(api::Service& api) : api_(api), encoded_(api.clusterNames()) {}
 
 Result<api::Principal, api::Error> RegistryService::authorize(grpc::CallbackServerContext* ctx,
                                                               api::Scope scope) const {

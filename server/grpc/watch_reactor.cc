@@ -56,11 +56,6 @@ WatchReactor::WatchReactor(grpc::CallbackServerContext* ctx, api::Service& api,
     return;
   }
   in_set_ = true;
-  if (params.initial) {
-    initial_.assign(watch_.initial.begin(), watch_.initial.end());
-    watch_.initial.clear();
-    initial_pending_ = true;
-  }
   tryWriteLocked();
 }
 
@@ -84,65 +79,52 @@ void WatchReactor::shutdown() {
 }
 
 void WatchReactor::tryWriteLocked() {
-  if (finished_ || !watch_.watch) {
+  if (finished_ || !watch_.cursor.open()) {
     return;
   }
   if (write_pending_) {
     // A client that stopped reading: tell it to list again the moment it can no longer
     // resume, instead of holding the stream open until keepalive gives up.
-    if (watch_.watch->fellBehind()) {
-      std::vector<registry::Event> none;
-      if (auto polled = watch_.watch->poll(0, none); !polled.ok()) {
-        fell_behind_ = true;
-        finishLocked(toStatus(api::Service::fellBehind(watch_.revision, polled.error())));
-      }
+    if (auto rejection = watch_.cursor.stalled()) {
+      fellBehindLocked(*rejection);
     }
     return;
   }
-  if (!initial_.empty() || initial_pending_) {
-    v1::WatchNodesResponse msg;
-    for (size_t i = 0; i < api::kMaxNodesPerMessage && !initial_.empty(); ++i) {
-      api::toProto(encoded_.registry(), *initial_.front(), *msg.add_initial_nodes());
-      initial_.pop_front();
-    }
-    if (initial_.empty()) {
-      msg.set_initial_state_complete(true);
-      initial_pending_ = false;
-    }
-    msg.set_revision(watch_.revision);
-    message_ = serialized(msg);
-  } else {
-    scratch_.clear();
-    auto polled = watch_.watch->poll(api::kMaxEventsPerBatch, scratch_);
-    if (!polled.ok()) {
-      fell_behind_ = true;
-      finishLocked(toStatus(api::Service::fellBehind(watch_.revision, polled.error())));
+  const auto now = steady_clock::now();
+  const api::WatchStep step = watch_.cursor.next(now - last_write_ >= progress_interval_);
+  using Kind = api::WatchStep::Kind;
+  switch (step.kind) {
+    case Kind::Nothing:
+      return;  // Caught up, and no progress message due yet.
+    case Kind::FellBehind:
+      fellBehindLocked(step.rejection);
       return;
-    }
-    if (scratch_.empty()) {
-      if (steady_clock::now() - last_write_ < progress_interval_) {
-        return;  // Nothing new, and no progress message due yet.
-      }
-      // Progress: nothing changed up to the current revision.
-      watch_.revision = std::max(watch_.revision, watch_.watch->nextRevision() - 1);
-    }
-    std::vector<grpc::Slice> slices;
-    slices.reserve(scratch_.size() + 1);
-    for (const auto& e : scratch_) {
-      if (watch_.wants(e)) {
-        slices.push_back(sharedSlice(encoded_.grpcEntry(e)));
-      }
-      watch_.revision = e.revision;
-    }
-    if (slices.empty() && !scratch_.empty()) {
-      return;  // Only other clusters' changes; the cursor moved on, a progress will follow.
-    }
-    slices.emplace_back(api::EncodedEvents::grpcRevisionField(watch_.revision));
-    message_ = grpc::ByteBuffer(slices.data(), slices.size());
+    case Kind::Initial:
+      message_ = serialized(api::initialMessage(watch_.cursor.names(), step));
+      break;
+    case Kind::Events:
+    case Kind::Progress:  // A progress is a response with no events: the revision only.
+      message_ = eventsMessage(step);
+      break;
   }
   write_pending_ = true;
-  last_write_ = steady_clock::now();
+  last_write_ = now;
   StartWrite(&message_);
+}
+
+grpc::ByteBuffer WatchReactor::eventsMessage(const api::WatchStep& step) {
+  std::vector<grpc::Slice> slices;
+  slices.reserve(step.events.size() + 1);
+  for (const auto& e : step.events) {
+    slices.push_back(sharedSlice(encoded_.grpcEntry(e)));
+  }
+  slices.emplace_back(api::EncodedEvents::grpcRevisionField(step.revision));
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
+void WatchReactor::fellBehindLocked(const registry::WatchRejection& rejection) {
+  fell_behind_ = true;
+  finishLocked(toStatus(api::WatchCursor::fellBehindError(watch_.cursor.revision(), rejection)));
 }
 
 void WatchReactor::OnWriteDone(bool ok) {
@@ -173,8 +155,8 @@ void WatchReactor::finishLocked(grpc::Status status) {
 }
 
 void WatchReactor::OnDone() {
-  // Unsubscribe first and without mu_: when reset() returns no wake-up runs or will run.
-  watch_.watch.reset();
+  // Unsubscribe first and without mu_: when close() returns no wake-up runs or will run.
+  watch_.cursor.close();
   if (in_set_) {
     set_.remove(this);
   }
@@ -239,11 +221,6 @@ void WatchSet::shutdownAll() {
   for (auto* r : live_) {
     r->shutdown();
   }
-}
-
-size_t WatchSet::size() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return live_.size();
 }
 
 void WatchSet::waitEmpty(milliseconds timeout) {

@@ -17,7 +17,6 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -52,6 +51,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
  private:
   void tryWriteLocked();
+  /// Changes (or none: a progress) as one response: shared entries, then the revision.
+  grpc::ByteBuffer eventsMessage(const api::WatchStep& step);
+  void fellBehindLocked(const registry::WatchRejection& rejection);
   void finishLocked(grpc::Status status);
 
   grpc::CallbackServerContext* ctx_;
@@ -62,9 +64,11 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   std::chrono::milliseconds progress_interval_;
   bool in_set_ = false;
 
-  std::mutex mu_;  // Guards everything below. Lock order: mu_, then the registry's.
-  std::deque<registry::RegistrationPtr> initial_;  // Snapshot still to send.
-  bool initial_pending_ = false;                   // initial_state_complete still to be sent.
+  // Guards everything below, and the cursor. Lock order: WatchSet::mu_ (its tick and
+  // shutdownAll call into a stream), then mu_, then the registry's (the cursor polls). The
+  // constructor takes WatchSet::mu_ under mu_ (add), safe only because a stream is not in
+  // the set yet: no tick or shutdown can be waiting for its mu_.
+  std::mutex mu_;
   bool write_pending_ = false;
   bool finished_ = false;
   bool fell_behind_ = false;  // Finished for falling behind (counted once).
@@ -72,7 +76,6 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   std::chrono::steady_clock::time_point finished_at_;
   std::chrono::steady_clock::time_point last_write_;
   grpc::ByteBuffer message_;  // The message in flight (must outlive the write).
-  std::vector<registry::Event> scratch_;
 };
 
 /// The live watch streams of one server: ticks their progress messages and ends them all
@@ -87,7 +90,6 @@ class WatchSet {
   bool add(WatchReactor* r);
   void remove(WatchReactor* r);
   void shutdownAll();
-  size_t size() const;
   /// Waits until every stream is done (after shutdownAll), at most `timeout`.
   void waitEmpty(std::chrono::milliseconds timeout);
 
@@ -95,7 +97,7 @@ class WatchSet {
   void armTickLocked();
   void onTick(bool fired);
 
-  mutable std::mutex mu_;
+  std::mutex mu_;  // Taken before any stream's mu_ (see WatchReactor::mu_).
   std::condition_variable cv_;
   std::vector<WatchReactor*> live_;  // Guarded by mu_.
   bool shutting_down_ = false;       // Guarded by mu_.

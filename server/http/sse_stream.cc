@@ -28,27 +28,12 @@ SseStream::SseStream(beast::tcp_stream stream, api::OpenedWatch watch,
   stream_.socket().set_option(asio::socket_base::send_buffer_size(kSendBuffer), ec);
 }
 
-std::vector<Bytes> SseStream::takeInitial(api::OpenedWatch& watch,
-                                          const registry::Registry& registry) {
+std::vector<Bytes> SseStream::takeInitial(api::OpenedWatch& watch) {
   std::vector<Bytes> parts;
-  if (!watch.with_initial) {
-    return parts;
+  while (auto chunk = watch.cursor.nextInitial()) {
+    const auto msg = api::initialMessage(watch.cursor.names(), *chunk);
+    parts.push_back(share(api::sseFrame("initial", chunk->revision, api::toJson(msg))));
   }
-  watch.with_initial = false;  // Taken: begin() does not encode it again.
-  const auto& nodes = watch.initial;
-  v1::WatchNodesResponse msg;
-  size_t i = 0;
-  do {
-    for (size_t n = 0; n < api::kMaxNodesPerMessage && i < nodes.size(); ++n, ++i) {
-      api::toProto(registry, *nodes[i], *msg.add_initial_nodes());
-    }
-    msg.set_initial_state_complete(i == nodes.size());
-    msg.set_revision(watch.revision);
-    parts.push_back(share(api::sseFrame("initial", watch.revision, api::toJson(msg))));
-    msg.Clear();
-  } while (i < nodes.size());
-  watch.initial.clear();
-  watch.initial.shrink_to_fit();
   return parts;
 }
 
@@ -57,23 +42,14 @@ void SseStream::begin(std::vector<Bytes> initial) {
   parts.push_back(
       share("HTTP/1.1 200 OK\r\nServer: epmdx\r\nContent-Type: text/event-stream\r\n"
             "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
-            "retry: 1000\n\n"));  // Reconnect quickly after a daemon restart.
-  for (auto& frame : takeInitial(watch_, encoded_.registry())) {
+            "retry: 1000\n\n"));             // Reconnect quickly after a daemon restart.
+  for (auto& frame : takeInitial(watch_)) {  // Unless the server took it already.
     parts.push_back(std::move(frame));
   }
   for (auto& frame : initial) {
     parts.push_back(std::move(frame));
   }
   write(std::move(parts));
-}
-
-std::string SseStream::progressFrame() {
-  // Nothing changed up to the current revision. Also keeps proxies from closing an idle
-  // stream, and advances the browser's Last-Event-ID.
-  watch_.revision = std::max(watch_.revision, watch_.watch->nextRevision() - 1);
-  v1::WatchNodesResponse msg;
-  msg.set_revision(watch_.revision);
-  return api::sseFrame("progress", watch_.revision, api::toJson(msg));
 }
 
 void SseStream::pump() {
@@ -83,46 +59,58 @@ void SseStream::pump() {
   if (writing_) {
     // The client is not keeping up. Once the history has moved past its cursor it cannot
     // resume anyway: close now; its reconnect (Last-Event-ID) is answered with `resync`.
-    if (watch_.watch->fellBehind()) {
+    if (watch_.cursor.stalled()) {
       api_.countCut(api::Surface::Sse);
       close();
     }
     return;
   }
-  scratch_.clear();
-  auto polled = watch_.watch->poll(api::kMaxEventsPerBatch, scratch_);
-  if (!polled.ok()) {
-    api_.countCut(api::Surface::Sse);
-    ending_ = true;
-    const api::Error e = api::Service::fellBehind(watch_.revision, polled.error());
-    write({share(api::sseFrame("resync", polled.error().current, api::errorJson(e)))});
-    return;
-  }
-  if (scratch_.empty()) {
-    return;
-  }
-  std::vector<Bytes> parts;
-  parts.reserve(scratch_.size());
-  for (const auto& e : scratch_) {
-    if (watch_.wants(e)) {
-      parts.push_back(encoded_.sseFrame(e));
-    }
-    watch_.revision = e.revision;
-  }
-  if (parts.empty()) {
-    pump();  // Only other clusters' changes: read on (a batch at a time).
-    return;
-  }
-  write(std::move(parts));
+  send(watch_.cursor.next());
 }
 
 void SseStream::tick(std::chrono::steady_clock::time_point now) {
   if (closed_ || ending_ || writing_ || now - last_write_ < heartbeat_) {
     return;
   }
-  pump();  // Catch up first: a progress frame must not skip a change.
-  if (!writing_ && !closed_ && !ending_) {
-    write({share(progressFrame())});
+  send(watch_.cursor.next(true));  // Changes first: a progress frame must not skip one.
+}
+
+void SseStream::send(const api::WatchStep& step) {
+  using Kind = api::WatchStep::Kind;
+  switch (step.kind) {
+    case Kind::Nothing:
+      if (step.more) {  // Other clusters' changes still to read past: on the next turn.
+        asio::post(stream_.get_executor(), [self = shared_from_this()] { self->pump(); });
+      }
+      return;
+    case Kind::Initial:
+      write({share(api::sseFrame("initial", step.revision,
+                                 api::toJson(api::initialMessage(watch_.cursor.names(), step))))});
+      return;
+    case Kind::Events: {
+      std::vector<Bytes> parts;
+      parts.reserve(step.events.size());
+      for (const auto& e : step.events) {
+        parts.push_back(encoded_.sseFrame(e));
+      }
+      write(std::move(parts));
+      return;
+    }
+    case Kind::Progress: {
+      // Nothing changed up to the current revision. Also keeps proxies from closing an idle
+      // stream, and advances the browser's Last-Event-ID.
+      v1::WatchNodesResponse msg;
+      msg.set_revision(step.revision);
+      write({share(api::sseFrame("progress", step.revision, api::toJson(msg)))});
+      return;
+    }
+    case Kind::FellBehind: {
+      api_.countCut(api::Surface::Sse);
+      ending_ = true;
+      const api::Error e = api::WatchCursor::fellBehindError(step.revision, step.rejection);
+      write({share(api::sseFrame("resync", step.rejection.current, api::errorJson(e)))});
+      return;
+    }
   }
 }
 
@@ -168,7 +156,7 @@ void SseStream::close() {
   beast::error_code ignored;
   stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
   stream_.socket().close(ignored);
-  watch_.watch.reset();
+  watch_.cursor.close();
   watch_.slot = api::WatchSlot();
   if (on_closed_) {
     on_closed_(this);  // The server drops its reference; pending handlers keep ours.

@@ -40,8 +40,7 @@ class SseStream : public std::enable_shared_from_this<SseStream> {
 
   /// The `initial` frames of a watch opened with initial state (none otherwise), and the
   /// nodes released. Thread-free: the HTTP server calls it on a worker, off the event loop.
-  static std::vector<api::EncodedEvents::Bytes> takeInitial(api::OpenedWatch& watch,
-                                                            const registry::Registry& registry);
+  static std::vector<api::EncodedEvents::Bytes> takeInitial(api::OpenedWatch& watch);
 
   /// Writes the response head, `retry:` and the initial state (`initial` when it was taken
   /// already, else encoded here).
@@ -54,10 +53,11 @@ class SseStream : public std::enable_shared_from_this<SseStream> {
   void end();
 
  private:
+  /// Encodes and writes what the cursor says is next.
+  void send(const api::WatchStep& step);
   void write(std::vector<api::EncodedEvents::Bytes> parts);
   void onWrite(beast::error_code ec);
   void close();
-  std::string progressFrame();
 
   beast::tcp_stream stream_;
   api::OpenedWatch watch_;
@@ -71,7 +71,6 @@ class SseStream : public std::enable_shared_from_this<SseStream> {
   bool closed_ = false;
   std::vector<api::EncodedEvents::Bytes> in_flight_;  // Keeps the bytes of the write alive.
   std::vector<asio::const_buffer> buffers_;
-  std::vector<registry::Event> scratch_;
 };
 
 }  // namespace epmdx::http
