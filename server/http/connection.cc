@@ -1,14 +1,8 @@
 #include "server/http/connection.h"
 
-#include "server/api/json.h"
+#include "server/common/endpoint_text.h"
 
 namespace epmdx::http {
-
-std::string formatEndpoint(const tcp::endpoint& ep) {
-  const auto addr = ep.address();
-  const std::string host = addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string();
-  return host + ":" + std::to_string(ep.port());
-}
 
 Connection::Connection(tcp::socket socket, ConnectionHost& host)
     : stream_(std::move(socket)), host_(host) {
@@ -54,13 +48,14 @@ void Connection::onHeader(beast::error_code ec) {
     return onBody(ec);  // A Content-Length over the limit is refused from the header: 413.
   }
   if (ec == bhttp::error::header_limit) {
-    reject(431, "RESOURCE_EXHAUSTED", "request headers are larger than 16 KiB");
+    reject(HttpError::HeadersTooLarge,
+           "request headers are larger than " + sizeText(host_.limits().header_bytes));
     return;
   }
   if (ec) {
     if (ec != bhttp::error::end_of_stream && ec != beast::error::timeout &&
         ec != asio::error::operation_aborted && ec != asio::error::connection_reset) {
-      reject(400, "INVALID_ARGUMENT", "malformed request: " + ec.message());
+      reject(HttpError::BadRequest, "malformed request: " + ec.message());
       return;
     }
     stream_.socket().close(ec);
@@ -72,7 +67,7 @@ void Connection::onHeader(beast::error_code ec) {
     ++count;
   }
   if (count > host_.limits().header_count) {
-    reject(431, "RESOURCE_EXHAUSTED",
+    reject(HttpError::HeadersTooLarge,
            "more than " + std::to_string(host_.limits().header_count) + " request headers");
     return;
   }
@@ -80,16 +75,16 @@ void Connection::onHeader(beast::error_code ec) {
   // proxy) and nothing in us can be made to see a different request than the other.
   const auto& req = parser_->get();
   if (req.count(bhttp::field::host) > 1) {
-    reject(400, "INVALID_ARGUMENT", "more than one Host header");
+    reject(HttpError::BadRequest, "more than one Host header");
     return;
   }
   if (req.count(bhttp::field::transfer_encoding) > 0) {
     if (!parser_->chunked()) {
-      reject(400, "INVALID_ARGUMENT", "a Transfer-Encoding must end in chunked");
+      reject(HttpError::BadRequest, "a Transfer-Encoding must end in chunked");
       return;
     }
     if (req.count(bhttp::field::content_length) > 0) {
-      reject(400, "INVALID_ARGUMENT", "Content-Length and Transfer-Encoding together");
+      reject(HttpError::BadRequest, "Content-Length and Transfer-Encoding together");
       return;
     }
   }
@@ -100,13 +95,14 @@ void Connection::onHeader(beast::error_code ec) {
 
 void Connection::onBody(beast::error_code ec) {
   if (ec == bhttp::error::body_limit) {
-    reject(413, "RESOURCE_EXHAUSTED", "request body is larger than 64 KiB");
+    reject(HttpError::BodyTooLarge,
+           "request body is larger than " + sizeText(host_.limits().body_bytes));
     return;
   }
   if (ec) {
     if (ec != beast::error::timeout && ec != bhttp::error::end_of_stream &&
         ec != asio::error::operation_aborted && ec != asio::error::connection_reset) {
-      reject(400, "INVALID_ARGUMENT", "malformed request body: " + ec.message());
+      reject(HttpError::BadRequest, "malformed request body: " + ec.message());
       return;
     }
     stream_.socket().close(ec);
@@ -149,16 +145,8 @@ void Connection::answer(Answer answer) {
   send(std::move(res), req.keep_alive() && !sse_body, req.method() == bhttp::verb::head);
 }
 
-void Connection::reject(int status, const std::string& status_name, const std::string& message) {
-  HttpResponse res;
-  res.status = status;
-  res.content_type = "application/json";
-  v1::ErrorBody body;
-  body.set_code(status);
-  body.set_status(status_name);
-  body.set_message(message);
-  res.body = api::toJson(body);
-  send(std::move(res), false, false);
+void Connection::reject(HttpError kind, std::string message) {
+  send(errorResponse(kind, std::move(message)), false, false);
 }
 
 void Connection::send(HttpResponse res, bool keep_alive, bool head) {

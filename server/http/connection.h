@@ -74,7 +74,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void onHeader(beast::error_code ec);
   void onBody(beast::error_code ec);
   void answer(Answer answer);
-  void reject(int status, const std::string& status_name, const std::string& message);
+  /// Answers an error of the HTTP layer and closes: the request cannot be read on.
+  void reject(HttpError kind, std::string message);
   void send(HttpResponse res, bool keep_alive, bool head);
 
   beast::tcp_stream stream_;
@@ -87,8 +88,5 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool idle_ = false;
   ConnectionList::iterator listed_;
 };
-
-/// "127.0.0.1:50412" or "[::1]:50412".
-std::string formatEndpoint(const tcp::endpoint& ep);
 
 }  // namespace epmdx::http

@@ -2,7 +2,6 @@
 
 #include "server/common/log.h"
 #include "server/common/prometheus.h"
-#include "server/http/target.h"
 
 namespace epmdx::http {
 namespace {
@@ -97,12 +96,11 @@ std::optional<std::string> HttpServer::start() {
   };
   router_.emplace(api_, std::move(ro), std::move(st));
 
-  auto subscription = api_.registry().watch(0, [this] {
+  subscription_ = api_.subscribe([this] {
     if (!wake_posted_.exchange(true)) {
       asio::post(io_, [this] { wakeStreams(); });
     }
   });
-  subscription_ = std::move(subscription.value());
   accept();
   tick();
   workers_.start();
@@ -125,18 +123,7 @@ void HttpServer::accept() {
       shedIdle();  // An idle socket makes room for a real request (a probe, say).
     }
     if (connections_ >= options_.max_connections || draining_) {
-      static const std::string kBusy = [] {
-        const std::string body =
-            "{\"code\":503,\"status\":\"UNAVAILABLE\",\"message\":\"too many HTTP "
-            "connections\"}";
-        return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-               "Retry-After: 5\r\nConnection: close\r\nContent-Length: " +
-               std::to_string(body.size()) + "\r\n\r\n" + body;
-      }();
-      beast::error_code ignored;
-      socket.non_blocking(true, ignored);
-      (void)::send(socket.native_handle(), kBusy.data(), kBusy.size(), MSG_NOSIGNAL);
-      socket.close(ignored);
+      refuse(std::move(socket));
     } else {
       ++connections_;
       std::make_shared<Connection>(std::move(socket), static_cast<ConnectionHost&>(*this))->start();
@@ -145,69 +132,53 @@ void HttpServer::accept() {
   });
 }
 
-std::optional<size_t> HttpServer::offloadCost(const HttpRequest& req) const {
-  if (req.method != "GET" && req.method != "HEAD") {
-    return std::nullopt;
+void HttpServer::refuse(tcp::socket socket) const {
+  // Written at once and closed, without a Connection: the room it would take is the
+  // problem. Non-blocking: a full socket buffer loses the answer, never the loop.
+  const HttpResponse res =
+      draining_ ? errorResponse(HttpError::ShuttingDown, "epmdx is shutting down")
+                : errorResponse(HttpError::TooManyConnections,
+                                "too many HTTP connections (" +
+                                    std::to_string(options_.max_connections) + " open)");
+  std::string bytes =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: " + res.content_type + "\r\n";
+  for (const auto& [name, value] : res.headers) {
+    bytes += name + ": " + value + "\r\n";
   }
-  const std::string_view path = req.target.substr(0, req.target.find('?'));
-  const bool nodes = path == "/v1/nodes";
-  const bool events = path == "/v1/events";
-  const bool holds = path == "/v1/holds";
-  const bool watch = path == "/v1/watch";
-  if (!nodes && !events && !holds && !watch) {
-    return std::nullopt;
-  }
-  auto target = parseTarget(req.target);
-  if (!target) {
-    return std::nullopt;  // The router answers 400 at once.
-  }
-  auto param = [&target](const char* key) {
-    auto it = target->query.find(key);
-    return it == target->query.end() ? std::string() : it->second;
-  };
-  if (watch && param("initial") != "true" && param("initial") != "1") {
-    return std::nullopt;  // A watch is cheap to open unless it starts with the whole state.
-  }
-  // The registry's size now, not a count of requests: a thousand initial states of 20
-  // names are less work than one of 15,000.
-  if (events) {
-    const std::string limit = param("limit");
-    size_t n = api::kDefaultEventsLimit;
-    if (!limit.empty() && limit.size() <= 6 &&
-        limit.find_first_not_of("0123456789") == std::string::npos) {
-      n = std::stoul(limit);
-    }
-    return HttpOptions::kRequestCost + std::min<size_t>(n, api::kMaxEventsLimit);
-  }
-  const auto stats = api_.registry().stats();
-  return HttpOptions::kRequestCost + (holds ? stats.holds : stats.nodes);
+  bytes += "Connection: close\r\nContent-Length: " + std::to_string(res.body.size()) + "\r\n\r\n" +
+           res.body;
+  beast::error_code ignored;
+  socket.non_blocking(true, ignored);
+  (void)::send(socket.native_handle(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  socket.close(ignored);
 }
 
 void HttpServer::route(const HttpRequest& req, AnswerFn done) {
-  const bool watch = req.target.substr(0, req.target.find('?')) == "/v1/watch";
-  if (draining_ && watch) {
-    done({Router::error({api::Code::Unavailable, "epmdx is shutting down", {}}), {}});
+  Resolved resolved = router_->resolve(req);
+  if (draining_ && resolved.opens_stream) {
+    done({errorResponse(HttpError::ShuttingDown, "epmdx is shutting down"), {}});
     return;
   }
-  const auto cost = offloadCost(req);
+  const auto cost = router_->offloadCost(resolved, HttpOptions::kRequestCost);
   if (!cost) {
-    done({router_->handle(req, connections_), {}});
+    done({router_->handle(req, resolved, connections_), {}});
     return;
   }
   // The Router is read-only once built, and what it calls is thread-safe (the api::Service
   // serves gRPC's threads too; tokens and the registry lock inside). Metrics, the one route
   // reading loop state, stays on the loop.
-  WorkerPool::Job job = [this, req, done]() mutable -> WorkerPool::Finish {
-    auto answer = std::make_shared<Answer>(Answer{router_->handle(req, 0), {}});
+  WorkerPool::Job job = [this, req, resolved = std::move(resolved),
+                         done]() mutable -> WorkerPool::Finish {
+    auto answer = std::make_shared<Answer>(Answer{router_->handle(req, resolved, 0), {}});
     if (auto* sse = std::get_if<SseStart>(&answer->result)) {
-      answer->initial = SseStream::takeInitial(sse->watch, api_.registry());
+      answer->initial = SseStream::takeInitial(sse->watch);
     }
     // Posted once the worker counts as free: a client that has its answer finds it so.
     return [this, answer, done = std::move(done)]() mutable {
       asio::post(io_, [this, answer, done = std::move(done)]() mutable {
         if (draining_ && std::holds_alternative<SseStart>(answer->result)) {
           // Drain began while the worker opened it: beginDrain() did not see this stream.
-          *answer = {Router::error({api::Code::Unavailable, "epmdx is shutting down", {}}), {}};
+          *answer = {errorResponse(HttpError::ShuttingDown, "epmdx is shutting down"), {}};
         }
         done(std::move(*answer));
       });
@@ -215,10 +186,11 @@ void HttpServer::route(const HttpRequest& req, AnswerFn done) {
   };
   if (!workers_.trySubmit(job, *cost)) {
     ++busy_;
-    HttpResponse res = Router::error(
-        {api::Code::Unavailable, "too many large requests at once: retry shortly", {}});
-    res.headers.emplace_back("Retry-After", "1");
-    done({std::move(res), {}});
+    done(
+        {errorResponse(HttpError::Busy, "too many large requests at once (more than " +
+                                            std::to_string(options_.worker_budget) +
+                                            " nodes' work waiting for the workers): retry shortly"),
+         {}});
   }
 }
 

@@ -62,9 +62,8 @@ class HttpServer final : public ConnectionHost {
   void wakeStreams();
   void tick();
   void route(const HttpRequest& req, AnswerFn done) override;
-  /// When the answer to `req` grows with the registry (built on a worker, then): what it
-  /// will serialize, in nodes or events plus kRequestCost. nullopt: answered on the loop.
-  std::optional<size_t> offloadCost(const HttpRequest& req) const;
+  /// Answers 503 on a socket the server has no room for (or while draining), and closes it.
+  void refuse(tcp::socket socket) const;
   void startSse(beast::tcp_stream stream, SseStart start,
                 std::vector<api::EncodedEvents::Bytes> initial) override;
   ConnectionList::iterator connectionOpened(Connection* c) override {
@@ -90,7 +89,7 @@ class HttpServer final : public ConnectionHost {
   tcp::acceptor acceptor_{io_};
   asio::steady_timer ticker_{io_};
   std::optional<Router> router_;
-  api::EncodedEvents encoded_{api_.registry()};
+  api::EncodedEvents encoded_{api_.clusterNames()};
   std::thread thread_;
   uint16_t port_ = 0;
   registry::WatchPtr subscription_;  // One wake-up for every stream.

@@ -4,8 +4,9 @@
 
 namespace epmdx::http {
 
-void renderMetrics(const MetricsInput& in, std::string& out) {
-  PrometheusWriter w;
+namespace {
+
+void daemonFamilies(const MetricsInput& in, PrometheusWriter& w) {
   const auto& r = in.registry;
   w.family("epmdx_build_info", "gauge", "Build information; always 1.");
   w.sample("epmdx_build_info", 1, PrometheusWriter::label("version", in.version));
@@ -20,7 +21,10 @@ void renderMetrics(const MetricsInput& in, std::string& out) {
   w.family("epmdx_registry_oldest_revision", "gauge",
            "The oldest revision a watch can still resume from.");
   w.sample("epmdx_registry_oldest_revision", r.oldest_retained);
+}
 
+void clusterFamilies(const MetricsInput& in, PrometheusWriter& w) {
+  const auto& r = in.registry;
   w.family("epmdx_cluster_nodes", "gauge", "Nodes registered now, by cluster (epmd port).");
   for (size_t i = 0; i < in.cluster_names.size() && i < r.nodes_by_cluster.size(); ++i) {
     w.sample("epmdx_cluster_nodes", r.nodes_by_cluster[i],
@@ -32,6 +36,9 @@ void renderMetrics(const MetricsInput& in, std::string& out) {
     w.sample("epmdx_cluster_registrations_total", r.registrations_by_cluster[i],
              PrometheusWriter::label("cluster", in.cluster_names[i]));
   }
+}
+
+void registrationFamilies(const registry::RegistryStats& r, PrometheusWriter& w) {
   w.family("epmdx_registrations_total", "counter", "Successful ALIVE2 registrations.");
   w.sample("epmdx_registrations_total", r.registrations);
   w.family("epmdx_registration_errors_total", "counter",
@@ -53,7 +60,9 @@ void renderMetrics(const MetricsInput& in, std::string& out) {
   w.family("epmdx_evictions_total", "counter", "Nodes evicted through the admin APIs.");
   w.sample("epmdx_evictions_total",
            r.unregistrations[static_cast<size_t>(registry::UnregisterReason::Evicted)]);
+}
 
+void deadNamesFamilies(const registry::RegistryStats& r, PrometheusWriter& w) {
   w.family("epmdx_holds", "gauge", "Names reserved now after evictions (holds in force).");
   w.sample("epmdx_holds", r.holds);
   w.family("epmdx_holds_total", "counter", "Holds placed, and how they ended, by event.");
@@ -78,7 +87,9 @@ void renderMetrics(const MetricsInput& in, std::string& out) {
   w.family("epmdx_holder_changes_total", "counter",
            "HOLDER_CHANGED events: a registration's holder found, or found different.");
   w.sample("epmdx_holder_changes_total", r.holder_changes);
+}
 
+void surfaceFamilies(const MetricsInput& in, PrometheusWriter& w) {
   w.family("epmdx_watchers", "gauge", "Open watch streams, by API.");
   w.sample("epmdx_watchers", in.grpc_watchers, PrometheusWriter::label("api", "grpc"));
   w.sample("epmdx_watchers", in.sse_watchers, PrometheusWriter::label("api", "sse"));
@@ -90,6 +101,17 @@ void renderMetrics(const MetricsInput& in, std::string& out) {
   w.sample("epmdx_watch_streams_cut_total", in.sse_cut, PrometheusWriter::label("api", "sse"));
   w.family("epmdx_http_connections_open", "gauge", "HTTP connections open now.");
   w.sample("epmdx_http_connections_open", in.http_connections);
+}
+
+}  // namespace
+
+void renderMetrics(const MetricsInput& in, std::string& out) {
+  PrometheusWriter w;
+  daemonFamilies(in, w);
+  clusterFamilies(in, w);
+  registrationFamilies(in.registry, w);
+  deadNamesFamilies(in.registry, w);
+  surfaceFamilies(in, w);
   out += w.text();
 }
 
