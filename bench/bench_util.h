@@ -1,7 +1,8 @@
 #pragma once
 
-// Helpers shared by the benchmarks: raw epmd packets, loopback clients, child processes,
-// and the lookup load loop (a fresh TCP connection per PORT_PLEASE2, as the VM does).
+// Helpers shared by the benchmarks: child processes and what /proc says about them, and the
+// lookup load loop (a fresh TCP connection per PORT_PLEASE2, as the VM does). The packets
+// and sockets are tests/wire/wire.h's, shared with the tests.
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -26,10 +27,13 @@
 #include <thread>
 #include <vector>
 
+#include "tests/wire/wire.h"
+
 extern char** environ;
 
 namespace epmdx::bench {
 
+namespace wire = epmdx::wire;
 using Clock = std::chrono::steady_clock;
 
 /// Ignores SIGPIPE and raises the open-file limit: a benchmark holds thousands of sockets.
@@ -39,94 +43,6 @@ inline void prepareProcess() {
   getrlimit(RLIMIT_NOFILE, &rl);
   rl.rlim_cur = rl.rlim_max;
   setrlimit(RLIMIT_NOFILE, &rl);
-}
-
-using Clock = std::chrono::steady_clock;
-
-inline std::string frame(const std::string& body) {
-  std::string out;
-  out += static_cast<char>((body.size() >> 8) & 0xFF);
-  out += static_cast<char>(body.size() & 0xFF);
-  return out + body;
-}
-
-inline std::string alive2(const std::string& name, uint16_t port) {
-  std::string b;
-  auto put16 = [&b](size_t v) {
-    b += static_cast<char>((v >> 8) & 0xFF);
-    b += static_cast<char>(v & 0xFF);
-  };
-  b += 'x';
-  put16(port);
-  b += 'M';
-  b += '\0';
-  put16(6);
-  put16(5);
-  put16(name.size());
-  b += name;
-  put16(0);
-  return frame(b);
-}
-
-// Client sockets come from 127.0.0.2..127.0.0.254 in turn, so that the 4-tuples of many
-// short connections never run out.
-inline int connectLoopback(uint16_t port, unsigned source) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    return -1;
-  }
-  sockaddr_in src{};
-  src.sin_family = AF_INET;
-  src.sin_addr.s_addr = htonl(0x7F000000u | (2 + source % 253));
-  bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
-
-inline bool writeAll(int fd, const std::string& s) {
-  size_t off = 0;
-  while (off < s.size()) {
-    const ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) {
-      return false;
-    }
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-inline uint16_t freePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-inline bool waitForPort(uint16_t port) {
-  const auto deadline = Clock::now() + std::chrono::seconds(10);
-  while (Clock::now() < deadline) {
-    const int fd = connectLoopback(port, 0);
-    if (fd >= 0) {
-      close(fd);
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
 }
 
 inline long rssKib(pid_t pid) {
@@ -284,9 +200,10 @@ inline Point measure(uint16_t port, int clients, int held, double seconds) {
       char buf[4096];
       while (!stop.load(std::memory_order_relaxed)) {
         ++i;
-        const std::string req = frame("zn" + std::to_string(held > 0 ? i % held : 0));
-        const int fd = connectLoopback(port, i);
-        if (fd < 0 || !writeAll(fd, req)) {
+        const std::string req =
+            wire::portPlease2Request("n" + std::to_string(held > 0 ? i % held : 0));
+        const int fd = wire::connectLoopbackFrom(port, i);
+        if (fd < 0 || !wire::sendAll(fd, req)) {
           if (fd >= 0) {
             close(fd);
           }
@@ -317,20 +234,13 @@ inline Point measure(uint16_t port, int clients, int held, double seconds) {
 inline std::vector<int> registerNames(uint16_t port, int count) {
   std::vector<int> fds;
   for (int i = 0; i < count; ++i) {
-    const int fd = connectLoopback(port, static_cast<unsigned>(i));
-    if (fd < 0 || !writeAll(fd, alive2("n" + std::to_string(i), 20000 + i % 10000))) {
+    const int fd = wire::connectLoopbackFrom(port, static_cast<unsigned>(i));
+    if (fd < 0 ||
+        !wire::sendAll(fd, wire::alive2Request("n" + std::to_string(i), 20000 + i % 10000))) {
       break;
     }
-    char r[6];
-    size_t got = 0;
-    while (got < 6) {
-      const ssize_t n = read(fd, r + got, 6 - got);
-      if (n <= 0) {
-        break;
-      }
-      got += static_cast<size_t>(n);
-    }
-    if (got != 6 || r[1] != 0) {
+    const auto reply = wire::parseAlive2Reply(wire::readN(fd, 6, std::chrono::seconds(10)));
+    if (!reply || reply->result != 0) {
       close(fd);
       break;
     }

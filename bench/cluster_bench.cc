@@ -90,19 +90,19 @@ int main(int argc, char** argv) {
   prepareProcess();
 
   // One daemon, two clusters, the same names held in each.
-  const uint16_t first = freePort(), second = freePort();
+  const uint16_t first = wire::freePort(), second = wire::freePort();
   Server clustered({epmdx, "-port", std::to_string(first),
                     "--cluster=second=" + std::to_string(second), "--grpc-listen=off",
                     "--http-listen=off"});
   // Two daemons: no policy, and a lookups rule checked on every lookup.
-  const uint16_t open = freePort(), guarded = freePort();
+  const uint16_t open = wire::freePort(), guarded = wire::freePort();
   Server open_daemon(
       {epmdx, "-port", std::to_string(open), "--grpc-listen=off", "--http-listen=off"});
   Server guarded_daemon({epmdx, "-port", std::to_string(guarded), "--grpc-listen=off",
                          "--http-listen=off", "--lookups-from=10.0.0.0/8,fd00::/8,loopback",
                          "--names-from=loopback"});
   for (uint16_t p : {first, second, open, guarded}) {
-    if (!waitForPort(p)) {
+    if (!wire::waitForPort(p, std::chrono::seconds(10))) {
       std::fprintf(stderr, "epmdx did not start on %u\n", p);
       return 1;
     }

@@ -114,9 +114,9 @@ int main(int argc, char** argv) {
   // Every daemon runs for the whole benchmark; the points are measured in rounds that
   // alternate between them, and each figure is the median of its rounds, so that drift
   // on a shared machine hits all of them alike.
-  const uint16_t floor_port = freePort();
+  const uint16_t floor_port = wire::freePort();
   Server floor({argv[0], "--floor-server=" + std::to_string(floor_port)});
-  if (!waitForPort(floor_port)) {
+  if (!wire::waitForPort(floor_port, std::chrono::seconds(10))) {
     std::fprintf(stderr, "the floor server did not start\n");
     return 1;
   }
@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
       bool full = false;
     } d[2];
     for (int which = 0; which < 2; ++which) {
-      d[which].port = freePort();
+      d[which].port = wire::freePort();
       std::vector<std::string> cmd{which == 0 ? otp : epmdx, "-port",
                                    std::to_string(d[which].port)};
       if (which == 1) {
@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
         cmd.push_back("--http-listen=off");
       }
       d[which].server = std::make_unique<Server>(cmd);
-      if (!waitForPort(d[which].port)) {
+      if (!wire::waitForPort(d[which].port, std::chrono::seconds(10))) {
         std::fprintf(stderr, "%s did not start\n", cmd[0].c_str());
         return 1;
       }

@@ -1,4 +1,4 @@
-// The epmd port past its descriptor limit (issue #13, finding 4): an epmdx whose
+// The epmd port past its descriptor limit: an epmdx whose
 // RLIMIT_NOFILE is lowered with prlimit gets more idle connections (never a byte sent)
 // than its limit, then a registration and lookups; reports how long they took, how many
 // were answered, and how many log lines the daemon wrote about it.
@@ -46,27 +46,6 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-/// Waits for `want` bytes or the peer's close, at most `timeout`.
-std::string readFor(int fd, size_t want, std::chrono::milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  std::string out;
-  char buf[512];
-  while (out.size() < want) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    pollfd p{fd, POLLIN, 0};
-    if (left <= 0 || poll(&p, 1, static_cast<int>(left)) <= 0) {
-      break;
-    }
-    const ssize_t n = read(fd, buf, sizeof buf);
-    if (n <= 0) {
-      break;
-    }
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
-
 double msSince(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
@@ -100,7 +79,7 @@ int main(int argc, char** argv) {
   // A port free a moment ago can be taken before the daemon binds it (it then exits 0
   // quietly, as OTP's does): try another.
   for (int attempt = 0; attempt < 5 && pid < 0; ++attempt) {
-    port = freePort();
+    port = wire::freePort();
     std::vector<std::string> argv_s{"/usr/bin/prlimit",
                                     "--nofile=" + nofile + ":" + nofile,
                                     "--",
@@ -124,7 +103,8 @@ int main(int argc, char** argv) {
       pid = -1;
     }
     posix_spawn_file_actions_destroy(&fa);
-    if (pid > 0 && (!waitForPort(port) || waitpid(pid, nullptr, WNOHANG) == pid)) {
+    if (pid > 0 && (!wire::waitForPort(port, std::chrono::seconds(10)) ||
+                    waitpid(pid, nullptr, WNOHANG) == pid)) {
       kill(pid, SIGKILL);
       waitpid(pid, nullptr, 0);
       pid = -1;
@@ -139,7 +119,7 @@ int main(int argc, char** argv) {
   const auto t_flood = Clock::now();
   std::vector<int> idle;
   for (int i = 0; i < args.idle; ++i) {
-    const int fd = connectLoopback(port, static_cast<unsigned>(i));
+    const int fd = wire::connectLoopbackFrom(port, static_cast<unsigned>(i));
     if (fd >= 0) {
       idle.push_back(fd);
     }
@@ -148,18 +128,19 @@ int main(int argc, char** argv) {
 
   // A node registers, then looks itself up 20 times (a fresh connection each).
   const auto t_reg = Clock::now();
-  const int reg = connectLoopback(port, 1);
-  writeAll(reg, alive2("victim", 4242));
-  const std::string reply = readFor(reg, 6, std::chrono::seconds(10));
+  const int reg = wire::connectLoopbackFrom(port, 1);
+  wire::sendAll(reg, wire::alive2Request("victim", 4242));
+  const std::string reply = wire::readN(reg, 6, std::chrono::seconds(10));
   const double reg_ms = msSince(t_reg);
-  const bool registered = reply.size() == 6 && reply[1] == 0;
+  const auto alive2 = wire::parseAlive2Reply(reply);
+  const bool registered = alive2 && alive2->result == 0;
   std::vector<double> lookups;
   int answered = 0;
   for (int i = 0; i < 20; ++i) {
     const auto t = Clock::now();
-    const int fd = connectLoopback(port, 2 + static_cast<unsigned>(i));
-    writeAll(fd, frame("zvictim"));
-    const std::string r = readFor(fd, 2, std::chrono::seconds(2));
+    const int fd = wire::connectLoopbackFrom(port, 2 + static_cast<unsigned>(i));
+    wire::sendAll(fd, wire::portPlease2Request("victim"));
+    const std::string r = wire::readN(fd, 2, std::chrono::seconds(2));
     lookups.push_back(msSince(t));
     answered += r.size() >= 2 && r[0] == 119 && r[1] == 0 ? 1 : 0;
     close(fd);

@@ -155,9 +155,9 @@ void closeWatchers(Watchers& ws) {
 }
 
 struct Daemon {
-  uint16_t epmd = freePort();
-  uint16_t grpc = freePort();
-  uint16_t http = freePort();
+  uint16_t epmd = wire::freePort();
+  uint16_t grpc = wire::freePort();
+  uint16_t http = wire::freePort();
   std::string tokens = "/tmp/epmdx-watch-bench-tokens-" + std::to_string(getpid());
   std::unique_ptr<Server> server;
   explicit Daemon(const std::string& bin, std::vector<std::string> extra = {}) {
@@ -171,9 +171,9 @@ struct Daemon {
                                   "--max-watchers=1100"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     server = std::make_unique<Server>(argv);
-    waitForPort(epmd);
-    waitForPort(grpc);
-    waitForPort(http);
+    wire::waitForPort(epmd, std::chrono::seconds(10));
+    wire::waitForPort(grpc, std::chrono::seconds(10));
+    wire::waitForPort(http, std::chrono::seconds(10));
   }
   ~Daemon() { unlink(tokens.c_str()); }
   pid_t pid() const { return server->pid(); }
@@ -213,9 +213,9 @@ std::vector<int> registerPaced(Daemon& d, Recorder& rec, const std::string& pref
       rec.clearSamples();
     }
     const std::string name = prefix + std::to_string(i);
-    const int fd = connectLoopback(d.epmd, static_cast<unsigned>(i + kWarmup));
+    const int fd = wire::connectLoopbackFrom(d.epmd, static_cast<unsigned>(i + kWarmup));
     rec.sent(name, Clock::now());
-    writeAll(fd, alive2(name, 30000));
+    wire::sendAll(fd, wire::alive2Request(name, 30000));
     char r[6];
     (void)!read(fd, r, sizeof r);
     fds.push_back(fd);
@@ -308,8 +308,8 @@ class SseReaders {
         "GET /v1/watch?initial=true HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
         "\r\n\r\n";
     for (int i = 0; i < n; ++i) {
-      const int fd = connectLoopback(port, static_cast<unsigned>(i));
-      if (fd < 0 || !writeAll(fd, req)) {
+      const int fd = wire::connectLoopbackFrom(port, static_cast<unsigned>(i));
+      if (fd < 0 || !wire::sendAll(fd, req)) {
         std::fprintf(stderr, "SSE watcher %d: cannot connect\n", i);
         continue;
       }
@@ -485,11 +485,11 @@ class Churn {
   explicit Churn(uint16_t port) {
     thread_ = std::thread([this, port] {
       for (unsigned i = 0; !stop_; ++i) {
-        const int fd = connectLoopback(port, i);
+        const int fd = wire::connectLoopbackFrom(port, i);
         if (fd < 0) {
           continue;
         }
-        writeAll(fd, alive2("churn" + std::to_string(i), 31000));
+        wire::sendAll(fd, wire::alive2Request("churn" + std::to_string(i), 31000));
         char r[6];
         if (read(fd, r, sizeof r) == 6) {
           ++cycles_;
@@ -541,7 +541,7 @@ class StalledWatchers {
       a.sin_family = AF_INET;
       a.sin_port = htons(d.http);
       a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || !writeAll(fd, req)) {
+      if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || !wire::sendAll(fd, req)) {
         close(fd);
         continue;
       }

@@ -1,8 +1,4 @@
-#include "tests/support/net.h"
-
-#include <random>
-
-#include <fstream>
+// Blocking loopback sockets for tests and benchmarks; every wait is bounded by a deadline.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -11,16 +7,65 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <cstring>
+#include <fstream>
+#include <random>
 #include <thread>
 
-namespace epmdx::testing {
+#include "tests/wire/wire.h"
+
+namespace epmdx::wire {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+bool portIsFree(uint16_t port) {
+  const int fd = socket(AF_INET6, SOCK_STREAM, 0);
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_any;  // Dual stack: covers 0.0.0.0 too.
+  a.sin6_port = htons(port);
+  const bool free = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  close(fd);
+  return free;
+}
+
+void setNoDelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+// One read with a deadline: >0 bytes, 0 on EOF, -1 on reset/error, -2 on timeout.
+ssize_t readSome(int fd, char* buf, size_t cap, Clock::time_point deadline) {
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) {
+      return -2;
+    }
+    pollfd p{fd, POLLIN, 0};
+    const int r = poll(&p, 1, static_cast<int>(left.count()));
+    if (r < 0 && errno == EINTR) {
+      continue;
+    }
+    if (r <= 0) {
+      return -2;
+    }
+    const ssize_t n = recv(fd, buf, cap, 0);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    return n < 0 ? -1 : n;
+  }
+}
+
+}  // namespace
 
 uint16_t freePort() {
-  // Below the kernel's ephemeral range: tests that hold thousands of client sockets take
-  // ports from that range, and a daemon would then find "its" port taken (and exit 0 quietly,
-  // as OTP's epmd does). Random, and checked free on every IPv4 and IPv6 address.
+  // Below the kernel's ephemeral range: tests and benchmarks that hold thousands of client
+  // sockets take ports from that range, and a daemon would then find "its" port taken (and
+  // exit 0 quietly, as OTP's epmd does). Random, and checked free on every address.
   static std::mt19937 random(static_cast<unsigned>(getpid()) ^
                              static_cast<unsigned>(std::random_device()()));
   int low = 32768;
@@ -31,14 +76,7 @@ uint16_t freePort() {
     if (port >= 4369 && port <= 4371) {
       continue;  // Never the default ports: other people's daemons run there.
     }
-    const int fd = socket(AF_INET6, SOCK_STREAM, 0);
-    sockaddr_in6 a{};
-    a.sin6_family = AF_INET6;
-    a.sin6_addr = in6addr_any;  // Dual stack: covers 0.0.0.0 too.
-    a.sin6_port = htons(port);
-    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    close(fd);
-    if (free) {
+    if (portIsFree(port)) {
       return port;
     }
   }
@@ -71,14 +109,34 @@ int connectTo(const std::string& host, uint16_t port) {
     close(fd);
     return -1;
   }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setNoDelay(fd);
+  return fd;
+}
+
+int connectLoopbackFrom(uint16_t port, unsigned source) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return -1;
+  }
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  src.sin_addr.s_addr = htonl(0x7F000000u | (2 + source % 253));
+  bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  setNoDelay(fd);
   return fd;
 }
 
 bool waitForPort(uint16_t port, std::chrono::milliseconds timeout, const std::string& host) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
     const int fd = connectTo(host, port);
     if (fd >= 0) {
       close(fd);
@@ -94,6 +152,9 @@ bool sendAll(int fd, const std::string& bytes) {
   size_t off = 0;
   while (off < bytes.size()) {
     const ssize_t n = send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
     if (n <= 0) {
       return false;
     }
@@ -102,37 +163,9 @@ bool sendAll(int fd, const std::string& bytes) {
   return true;
 }
 
-namespace {
-
-// One read with a deadline: >0 bytes, 0 on EOF, -1 on reset/error, -2 on timeout.
-ssize_t readSome(int fd, char* buf, size_t cap, std::chrono::steady_clock::time_point deadline) {
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      return -2;
-    }
-    pollfd p{fd, POLLIN, 0};
-    const int r = poll(&p, 1, static_cast<int>(left.count()));
-    if (r < 0 && errno == EINTR) {
-      continue;
-    }
-    if (r <= 0) {
-      return -2;
-    }
-    const ssize_t n = recv(fd, buf, cap, 0);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    return n < 0 ? -1 : n;
-  }
-}
-
-}  // namespace
-
 Outcome readUntilClose(int fd, std::chrono::milliseconds timeout) {
   Outcome o;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = Clock::now() + timeout;
   char buf[65536];
   for (;;) {
     const ssize_t n = readSome(fd, buf, sizeof buf, deadline);
@@ -150,7 +183,7 @@ Outcome readUntilClose(int fd, std::chrono::milliseconds timeout) {
 
 std::string readN(int fd, size_t want, std::chrono::milliseconds timeout) {
   std::string out;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const auto deadline = Clock::now() + timeout;
   char buf[4096];
   while (out.size() < want) {
     const ssize_t n = readSome(fd, buf, std::min(sizeof buf, want - out.size()), deadline);
@@ -162,44 +195,9 @@ std::string readN(int fd, size_t want, std::chrono::milliseconds timeout) {
   return out;
 }
 
-std::string bytes(std::initializer_list<int> values) {
-  std::string s;
-  for (int v : values) {
-    s += static_cast<char>(v);
-  }
-  return s;
-}
-
-std::string frame(const std::string& body) {
-  std::string out;
-  out += static_cast<char>((body.size() >> 8) & 0xFF);
-  out += static_cast<char>(body.size() & 0xFF);
-  return out + body;
-}
-
-std::string alive2Body(const std::string& name, uint16_t port, uint16_t high, uint16_t low,
-                       const std::string& extra, uint8_t type) {
-  std::string b;
-  auto put16 = [&b](size_t v) {
-    b += static_cast<char>((v >> 8) & 0xFF);
-    b += static_cast<char>(v & 0xFF);
-  };
-  b += static_cast<char>(120);
-  put16(port);
-  b += static_cast<char>(type);
-  b += '\0';
-  put16(high);
-  put16(low);
-  put16(name.size());
-  b += name;
-  put16(extra.size());
-  b += extra;
-  return b;
-}
-
 void setLingerZero(int fd) {
   linger l{1, 0};
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
 }
 
-}  // namespace epmdx::testing
+}  // namespace epmdx::wire
