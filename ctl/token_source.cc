@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "ctl/server_target.h"
+#include "server/common/syscall.h"
 
 namespace epmdx::ctl {
 
@@ -55,10 +56,7 @@ bool TokenSource::load() {
   std::string text;
   char buf[4096];
   for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
+    const ssize_t n = sys::readSome(fd, buf, sizeof buf);
     if (n < 0) {
       const int err = errno;
       ::close(fd);

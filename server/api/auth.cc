@@ -12,6 +12,7 @@
 
 #include "server/api/token_file.h"
 #include "server/common/log.h"
+#include "server/common/syscall.h"
 #include "server/common/utf8.h"
 
 namespace epmdx::api {
@@ -128,10 +129,7 @@ std::optional<std::string> readTokensFile(const std::string& path, std::string& 
     text.resize(static_cast<size_t>(st.st_size) + 1);
     size_t got = 0;
     for (;;) {
-      const ssize_t n = read(fd, text.data() + got, text.size() - got);
-      if (n < 0 && errno == EINTR) {
-        continue;
-      }
+      const ssize_t n = sys::readSome(fd, text.data() + got, text.size() - got);
       if (n < 0) {
         error = "cannot read tokens file " + path + ": " + std::strerror(errno);
         break;

@@ -125,8 +125,6 @@ class Service {
   void countCut(Surface surface) { cut_[static_cast<size_t>(surface)].fetch_add(1); }
   uint64_t cut(Surface surface) const { return cut_[static_cast<size_t>(surface)].load(); }
 
-  registry::Registry& registry() const { return registry_; }
-
   // What the HTTP adapter reads besides the use cases, so that it never needs the registry:
   // the figures of /metrics, the clusters' labels, one wake-up for all its SSE streams.
   registry::RegistryStats stats() const;

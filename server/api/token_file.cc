@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "server/common/syscall.h"
+
 namespace epmdx::api {
 namespace {
 
@@ -31,10 +33,7 @@ std::string randomHex(size_t bytes) {
   std::string raw(bytes, '\0');
   size_t got = 0;
   while (got < bytes) {
-    const ssize_t n = getrandom(raw.data() + got, bytes - got, 0);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
+    const ssize_t n = sys::retryEintr([&] { return getrandom(raw.data() + got, bytes - got, 0); });
     if (n <= 0) {
       // No kernel randomness means no safe token: there is nothing sensible to fall back to.
       std::perror("getrandom");
@@ -95,10 +94,7 @@ int openOwnDirectory(const std::string& dir, std::string& error) {
 
 bool writeAll(int fd, std::string_view data) {
   while (!data.empty()) {
-    const ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
+    const ssize_t n = sys::writeSome(fd, data.data(), data.size());
     if (n <= 0) {
       return false;
     }
