@@ -137,7 +137,8 @@ TEST_F(WatchParityTest, OtherClustersChurnDelaysNeitherGrpcNorSse) {
               }
               const std::string key = "\"name\":\"";
               const size_t at = e.data.find(key);
-              if (e.event == "change" && e.data.find("\"type\":\"REGISTERED\"") != std::string::npos &&
+              if (e.event == "change" &&
+                  e.data.find("\"type\":\"REGISTERED\"") != std::string::npos &&
                   at != std::string::npos) {
                 const size_t from = at + key.size();
                 sse_seen.seen(e.data.substr(from, e.data.find('"', from) - from));
@@ -179,8 +180,7 @@ TEST_F(WatchParityTest, OtherClustersChurnDelaysNeitherGrpcNorSse) {
 
   const double g = median(grpc_ms);
   const double s = median(sse_ms);
-  std::printf("median latency of the watched cluster's change: gRPC %.1f ms, SSE %.1f ms\n", g,
-              s);
+  std::printf("median latency of the watched cluster's change: gRPC %.1f ms, SSE %.1f ms\n", g, s);
   // The 100 ms progress tick must play no part: gRPC reads on at once, as SSE does.
   EXPECT_LT(g, 40.0);
   EXPECT_LT(g, s + 25.0);

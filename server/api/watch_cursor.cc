@@ -18,10 +18,7 @@ WatchStep stepOf(WatchStep::Kind kind, registry::Revision revision) {
 
 WatchCursor::WatchCursor(registry::WatchPtr watch, registry::Revision delivered,
                          std::optional<registry::ClusterId> cluster, ClusterNames names)
-    : watch_(std::move(watch)),
-      revision_(delivered),
-      cluster_(cluster),
-      names_(std::move(names)) {}
+    : watch_(std::move(watch)), revision_(delivered), cluster_(cluster), names_(std::move(names)) {}
 
 void WatchCursor::startWithInitial(std::vector<registry::RegistrationPtr> nodes) {
   initial_ = std::move(nodes);
