@@ -134,101 +134,126 @@ ClusterId Registry::checkCluster(ClusterId cluster) const {
 
 Registry::~Registry() = default;
 
+namespace {
+
+// The checks that need no lock, in OTP's order (node_reg2).
+std::optional<RegisterError> validate(const NodeInfo& node) {
+  if (node.name.size() > kMaxNameBytes) {
+    return RegisterError::NameTooLong;
+  }
+  const auto* bytes = reinterpret_cast<const uint8_t*>(node.name.data());
+  const int chars = countUtf8Chars(bytes, node.name.size());
+  if (chars > kMaxNameChars) {
+    return RegisterError::NameTooLong;
+  }
+  if (chars < 0 || node.name.find('\0') != std::string::npos) {
+    return RegisterError::InvalidNameEncoding;
+  }
+  if (node.extra.size() > kMaxExtraBytes) {
+    return RegisterError::ExtraTooLong;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Result<RegistrationPtr, RegisterError> Registry::add(NodeInfo node, Origin origin,
                                                      std::weak_ptr<RegistrationOwner> owner,
                                                      ClusterId cluster) {
   cluster = checkCluster(cluster);
-  // Validation needs no lock; the order of checks is OTP's (node_reg2).
-  RegisterError error{};
-  bool failed = true;
-  const auto* bytes = reinterpret_cast<const uint8_t*>(node.name.data());
-  const int chars = node.name.size() > kMaxNameBytes ? 0 : countUtf8Chars(bytes, node.name.size());
-  if (node.name.size() > kMaxNameBytes || chars > kMaxNameChars) {
-    error = RegisterError::NameTooLong;
-  } else if (chars < 0 || node.name.find('\0') != std::string::npos) {
-    error = RegisterError::InvalidNameEncoding;
-  } else if (node.extra.size() > kMaxExtraBytes) {
-    error = RegisterError::ExtraTooLong;
-  } else {
-    failed = false;
-  }
-
+  const std::optional<RegisterError> invalid = validate(node);
   RegistrationPtr registration;
   std::shared_ptr<RegistrationOwner> replaced;  // The unresponsive holder a takeover ended.
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!failed) {
-      auto it = by_name_.find(Key{cluster, node.name});
-      if (it != by_name_.end()) {
-        const Registration& old = *it->second.registration;
-        if (options_.takeover_unresponsive && old.health().status == HealthStatus::Unresponsive) {
-          // The name's holder does not answer its probes: the newcomer (typically its
-          // replacement, started by a supervisor) takes the name; the old VM, if it ever
-          // wakes, finds its epmd connection closed and the name taken.
-          const std::string detail =
-              "unresponsive for " +
-              std::to_string((clock_.nowNanos() - old.health().since_ns) / 1000000) + " ms (" +
-              old.health().last_error + "); replaced by a registration from " + origin.peer_address;
-          replaced =
-              eraseLocked(cluster, node.name, UnregisterReason::TakenOver, "takeover", detail);
-        } else {
-          error = RegisterError::NameInUse;
-          failed = true;
-        }
-      }
+    const std::optional<RegisterError> error =
+        invalid ? invalid : admitLocked(cluster, node, origin, replaced);
+    if (error) {
+      ++counters_.register_errors[static_cast<size_t>(*error)];
+      return makeErr(*error);
     }
-    if (!failed && !holds_.empty()) {
-      auto it = holds_.find({cluster, node.name});
-      if (it != holds_.end()) {
-        if (it->second->expires_at_ns > clock_.nowNanos()) {
-          error = RegisterError::NameHeld;
-          failed = true;
-        } else {
-          // Its time came before the expiry sweep noticed: end it first, so the history
-          // reads HOLD_EXPIRED, then REGISTERED.
-          endHoldLocked(it, EventType::HoldExpired, {}, {});
-        }
-      }
-    }
-    if (!failed && by_name_.size() >= options_.max_nodes) {
-      error = RegisterError::TooManyNodes;
-      failed = true;
-    }
-    if (failed) {
-      ++counters_.register_errors[static_cast<size_t>(error)];
-      return makeErr(error);
-    }
-    auto reg = std::make_shared<Registration>();
-    reg->creation_counter = creations_[cluster].take(node.name, clock_.nowSeconds());
-    reg->cluster = cluster;
-    reg->node = std::move(node);
-    reg->origin = std::move(origin);
-    reg->id = next_id_++;
-    reg->registered_at_ns = clock_.nowNanos();
-    reg->revision = revision_ + 1;
-    registration = reg;
-
-    Entry& entry = by_name_[Key{cluster, registration->node.name}];
-    entry.registration = registration;
-    entry.owner = std::move(owner);
-    entry.older = newest_;
-    if (newest_ != nullptr) {
-      newest_->newer = &entry;
-    } else {
-      oldest_ = &entry;
-    }
-    newest_ = &entry;
-    ++counters_.registrations;
-    ++counters_.registrations_by_cluster[cluster];
-    ++counters_.nodes_by_cluster[cluster];
-    ++counters_.nodes_by_health[static_cast<size_t>(HealthStatus::Unknown)];
-    appendLocked(EventType::Registered, UnregisterReason::Unspecified, registration, {}, {});
+    registration = insertLocked(cluster, std::move(node), std::move(origin), std::move(owner));
   }
   if (replaced) {
     replaced->closeRegistration();
   }
   hub_.notify();
   return registration;
+}
+
+std::optional<RegisterError> Registry::admitLocked(ClusterId cluster, const NodeInfo& node,
+                                                   const Origin& origin,
+                                                   std::shared_ptr<RegistrationOwner>& replaced) {
+  if (auto it = by_name_.find(Key{cluster, node.name}); it != by_name_.end()) {
+    const Registration& old = *it->second.registration;
+    if (!options_.takeover_unresponsive || old.health().status != HealthStatus::Unresponsive) {
+      return RegisterError::NameInUse;
+    }
+    replaced = takeOverLocked(old, origin);
+  }
+  if (heldLocked(cluster, node.name)) {
+    return RegisterError::NameHeld;
+  }
+  if (by_name_.size() >= options_.max_nodes) {
+    return RegisterError::TooManyNodes;
+  }
+  return std::nullopt;
+}
+
+std::shared_ptr<RegistrationOwner> Registry::takeOverLocked(const Registration& old,
+                                                            const Origin& origin) {
+  // The name's holder does not answer its probes: the newcomer (typically its replacement,
+  // started by a supervisor) takes the name; the old VM, if it ever wakes, finds its epmd
+  // connection closed and the name taken.
+  std::string detail = "unresponsive for " +
+                       std::to_string((clock_.nowNanos() - old.health().since_ns) / 1000000) +
+                       " ms (" + old.health().last_error + "); replaced by a registration from " +
+                       origin.peer_address;
+  // A copy of the name: eraseLocked frees `old`.
+  const std::string name = old.node.name;
+  return eraseLocked(old.cluster, name, UnregisterReason::TakenOver, "takeover", std::move(detail));
+}
+
+bool Registry::heldLocked(ClusterId cluster, const std::string& name) {
+  if (holds_.empty()) {
+    return false;
+  }
+  auto it = holds_.find({cluster, name});
+  if (it == holds_.end()) {
+    return false;
+  }
+  if (it->second->expires_at_ns > clock_.nowNanos()) {
+    return true;
+  }
+  // Its time came before the expiry sweep noticed: end it first, so the history reads
+  // HOLD_EXPIRED, then REGISTERED.
+  endHoldLocked(it, EventType::HoldExpired, {}, {});
+  return false;
+}
+
+RegistrationPtr Registry::insertLocked(ClusterId cluster, NodeInfo node, Origin origin,
+                                       std::weak_ptr<RegistrationOwner> owner) {
+  auto reg = std::make_shared<Registration>();
+  reg->creation_counter = creations_[cluster].take(node.name, clock_.nowSeconds());
+  reg->cluster = cluster;
+  reg->node = std::move(node);
+  reg->origin = std::move(origin);
+  reg->id = next_id_++;
+  reg->registered_at_ns = clock_.nowNanos();
+  reg->revision = revision_ + 1;
+
+  Entry& entry = by_name_[Key{cluster, reg->node.name}];
+  entry.registration = reg;
+  entry.owner = std::move(owner);
+  entry.older = newest_;
+  (newest_ != nullptr ? newest_->newer : oldest_) = &entry;
+  newest_ = &entry;
+  ++counters_.registrations;
+  ++counters_.registrations_by_cluster[cluster];
+  ++counters_.nodes_by_cluster[cluster];
+  ++counters_.nodes_by_health[static_cast<size_t>(HealthStatus::Unknown)];
+  appendLocked(EventType::Registered, UnregisterReason::Unspecified, reg, {}, {});
+  return reg;
 }
 
 bool Registry::remove(const Registration& registration, UnregisterReason reason) {

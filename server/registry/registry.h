@@ -276,6 +276,16 @@ class Registry {
   Result<size_t, WatchRejection> readLocked(Revision& cursor, size_t max,
                                             std::vector<Event>& out) const;
   Snapshot listLocked(std::optional<ClusterId> only) const;
+  // add()'s steps: the checks that need the lock (name in use or taken over, held, too
+  // many nodes), the takeover of an unresponsive holder, and the insertion itself.
+  std::optional<RegisterError> admitLocked(ClusterId cluster, const NodeInfo& node,
+                                           const Origin& origin,
+                                           std::shared_ptr<RegistrationOwner>& replaced);
+  std::shared_ptr<RegistrationOwner> takeOverLocked(const Registration& old, const Origin& origin);
+  /// True if a hold in force reserves the name; ends a hold whose time has come.
+  bool heldLocked(ClusterId cluster, const std::string& name);
+  RegistrationPtr insertLocked(ClusterId cluster, NodeInfo node, Origin origin,
+                               std::weak_ptr<RegistrationOwner> owner);
   ClusterId checkCluster(ClusterId cluster) const;
   // The map's key (cluster, name view) and the Entry it maps to.
   struct Key;
