@@ -49,8 +49,8 @@ class RegistryHoldsTest : public ::testing::Test {
 TEST_F(RegistryHoldsTest, AHeldNameIsRefusedUntilItsTimeThenExpiresWithAnEvent) {
   Registry r(opts());
   const auto a = r.add(node("a"), {}).value();
-  auto ev =
-      r.evict("a", a->id, UnregisterReason::Evicted, "ops@peer", "hung", kDefaultCluster, 10s);
+  auto ev = r.evict(
+      {.name = "a", .expected_id = a->id, .actor = "ops@peer", .detail = "hung", .hold_for = 10s});
   ASSERT_TRUE(ev.ok());
   ASSERT_TRUE(ev.value().hold);
   EXPECT_EQ(ev.value().hold->revision, ev.value().revision + 1);
@@ -95,7 +95,7 @@ TEST_F(RegistryHoldsTest, AHeldNameIsRefusedUntilItsTimeThenExpiresWithAnEvent) 
 TEST_F(RegistryHoldsTest, AnExpiredHoldEndsBeforeTheRegistrationThatFindsItFirst) {
   Registry r(opts());
   const auto a = r.add(node("a"), {}).value();
-  ASSERT_TRUE(r.evict("a", a->id, UnregisterReason::Evicted, "", "", 0, 1s).ok());
+  ASSERT_TRUE(r.evict({.name = "a", .expected_id = a->id, .hold_for = 1s}).ok());
   clock_.nanos += 2'000'000'000;  // No expiry sweep ran.
   const Revision before = r.revision();
   ASSERT_TRUE(r.add(node("a"), {}).ok());
@@ -108,7 +108,7 @@ TEST_F(RegistryHoldsTest, AnExpiredHoldEndsBeforeTheRegistrationThatFindsItFirst
 TEST_F(RegistryHoldsTest, LiftEndsAHoldAtOnceWithWhoAndWhy) {
   Registry r(opts());
   const auto a = r.add(node("a"), {}, {}, 1).value();
-  ASSERT_TRUE(r.evict("a", a->id, UnregisterReason::Evicted, "", "", 1, 3600s).ok());
+  ASSERT_TRUE(r.evict({.name = "a", .cluster = 1, .expected_id = a->id, .hold_for = 3600s}).ok());
   auto missing = r.liftHold("a", kDefaultCluster, "x", "y");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error(), HoldError::NotFound);
@@ -129,7 +129,7 @@ TEST_F(RegistryHoldsTest, LiftEndsAHoldAtOnceWithWhoAndWhy) {
 TEST_F(RegistryHoldsTest, AnEvictionWithoutAHoldLeavesTheNameFree) {
   Registry r(opts());
   const auto a = r.add(node("a"), {}).value();
-  auto ev = r.evict("a", a->id, UnregisterReason::Evicted);
+  auto ev = r.evict({.name = "a", .expected_id = a->id});
   ASSERT_TRUE(ev.ok());
   EXPECT_FALSE(ev.value().hold);
   EXPECT_TRUE(r.holds().holds.empty());
@@ -141,9 +141,9 @@ TEST_F(RegistryHoldsTest, HoldsAreListedSoonestFirst) {
   for (const char* name : {"x", "y", "z"}) {
     ASSERT_TRUE(r.add(node(name), {}).ok());
   }
-  ASSERT_TRUE(r.evict("x", std::nullopt, UnregisterReason::Evicted, "", "", 0, 30s).ok());
-  ASSERT_TRUE(r.evict("y", std::nullopt, UnregisterReason::Evicted, "", "", 0, 10s).ok());
-  ASSERT_TRUE(r.evict("z", std::nullopt, UnregisterReason::Evicted, "", "", 0, 20s).ok());
+  ASSERT_TRUE(r.evict({.name = "x", .hold_for = 30s}).ok());
+  ASSERT_TRUE(r.evict({.name = "y", .hold_for = 10s}).ok());
+  ASSERT_TRUE(r.evict({.name = "z", .hold_for = 20s}).ok());
   const auto holds = r.holds().holds;
   ASSERT_EQ(holds.size(), 3u);
   EXPECT_EQ(holds[0]->name, "y");

@@ -194,15 +194,15 @@ TEST_F(RegistryTest, EvictClosesTheOwnerAndHonoursThePrecondition) {
   auto owner = std::make_shared<FakeOwner>();
   auto a = r.add(node("a"), {}, owner);
   const RegistrationId id = a.value()->id;
-  auto wrong = r.evict("a", id + 100, UnregisterReason::Evicted, "ops", "test");
+  auto wrong = r.evict({.name = "a", .expected_id = id + 100, .actor = "ops", .detail = "test"});
   ASSERT_FALSE(wrong.ok());
   EXPECT_EQ(wrong.error(), EvictError::PreconditionFailed);
   EXPECT_EQ(owner->closes, 0);
   EXPECT_EQ(r.size(), 1u);
-  auto missing = r.evict("zz", std::nullopt, UnregisterReason::Evicted);
+  auto missing = r.evict({.name = "zz"});
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error(), EvictError::NotFound);
-  auto ok = r.evict("a", id, UnregisterReason::Evicted, "alice", "hung node");
+  auto ok = r.evict({.name = "a", .expected_id = id, .actor = "alice", .detail = "hung node"});
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(ok.value().registration->id, id);
   EXPECT_EQ(ok.value().revision, 2u);
@@ -414,7 +414,7 @@ TEST(RegistryConcurrency, WatcherSeesEveryChangeUnderChurn) {
           (void)r.remove(*reg.value(), UnregisterReason::ConnectionClosed);
         }
         if (i % 101 == 0) {
-          (void)r.evict("seed" + std::to_string(i % 50), std::nullopt, UnregisterReason::Evicted);
+          (void)r.evict({.name = "seed" + std::to_string(i % 50)});
         }
       }
     });

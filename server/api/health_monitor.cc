@@ -169,8 +169,12 @@ void HealthMonitor::maybeEvict(const Target& target, registry::RegistrationId id
       " ms (--evict-unresponsive-after=" + std::to_string(options_.evict_after.count() / 1000) +
       "s): " + r->health().last_error;
   // With the registration id: a node that re-registered meanwhile is never evicted.
-  auto evicted = registry_.evict(target.name, id, registry::UnregisterReason::AutoEvicted,
-                                 "auto-evict", detail, target.cluster);
+  auto evicted = registry_.evict({.name = target.name,
+                                  .cluster = target.cluster,
+                                  .expected_id = id,
+                                  .reason = registry::UnregisterReason::AutoEvicted,
+                                  .actor = "auto-evict",
+                                  .detail = detail});
   if (evicted.ok()) {
     log::warn("evicted an unresponsive node", {{"cluster", registry_.clusterName(target.cluster)},
                                                {"name", log::printable(target.name)},

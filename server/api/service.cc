@@ -240,17 +240,19 @@ Result<v1::EvictNodeResponse, Error> Service::evict(const Principal& who, std::s
                          "hold_seconds is over " + std::to_string(kMaxHoldSeconds) + " (a week)",
                          {}});
   }
-  std::optional<registry::RegistrationId> expected;
+  const std::string actor = who.identity + "@" + peerAddress(peer);
+  registry::EvictRequest order{.name = request.name(),
+                               .cluster = cluster.value(),
+                               .reason = registry::UnregisterReason::Evicted,
+                               .actor = actor,
+                               .detail = request.reason()};
   if (request.has_registration_id()) {
-    expected = request.registration_id();
+    order.expected_id = request.registration_id();
   }
-  std::optional<std::chrono::nanoseconds> hold_for;
   if (request.hold_seconds() > 0) {
-    hold_for = std::chrono::seconds(request.hold_seconds());
+    order.hold_for = std::chrono::seconds(request.hold_seconds());
   }
-  std::string actor = who.identity + "@" + peerAddress(peer);
-  auto evicted = registry_.evict(request.name(), expected, registry::UnregisterReason::Evicted,
-                                 actor, request.reason(), cluster.value(), hold_for);
+  auto evicted = registry_.evict(std::move(order));
   if (!evicted.ok()) {
     if (evicted.error() == registry::EvictError::NotFound) {
       return makeErr(Error{Code::NotFound, notFoundMessage(request.name()), {}});

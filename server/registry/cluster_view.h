@@ -23,8 +23,12 @@ class ClusterView {
                                     std::optional<RegistrationId> expected_id,
                                     UnregisterReason reason, std::string actor = {},
                                     std::string detail = {}) {
-    return registry_.evict(name, expected_id, reason, std::move(actor), std::move(detail),
-                           cluster_);
+    return registry_.evict({.name = name,
+                            .cluster = cluster_,
+                            .expected_id = expected_id,
+                            .reason = reason,
+                            .actor = std::move(actor),
+                            .detail = std::move(detail)});
   }
   size_t removeAll(UnregisterReason reason) { return registry_.removeAll(reason, cluster_); }
   RegistrationPtr find(std::string_view name) const { return registry_.find(name, cluster_); }

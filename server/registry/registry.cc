@@ -269,44 +269,28 @@ bool Registry::remove(const Registration& registration, UnregisterReason reason)
   return true;
 }
 
-Result<Evicted, EvictError> Registry::evict(std::string_view name,
-                                            std::optional<RegistrationId> expected_id,
-                                            UnregisterReason reason, std::string actor,
-                                            std::string detail, ClusterId cluster,
-                                            std::optional<std::chrono::nanoseconds> hold_for) {
-  cluster = checkCluster(cluster);
+Result<Evicted, EvictError> Registry::evict(EvictRequest request) {
+  const ClusterId cluster = checkCluster(request.cluster);
   Evicted removed;
   std::shared_ptr<RegistrationOwner> owner;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = by_name_.find(Key{cluster, name});
+    auto it = by_name_.find(Key{cluster, request.name});
     if (it == by_name_.end()) {
       return makeErr(EvictError::NotFound);
     }
-    if (expected_id && it->second.registration->id != *expected_id) {
+    if (request.expected_id && it->second.registration->id != *request.expected_id) {
       return makeErr(EvictError::PreconditionFailed);
     }
     removed.registration = it->second.registration;
-    const std::string hold_actor = hold_for ? actor : std::string();
-    const std::string hold_reason = hold_for ? detail : std::string();
-    owner = eraseLocked(cluster, name, reason, std::move(actor), std::move(detail));
+    const std::string hold_actor = request.hold_for ? request.actor : std::string();
+    const std::string hold_reason = request.hold_for ? request.detail : std::string();
+    owner = eraseLocked(cluster, request.name, request.reason, std::move(request.actor),
+                        std::move(request.detail));
     removed.revision = revision_;
-    if (hold_for) {
-      auto hold = std::make_shared<Hold>();
-      hold->name = removed.registration->node.name;
-      hold->cluster = cluster;
-      hold->created_at_ns = clock_.nowNanos();
-      hold->expires_at_ns = hold->created_at_ns + hold_for->count();
-      hold->actor = hold_actor;
-      hold->reason = hold_reason;
-      hold->registration = removed.registration;
-      hold->revision = revision_ + 1;
-      // A hold placed over an older one replaces it: one reservation per name.
-      holds_[{cluster, hold->name}] = hold;
-      ++counters_.holds_placed;
-      appendLocked(EventType::Held, UnregisterReason::Unspecified, removed.registration,
-                   hold->actor, hold->reason, hold);
-      removed.hold = std::move(hold);
+    if (request.hold_for) {
+      removed.hold =
+          placeHoldLocked(removed.registration, *request.hold_for, hold_actor, hold_reason);
     }
   }
   if (owner) {
@@ -314,6 +298,26 @@ Result<Evicted, EvictError> Registry::evict(std::string_view name,
   }
   hub_.notify();
   return removed;
+}
+
+HoldPtr Registry::placeHoldLocked(const RegistrationPtr& registration,
+                                  std::chrono::nanoseconds hold_for, std::string actor,
+                                  std::string reason) {
+  auto hold = std::make_shared<Hold>();
+  hold->name = registration->node.name;
+  hold->cluster = registration->cluster;
+  hold->created_at_ns = clock_.nowNanos();
+  hold->expires_at_ns = hold->created_at_ns + hold_for.count();
+  hold->actor = std::move(actor);
+  hold->reason = std::move(reason);
+  hold->registration = registration;
+  hold->revision = revision_ + 1;
+  // A hold placed over an older one replaces it: one reservation per name.
+  holds_[{hold->cluster, hold->name}] = hold;
+  ++counters_.holds_placed;
+  appendLocked(EventType::Held, UnregisterReason::Unspecified, registration, hold->actor,
+               hold->reason, hold);
+  return hold;
 }
 
 std::optional<Revision> Registry::recordProbe(ClusterId cluster, std::string_view name,

@@ -65,6 +65,19 @@ std::string_view toString(RegisterError e);
 
 enum class EvictError { NotFound, PreconditionFailed };
 
+/// What Registry::evict() is asked to remove, and why.
+struct EvictRequest {
+  std::string_view name = {};
+  ClusterId cluster = kDefaultCluster;
+  std::optional<RegistrationId> expected_id =
+      std::nullopt;  // Only if this registration still holds the name.
+  UnregisterReason reason = UnregisterReason::Evicted;
+  std::string actor = {};   // Who asked (the UNREGISTERED event's note, and the hold's).
+  std::string detail = {};  // Why.
+  std::optional<std::chrono::nanoseconds> hold_for =
+      std::nullopt;  // Reserve the name for this long.
+};
+
 /// What an eviction removed, and the revision of its UNREGISTERED event.
 struct Evicted {
   RegistrationPtr registration;
@@ -157,16 +170,12 @@ class Registry {
   /// A no-op if it was already removed (stopped or evicted). Does not call the owner.
   bool remove(const Registration& registration, UnregisterReason reason);
 
-  /// Removes the registration of `name` and tells its owner to close the connection
+  /// Removes the registration of `request.name` and tells its owner to close the connection
   /// (STOP_REQ, admin eviction). With `expected_id`, removes it only if that registration
   /// still holds the name, so that a node that re-registered a moment ago is never evicted.
   /// With `hold_for`, the name is also reserved for that long, atomically with the
   /// eviction (no registration can slip in between): ALIVE2 for it gets NameHeld.
-  Result<Evicted, EvictError> evict(std::string_view name,
-                                    std::optional<RegistrationId> expected_id,
-                                    UnregisterReason reason, std::string actor = {},
-                                    std::string detail = {}, ClusterId cluster = kDefaultCluster,
-                                    std::optional<std::chrono::nanoseconds> hold_for = {});
+  Result<Evicted, EvictError> evict(EvictRequest request);
 
   /// Ends the hold on `name` before its time (HOLD_LIFTED, with the caller's note).
   Result<EndedHold, HoldError> liftHold(std::string_view name, ClusterId cluster,
@@ -293,6 +302,9 @@ class Registry {
   /// name (extract/insert keeps the node, so Entry pointers stay valid).
   template <class It>
   void replaceLocked(It it, RegistrationPtr copy);
+  /// Reserves the evicted registration's name for `hold_for` (a HELD event).
+  HoldPtr placeHoldLocked(const RegistrationPtr& registration, std::chrono::nanoseconds hold_for,
+                          std::string actor, std::string reason);
   /// Ends the hold at `it` with a HOLD_LIFTED or HOLD_EXPIRED event.
   EndedHold endHoldLocked(std::map<std::pair<ClusterId, std::string>, HoldPtr>::iterator it,
                           EventType type, std::string actor, std::string detail);

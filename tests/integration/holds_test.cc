@@ -194,10 +194,7 @@ TEST_F(HoldsTest, AnAlive2RefusedForAHeldNameIsClosedAfterTheReply) {
   const int first = connectTo("127.0.0.1", app_->port());
   ASSERT_TRUE(sendAll(first, frame(alive2Body("rawheld", 5002))));
   ASSERT_EQ(readN(first, 6, 2000ms).size(), 6u);
-  ASSERT_TRUE(reg()
-                  .evict("rawheld", std::nullopt, registry::UnregisterReason::Evicted, "test", {},
-                         registry::kDefaultCluster, std::chrono::nanoseconds(60s))
-                  .ok());
+  ASSERT_TRUE(reg().evict({.name = "rawheld", .actor = "test", .hold_for = 60s}).ok());
   EXPECT_TRUE(readUntilClose(first, 2000ms).closed) << "the evicted registration's connection";
   close(first);
 
