@@ -1,3 +1,7 @@
+// The name table (add, remove, evict, list), the history it appends to and the watches that
+// read it. Holds, probe/holder facts and enum strings live in holds.cc, node_facts.cc and
+// enum_strings.cc (one class, one job per file).
+
 #include "server/registry/registry.h"
 
 #include <algorithm>
@@ -6,78 +10,6 @@
 #include "server/common/utf8.h"
 
 namespace epmdx::registry {
-
-std::string_view toString(UnregisterReason reason) {
-  switch (reason) {
-    case UnregisterReason::Unspecified:
-      return "unspecified";
-    case UnregisterReason::ConnectionClosed:
-      return "connection_closed";
-    case UnregisterReason::Stopped:
-      return "stopped";
-    case UnregisterReason::Killed:
-      return "killed";
-    case UnregisterReason::Evicted:
-      return "evicted";
-    case UnregisterReason::Shutdown:
-      return "shutdown";
-    case UnregisterReason::TakenOver:
-      return "taken_over";
-    case UnregisterReason::AutoEvicted:
-      return "auto_evicted";
-  }
-  return "unspecified";
-}
-
-std::string_view toString(HealthStatus status) {
-  switch (status) {
-    case HealthStatus::Unknown:
-      return "unknown";
-    case HealthStatus::Alive:
-      return "alive";
-    case HealthStatus::Unresponsive:
-      return "unresponsive";
-  }
-  return "unknown";
-}
-
-std::string_view toString(EventType type) {
-  switch (type) {
-    case EventType::Registered:
-      return "registered";
-    case EventType::Unregistered:
-      return "unregistered";
-    case EventType::Held:
-      return "held";
-    case EventType::HoldLifted:
-      return "hold_lifted";
-    case EventType::HoldExpired:
-      return "hold_expired";
-    case EventType::HealthChanged:
-      return "health_changed";
-    case EventType::HolderChanged:
-      return "holder_changed";
-  }
-  return "unknown";
-}
-
-std::string_view toString(RegisterError e) {
-  switch (e) {
-    case RegisterError::NameTooLong:
-      return "name_too_long";
-    case RegisterError::InvalidNameEncoding:
-      return "invalid_name_encoding";
-    case RegisterError::ExtraTooLong:
-      return "extra_too_long";
-    case RegisterError::NameInUse:
-      return "name_in_use";
-    case RegisterError::TooManyNodes:
-      return "too_many_nodes";
-    case RegisterError::NameHeld:
-      return "name_held";
-  }
-  return "unknown";
-}
 
 // ---- Watch -------------------------------------------------------------------------------
 
@@ -214,23 +146,6 @@ std::shared_ptr<RegistrationOwner> Registry::takeOverLocked(const Registration& 
   return eraseLocked(old.cluster, name, UnregisterReason::TakenOver, "takeover", std::move(detail));
 }
 
-bool Registry::heldLocked(ClusterId cluster, const std::string& name) {
-  if (holds_.empty()) {
-    return false;
-  }
-  auto it = holds_.find({cluster, name});
-  if (it == holds_.end()) {
-    return false;
-  }
-  if (it->second->expires_at_ns > clock_.nowNanos()) {
-    return true;
-  }
-  // Its time came before the expiry sweep noticed: end it first, so the history reads
-  // HOLD_EXPIRED, then REGISTERED.
-  endHoldLocked(it, EventType::HoldExpired, {}, {});
-  return false;
-}
-
 RegistrationPtr Registry::insertLocked(ClusterId cluster, NodeInfo node, Origin origin,
                                        std::weak_ptr<RegistrationOwner> owner) {
   auto reg = std::make_shared<Registration>();
@@ -298,116 +213,6 @@ Result<Evicted, EvictError> Registry::evict(EvictRequest request) {
   }
   hub_.notify();
   return removed;
-}
-
-HoldPtr Registry::placeHoldLocked(const RegistrationPtr& registration,
-                                  std::chrono::nanoseconds hold_for, std::string actor,
-                                  std::string reason) {
-  auto hold = std::make_shared<Hold>();
-  hold->name = registration->node.name;
-  hold->cluster = registration->cluster;
-  hold->created_at_ns = clock_.nowNanos();
-  hold->expires_at_ns = hold->created_at_ns + hold_for.count();
-  hold->actor = std::move(actor);
-  hold->reason = std::move(reason);
-  hold->registration = registration;
-  hold->revision = revision_ + 1;
-  // A hold placed over an older one replaces it: one reservation per name.
-  holds_[{hold->cluster, hold->name}] = hold;
-  ++counters_.holds_placed;
-  appendLocked(EventType::Held, UnregisterReason::Unspecified, registration, hold->actor,
-               hold->reason, hold);
-  return hold;
-}
-
-std::optional<Revision> Registry::recordProbe(ClusterId cluster, std::string_view name,
-                                              RegistrationId id, bool alive, std::string error) {
-  cluster = checkCluster(cluster);
-  std::optional<Revision> changed;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = by_name_.find(Key{cluster, name});
-    if (it == by_name_.end() || it->second.registration->id != id) {
-      return std::nullopt;  // Gone (or replaced) while the probe ran.
-    }
-    Entry& entry = it->second;
-    // Registrations are immutable: publish a copy with the new health. Probes come every few
-    // seconds per node, so this is a few hundred small copies a second at 1,000 nodes.
-    auto copy = std::make_shared<Registration>(*entry.registration);
-    auto health = std::make_shared<Health>(copy->health());
-    Health& h = *health;
-    const HealthStatus before = h.status;
-    const int64_t now = clock_.nowNanos();
-    h.last_probe_ns = now;
-    if (alive) {
-      h.status = HealthStatus::Alive;
-      h.consecutive_failures = 0;
-    } else {
-      h.status = HealthStatus::Unresponsive;
-      ++h.consecutive_failures;
-      h.last_error = std::move(error);
-    }
-    if (h.status != before) {
-      h.since_ns = now;
-    }
-    copy->health_facts = std::move(health);
-    const bool changed_status = h.status != before;
-    const HealthStatus after = h.status;
-    replaceLocked(it, copy);
-    if (changed_status) {
-      --counters_.nodes_by_health[static_cast<size_t>(before)];
-      ++counters_.nodes_by_health[static_cast<size_t>(after)];
-      ++counters_.health_changes[static_cast<size_t>(after)];
-      changed = appendLocked(EventType::HealthChanged, UnregisterReason::Unspecified,
-                             std::move(copy), {}, {});
-    }
-  }
-  if (changed) {
-    hub_.notify();
-  }
-  return changed;
-}
-
-std::optional<Revision> Registry::recordHolder(ClusterId cluster, std::string_view name,
-                                               RegistrationId id,
-                                               std::shared_ptr<const HolderFact> holder) {
-  cluster = checkCluster(cluster);
-  std::optional<Revision> changed;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = by_name_.find(Key{cluster, name});
-    if (it == by_name_.end() || it->second.registration->id != id) {
-      return std::nullopt;  // Gone (or replaced) while the lookup ran.
-    }
-    const auto& old = it->second.registration->holder;
-    if (old && holder && old->sameAs(*holder)) {
-      return std::nullopt;  // Unchanged: keep the published registration (and its check time).
-    }
-    // Every look refreshes every registration, so only a new identity is worth an event:
-    // a process going from running to sleeping is a fact, not news.
-    const bool new_identity = !old || !holder || !old->sameHolder(*holder);
-    auto copy = std::make_shared<Registration>(*it->second.registration);
-    copy->holder = std::move(holder);
-    RegistrationPtr published = copy;
-    replaceLocked(it, std::move(copy));
-    if (new_identity) {
-      ++counters_.holder_changes;
-      changed = appendLocked(EventType::HolderChanged, UnregisterReason::Unspecified,
-                             std::move(published), {}, {});
-    }
-  }
-  if (changed) {
-    hub_.notify();
-  }
-  return changed;
-}
-
-template <class It>
-void Registry::replaceLocked(It it, RegistrationPtr copy) {
-  auto node = by_name_.extract(it);
-  node.key() = Key{copy->cluster, copy->node.name};
-  node.mapped().registration = std::move(copy);  // The old one (and its name) may go now.
-  by_name_.insert(std::move(node));
 }
 
 size_t Registry::removeAll(UnregisterReason reason, std::optional<ClusterId> only) {
@@ -549,66 +354,6 @@ std::shared_ptr<RegistrationOwner> Registry::eraseLocked(ClusterId cluster, std:
   return owner;
 }
 
-EndedHold Registry::endHoldLocked(std::map<std::pair<ClusterId, std::string>, HoldPtr>::iterator it,
-                                  EventType type, std::string actor, std::string detail) {
-  EndedHold ended;
-  ended.hold = std::move(it->second);
-  holds_.erase(it);
-  ++(type == EventType::HoldLifted ? counters_.holds_lifted : counters_.holds_expired);
-  ended.revision = appendLocked(type, UnregisterReason::Unspecified, ended.hold->registration,
-                                std::move(actor), std::move(detail), ended.hold);
-  return ended;
-}
-
-Result<EndedHold, HoldError> Registry::liftHold(std::string_view name, ClusterId cluster,
-                                                std::string actor, std::string detail) {
-  cluster = checkCluster(cluster);
-  EndedHold ended;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = holds_.find({cluster, std::string(name)});
-    if (it == holds_.end()) {
-      return makeErr(HoldError::NotFound);
-    }
-    ended = endHoldLocked(it, EventType::HoldLifted, std::move(actor), std::move(detail));
-  }
-  hub_.notify();
-  return ended;
-}
-
-std::vector<EndedHold> Registry::expireHolds() {
-  std::vector<EndedHold> out;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (holds_.empty()) {
-      return out;
-    }
-    const int64_t now = clock_.nowNanos();
-    for (auto it = holds_.begin(); it != holds_.end();) {
-      auto next = std::next(it);
-      if (it->second->expires_at_ns <= now) {
-        out.push_back(endHoldLocked(it, EventType::HoldExpired, {}, {}));
-      }
-      it = next;
-    }
-  }
-  if (!out.empty()) {
-    hub_.notify();
-  }
-  return out;
-}
-
-std::optional<int64_t> Registry::nextHoldExpiry() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::optional<int64_t> next;
-  for (const auto& [key, hold] : holds_) {
-    if (!next || hold->expires_at_ns < *next) {
-      next = hold->expires_at_ns;
-    }
-  }
-  return next;
-}
-
 Registry::EventSnapshot Registry::recentEvents(size_t max, std::optional<ClusterId> only) const {
   EventSnapshot s;
   s.events.reserve(std::min(max, options_.history_size));
@@ -627,23 +372,6 @@ Registry::EventSnapshot Registry::eventsAfter(size_t max, Revision after,
   s.revision = revision_;
   s.oldest_retained = history_.oldestRetained(revision_);
   history_.readAfter(max, after, only, s.events);
-  return s;
-}
-
-Registry::HoldSnapshot Registry::holds(std::optional<ClusterId> only) const {
-  HoldSnapshot s;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    s.revision = revision_;
-    for (const auto& [key, hold] : holds_) {
-      if (!only || key.first == *only) {
-        s.holds.push_back(hold);
-      }
-    }
-  }
-  std::sort(s.holds.begin(), s.holds.end(), [](const HoldPtr& a, const HoldPtr& b) {
-    return a.get()->expires_at_ns < b.get()->expires_at_ns;
-  });
   return s;
 }
 
