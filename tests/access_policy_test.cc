@@ -1,4 +1,4 @@
-// Who may ask a cluster's epmd port (issue #14): the rules, the codec's decision, the
+// Who may ask a cluster's epmd port: the rules, the codec's decision, the
 // directives, and the listener closing refused requests without a reply (OTP's refusal),
 // on the fast path too, while loopback keeps working and registrations stay local-only.
 

@@ -1,4 +1,4 @@
-// A control plane is never shared (issue #8): admin ports bind without SO_REUSEPORT, an
+// A control plane is never shared: admin ports bind without SO_REUSEPORT, an
 // address the user asked for that is taken is an error naming its holder, and a taken
 // default leaves the epmd port serving with that surface visibly off.
 

@@ -344,7 +344,7 @@ TEST_F(GrpcApiTest, WatchReportsEvictionWithWhoAndWhy) {
   EXPECT_EQ(e.type(), v1::NodeEvent::UNREGISTERED);
   EXPECT_EQ(e.reason(), v1::EVICTED);
   EXPECT_EQ(e.revision(), l.revision() + 1);
-  // One form on every surface (issue #18 item 7): "ops@127.0.0.1:PORT", as over HTTP, not
+  // One form on every surface: "ops@127.0.0.1:PORT", as over HTTP, not
   // gRPC's "ops@ipv4:127.0.0.1:PORT".
   EXPECT_EQ(e.actor().rfind("ops@127.0.0.1:", 0), 0u) << e.actor();
   EXPECT_EQ(e.detail(), "stuck");

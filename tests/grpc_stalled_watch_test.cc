@@ -1,4 +1,4 @@
-// gRPC watch streams whose client never reads again (issue #18 item 9), against the real
+// gRPC watch streams whose client never reads again, against the real
 // epmdx binary: 40 streams through a TCP proxy that stops forwarding the daemon's bytes (a
 // client stalled at the TCP level), then registrations churn through a small history. A
 // stream cut for falling behind cannot deliver its OUT_OF_RANGE behind a write nobody

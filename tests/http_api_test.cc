@@ -516,7 +516,7 @@ TEST(HttpCapacity, IdleSocketsAreShedSoAProbeStillGetsIn) {
   server.stop();
 }
 
-// Issue #18 item 7: a node ALIVE again must not show the timeout that once made it
+// A node ALIVE again must not show the timeout that once made it
 // UNRESPONSIVE; while it is UNRESPONSIVE the error explains why.
 TEST(HealthView, LastErrorShowsOnlyWhileTheNodeIsNotAlive) {
   registry::Registry registry{registry::RegistryOptions{}};
@@ -546,7 +546,7 @@ TEST(HealthView, LastErrorShowsOnlyWhileTheNodeIsNotAlive) {
       << api::toJson(up.value());
 }
 
-// Issue #18 item 7: the holder's time is when its facts were last found different, and is
+// The holder's time is when its facts were last found different, and is
 // named so (changedAt); checkedAt, the old name, carries the same value for old clients.
 // A look that finds the same holder keeps it.
 TEST(HolderView, ChangedAtIsWhenTheFactsWereLastFoundDifferent) {

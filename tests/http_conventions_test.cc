@@ -1,4 +1,4 @@
-// The REST conventions of the real epmdx binary (issue #11 "Conventions", #13 finding 5):
+// The REST conventions of the real epmdx binary:
 // 405 with Allow, JSON 404 for unknown routes, a JSON ErrorBody on every 4xx, no
 // meaningless zero revisions in errors, no `reason` on REGISTERED events, and the Host
 // header check that stops DNS rebinding on a loopback bind.
@@ -200,7 +200,7 @@ TEST_F(HttpConventionsTest, LoopbackBindAcceptsOnlyLoopbackHosts) {
   }
 }
 
-// Issue #18 item 8: health checkers (HAProxy's `option httpchk`, HTTP/1.0) send no Host at
+// Health checkers (HAProxy's `option httpchk`, HTTP/1.0) send no Host at
 // all; no browser does, so answering them opens nothing to DNS rebinding. A Host that is
 // there but empty or foreign is still refused.
 TEST_F(HttpConventionsTest, LoopbackBindAnswersRequestsWithoutHost) {

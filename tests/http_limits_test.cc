@@ -1,4 +1,4 @@
-// Attacks on the HTTP input path of the real epmdx binary (issue #13 findings 2 and 3):
+// Attacks on the HTTP input path of the real epmdx binary:
 // oversized and over-many headers, oversized bodies, a chunked body that carries the
 // eviction precondition, pipelined requests, and the keep-alive latency that Nagle's
 // algorithm and delayed ACKs used to add.

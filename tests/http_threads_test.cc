@@ -1,4 +1,4 @@
-// Threads of the real epmdx binary (issue #11 "Threads"): an idle daemon runs a handful,
+// Threads of the real epmdx binary: an idle daemon runs a handful,
 // and a thousand SSE watchers plus a thousand idle keep-alive REST clients are served at
 // once without a thread each; the watcher over --max-watchers gets a JSON 503.
 

@@ -1,4 +1,4 @@
-// A reconnect storm (issue #18 item 12): 1,000 SSE watchers open /v1/watch?initial=true at
+// A reconnect storm: 1,000 SSE watchers open /v1/watch?initial=true at
 // once against the real epmdx binary with 20 names registered (dashboards after a daemon
 // restart). The initial states wait for the one HTTP worker by their size, not by a count of
 // requests, so every watcher gets its 200 and its whole initial state, none a 503, within a

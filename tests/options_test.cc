@@ -119,7 +119,7 @@ TEST(Options, GnuLongOptions) {
   EXPECT_EQ(parse({"--help"}).kind, ParseResult::Kind::HelpGnu);
 }
 
-// Issue #18: `epmdx --bogus` said "option --bogus needs a value".
+// An unknown long option is called unknown, never "option --bogus needs a value".
 TEST(Options, AnUnknownLongOptionIsReportedAsUnknownWithOrWithoutAValue) {
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"--bogus"}, {"--bogus", "x"}, {"--bogus=1"}, {"-port", "1", "--bogus"}}) {

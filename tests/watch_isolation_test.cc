@@ -1,4 +1,4 @@
-// Stalled watchers against the real epmdx binary (issue #13 finding 1): 500 SSE clients that
+// Stalled watchers against the real epmdx binary: 500 SSE clients that
 // never read (a small receive window) and 200 gRPC watch streams stalled at the TCP level
 // (a proxy that stops forwarding, and a client that does not read) while registrations churn
 // through a bounded history (--history-size=30000), so the stalled ones fall behind.
@@ -484,7 +484,7 @@ TEST(WatchIsolation, StalledWatchersNeitherSlowTheEpmdPortNorHurtHealthyWatchers
   EXPECT_EQ(resynced, kStalledSse);
 
   // Stalled gRPC streams were cut once they fell behind and, their client reading nothing,
-  // cancelled a second later (issue #18 item 9): their slots are free while the proxy is
+  // cancelled a second later: their slots are free while the proxy is
   // still stalled; only the healthy stream holds one.
   EXPECT_TRUE(waitFor([&] { return metricValue(http, "epmdx_watchers{api=\"grpc\"}") == "1"; }, 5s))
       << metricValue(http, "epmdx_watchers{api=\"grpc\"}") << " gRPC slots held";

@@ -1,4 +1,4 @@
-// Several clusters in one daemon (issue #8), with real OTP 25 nodes: each --cluster port has a
+// Several clusters in one daemon, with real OTP 25 nodes: each --cluster port has a
 // name table of its own; the same name lives in two clusters; nodes find and ping the peers
 // of their own cluster only; OTP's `epmd -port P -names` shows one cluster; the APIs filter
 // and address clusters; KILL_REQ closes one cluster and the daemon exits with the last.
@@ -201,8 +201,8 @@ TEST_F(ClustersTest, KillClosesOneClusterAndTheDaemonExitsWithTheLast) {
   EXPECT_EQ(ncode, 0) << names;
   EXPECT_NE(names.find("epmd: up and running on port " + std::to_string(main_)), std::string::npos)
       << names;
-  // One accurate line (issue #18: three "short of descriptors ... Bad file descriptor"
-  // lines, an accept error and "exiting" while the daemon went on).
+  // One accurate line, not three "short of descriptors ... Bad file descriptor" lines,
+  // an accept error and "exiting" while the daemon goes on.
   const std::string log = epmdx_->stderrText();
   EXPECT_NE(log.find("KILL_REQ: cluster closed, the daemon still serves the others cluster=blue "
                      "port=" +
@@ -235,9 +235,9 @@ TEST_F(ClustersTest, KillClosesOneClusterAndTheDaemonExitsWithTheLast) {
       << epmdx_->stderrText();
 }
 
-// Issue #18: a KILL_REQ whose bytes are there when the listener accepts it is answered
-// inside the accept loop, which then went on accepting on the closed acceptor: EBADF, an
-// accept error and a "short of descriptors ... Bad file descriptor" line. The daemon is
+// A KILL_REQ whose bytes are there when the listener accepts it is answered inside the
+// accept loop, which must then stop accepting on the closed acceptor (no EBADF, no accept
+// error, no "short of descriptors ... Bad file descriptor" line). The daemon is
 // stopped (SIGSTOP) while the KILL connects and sends, so its bytes are there at accept.
 TEST(ClustersKill, AKillAnsweredInsideTheAcceptLoopEndsThatLoopQuietly) {
   const uint16_t main_port = freePort(), blue = freePort(), http = freePort();

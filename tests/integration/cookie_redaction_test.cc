@@ -1,4 +1,4 @@
-// Issue #18 item 2: the Erlang cookie on a holder's command line never leaves the daemon.
+// The Erlang cookie on a holder's command line never leaves the daemon.
 // Real erl and elixir nodes, each given its cookie in another way (-setcookie C,
 // -setcookie NODE C, ERL_FLAGS, -args_file, Elixir's --cookie C); with --holder-interval on,
 // every surface that shows the holder is read: REST get, list and events, gRPC Get and List

@@ -1,4 +1,4 @@
-// What the daemon says (issue #18, "Messages"), read from a real epmdx process's stderr:
+// What the daemon says, read from a real epmdx process's stderr:
 // -d logs every request, the access-policy line names the request, an unknown option is
 // called unknown, and a taken --grpc-listen address gets epmdx's own line only (no gRPC
 // core dump before it).
@@ -115,8 +115,8 @@ TEST(DaemonMessages, AnUnknownOptionIsCalledUnknown) {
   EXPECT_FALSE(has(out, "needs a value")) << out;
 }
 
-// Issue #18: a taken --grpc-listen address printed gRPC core's raw "E1202 ...
-// chttp2_server.cc:1045] UNKNOWN:No address added ..." dump before epmdx's own line.
+// A taken --grpc-listen address gets epmdx's own line, without gRPC core's raw "E1202 ...
+// chttp2_server.cc:1045] UNKNOWN:No address added ..." dump before it.
 TEST(DaemonMessages, ATakenGrpcAddressGetsEpmdxsLineOnly) {
   const int taken = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in sa{};

@@ -5,8 +5,8 @@ as `kubectl kustomize DIR`), offline; every object is validated against the Kube
 schema with unknown fields rejected, the sidecar patch is applied to a Deployment too, and
 the rendered pod is run (pod_sim.py): epmdx as the native sidecar under the manifest's user,
 groups and file modes, a real `erl` as the app with the manifest's flags and the cookie from
-its Secret, every declared probe against the pod IP. Negative cases: the manifest shipped
-before issue #10 (tokens Secret 0400 root-owned, sidecar as UID 4369, no fsGroup) and the
+its Secret, every declared probe against the pod IP. Negative cases: an old manifest
+(tokens Secret 0400 root-owned, sidecar as UID 4369, no fsGroup) and the
 rendered one without its fsGroup must both fail here; typos in fields must fail validation.
 
   deploy_k8s_test.py EPMDX EPMDXCTL SOURCE_DIR      (as root: namespaces, users, mounts)
@@ -316,7 +316,7 @@ finally:
     sim.stop()
     sim.remove()
 
-# ---- negative: the manifest shipped before issue #10 --------------------------------------
+# ---- negative: an old manifest with the wrong token permissions ------------------------
 with open(os.path.join(HERE, "deploy", "old-epmdx-sidecar.yaml")) as f:
     old = [d for d in yaml.safe_load_all(f) if d]
 old_dep = by_kind(old, "Deployment")[0]

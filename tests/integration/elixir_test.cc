@@ -1,4 +1,4 @@
-// Issue #18 item 11: Elixir through epmdx, with Debian's elixir and mix (no Hex, no
+// Elixir through epmdx, with Debian's elixir and mix (no Hex, no
 // network). Elixir nodes (--sname, --name) register and connect to each other; a `mix
 // release` started with `bin/APP daemon` (ERL_EPMD_PORT, -start_epmd false) registers, its
 // holder is its beam.smp (cookie redacted) and its name@host is what node() says there;

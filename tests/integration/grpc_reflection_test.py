@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Server reflection describes every service it lists (issue #11 "Conventions"): grpcurl and
+"""Server reflection describes every service it lists: grpcurl and
 grpcui ask for the file that contains a symbol and build their stubs from it. A raw
 ServerReflectionInfo call (Debian's python3-grpcio has no reflection client), decoded with
 protobuf's descriptor_pb2, so nothing here trusts the server's own helpers."""

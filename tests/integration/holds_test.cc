@@ -123,7 +123,7 @@ TEST_F(HoldsTest, TheEvictedNodeIsRefusedDuringTheHoldThenRegistersByItself) {
   EXPECT_EQ(reg().find(name), nullptr);
   EXPECT_TRUE(node_->running()) << "a refused re-registration must not kill the node";
   // A held name is epmdx's own refusal: its connection is closed once answered, so the
-  // node's retries do not pile up open sockets (issue #18: 14 open after a 20 s hold).
+  // node's retries do not pile up open sockets (one per retry over a 20 s hold).
   EXPECT_TRUE(
       eventually([&] { return app_->app().epmdMetrics().connections_open.load() == 0; }, 1500ms))
       << "refused connections still open: " << app_->app().epmdMetrics().connections_open.load();

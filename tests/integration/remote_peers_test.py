@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Remote peers for real (issue #14): a network namespace with a veth pair and private
+"""Remote peers for real: a network namespace with a veth pair and private
 addresses of its own (made here, removed after) plays another host.
 
 - OTP's rules for non-local peers hold byte for byte: ALIVE2, DUMP, KILL and STOP from the

@@ -1,4 +1,4 @@
-// Takeover and automatic eviction with real OTP 25 nodes (issue #9): a hung node (SIGSTOP)
+// Takeover and automatic eviction with real OTP 25 nodes: a hung node (SIGSTOP)
 // no longer blocks its replacement, and a node that stays hung is evicted, with the event,
 // the audit line and the metric.
 

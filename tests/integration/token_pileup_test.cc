@@ -1,5 +1,5 @@
-// Issue #18: generated admin token files piled up in the token directory, one per admin
-// port ever used. A daemon that publishes its generated token removes the files of daemons
+// Generated admin token files do not pile up in the token directory, one per admin port
+// ever used: a daemon that publishes its generated token removes the files of daemons
 // that stopped (no running daemon holds their lock), keeps those of running daemons, and
 // touches nothing that is not a generated token file of ours. Real epmdx processes.
 
