@@ -7,9 +7,13 @@
 
 namespace epmdx::api {
 
-HoldExpiry::HoldExpiry(registry::Registry& registry) : registry_(registry) {}
+HoldExpiry::HoldExpiry(registry::Registry& registry, std::chrono::nanoseconds max_sleep)
+    : registry_(registry), max_sleep_(max_sleep) {
+  registry_.onHoldPlaced([this](int64_t /*expires_at_ns*/) { poke(); });
+}
 
 HoldExpiry::~HoldExpiry() {
+  registry_.onHoldPlaced({});  // Returns once no poke() is running: none comes after.
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
@@ -28,6 +32,11 @@ void HoldExpiry::poke() {
     thread_ = std::thread([this] { run(); });
   }
   cv_.notify_one();
+}
+
+std::optional<int64_t> HoldExpiry::armedFor() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return armed_for_;
 }
 
 void HoldExpiry::run() {
@@ -53,10 +62,13 @@ void HoldExpiry::run() {
       cv_.wait(lock, [this] { return poked_ || stop_; });
       continue;
     }
-    // The registry's clock is wall time; re-check at least every second in case it jumps.
-    const auto wait = std::clamp(nanoseconds(*next - registry_.nowNanos()),
-                                 nanoseconds(milliseconds(1)), nanoseconds(seconds(1)));
+    // The registry's clock is wall time; look again at least every max_sleep_ in case it jumps.
+    const auto wait =
+        std::clamp(nanoseconds(*next - registry_.nowNanos()), nanoseconds(milliseconds(1)),
+                   std::max(max_sleep_, nanoseconds(milliseconds(1))));
+    armed_for_ = next;
     cv_.wait_for(lock, wait, [this] { return poked_ || stop_; });
+    armed_for_.reset();
   }
 }
 

@@ -278,9 +278,6 @@ Result<v1::EvictNodeResponse, Error> Service::evict(const Principal& who, std::s
                             {"seconds", request.hold_seconds()},
                             {"by", actor}});
     toProto(names_, *e.hold, *resp.mutable_hold());
-    if (hold_placed_) {
-      hold_placed_();
-    }
   }
   return resp;
 }

@@ -106,9 +106,6 @@ class Service {
   /// after a revision (OUT_OF_RANGE with the window when some after it are gone).
   Result<v1::ListEventsResponse, Error> listEvents(const v1::ListEventsRequest& request) const;
 
-  /// Called after a hold is placed (the expiry timer re-arms for it).
-  void setHoldPlaced(std::function<void()> placed) { hold_placed_ = std::move(placed); }
-
   /// Opens a watch for `surface`; `wake` is called (on the registry's hub thread) after
   /// every change. Fails when draining, above the cap, or for a revision the history no
   /// longer (or not yet) holds.
@@ -148,7 +145,6 @@ class Service {
   const TokenStore& tokens_;
   const size_t max_watchers_;
   std::function<std::vector<ClusterState>()> cluster_states_;
-  std::function<void()> hold_placed_;
   std::atomic<bool> draining_{false};
   std::array<std::atomic<size_t>, kSurfaceCount> watchers_{};
   std::array<std::atomic<uint64_t>, kSurfaceCount> cut_{};

@@ -64,8 +64,6 @@ class App {
   /// Null with --holder-interval=0.
   const api::HolderMonitor* holderMonitor() const { return holders_.get(); }
   epmd::Metrics& epmdMetrics() { return metrics_; }
-  /// A hold was placed (by the API): the expiry timer looks at it.
-  void holdPlaced() { hold_expiry_->poke(); }
   const Options& options() const { return options_; }
 
  private:

@@ -120,4 +120,9 @@ Registry::HoldSnapshot Registry::holds(std::optional<ClusterId> only) const {
   return s;
 }
 
+void Registry::onHoldPlaced(std::function<void(int64_t)> placed) {
+  std::lock_guard<std::mutex> lock(hold_listener_mu_);
+  hold_placed_ = std::move(placed);
+}
+
 }  // namespace epmdx::registry

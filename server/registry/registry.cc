@@ -212,6 +212,12 @@ Result<Evicted, EvictError> Registry::evict(EvictRequest request) {
     owner->closeRegistration();
   }
   hub_.notify();
+  if (removed.hold) {
+    std::lock_guard<std::mutex> lock(hold_listener_mu_);
+    if (hold_placed_) {
+      hold_placed_(removed.hold->expires_at_ns);
+    }
+  }
   return removed;
 }
 

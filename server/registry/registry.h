@@ -16,6 +16,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -184,6 +185,12 @@ class Registry {
   /// Ends every hold whose time has come (HOLD_EXPIRED each). Returns them.
   std::vector<EndedHold> expireHolds();
 
+  /// Calls `placed` with the new hold's expiry (registry clock, ns) after each hold evict()
+  /// places, outside the registry's lock, on the evicting thread: a hold is a change of the
+  /// registry, so whoever ends holds on time (HoldExpiry) learns of it here. One listener;
+  /// an empty function removes it, and returns only once no call to the old one is running.
+  void onHoldPlaced(std::function<void(int64_t expires_at_ns)> placed);
+
   /// When the next hold expires (registry clock, ns), if any hold is in force.
   std::optional<int64_t> nextHoldExpiry() const;
 
@@ -340,6 +347,10 @@ class Registry {
   std::map<std::pair<ClusterId, std::string>, HoldPtr> holds_;  // Guarded by mu_.
   // history_.oldestRetained(), published for Watch::fellBehind() without the lock.
   std::atomic<Revision> oldest_retained_{0};
+
+  // Held while the hold-placed listener runs, so that replacing it waits for a running call.
+  std::mutex hold_listener_mu_;
+  std::function<void(int64_t)> hold_placed_;  // Guarded by hold_listener_mu_.
 
   WatchHub hub_;  // Last: its thread stops first on destruction.
 };
