@@ -60,7 +60,9 @@ Listener::Listener(asio::io_context& io, registry::ClusterView registry, Metrics
                    ListenerOptions options, std::function<void(const std::string&)> on_kill)
     : io_(io),
       options_(std::move(options)),
-      context_{registry, metrics, options_, options_.port, std::move(on_kill), {}, {}, {}, {}, 0},
+      context_{registry, metrics, options_, options_.port, std::move(on_kill), {}, {},
+               {},       {},      0,        &held_},
+      held_(io),
       sweep_(io),
       guard_(options_.descriptor_limit) {}
 

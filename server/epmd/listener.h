@@ -82,6 +82,7 @@ class Listener {
   asio::io_context& io_;
   ListenerOptions options_;
   SessionContext context_;
+  HeldSet held_;  // The registered connections (context_.held).
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   FrameAssembler scratch_;    // The fast path's read buffer, reused for every connection.
   asio::steady_timer sweep_;  // Once a second: close connections past the packet timeout.

@@ -1,6 +1,8 @@
 #include "server/epmd/session.h"
 
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -348,11 +350,33 @@ void Session::replyAndClose(std::vector<std::string>&& parts) {
 }
 
 void Session::doWatchRegistered() {
+  if (ctx_.held != nullptr && hold()) {
+    return;
+  }
   // Wait for readability rather than keep a read pending: no buffer per registration,
   // and a smaller pending operation (memory per registration is a product figure).
   socket_.async_wait(Socket::wait_read, [self = shared_from_this()](const error_code& ec) {
     self->onRegisteredReadable(ec);
   });
+}
+
+bool Session::hold() {
+  const int fd = socket_.native_handle();
+  if (!ctx_.held->add(*this, fd)) {
+    return false;
+  }
+  // No operation is pending (the reply is written): release() only takes the descriptor
+  // out of asio's reactor and frees its state there.
+  error_code ec;
+  socket_.release(ec);
+  if (ec) {
+    ctx_.held->remove(fd);
+    PendingHook::unlink();
+    return false;
+  }
+  held_fd_ = fd;
+  self_ = shared_from_this();
+  return true;
 }
 
 void Session::onRegisteredReadable(const error_code& ec) {
@@ -366,9 +390,11 @@ void Session::onRegisteredReadable(const error_code& ec) {
   char probe[kInBufSize];
   ssize_t n = 0;
   if (!ec) {
-    n = sys::recvSome(socket_.native_handle(), probe, sizeof probe, MSG_DONTWAIT);
+    n = sys::recvSome(descriptor(), probe, sizeof probe, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      doWatchRegistered();  // Spurious wake-up: nothing to read after all.
+      if (held_fd_ < 0) {
+        doWatchRegistered();  // Spurious wake-up: nothing to read after all.
+      }                       // The HeldSet keeps watching a held one.
       return;
     }
   }
@@ -416,6 +442,8 @@ void Session::close() {
   if (closed_) {
     return;
   }
+  // A held session lets go of itself, last (on return): its caller holds a reference.
+  const std::shared_ptr<Session> keep = std::move(self_);
   closed_ = true;
   // Counted out with its descriptor, not when the last handler lets go of the session: the
   // listener's shedding plans with this count.
@@ -426,7 +454,90 @@ void Session::close() {
   if (delay_) {
     delay_->cancel();
   }
+  if (held_fd_ >= 0) {
+    ctx_.held->remove(held_fd_);
+    ::close(held_fd_);
+    held_fd_ = -1;
+  }
   socket_.close(ignored);
+}
+
+HeldSet::HeldSet(asio::io_context& io) : epoll_(io.get_executor()) {
+  const int fd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (fd < 0) {
+    return;  // add() then refuses, and sessions keep the asio wait.
+  }
+  error_code ec;
+  epoll_.assign(fd, ec);
+  if (ec) {
+    ::close(fd);
+    return;
+  }
+  arm();
+}
+
+HeldSet::~HeldSet() {
+  while (!held_.empty()) {
+    Session& s = held_.front();
+    held_.pop_front();
+    ::close(s.held_fd_);
+    s.held_fd_ = -1;
+    s.closed_ = true;
+    --s.metrics_.connections_open;
+    s.self_.reset();  // May destroy it.
+  }
+}
+
+bool HeldSet::add(Session& session, int fd) {
+  if (!epoll_.is_open()) {
+    return false;
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP;  // Level-triggered; errors and hang-ups always count.
+  ev.data.ptr = &session;
+  if (::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_ADD, fd, &ev) != 0) {
+    return false;
+  }
+  held_.push_back(session);
+  return true;
+}
+
+void HeldSet::remove(int fd) {
+  epoll_event ignored{};
+  ::epoll_ctl(epoll_.native_handle(), EPOLL_CTL_DEL, fd, &ignored);
+}
+
+void HeldSet::arm() {
+  epoll_.async_wait(Descriptor::wait_read, [this](const error_code& ec) {
+    if (ec) {
+      return;  // Closed: the set is being destroyed (do not touch it).
+    }
+    // Re-armed before draining: readiness that comes after the drain wakes the new wait
+    // (asio's reactor is edge-triggered), readiness before it is read by the drain.
+    arm();
+    drain();
+  });
+}
+
+void HeldSet::drain() {
+  constexpr int kBatch = 64;
+  epoll_event events[kBatch];
+  for (;;) {
+    const int n = ::epoll_wait(epoll_.native_handle(), events, kBatch, 0);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    for (int i = 0; i < n; ++i) {
+      // In the set means alive: a session leaves it (close) before it lets go of itself.
+      const std::shared_ptr<Session> s = static_cast<Session*>(events[i].data.ptr)->self_;
+      if (s) {
+        s->onRegisteredReadable({});
+      }
+    }
+    if (n < kBatch) {
+      return;
+    }
+  }
 }
 
 }  // namespace epmdx::epmd

@@ -38,13 +38,15 @@ struct ListenerOptions {
 };
 
 struct SessionContext;
+class HeldSet;
 
 /// A socket bound to the io_context's own executor type rather than the type-erased
 /// any_io_executor: smaller sockets and smaller pending operations, per connection.
 using Socket = asio::basic_stream_socket<tcp, asio::io_context::executor_type>;
 
 /// Links a session into the listener's list of connections that still owe a request or
-/// are writing its reply (subject to the packet timeout). Unlinks itself when destroyed.
+/// are writing its reply (subject to the packet timeout), and, once registered, into the
+/// HeldSet's list (one list at a time). Unlinks itself when destroyed.
 using PendingHook =
     boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
 /// Links a session into the list of connections that have not sent a byte yet: the first
@@ -103,7 +105,13 @@ class Session final : public std::enable_shared_from_this<Session>,
   void replyAndClose(std::vector<std::string>&& parts);
 
   void doWatchRegistered();
+  /// Moves the registered connection from asio's reactor into the listener's HeldSet.
+  /// False if it could not (the asio wait is used instead).
+  bool hold();
   void onRegisteredReadable(const boost::system::error_code& ec);
+  /// The connection's descriptor, whether asio or the HeldSet watches it.
+  int descriptor() { return held_fd_ >= 0 ? held_fd_ : socket_.native_handle(); }
+  friend class HeldSet;
 
   void close();
   /// The client's address as logs and the registry show it, formatted when asked for.
@@ -121,6 +129,10 @@ class Session final : public std::enable_shared_from_this<Session>,
       delay_;  // Only with -delay_write.
   std::chrono::steady_clock::time_point last_activity_;
   registry::RegistrationPtr registration_;
+  // While held (see HeldSet): the socket's descriptor, released from asio, and the
+  // reference that keeps the session alive in place of a pending asio operation.
+  std::shared_ptr<Session> self_;
+  int held_fd_ = -1;
   bool closed_ = false;
 };
 
@@ -128,6 +140,35 @@ using PendingList = boost::intrusive::list<Session, boost::intrusive::base_hook<
                                            boost::intrusive::constant_time_size<false>>;
 using SilentList = boost::intrusive::list<Session, boost::intrusive::base_hook<SilentHook>,
                                           boost::intrusive::constant_time_size<false>>;
+
+/// The connections held as registrations, watched through one epoll set of the listener's
+/// own rather than one asio descriptor each. A registered connection only waits, silent,
+/// for its end, and with asio each costs reactor state (about 170 B) and a pending wait
+/// operation (about 110 B): most of memory per registration, which is a product figure.
+/// Here it costs an entry in the kernel's epoll set. The set is level-triggered, and the
+/// asio wait on it is re-armed before it is drained, so no readiness is missed.
+/// Threading: the epmd io_context's thread only.
+class HeldSet {
+ public:
+  explicit HeldSet(asio::io_context& io);
+  /// Closes the connections still held, as destroying their asio sockets did.
+  ~HeldSet();
+  HeldSet(const HeldSet&) = delete;
+  HeldSet& operator=(const HeldSet&) = delete;
+
+  /// Watches `fd`, `session`'s connection, until it is readable (data, EOF or error).
+  bool add(Session& session, int fd);
+  /// Stops watching `fd` (before it is closed).
+  void remove(int fd);
+
+ private:
+  void arm();
+  void drain();
+
+  using Descriptor = asio::posix::basic_stream_descriptor<asio::io_context::executor_type>;
+  Descriptor epoll_;
+  PendingList held_;  // Linked through the sessions' PendingHook.
+};
 
 /// What every session shares. Owned by the Listener.
 struct SessionContext {
@@ -143,6 +184,7 @@ struct SessionContext {
   // Refusals by policy are logged at most once per interval, with how many there were.
   std::chrono::steady_clock::time_point policy_log_after{};
   uint64_t policy_refusals_unlogged = 0;
+  HeldSet* held = nullptr;  // Null: registered connections stay with asio's reactor.
 };
 
 }  // namespace epmdx::epmd
