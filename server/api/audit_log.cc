@@ -91,12 +91,14 @@ std::optional<std::string> AuditLog::start(const std::string& path) {
 }
 
 registry::WatchPtr AuditLog::subscribe(registry::Revision start) {
-  auto watch = registry_.watch(start, [this] {
-    std::lock_guard<std::mutex> lock(mu_);
-    pending_ = true;
-    cv_.notify_one();
-  });
+  auto watch = registry_.watch(start, [this] { wake(); });
   return watch.ok() ? std::move(watch.value()) : nullptr;
+}
+
+void AuditLog::wake() {
+  std::lock_guard<std::mutex> lock(mu_);
+  pending_ = true;
+  cv_.notify_one();
 }
 
 void AuditLog::stop() {
@@ -163,23 +165,30 @@ void AuditLog::drain() {
   }
 }
 
-void AuditLog::skipLost(const registry::WatchRejection& rejection) {
+void AuditLog::skipLost(registry::WatchRejection rejection) {
   // A burst larger than --history-size while the disk stalled: say so in the file, and
-  // carry on from the oldest change kept.
+  // carry on from the oldest change kept. The history may move on again while the line is
+  // written: then that gap gets its own line too, never a silent skip.
+  for (;;) {
+    writeLost(rejection.oldest_retained);
+    auto watch = registry_.watch(rejection.oldest_retained, [this] { wake(); });
+    if (watch.ok()) {
+      cursor_.restart(std::move(watch.value()), rejection.oldest_retained - 1);
+      return;
+    }
+    rejection = watch.error();
+  }
+}
+
+void AuditLog::writeLost(registry::Revision oldest_retained) {
   v1::AuditRecord lost;
   lost.set_action("lost");
-  lost.set_revision(rejection.oldest_retained);
+  lost.set_revision(oldest_retained);
   setTimestamp(registry_.nowNanos(), *lost.mutable_time());
-  lost.set_reason("changes before revision " + std::to_string(rejection.oldest_retained) +
+  lost.set_reason("changes before revision " + std::to_string(oldest_retained) +
                   " were not written: the audit writer fell behind the kept history");
   write(toJson(lost) + "\n");
-  log::error("audit file lost changes", {{"before_revision", rejection.oldest_retained}});
-  auto watch = subscribe(rejection.oldest_retained);
-  if (!watch) {
-    watch = subscribe(0);
-  }
-  const registry::Revision delivered = watch->nextRevision() - 1;
-  cursor_.restart(std::move(watch), delivered);
+  log::error("audit file lost changes", {{"before_revision", oldest_retained}});
 }
 
 }  // namespace epmdx::api

@@ -41,8 +41,11 @@ class AuditLog {
   /// Writes every change there is to read.
   void drain();
   /// Fell behind the kept history: says so in the file, reads on from the oldest kept.
-  void skipLost(const registry::WatchRejection& rejection);
+  void skipLost(registry::WatchRejection rejection);
+  void writeLost(registry::Revision oldest_retained);
   registry::WatchPtr subscribe(registry::Revision start);
+  /// The watch's wake-up (on the hub thread: quick, never blocks on the file).
+  void wake();
   void write(const std::string& text);
 
   registry::Registry& registry_;
