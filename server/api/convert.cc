@@ -56,7 +56,7 @@ void toProto(const ClusterNames& names, const registry::Registration& r, v1::Nod
   }
   h.set_consecutive_failures(r.health().consecutive_failures);
   // The error of the last failed probe, while it still explains the status: an ALIVE node
-  // showing an old timeout reads as a node that is timing out now (issue #18 item 7).
+  // showing an old timeout reads as a node that is timing out now.
   if (r.health().status != registry::HealthStatus::Alive) {
     h.set_last_error(r.health().last_error);
   }
