@@ -28,6 +28,7 @@ COPY proto proto
 COPY server server
 COPY ctl ctl
 COPY bench bench
+COPY tests/wire tests/wire
 COPY web web
 COPY docs/openapi.json docs/openapi.json
 # Full RELRO: the binaries are also the Debian package's (lintian's hardening checks).
