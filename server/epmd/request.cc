@@ -84,7 +84,10 @@ Access decideAccess(const SessionContext& ctx, const tcp::endpoint& remote, int 
     access.local_peer = isLocalPeer(remote, [fd] { return localEndpoint(fd); });
   }
   if (ctx.policy) {
-    access.may_list = ctx.policy->names.allows(remote.address());
+    // A lookup's fast path asks only what a lookup needs: no CIDR walk for NAMES per lookup.
+    if (!lookup_only) {
+      access.may_list = ctx.policy->names.allows(remote.address());
+    }
     access.may_resolve = ctx.policy->lookups.allows(remote.address());
   }
   return access;

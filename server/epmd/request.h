@@ -16,7 +16,7 @@ namespace epmdx::epmd {
 /// What `remote` may ask this port: OTP decides it once per connection, at accept. The
 /// local-peer check costs a getsockname() on `fd` when the peer is not loopback:
 /// `lookup_only` skips it for a connection whose one request is known to be a lookup, which
-/// any peer may send (the fast path).
+/// any peer may send (the fast path), and the NAMES policy, which a lookup does not need.
 Access decideAccess(const SessionContext& ctx, const tcp::endpoint& remote, int fd,
                     bool lookup_only);
 

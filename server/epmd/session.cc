@@ -523,10 +523,8 @@ void HeldSet::drain() {
   constexpr int kBatch = 64;
   epoll_event events[kBatch];
   for (;;) {
-    const int n = ::epoll_wait(epoll_.native_handle(), events, kBatch, 0);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
+    const int n =
+        sys::retryEintr([&] { return ::epoll_wait(epoll_.native_handle(), events, kBatch, 0); });
     for (int i = 0; i < n; ++i) {
       // In the set means alive: a session leaves it (close) before it lets go of itself.
       const std::shared_ptr<Session> s = static_cast<Session*>(events[i].data.ptr)->self_;
