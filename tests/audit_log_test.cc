@@ -5,6 +5,7 @@
 // the file until what they expect is there or a deadline passes.
 
 #include "server/api/audit_log.h"
+#include "tests/support/test_nodes.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -54,12 +55,7 @@ class AuditLogTest : public ::testing::Test {
   }
 
   static void add(registry::Registry& r, const std::string& name, registry::ClusterId cluster = 0) {
-    registry::NodeInfo n;
-    n.name = name;
-    n.port = 4200;
-    n.node_type = 77;
-    n.highest_version = 6;
-    n.lowest_version = 5;
+    registry::NodeInfo n = testNode(name, 4200);
     ASSERT_TRUE(r.add(n, registry::Origin{"127.0.0.1:7", -1, ""}, {}, cluster).ok()) << name;
   }
 

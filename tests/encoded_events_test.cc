@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "server/api/json.h"
+#include "tests/support/test_nodes.h"
 
 namespace epmdx::api {
 namespace {
@@ -29,12 +30,7 @@ class EncodedEventsTest : public ::testing::Test {
 
   /// Registers `name` (in `cluster`) and returns its REGISTERED event.
   registry::Event added(const std::string& name, registry::ClusterId cluster = 0) {
-    registry::NodeInfo n;
-    n.name = name;
-    n.port = 4001;
-    n.node_type = 77;
-    n.highest_version = 6;
-    n.lowest_version = 5;
+    registry::NodeInfo n = testNode(name, 4001);
     n.extra = "x";
     EXPECT_TRUE(registry_.add(n, registry::Origin{"127.0.0.1:9", -1, ""}, {}, cluster).ok());
     auto snapshot = registry_.recentEvents(1);

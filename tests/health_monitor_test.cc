@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 
+#include "tests/support/test_nodes.h"
 #include "tests/wire/wire.h"
 
 namespace epmdx::api {
@@ -70,12 +71,7 @@ HealthOptions fast(std::chrono::milliseconds evict_after = 0ms) {
 }
 
 void add(registry::Registry& r, const std::string& name, uint16_t port) {
-  registry::NodeInfo n;
-  n.name = name;
-  n.port = port;
-  n.node_type = 77;
-  n.highest_version = 6;
-  n.lowest_version = 5;
+  registry::NodeInfo n = testNode(name, port);
   ASSERT_TRUE(r.add(n, registry::Origin{"127.0.0.1:7", -1, ""}).ok()) << name;
 }
 

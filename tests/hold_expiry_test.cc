@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "server/registry/registry.h"
+#include "tests/support/process.h"
 
 namespace epmdx::api {
 namespace {
@@ -26,17 +27,7 @@ class FakeClock final : public registry::Clock {
   std::atomic<int64_t> nanos{1'700'000'000'000'000'000};
 };
 
-template <class F>
-bool eventually(F done, std::chrono::milliseconds deadline = 5000ms) {
-  const auto until = std::chrono::steady_clock::now() + deadline;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > until) {
-      return false;
-    }
-    std::this_thread::yield();
-  }
-  return true;
-}
+using testing::eventually;  // Polls a condition with a deadline.
 
 class HoldExpiryTest : public ::testing::Test {
  protected:

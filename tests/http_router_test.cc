@@ -15,6 +15,7 @@
 #include "server/api/auth.h"
 #include "server/api/service.h"
 #include "server/registry/registry.h"
+#include "tests/support/test_nodes.h"
 
 namespace epmdx::http {
 namespace {
@@ -65,12 +66,7 @@ class RouterTest : public ::testing::Test {
   }
 
   void add(const std::string& name, registry::ClusterId cluster = 0) {
-    registry::NodeInfo n;
-    n.name = name;
-    n.port = 9000;
-    n.node_type = 77;
-    n.highest_version = 6;
-    n.lowest_version = 5;
+    registry::NodeInfo n = testNode(name, 9000);
     ASSERT_TRUE(registry_->add(n, {"127.0.0.1:1", 5, "127.0.0.1:4369"}, {}, cluster).ok());
   }
 

@@ -4,6 +4,7 @@
 // cap, the checks of openWatch, and what the HTTP adapter reads instead of the registry.
 
 #include "server/api/service.h"
+#include "tests/support/test_nodes.h"
 
 #include <gtest/gtest.h>
 
@@ -32,12 +33,7 @@ class ServiceTest : public ::testing::Test {
   }
 
   registry::RegistrationPtr add(const std::string& name, registry::ClusterId cluster = 0) {
-    registry::NodeInfo n;
-    n.name = name;
-    n.port = 4100;
-    n.node_type = 77;
-    n.highest_version = 6;
-    n.lowest_version = 5;
+    registry::NodeInfo n = testNode(name, 4100);
     auto added = registry_.add(n, registry::Origin{"127.0.0.1:7", -1, ""}, {}, cluster);
     EXPECT_TRUE(added.ok()) << name;
     return added.ok() ? added.value() : nullptr;

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <string>
 
+#include "tests/support/test_nodes.h"
 #include "tests/wire/wire.h"
 
 namespace epmdx::http {
@@ -42,12 +43,7 @@ class SseStreamTest : public ::testing::Test {
   }
 
   void add(const std::string& name, registry::ClusterId cluster = 0) {
-    registry::NodeInfo n;
-    n.name = name;
-    n.port = 4300;
-    n.node_type = 77;
-    n.highest_version = 6;
-    n.lowest_version = 5;
+    registry::NodeInfo n = testNode(name, 4300);
     ASSERT_TRUE(registry_.add(n, registry::Origin{"127.0.0.1:7", -1, ""}, {}, cluster).ok());
   }
 

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "server/api/service.h"
+#include "tests/support/test_nodes.h"
 
 namespace epmdx::api {
 namespace {
@@ -30,12 +31,7 @@ registry::RegistryOptions options(size_t history = 64) {
 
 registry::RegistrationPtr add(registry::Registry& r, const std::string& name,
                               ClusterId cluster = registry::kDefaultCluster) {
-  registry::NodeInfo n;
-  n.name = name;
-  n.port = 4000;
-  n.node_type = 77;
-  n.highest_version = 6;
-  n.lowest_version = 5;
+  registry::NodeInfo n = testNode(name, 4000);
   auto added = r.add(n, registry::Origin{"127.0.0.1:1", -1, ""}, {}, cluster);
   EXPECT_TRUE(added.ok()) << name;
   return added.ok() ? added.value() : nullptr;

@@ -9,23 +9,14 @@
 #include <chrono>
 #include <thread>
 
+#include "tests/support/process.h"
+
 namespace epmdx::registry {
 namespace {
 
 using namespace std::chrono_literals;
 
-// Polls `done` until it holds or the deadline passes.
-template <class F>
-bool eventually(F done, std::chrono::milliseconds deadline = 5000ms) {
-  const auto until = std::chrono::steady_clock::now() + deadline;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > until) {
-      return false;
-    }
-    std::this_thread::yield();
-  }
-  return true;
-}
+using testing::eventually;  // Polls a condition with a deadline.
 
 TEST(WatchHubTest, InlineModeWakesEveryWatcherBeforeNotifyReturns) {
   WatchHub hub(false);

@@ -20,6 +20,7 @@
 #include "epmdx/v1/registry.grpc.pb.h"
 #include "tests/support/running_app.h"
 #include "tests/support/sse_client.h"
+#include "tests/support/test_nodes.h"
 
 namespace epmdx::testing {
 namespace {
@@ -77,12 +78,7 @@ class WatchParityTest : public ::testing::Test {
   registry::Registry& reg() { return app_->app().registry(); }
 
   void add(const std::string& name, registry::ClusterId cluster) {
-    registry::NodeInfo n;
-    n.name = name;
-    n.port = 40000;
-    n.node_type = 77;
-    n.highest_version = 6;
-    n.lowest_version = 5;
+    registry::NodeInfo n = testNode(name, 40000);
     ASSERT_TRUE(reg().add(n, registry::Origin{"127.0.0.1:1", -1, ""}, {}, cluster).ok());
   }
 
