@@ -129,6 +129,10 @@ v1::UnregisterReason toProto(registry::UnregisterReason reason) {
       return v1::TAKEN_OVER;
     case R::AutoEvicted:
       return v1::AUTO_EVICTED;
+    case R::SourceGone:
+      return v1::SOURCE_GONE;
+    case R::SourceResynced:
+      return v1::SOURCE_RESYNCED;
     case R::Unspecified:
       break;
   }

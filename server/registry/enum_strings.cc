@@ -23,6 +23,10 @@ std::string_view toString(UnregisterReason reason) {
       return "taken_over";
     case UnregisterReason::AutoEvicted:
       return "auto_evicted";
+    case UnregisterReason::SourceGone:
+      return "source_gone";
+    case UnregisterReason::SourceResynced:
+      return "source_resynced";
   }
   return "unspecified";
 }

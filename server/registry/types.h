@@ -152,9 +152,11 @@ enum class UnregisterReason : uint8_t {
   Shutdown,          // The daemon stopped on a signal.
   TakenOver,         // A new registration took the name of an unresponsive node (takeover).
   AutoEvicted,       // Unresponsive for longer than --evict-unresponsive-after.
+  SourceGone,        // A relay: the node's source left discovery and its grace period ended.
+  SourceResynced,    // A relay: listed again, the source no longer had the node.
 };
 inline constexpr size_t kUnregisterReasonCount =
-    static_cast<size_t>(UnregisterReason::AutoEvicted) + 1;
+    static_cast<size_t>(UnregisterReason::SourceResynced) + 1;
 
 std::string_view toString(UnregisterReason reason);
 std::string_view toString(EventType type);
