@@ -5,20 +5,23 @@
 
 namespace epmdx::api {
 
-ClusterNames::ClusterNames(std::vector<std::string> names)
-    : names_(std::make_shared<const std::vector<std::string>>(std::move(names))) {}
+ClusterNames::ClusterNames(std::vector<std::string> names) {
+  const size_t n = names.size();
+  table_ = std::make_shared<const registry::ClusterTable>(std::move(names), n);
+}
 
 ClusterNames ClusterNames::of(const registry::Registry& registry) {
-  std::vector<std::string> names;
-  for (size_t i = 0; i < registry.clusterCount(); ++i) {
-    names.push_back(registry.clusterName(static_cast<registry::ClusterId>(i)));
-  }
-  return ClusterNames(std::move(names));
+  return ClusterNames(std::shared_ptr<const registry::ClusterTable>(registry.clusters()));
 }
 
 const std::string& ClusterNames::operator()(registry::ClusterId cluster) const {
   static const std::string kDefault = "default";
-  return names_ && cluster < names_->size() ? (*names_)[cluster] : kDefault;
+  return table_ ? table_->name(cluster) : kDefault;
+}
+
+const std::string& ClusterNames::source(registry::ClusterId cluster) const {
+  static const std::string kNone;
+  return table_ ? table_->source(cluster) : kNone;
 }
 
 void setTimestamp(int64_t ns, google::protobuf::Timestamp& ts) {
@@ -94,7 +97,14 @@ void toProto(const ClusterNames& names, const registry::Registration& r, v1::Nod
     setTimestamp(r.holder->checked_ns, *holder.mutable_changed_at());
     *holder.mutable_checked_at() = holder.changed_at();
   }
-  out.set_host(nodeHost(r, daemonHostNames()));
+  if (r.relayed) {
+    // A source's node: its host is the source's word; the source and staleness the relay's.
+    out.set_host(r.relayed->host);
+    out.set_source(names.source(r.cluster));
+    out.set_stale(names.stale(r.cluster));
+  } else {
+    out.set_host(nodeHost(r, daemonHostNames()));
+  }
   if (auto helper = releaseHelper(n.name)) {
     out.mutable_release_helper()->set_command(helper->command);
     out.mutable_release_helper()->set_target(helper->target);
@@ -108,6 +118,7 @@ void toProto(const ClusterNames& names, const registry::Hold& h, v1::Hold& out) 
   setTimestamp(h.expires_at_ns, *out.mutable_expires_at());
   out.set_actor(h.actor);
   out.set_reason(h.reason);
+  out.set_source(names.source(h.cluster));
   out.set_registration_id(h.registration ? h.registration->id : 0);
   out.set_revision(h.revision);
 }

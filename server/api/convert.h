@@ -12,20 +12,28 @@
 
 namespace epmdx::api {
 
-/// The clusters' names by ClusterId: all a message needs of the registry to name a cluster.
-/// Fixed when the daemon starts, so a copy is taken once; copies of it share the names.
+/// The clusters' names by ClusterId: all a message needs of the registry to name a cluster
+/// (and, on a fleet relay, its source and whether that source is stale). It shares the
+/// registry's cluster table, which only grows, so copies stay current.
 class ClusterNames {
  public:
   ClusterNames() = default;
+  /// A table of these clusters (tests, and messages made without a registry).
   explicit ClusterNames(std::vector<std::string> names);
-  /// The names of the registry's clusters.
+  explicit ClusterNames(std::shared_ptr<const registry::ClusterTable> table)
+      : table_(std::move(table)) {}
+  /// The registry's clusters.
   static ClusterNames of(const registry::Registry& registry);
 
   /// The name of `cluster` ("default" for an id out of range, as the registry says).
   const std::string& operator()(registry::ClusterId cluster) const;
+  /// The source of `cluster` ("" on a daemon).
+  const std::string& source(registry::ClusterId cluster) const;
+  bool stale(registry::ClusterId cluster) const { return table_ && table_->stale(cluster); }
+  const std::shared_ptr<const registry::ClusterTable>& table() const { return table_; }
 
  private:
-  std::shared_ptr<const std::vector<std::string>> names_;
+  std::shared_ptr<const registry::ClusterTable> table_;
 };
 
 void toProto(const ClusterNames& names, const registry::Registration& r, v1::Node& out);

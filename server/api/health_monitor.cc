@@ -97,6 +97,8 @@ void HealthMonitor::drain() {
         log::warn("health monitor fell behind the history; re-listing");
         relist();
         break;
+      case WatchStep::Kind::Coverage:  // Relays have no health monitor.
+        break;
       case WatchStep::Kind::Nothing:
       case WatchStep::Kind::Progress:
         return;  // Read everything there is (no filter: never a step with `more`).

@@ -109,13 +109,110 @@ Result<std::optional<registry::ClusterId>, Error> Service::resolveCluster(
             {}});
 }
 
-Result<v1::ListNodesResponse, Error> Service::list(std::string_view cluster) const {
-  auto id = resolveCluster(cluster, std::nullopt);
-  if (!id.ok()) {
-    return makeErr(id.error());
+Result<registry::ClusterFilter, Error> Service::select(std::string_view cluster,
+                                                     std::string_view source,
+                                                     bool default_cluster) const {
+  if (!fleet_) {
+    if (!source.empty()) {
+      return makeErr(Error{Code::InvalidArgument,
+                           "source \"" + log::printable(source) +
+                               "\": this is an epmdx daemon, not a fleet relay (it has no sources)",
+                           {}});
+    }
+    auto id = resolveCluster(cluster, default_cluster
+                                          ? std::optional<registry::ClusterId>(registry::kDefaultCluster)
+                                          : std::nullopt);
+    if (!id.ok()) {
+      return makeErr(id.error());
+    }
+    return registry::ClusterFilter(id.value());
   }
-  const auto snapshot = registry_.list(id.value());
+  if (!source.empty() && !fleet_->knowsSource(source)) {
+    std::string known;
+    const v1::ListSourcesResponse sources = fleet_->listSources();
+    for (const auto& s : sources.sources()) {
+      known += (known.empty() ? "" : ", ") + s.name();
+    }
+    return makeErr(Error{Code::InvalidArgument,
+                         "no source named \"" + log::printable(source) + "\" (sources: " +
+                             (known.empty() ? "none yet" : known) + ")",
+                         {}});
+  }
+  std::optional<std::string> want_cluster;
+  if (!cluster.empty()) {
+    want_cluster = std::string(cluster);
+  } else if (default_cluster) {
+    want_cluster = "default";
+  }
+  std::optional<std::string> want_source;
+  if (!source.empty()) {
+    want_source = std::string(source);
+  }
+  return registry::ClusterFilter::select(registry_.clusters(), std::move(want_cluster),
+                                         std::move(want_source));
+}
+
+Result<registry::RegistrationPtr, Error> Service::findOne(std::string_view name,
+                                                          std::string_view cluster,
+                                                          std::string_view source) const {
+  auto filter = select(cluster, source, true);
+  if (!filter.ok()) {
+    return makeErr(filter.error());
+  }
+  std::vector<registry::RegistrationPtr> found;
+  const auto table = registry_.clusters();
+  for (size_t i = 0; i < table->size(); ++i) {
+    const auto id = static_cast<registry::ClusterId>(i);
+    if (filter.value().matches(id)) {
+      if (auto r = registry_.find(name, id)) {
+        found.push_back(std::move(r));
+      }
+    }
+  }
+  if (found.empty()) {
+    return makeErr(Error{Code::NotFound, notFoundMessage(name), {}});
+  }
+  if (found.size() > 1) {
+    std::string where;
+    for (const auto& r : found) {
+      where += (where.empty() ? "" : ", ") + names_.source(r->cluster);
+    }
+    return makeErr(Error{Code::FailedPrecondition,
+                         "\"" + log::printable(name) + "\" is registered on " +
+                             std::to_string(found.size()) + " sources (" + where +
+                             "): choose one with source",
+                         {}});
+  }
+  return found.front();
+}
+
+Result<v1::ListSourcesResponse, Error> Service::listSources() const {
+  if (!fleet_) {
+    return makeErr(Error{Code::Unimplemented,
+                         "this is an epmdx daemon, not a fleet relay (epmdx-fleet): it has no sources",
+                         {}});
+  }
+  return fleet_->listSources();
+}
+
+Result<v1::ListNodesResponse, Error> Service::list(std::string_view cluster, std::string_view source,
+                                                   bool partial_abort) const {
+  auto filter = select(cluster, source, false);
+  if (!filter.ok()) {
+    return makeErr(filter.error());
+  }
   v1::ListNodesResponse resp;
+  if (fleet_) {
+    *resp.mutable_coverage() = fleet_->coverage(source);
+    if (partial_abort && resp.coverage().unreachable_size() > 0) {
+      std::string why;
+      for (const auto& w : resp.coverage().warnings()) {
+        why += (why.empty() ? "" : "; ") + w;
+      }
+      return makeErr(Error{Code::Unavailable, "partial answer refused (partial=abort): " + why, {}});
+    }
+  }
+  const auto snapshot = registry_.list(filter.value());
   resp.mutable_nodes()->Reserve(static_cast<int>(snapshot.nodes.size()));
   for (const auto& r : snapshot.nodes) {
     toProto(names_, *r, *resp.add_nodes());
@@ -124,17 +221,14 @@ Result<v1::ListNodesResponse, Error> Service::list(std::string_view cluster) con
   return resp;
 }
 
-Result<v1::Node, Error> Service::get(std::string_view name, std::string_view cluster) const {
-  auto id = resolveCluster(cluster, registry::kDefaultCluster);
-  if (!id.ok()) {
-    return makeErr(id.error());
-  }
-  auto r = registry_.find(name, *id.value());
-  if (!r) {
-    return makeErr(Error{Code::NotFound, notFoundMessage(name), {}});
+Result<v1::Node, Error> Service::get(std::string_view name, std::string_view cluster,
+                                     std::string_view source) const {
+  auto r = findOne(name, cluster, source);
+  if (!r.ok()) {
+    return makeErr(r.error());
   }
   v1::Node node;
-  toProto(names_, *r, node);
+  toProto(names_, *r.value(), node);
   return node;
 }
 
@@ -143,9 +237,15 @@ v1::ListClustersResponse Service::listClusters() const {
   const auto stats = registry_.stats();
   v1::ListClustersResponse resp;
   resp.set_host(daemonHostNames().short_name);
+  resp.set_boot_epoch(registry_.options().initial_revision);
   for (size_t i = 0; i < registry_.clusterCount(); ++i) {
+    const auto id = static_cast<registry::ClusterId>(i);
+    if (fleet_ && names_.source(id).empty()) {
+      continue;  // A relay's own default cluster holds nothing: its clusters are its sources'.
+    }
     auto* c = resp.add_clusters();
-    c->set_name(registry_.clusterName(static_cast<registry::ClusterId>(i)));
+    c->set_name(registry_.clusterName(id));
+    c->set_source(names_.source(id));
     c->set_nodes(static_cast<uint32_t>(stats.nodes_by_cluster[i]));
     if (i < states.size()) {
       c->set_port(states[i].port);
@@ -168,7 +268,7 @@ Result<v1::ListEventsResponse, Error> Service::listEvents(
         "limit " + std::to_string(request.limit()) + " is over " + std::to_string(kMaxEventsLimit),
         {}});
   }
-  auto id = resolveCluster(request.cluster(), std::nullopt);
+  auto id = select(request.cluster(), request.source(), false);
   if (!id.ok()) {
     return makeErr(id.error());
   }
@@ -212,6 +312,19 @@ v1::ListEventsResponse Service::eventsResponse(
   return resp;
 }
 
+Result<registry::ClusterId, Error> Service::localTarget(std::string_view name,
+                                                        std::string_view reason,
+                                                        std::string_view cluster,
+                                                        std::string_view source) const {
+  if (!source.empty()) {
+    return makeErr(Error{Code::InvalidArgument,
+                         "source \"" + log::printable(source) +
+                             "\": this is an epmdx daemon, not a fleet relay (it has no sources)",
+                         {}});
+  }
+  return target(name, reason, cluster);
+}
+
 Result<registry::ClusterId, Error> Service::target(std::string_view name, std::string_view reason,
                                                    std::string_view cluster) const {
   if (name.empty()) {
@@ -229,18 +342,72 @@ Result<registry::ClusterId, Error> Service::target(std::string_view name, std::s
   return *id.value();
 }
 
+Result<v1::EvictNodeResponse, Error> Service::evictThroughFleet(const Principal& who,
+                                                                std::string_view peer,
+                                                                const v1::EvictNodeRequest& request) {
+  auto node = findOne(request.name(), request.cluster(), request.source());
+  if (!node.ok()) {
+    return makeErr(node.error());
+  }
+  const registry::Registration& r = *node.value();
+  if (request.has_registration_id() && request.registration_id() != r.id) {
+    return makeErr(Error{Code::FailedPrecondition,
+                         "\"" + log::printable(request.name()) +
+                             "\" is now held by another registration (not " +
+                             std::to_string(request.registration_id()) + ")",
+                         {}});
+  }
+  v1::EvictNodeRequest forward = request;
+  forward.set_cluster(names_(r.cluster));
+  forward.clear_source();
+  forward.set_registration_id(r.id);
+  // The source records the relay's identity (its token) and, with it, the caller's.
+  const std::string caller = who.identity + "@" + peerAddress(peer);
+  forward.set_on_behalf_of(request.on_behalf_of().empty() ? caller
+                                                          : request.on_behalf_of() + " via " + caller);
+  auto done = fleet_->evict(r, std::move(forward));
+  if (done.ok()) {
+    log::info("evicted through the source", {{"source", names_.source(r.cluster)},
+                                              {"cluster", names_(r.cluster)},
+                                              {"name", log::printable(request.name())},
+                                              {"id", r.id},
+                                              {"by", caller}});
+  }
+  return done;
+}
+
 Result<v1::EvictNodeResponse, Error> Service::evict(const Principal& who, std::string_view peer,
                                                     const v1::EvictNodeRequest& request) {
-  auto cluster = target(request.name(), request.reason(), request.cluster());
-  if (!cluster.ok()) {
-    return makeErr(cluster.error());
+  if (request.reason().size() > kMaxReasonBytes ||
+      request.on_behalf_of().size() > kMaxReasonBytes) {
+    return makeErr(Error{Code::InvalidArgument,
+                         "reason and on_behalf_of are at most " + std::to_string(kMaxReasonBytes) +
+                             " bytes each",
+                         {}});
   }
   if (request.hold_seconds() > kMaxHoldSeconds) {
     return makeErr(Error{Code::InvalidArgument,
                          "hold_seconds is over " + std::to_string(kMaxHoldSeconds) + " (a week)",
                          {}});
   }
-  const std::string actor = who.identity + "@" + peerAddress(peer);
+  if (fleet_) {
+    return evictThroughFleet(who, peer, request);
+  }
+  auto cluster = localTarget(request.name(), request.reason(), request.cluster(), request.source());
+  if (!cluster.ok()) {
+    return makeErr(cluster.error());
+  }
+  const registry::Revision epoch = registry_.options().initial_revision;
+  if (request.has_boot_epoch() && request.boot_epoch() != epoch) {
+    return makeErr(Error{Code::FailedPrecondition,
+                         "the daemon restarted: its boot epoch is " + std::to_string(epoch) +
+                             ", not " + std::to_string(request.boot_epoch()),
+                         {}});
+  }
+  std::string actor = who.identity + "@" + peerAddress(peer);
+  if (!request.on_behalf_of().empty()) {
+    actor += " for " + log::printable(request.on_behalf_of());
+  }
   registry::EvictRequest order{.name = request.name(),
                                .cluster = cluster.value(),
                                .reason = registry::UnregisterReason::Evicted,
@@ -282,8 +449,9 @@ Result<v1::EvictNodeResponse, Error> Service::evict(const Principal& who, std::s
   return resp;
 }
 
-Result<v1::ListHoldsResponse, Error> Service::listHolds(std::string_view cluster) const {
-  auto id = resolveCluster(cluster, std::nullopt);
+Result<v1::ListHoldsResponse, Error> Service::listHolds(std::string_view cluster,
+                                                       std::string_view source) const {
+  auto id = select(cluster, source, false);
   if (!id.ok()) {
     return makeErr(id.error());
   }
@@ -298,11 +466,22 @@ Result<v1::ListHoldsResponse, Error> Service::listHolds(std::string_view cluster
 
 Result<v1::LiftHoldResponse, Error> Service::liftHold(const Principal& who, std::string_view peer,
                                                       const v1::LiftHoldRequest& request) {
-  auto cluster = target(request.name(), request.reason(), request.cluster());
+  std::string actor = who.identity + "@" + peerAddress(peer);
+  if (fleet_) {
+    if (request.source().empty() || !fleet_->knowsSource(request.source())) {
+      return makeErr(Error{Code::InvalidArgument,
+                           "a relay lifts a hold on one source: set source to a known source", {}});
+    }
+    v1::LiftHoldRequest forward = request;
+    forward.clear_source();
+    forward.set_reason(request.reason().empty() ? "for " + actor
+                                                : request.reason() + " (for " + actor + ")");
+    return fleet_->liftHold(request.source(), std::move(forward));
+  }
+  auto cluster = localTarget(request.name(), request.reason(), request.cluster(), request.source());
   if (!cluster.ok()) {
     return makeErr(cluster.error());
   }
-  std::string actor = who.identity + "@" + peerAddress(peer);
   auto lifted = registry_.liftHold(request.name(), cluster.value(), actor, request.reason());
   if (!lifted.ok()) {
     return makeErr(Error{Code::NotFound,
@@ -330,7 +509,7 @@ Result<OpenedWatch, Error> Service::openWatch(Surface surface, const WatchParams
   if (draining_) {
     return makeErr(Error{Code::Unavailable, "epmdx is shutting down", {}});
   }
-  auto cluster = resolveCluster(params.cluster, std::nullopt);
+  auto cluster = select(params.cluster, params.source, false);
   if (!cluster.ok()) {
     return makeErr(cluster.error());
   }
@@ -345,16 +524,17 @@ Result<OpenedWatch, Error> Service::openWatch(Surface surface, const WatchParams
   }
   OpenedWatch w;
   w.slot = WatchSlot(&count);
-  const std::optional<registry::ClusterId> only = cluster.value();
+  const registry::ClusterFilter& only = cluster.value();
   if (params.initial) {
     auto [snapshot, watch] = registry_.listAndWatch(std::move(wake));
     std::vector<registry::RegistrationPtr> nodes;
     for (auto& r : snapshot.nodes) {
-      if (!only || r->cluster == *only) {
+      if (only.matches(r->cluster)) {
         nodes.push_back(std::move(r));
       }
     }
     w.cursor = WatchCursor(std::move(watch), snapshot.revision, only, names_);
+    w.cursor.followCoverage(fleet_, params.source);
     w.cursor.startWithInitial(std::move(nodes));
     return w;
   }
@@ -380,6 +560,7 @@ Result<OpenedWatch, Error> Service::openWatch(Surface surface, const WatchParams
   }
   const registry::Revision delivered = watch.value()->nextRevision() - 1;
   w.cursor = WatchCursor(std::move(watch.value()), delivered, only, names_);
+  w.cursor.followCoverage(fleet_, params.source);
   return w;
 }
 
@@ -391,7 +572,10 @@ std::vector<std::string> Service::clusterLabels() const {
   std::vector<std::string> out;
   out.reserve(registry_.clusterCount());
   for (size_t i = 0; i < registry_.clusterCount(); ++i) {
-    out.push_back(registry_.clusterName(static_cast<registry::ClusterId>(i)));
+    const auto id = static_cast<registry::ClusterId>(i);
+    // A relay's clusters are its sources': "pod-a/default" keeps the series apart.
+    out.push_back(names_.source(id).empty() ? registry_.clusterName(id)
+                                            : names_.source(id) + "/" + registry_.clusterName(id));
   }
   return out;
 }

@@ -15,6 +15,7 @@
 
 #include "epmdx/v1/registry.pb.h"
 #include "server/api/auth.h"
+#include "server/api/fleet_view.h"
 #include "server/api/status.h"
 #include "server/api/watch_cursor.h"
 #include "server/common/result.h"
@@ -55,6 +56,7 @@ struct WatchParams {
   std::optional<registry::Revision> after;  // Deliver changes after this revision.
   bool initial = false;                     // Start with the current nodes.
   std::string cluster;                      // Only this cluster ("": every cluster).
+  std::string source;                       // A relay: only this source ("": every source).
 };
 
 /// An open watch: its cursor (with the initial state, if asked for, to send first), and
@@ -80,10 +82,14 @@ class Service {
   /// Checks an `authorization` value ("Bearer TOKEN") for `scope`.
   Result<Principal, Error> authenticate(std::string_view authorization, Scope scope) const;
 
-  /// @param cluster "" for every cluster.
-  Result<v1::ListNodesResponse, Error> list(std::string_view cluster) const;
-  /// @param cluster "" for the default cluster.
-  Result<v1::Node, Error> get(std::string_view name, std::string_view cluster) const;
+  /// @param cluster "" for every cluster. @param source a relay's source ("" every one).
+  /// @param partial_abort refuse (UNAVAILABLE) when a source it should cover is unreachable.
+  Result<v1::ListNodesResponse, Error> list(std::string_view cluster, std::string_view source = {},
+                                            bool partial_abort = false) const;
+  /// @param cluster "" for the default cluster. On a relay, a name that two sources have
+  /// needs `source` (FAILED_PRECONDITION naming them).
+  Result<v1::Node, Error> get(std::string_view name, std::string_view cluster,
+                              std::string_view source = {}) const;
   v1::ListClustersResponse listClusters() const;
 
   /// Where ListClusters learns each cluster's port and state (indexed by ClusterId).
@@ -96,8 +102,14 @@ class Service {
   Result<v1::EvictNodeResponse, Error> evict(const Principal& who, std::string_view peer,
                                              const v1::EvictNodeRequest& request);
 
-  /// The holds in force ("" for every cluster).
-  Result<v1::ListHoldsResponse, Error> listHolds(std::string_view cluster) const;
+  /// The holds in force ("" for every cluster, every source).
+  Result<v1::ListHoldsResponse, Error> listHolds(std::string_view cluster,
+                                                 std::string_view source = {}) const;
+  /// A relay's sources (UNIMPLEMENTED on a daemon).
+  Result<v1::ListSourcesResponse, Error> listSources() const;
+  /// Makes this the API of a fleet relay: reads say what they cover, writes go to sources.
+  void setFleet(FleetView* fleet) { fleet_ = fleet; }
+  const FleetView* fleet() const { return fleet_; }
   /// Lifts a hold for `who`, calling from `peer`.
   Result<v1::LiftHoldResponse, Error> liftHold(const Principal& who, std::string_view peer,
                                                const v1::LiftHoldRequest& request);
@@ -141,8 +153,24 @@ class Service {
   /// The cluster of that name ("" is `empty_means`), or INVALID_ARGUMENT naming them all.
   Result<std::optional<registry::ClusterId>, Error> resolveCluster(
       std::string_view name, std::optional<registry::ClusterId> empty_means) const;
+  /// What a read of `cluster` and `source` covers. On a daemon a source is an error; on a
+  /// relay a cluster name may be several sources' clusters. `default_cluster`: "" means the
+  /// default cluster (a get, an evict), else every cluster.
+  Result<registry::ClusterFilter, Error> select(std::string_view cluster, std::string_view source,
+                                                bool default_cluster) const;
+  /// The relay's registration of `name` that `cluster`/`source` select: exactly one, or
+  /// NOT_FOUND, or FAILED_PRECONDITION naming the sources that have it.
+  Result<registry::RegistrationPtr, Error> findOne(std::string_view name, std::string_view cluster,
+                                                   std::string_view source) const;
+  /// A daemon: an evict or a lift addressed to a source is a mistake.
+  Result<registry::ClusterId, Error> localTarget(std::string_view name, std::string_view reason,
+                                                 std::string_view cluster,
+                                                 std::string_view source) const;
+  Result<v1::EvictNodeResponse, Error> evictThroughFleet(const Principal& who, std::string_view peer,
+                                                         const v1::EvictNodeRequest& request);
 
   const TokenStore& tokens_;
+  FleetView* fleet_ = nullptr;
   const size_t max_watchers_;
   std::function<std::vector<ClusterState>()> cluster_states_;
   std::atomic<bool> draining_{false};

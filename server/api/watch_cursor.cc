@@ -17,8 +17,11 @@ WatchStep stepOf(WatchStep::Kind kind, registry::Revision revision) {
 }  // namespace
 
 WatchCursor::WatchCursor(registry::WatchPtr watch, registry::Revision delivered,
-                         std::optional<registry::ClusterId> cluster, ClusterNames names)
-    : watch_(std::move(watch)), revision_(delivered), cluster_(cluster), names_(std::move(names)) {}
+                         registry::ClusterFilter filter, ClusterNames names)
+    : watch_(std::move(watch)),
+      revision_(delivered),
+      filter_(std::move(filter)),
+      names_(std::move(names)) {}
 
 void WatchCursor::startWithInitial(std::vector<registry::RegistrationPtr> nodes) {
   initial_ = std::move(nodes);
@@ -50,6 +53,14 @@ std::optional<WatchStep> WatchCursor::nextInitial() {
 }
 
 WatchStep WatchCursor::next(bool progress_due) {
+  if (fleet_ && coverage_sent_ != fleet_->coverageVersion()) {
+    // Read the version first: a change racing with this read is told again next time.
+    coverage_sent_ = fleet_->coverageVersion();
+    coverage_ = fleet_->coverage(coverage_source_);
+    WatchStep step = stepOf(WatchStep::Kind::Coverage, revision_);
+    step.coverage = &coverage_;
+    return step;
+  }
   if (auto chunk = nextInitial()) {
     return *chunk;
   }

@@ -13,9 +13,12 @@
 #include <cstddef>
 #include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "server/api/convert.h"
+#include "server/api/fleet_view.h"
 #include "server/api/status.h"
 #include "server/registry/registry.h"
 
@@ -29,6 +32,7 @@ struct WatchStep {
     Events,      // This watch's changes, in order; everything up to `revision` is read.
     Progress,    // Nothing of this watch changed up to `revision` (asked for).
     FellBehind,  // The history moved past the cursor (`rejection`); delivered up to `revision`.
+    Coverage,    // A relay: which sources the stream covers (`coverage`), first and on change.
   };
   Kind kind = Kind::Nothing;
   registry::Revision revision = 0;
@@ -37,6 +41,7 @@ struct WatchStep {
   std::span<const registry::Event> events;           // Events.
   registry::WatchRejection rejection{};              // FellBehind.
   bool more = false;  // Nothing: other clusters' changes are still to read past.
+  const v1::Coverage* coverage = nullptr;  // Coverage.
 };
 
 class WatchCursor {
@@ -47,13 +52,20 @@ class WatchCursor {
 
   WatchCursor() = default;
   /// @param delivered everything up to this revision counts as sent.
-  /// @param cluster only this cluster's changes (nullopt: every cluster's).
+  /// @param filter only these clusters' changes (every cluster's by default; on a relay,
+  /// a cluster name and/or a source).
   WatchCursor(registry::WatchPtr watch, registry::Revision delivered,
-              std::optional<registry::ClusterId> cluster, ClusterNames names);
+              registry::ClusterFilter filter, ClusterNames names);
 
   /// Sends these nodes (the state at `revision()`) first, in chunks of kMaxNodesPerMessage;
   /// an empty state is still one chunk, the complete one.
   void startWithInitial(std::vector<registry::RegistrationPtr> nodes);
+  /// A relay's watch: tell which sources it covers (of `source`, "" every one) first, and
+  /// again whenever a source's state changes. A null fleet (a daemon) tells nothing.
+  void followCoverage(const FleetView* fleet, std::string_view source) {
+    fleet_ = fleet;
+    coverage_source_ = std::string(source);
+  }
   /// Reads on from a new watch (after falling behind): re-listed, or from the oldest kept.
   void restart(registry::WatchPtr watch, registry::Revision delivered);
 
@@ -62,9 +74,7 @@ class WatchCursor {
   void close() { watch_.reset(); }
   registry::Revision revision() const { return revision_; }
   const ClusterNames& names() const { return names_; }
-  bool wants(const registry::Event& e) const {
-    return !cluster_ || e.registration->cluster == *cluster_;
-  }
+  bool wants(const registry::Event& e) const { return filter_.matches(e.registration->cluster); }
 
   /// The next chunk of the initial state (Kind::Initial), if some is still to send. Its
   /// nodes stay valid until the next call.
@@ -85,12 +95,16 @@ class WatchCursor {
 
   registry::WatchPtr watch_;
   registry::Revision revision_ = 0;
-  std::optional<registry::ClusterId> cluster_;
+  registry::ClusterFilter filter_;
   ClusterNames names_;
   std::vector<registry::RegistrationPtr> initial_;
   size_t initial_sent_ = 0;
   bool initial_pending_ = false;
   std::vector<registry::Event> batch_;
+  const FleetView* fleet_ = nullptr;
+  std::string coverage_source_;
+  std::optional<uint64_t> coverage_sent_;  // The FleetView::coverageVersion() last told.
+  v1::Coverage coverage_;
 };
 
 }  // namespace epmdx::api

@@ -49,7 +49,11 @@ void routeGrpcCoreLog() {
 }  // namespace
 
 GrpcServer::GrpcServer(api::Service& api, GrpcOptions options)
-    : options_(std::move(options)), service_(std::make_unique<RegistryService>(api)) {}
+    : options_(std::move(options)), service_(std::make_unique<RegistryService>(api)) {
+  if (api.fleet() != nullptr) {
+    fleet_ = std::make_unique<FleetService>(api);
+  }
+}
 
 GrpcServer::~GrpcServer() {
   stop(std::chrono::milliseconds(0));
@@ -92,11 +96,17 @@ std::optional<std::string> GrpcServer::start() {
   builder.AddListeningPort(options_.listen, creds, &port);
   builder.RegisterService(service_.get());
   builder.RegisterService(&health_);
+  if (fleet_) {
+    builder.RegisterService(fleet_.get());  // A relay's: its sources.
+  }
   // Keep idle watch streams alive through proxies and notice dead peers.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // A fleet relay pings its sources every second or so to notice a silent one: allow it
+  // (gRPC's default answers pings more often than every 5 minutes with GOAWAY).
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 500);
   server_ = builder.BuildAndStart();
   if (!server_ || port == 0) {
     server_.reset();

@@ -11,6 +11,7 @@
 
 #include "server/api/service.h"
 #include "server/grpc/health_service.h"
+#include "server/grpc/fleet_service.h"
 #include "server/grpc/registry_service.h"
 
 namespace epmdx::grpcapi {
@@ -39,6 +40,7 @@ class GrpcServer {
  private:
   GrpcOptions options_;
   std::unique_ptr<RegistryService> service_;
+  std::unique_ptr<FleetService> fleet_;  // A fleet relay's only.
   HealthService health_;  // Outlives server_ (declared before it).
   std::unique_ptr<grpc::Server> server_;
   uint16_t port_ = 0;

@@ -39,7 +39,7 @@ grpc::ServerUnaryReactor* RegistryService::ListNodes(grpc::CallbackServerContext
   if (auto who = authorize(ctx, api::Scope::Read); !who.ok()) {
     return finish(ctx, toStatus(who.error()));
   }
-  auto list = api_.list(req->cluster());
+  auto list = api_.list(req->cluster(), req->source(), req->partial() == v1::PARTIAL_ABORT);
   if (!list.ok()) {
     return finish(ctx, toStatus(list.error()));
   }
@@ -62,7 +62,7 @@ grpc::ServerUnaryReactor* RegistryService::GetNode(grpc::CallbackServerContext* 
   if (auto who = authorize(ctx, api::Scope::Read); !who.ok()) {
     return finish(ctx, toStatus(who.error()));
   }
-  auto node = api_.get(req->name(), req->cluster());
+  auto node = api_.get(req->name(), req->cluster(), req->source());
   if (!node.ok()) {
     return finish(ctx, toStatus(node.error()));
   }
@@ -110,7 +110,7 @@ grpc::ServerUnaryReactor* RegistryService::ListHolds(grpc::CallbackServerContext
   if (auto who = authorize(ctx, api::Scope::Read); !who.ok()) {
     return finish(ctx, toStatus(who.error()));
   }
-  auto holds = api_.listHolds(req->cluster());
+  auto holds = api_.listHolds(req->cluster(), req->source());
   if (!holds.ok()) {
     return finish(ctx, toStatus(holds.error()));
   }

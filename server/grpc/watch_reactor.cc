@@ -45,6 +45,7 @@ WatchReactor::WatchReactor(grpc::CallbackServerContext* ctx, api::Service& api,
     params.after = req.after_revision();
   }
   params.cluster = req.cluster();
+  params.source = req.source();
   auto opened = api.openWatch(api::Surface::Grpc, params, [this] { wake(); });
   if (!opened.ok()) {
     finishLocked(toStatus(opened.error()));
@@ -102,6 +103,13 @@ void WatchReactor::tryWriteLocked() {
     case Kind::Initial:
       message_ = serialized(api::initialMessage(watch_.cursor.names(), step));
       break;
+    case Kind::Coverage: {
+      v1::WatchNodesResponse msg;
+      msg.set_revision(step.revision);
+      *msg.mutable_coverage() = *step.coverage;
+      message_ = serialized(msg);
+      break;
+    }
     case Kind::Events:
     case Kind::Progress:  // A progress is a response with no events: the revision only.
       message_ = eventsMessage(step);

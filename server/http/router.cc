@@ -231,6 +231,7 @@ const std::vector<Route>& Router::routes() {
       {P::Named, "/v1/nodes/", M::Delete, A::Evict, O::No, &Router::evict},
       {P::Exact, "/v1/watch", M::Get, A::Read, O::InitialState, &Router::watch},
       {P::Exact, "/v1/clusters", M::Get, A::Read, O::No, &Router::listClusters},
+      {P::Exact, "/v1/sources", M::Get, A::Read, O::No, &Router::listSources},
       {P::Exact, "/v1/holds", M::Get, A::Read, O::Holds, &Router::listHolds},
       {P::Named, "/v1/holds/", M::Delete, A::Evict, O::No, &Router::liftHold},
       {P::Exact, "/v1/events", M::Get, A::Read, O::Events, &Router::events},
@@ -401,11 +402,24 @@ HttpResponse Router::methodNotAllowed(const HttpRequest& req, const Resolved& re
 }
 
 RouteResult Router::listNodes(const Call& c) {
-  return answer(api_.list(param(c.query, "cluster")));
+  const std::string_view partial = param(c.query, "partial");
+  if (!partial.empty() && partial != "abort" && partial != "warn") {
+    return badRequest("partial must be \"abort\" or \"warn\"");
+  }
+  return answer(api_.list(param(c.query, "cluster"), param(c.query, "source"), partial == "abort"));
 }
 
 RouteResult Router::getNode(const Call& c) {
-  return answer(api_.get(c.name, param(c.query, "cluster")));
+  return answer(api_.get(c.name, param(c.query, "cluster"), param(c.query, "source")));
+}
+
+RouteResult Router::listSources(const Call&) {
+  auto sources = api_.listSources();
+  if (!sources.ok() && sources.error().code == api::Code::Unimplemented) {
+    // A daemon has no sources: the path does not exist here (the page tells them apart so).
+    return errorResponse(api::Error{api::Code::NotFound, sources.error().message, {}});
+  }
+  return answer(sources);
 }
 
 RouteResult Router::listClusters(const Call&) {
@@ -413,7 +427,7 @@ RouteResult Router::listClusters(const Call&) {
 }
 
 RouteResult Router::listHolds(const Call& c) {
-  return answer(api_.listHolds(param(c.query, "cluster")));
+  return answer(api_.listHolds(param(c.query, "cluster"), param(c.query, "source")));
 }
 
 RouteResult Router::evict(const Call& c) {
@@ -441,6 +455,9 @@ RouteResult Router::evict(const Call& c) {
   if (c.query.count("cluster")) {
     ev.set_cluster(c.query.at("cluster"));
   }
+  if (c.query.count("source")) {
+    ev.set_source(c.query.at("source"));
+  }
   if (seconds.value()) {
     ev.set_hold_seconds(clampToU32(*seconds.value()));
   }
@@ -459,12 +476,16 @@ RouteResult Router::liftHold(const Call& c) {
   if (c.query.count("cluster")) {
     lift.set_cluster(c.query.at("cluster"));
   }
+  if (c.query.count("source")) {
+    lift.set_source(c.query.at("source"));
+  }
   return answer(api_.liftHold(c.who, c.req.peer, lift));
 }
 
 RouteResult Router::events(const Call& c) {
   v1::ListEventsRequest request;
   request.set_cluster(std::string(param(c.query, "cluster")));
+  request.set_source(std::string(param(c.query, "source")));
   auto limit =
       numberParam(c.query, "limit",
                   "limit must be a number (0: " + std::to_string(api::kDefaultEventsLimit) +
@@ -505,6 +526,7 @@ RouteResult Router::watch(const Call& c) {
   api::WatchParams params;
   params.initial = param(c.query, "initial") == "true" || param(c.query, "initial") == "1";
   params.cluster = std::string(param(c.query, "cluster"));
+  params.source = std::string(param(c.query, "source"));
   const std::string_view since =
       c.query.count("since") ? param(c.query, "since") : c.req.last_event_id;
   if (!since.empty()) {

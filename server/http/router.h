@@ -137,6 +137,7 @@ class Router {
   RouteResult getNode(const Call& c);
   RouteResult evict(const Call& c);
   RouteResult listClusters(const Call& c);
+  RouteResult listSources(const Call& c);
   RouteResult listHolds(const Call& c);
   RouteResult liftHold(const Call& c);
   RouteResult events(const Call& c);

@@ -104,6 +104,9 @@ void SseStream::send(const api::WatchStep& step) {
       write({share(api::sseFrame("progress", step.revision, api::toJson(msg)))});
       return;
     }
+    case Kind::Coverage:
+      write({share(api::sseFrame("coverage", step.revision, api::toJson(*step.coverage)))});
+      return;
     case Kind::FellBehind: {
       api_.countCut(api::Surface::Sse);
       ending_ = true;

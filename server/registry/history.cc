@@ -28,17 +28,17 @@ History::Read History::readFrom(Revision from, size_t max, std::vector<Event>& o
   return Read::Ok;
 }
 
-void History::readLast(size_t max, std::optional<ClusterId> only, std::vector<Event>& out) const {
+void History::readLast(size_t max, const ClusterFilter& only, std::vector<Event>& out) const {
   const size_t first = out.size();
   for (auto it = events_.rbegin(); it != events_.rend() && out.size() - first < max; ++it) {
-    if (!only || it->registration->cluster == *only) {
+    if (only.matches(it->registration->cluster)) {
       out.push_back(*it);
     }
   }
   std::reverse(out.begin() + static_cast<std::ptrdiff_t>(first), out.end());
 }
 
-void History::readAfter(size_t max, Revision after, std::optional<ClusterId> only,
+void History::readAfter(size_t max, Revision after, const ClusterFilter& only,
                         std::vector<Event>& out) const {
   if (events_.empty() || after >= events_.back().revision) {
     return;
@@ -47,7 +47,7 @@ void History::readAfter(size_t max, Revision after, std::optional<ClusterId> onl
   // Revisions are consecutive, so the first one above `after` is found by index.
   size_t index = after < oldest ? 0 : static_cast<size_t>(after + 1 - oldest);
   for (size_t taken = 0; index < events_.size() && taken < max; ++index) {
-    if (!only || events_[index].registration->cluster == *only) {
+    if (only.matches(events_[index].registration->cluster)) {
       out.push_back(events_[index]);
       ++taken;
     }

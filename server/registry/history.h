@@ -8,6 +8,7 @@
 #include <optional>
 #include <vector>
 
+#include "server/registry/cluster_table.h"
 #include "server/registry/types.h"
 
 namespace epmdx::registry {
@@ -31,12 +32,12 @@ class History {
 
   /// Copies the newest `max` events (of cluster `only`, if set) into `out`, oldest first.
   /// Walks back from the newest, so it stops after `max` matches.
-  void readLast(size_t max, std::optional<ClusterId> only, std::vector<Event>& out) const;
+  void readLast(size_t max, const ClusterFilter& only, std::vector<Event>& out) const;
 
   /// Copies the first `max` kept events with revision > `after` (of cluster `only`, if set)
   /// into `out`, oldest first: a page that the next call continues from its last revision.
   /// Whether events after `after` were compacted away is the caller's to check.
-  void readAfter(size_t max, Revision after, std::optional<ClusterId> only,
+  void readAfter(size_t max, Revision after, const ClusterFilter& only,
                  std::vector<Event>& out) const;
 
   size_t size() const { return events_.size(); }

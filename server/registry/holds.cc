@@ -103,13 +103,13 @@ std::optional<int64_t> Registry::nextHoldExpiry() const {
   return next;
 }
 
-Registry::HoldSnapshot Registry::holds(std::optional<ClusterId> only) const {
+Registry::HoldSnapshot Registry::holds(const ClusterFilter& only) const {
   HoldSnapshot s;
   {
     std::lock_guard<std::mutex> lock(mu_);
     s.revision = revision_;
     for (const auto& [key, hold] : holds_) {
-      if (!only || key.first == *only) {
+      if (only.matches(key.first)) {
         s.holds.push_back(hold);
       }
     }

@@ -36,8 +36,8 @@ Result<size_t, WatchRejection> Watch::poll(size_t max, std::vector<Event>& out) 
 Registry::Registry(RegistryOptions options)
     : options_(std::move(options)),
       clock_(options_.clock != nullptr ? *options_.clock : system_clock_),
-      creations_(std::max<size_t>(options_.cluster_names.size(), 1),
-                 CreationPool(options_.max_unreg_records)),
+      clusters_(std::make_shared<ClusterTable>(options_.cluster_names, options_.max_clusters)),
+      creations_(clusters_->size(), CreationPool(options_.max_unreg_records)),
       history_(options_.history_size),
       revision_(options_.initial_revision),
       hub_(options_.async_notify) {
@@ -46,22 +46,28 @@ Registry::Registry(RegistryOptions options)
 }
 
 const std::string& Registry::clusterName(ClusterId cluster) const {
-  static const std::string kDefault = "default";
-  return cluster < options_.cluster_names.size() ? options_.cluster_names[cluster] : kDefault;
+  return clusters_->name(cluster);
 }
 
 std::optional<ClusterId> Registry::findCluster(std::string_view name) const {
-  for (size_t i = 0; i < options_.cluster_names.size(); ++i) {
-    if (options_.cluster_names[i] == name) {
-      return static_cast<ClusterId>(i);
-    }
+  return clusters_->find(name);
+}
+
+std::optional<ClusterId> Registry::addCluster(std::string_view name, std::string_view source) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto id = clusters_->add(name, source);
+  // The per-cluster state grows with the table, under the lock that guards it.
+  while (id && creations_.size() < clusters_->size()) {
+    creations_.emplace_back(options_.max_unreg_records);
+    counters_.nodes_by_cluster.push_back(0);
+    counters_.registrations_by_cluster.push_back(0);
   }
-  return std::nullopt;
+  return id;
 }
 
 ClusterId Registry::checkCluster(ClusterId cluster) const {
-  assert(cluster < creations_.size());
-  return cluster < creations_.size() ? cluster : kDefaultCluster;
+  assert(cluster < clusters_->size());
+  return cluster < clusters_->size() ? cluster : kDefaultCluster;
 }
 
 Registry::~Registry() = default;
@@ -251,7 +257,7 @@ RegistrationPtr Registry::find(std::string_view name, ClusterId cluster) const {
   return it == by_name_.end() ? nullptr : it->second.registration;
 }
 
-Registry::Snapshot Registry::list(std::optional<ClusterId> only) const {
+Registry::Snapshot Registry::list(const ClusterFilter& only) const {
   std::lock_guard<std::mutex> lock(mu_);
   return listLocked(only);
 }
@@ -351,7 +357,10 @@ std::shared_ptr<RegistrationOwner> Registry::eraseLocked(ClusterId cluster, std:
   std::shared_ptr<RegistrationOwner> owner = entry.owner.lock();
   by_name_.erase(it);  // `name` may view the registration's name: it is still alive here.
   const Registration& r = *registration;
-  creations_[cluster].put(r.node.name, r.creation_counter, r.node.port, r.origin.connection_handle);
+  if (!r.relayed) {  // A relay's clusters hand out no creations: nothing to remember.
+    creations_[cluster].put(r.node.name, r.creation_counter, r.node.port,
+                            r.origin.connection_handle);
+  }
   --counters_.nodes_by_cluster[cluster];
   --counters_.nodes_by_health[static_cast<size_t>(r.health().status)];
   ++counters_.unregistrations[static_cast<size_t>(reason)];
@@ -360,7 +369,7 @@ std::shared_ptr<RegistrationOwner> Registry::eraseLocked(ClusterId cluster, std:
   return owner;
 }
 
-Registry::EventSnapshot Registry::recentEvents(size_t max, std::optional<ClusterId> only) const {
+Registry::EventSnapshot Registry::recentEvents(size_t max, const ClusterFilter& only) const {
   EventSnapshot s;
   s.events.reserve(std::min(max, options_.history_size));
   std::lock_guard<std::mutex> lock(mu_);
@@ -371,7 +380,7 @@ Registry::EventSnapshot Registry::recentEvents(size_t max, std::optional<Cluster
 }
 
 Registry::EventSnapshot Registry::eventsAfter(size_t max, Revision after,
-                                              std::optional<ClusterId> only) const {
+                                              const ClusterFilter& only) const {
   EventSnapshot s;
   s.events.reserve(std::min(max, options_.history_size));
   std::lock_guard<std::mutex> lock(mu_);
@@ -392,12 +401,13 @@ Result<size_t, WatchRejection> Registry::readLocked(Revision& cursor, size_t max
   return out.size() - before;
 }
 
-Registry::Snapshot Registry::listLocked(std::optional<ClusterId> only) const {
+Registry::Snapshot Registry::listLocked(const ClusterFilter& only) const {
   Snapshot s;
   s.revision = revision_;
-  s.nodes.reserve(only ? counters_.nodes_by_cluster[checkCluster(*only)] : by_name_.size());
+  s.nodes.reserve(only.one() ? counters_.nodes_by_cluster[checkCluster(*only.one())]
+                             : by_name_.size());
   for (const Entry* e = newest_; e != nullptr; e = e->older) {
-    if (!only || e->registration->cluster == *only) {
+    if (only.matches(e->registration->cluster)) {
       s.nodes.push_back(e->registration);
     }
   }

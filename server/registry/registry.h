@@ -28,6 +28,7 @@
 
 #include "server/common/result.h"
 #include "server/registry/clock.h"
+#include "server/registry/cluster_table.h"
 #include "server/registry/creation_pool.h"
 #include "server/registry/history.h"
 #include "server/registry/types.h"
@@ -38,6 +39,9 @@ namespace epmdx::registry {
 struct RegistryOptions {
   // The clusters' names: ClusterId i is cluster_names[i]; 0 is the default cluster.
   std::vector<std::string> cluster_names = {"default"};
+  // How many clusters addCluster() may bring the table to (a fleet relay: one per source and
+  // cluster); 0: just cluster_names.
+  size_t max_clusters = 0;
   size_t history_size = 16384;      // Events kept for watchers to resume from.
   size_t max_unreg_records = 1000;  // OTP's MAX_UNREG_COUNT (5 with -d).
   size_t max_nodes = 1000000;       // Registrations beyond this get an error reply.
@@ -199,7 +203,7 @@ class Registry {
     Revision revision = 0;
   };
   /// The holds in force, of every cluster or one.
-  HoldSnapshot holds(std::optional<ClusterId> only = std::nullopt) const;
+  HoldSnapshot holds(const ClusterFilter& only = {}) const;
 
   struct EventSnapshot {
     std::vector<Event> events;     // Oldest first.
@@ -209,13 +213,13 @@ class Registry {
   /// The newest `max` kept events, of every cluster or one.
   /// Holds the lock for the copy of at most `max` events (shared pointers, no node data) and
   /// a scan of the kept history when filtering by cluster.
-  EventSnapshot recentEvents(size_t max, std::optional<ClusterId> only = std::nullopt) const;
+  EventSnapshot recentEvents(size_t max, const ClusterFilter& only = {}) const;
 
   /// The first `max` kept events with a revision above `after` (a page; the next one starts
   /// after its last revision), of every cluster or one. When `after + 1` is below the
   /// snapshot's oldest_retained, events after `after` are gone: the caller must say so.
   EventSnapshot eventsAfter(size_t max, Revision after,
-                            std::optional<ClusterId> only = std::nullopt) const;
+                            const ClusterFilter& only = {}) const;
 
   /// The registry's clock, wall time in ns (holds are measured on it).
   int64_t nowNanos() const { return clock_.nowNanos(); }
@@ -236,6 +240,14 @@ class Registry {
   std::optional<Revision> recordHolder(ClusterId cluster, std::string_view name, RegistrationId id,
                                        std::shared_ptr<const HolderFact> holder);
 
+  /// A fleet relay: applies a change one of its sources made, as the same kind of change
+  /// with the relay's next revision. `e.registration` is already in the relay's terms (its
+  /// cluster, `relayed` facts, the source's id); `e.note` and `e.hold` are kept. REGISTERED
+  /// over a name still held by another registration first ends that one (SourceResynced).
+  /// @return the revision, or nullopt when it changes nothing the relay holds (the
+  /// unregistration or update of a registration it does not hold).
+  std::optional<Revision> relay(const Event& e);
+
   /// Removes every registration (shutdown), or those of one cluster (KILL_REQ on its port),
   /// and closes their owners.
   size_t removeAll(UnregisterReason reason, std::optional<ClusterId> only = std::nullopt);
@@ -248,7 +260,7 @@ class Registry {
     Revision revision = 0;               // The revision this snapshot reflects.
   };
   /// Every cluster's nodes, or one cluster's.
-  Snapshot list(std::optional<ClusterId> only = std::nullopt) const;
+  Snapshot list(const ClusterFilter& only = {}) const;
 
   /// Names registered before and remembered for their creation (DUMP_REQ), oldest first.
   std::vector<CreationPool::Record> unusedNames(ClusterId cluster = kDefaultCluster) const;
@@ -266,7 +278,12 @@ class Registry {
   size_t size(std::optional<ClusterId> only = std::nullopt) const;
   RegistryStats stats() const;
   const RegistryOptions& options() const { return options_; }
-  size_t clusterCount() const { return creations_.size(); }
+  size_t clusterCount() const { return clusters_->size(); }
+  /// The cluster table (names, sources, staleness), shared with the adapters.
+  std::shared_ptr<ClusterTable> clusters() const { return clusters_; }
+  /// Adds the cluster `name` of `source` (a fleet relay learning a source's cluster), or
+  /// finds it. nullopt when the table is full (RegistryOptions::max_clusters).
+  std::optional<ClusterId> addCluster(std::string_view name, std::string_view source);
   /// The cluster's name (stable for the registry's life).
   const std::string& clusterName(ClusterId cluster) const;
   /// The cluster of that name, if any.
@@ -291,7 +308,7 @@ class Registry {
                                                  std::string detail);
   Result<size_t, WatchRejection> readLocked(Revision& cursor, size_t max,
                                             std::vector<Event>& out) const;
-  Snapshot listLocked(std::optional<ClusterId> only) const;
+  Snapshot listLocked(const ClusterFilter& only) const;
   // add()'s steps: the checks that need the lock (name in use or taken over, held, too
   // many nodes), the takeover of an unresponsive holder, and the insertion itself.
   std::optional<RegisterError> admitLocked(ClusterId cluster, const NodeInfo& node,
@@ -303,6 +320,8 @@ class Registry {
   RegistrationPtr insertLocked(ClusterId cluster, NodeInfo node, Origin origin,
                                std::weak_ptr<RegistrationOwner> owner);
   ClusterId checkCluster(ClusterId cluster) const;
+  std::optional<Revision> relayLocked(const Event& e);
+  void insertRelayedLocked(const Event& e);
   // The map's key (cluster, name view) and the Entry it maps to.
   struct Key;
   /// Publishes `copy` (same id) as the entry at `it`; the key is re-pointed at the copy's
@@ -338,6 +357,7 @@ class Registry {
   std::unordered_map<Key, Entry, KeyHash> by_name_;  // Guarded by mu_.
   Entry* newest_ = nullptr;                          // Guarded by mu_.
   Entry* oldest_ = nullptr;                          // Guarded by mu_.
+  std::shared_ptr<ClusterTable> clusters_;           // Grows only by addCluster().
   std::vector<CreationPool> creations_;              // Per cluster. Guarded by mu_.
   History history_;                                  // Guarded by mu_.
   Revision revision_ = 0;                            // Guarded by mu_.

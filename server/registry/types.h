@@ -100,6 +100,14 @@ struct HolderFact {
   }
 };
 
+/// What a fleet relay keeps of a registration one of its sources holds, beyond what the
+/// relay's own Registration says: the facts only the source could know.
+struct Relayed {
+  std::string host;            // The source's Node.host.
+  uint32_t creation = 0;       // The creation the source gave the node.
+  uint64_t source_revision = 0;  // The source's create_revision.
+};
+
 /// One live registration. Immutable once published; shared by the history and adapters. A
 /// change of health publishes a copy with the same id (see Registry::recordProbe).
 struct Registration {
@@ -114,6 +122,9 @@ struct Registration {
   // memory per registration is a product figure.
   std::shared_ptr<const Health> health_facts;  // Null: HealthStatus::Unknown.
   std::shared_ptr<const HolderFact> holder;    // Null until looked up (--holder-interval).
+  // A fleet relay's copy of a source's registration (null on a daemon). `id` is then the
+  // source's registration id: the one an eviction through the relay names.
+  std::shared_ptr<const Relayed> relayed;
 
   /// The node's health (Unknown, since 0, before the first probe).
   const Health& health() const {
@@ -124,6 +135,9 @@ struct Registration {
   /// The creation the node is told, exactly as OTP's get_creation(): the 32-bit counter
   /// for nodes speaking distribution version 6 or later, else a value in 1..3.
   uint32_t creation() const {
+    if (relayed) {
+      return relayed->creation;
+    }
     return node.highest_version >= 6 ? creation_counter : creation_counter % 3 + 1;
   }
 };
