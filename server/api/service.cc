@@ -110,8 +110,8 @@ Result<std::optional<registry::ClusterId>, Error> Service::resolveCluster(
 }
 
 Result<registry::ClusterFilter, Error> Service::select(std::string_view cluster,
-                                                     std::string_view source,
-                                                     bool default_cluster) const {
+                                                       std::string_view source,
+                                                       bool default_cluster) const {
   if (!fleet_) {
     if (!source.empty()) {
       return makeErr(Error{Code::InvalidArgument,
@@ -119,9 +119,9 @@ Result<registry::ClusterFilter, Error> Service::select(std::string_view cluster,
                                "\": this is an epmdx daemon, not a fleet relay (it has no sources)",
                            {}});
     }
-    auto id = resolveCluster(cluster, default_cluster
-                                          ? std::optional<registry::ClusterId>(registry::kDefaultCluster)
-                                          : std::nullopt);
+    auto id = resolveCluster(
+        cluster, default_cluster ? std::optional<registry::ClusterId>(registry::kDefaultCluster)
+                                 : std::nullopt);
     if (!id.ok()) {
       return makeErr(id.error());
     }
@@ -134,8 +134,8 @@ Result<registry::ClusterFilter, Error> Service::select(std::string_view cluster,
       known += (known.empty() ? "" : ", ") + s.name();
     }
     return makeErr(Error{Code::InvalidArgument,
-                         "no source named \"" + log::printable(source) + "\" (sources: " +
-                             (known.empty() ? "none yet" : known) + ")",
+                         "no source named \"" + log::printable(source) +
+                             "\" (sources: " + (known.empty() ? "none yet" : known) + ")",
                          {}});
   }
   std::optional<std::string> want_cluster;
@@ -188,14 +188,16 @@ Result<registry::RegistrationPtr, Error> Service::findOne(std::string_view name,
 
 Result<v1::ListSourcesResponse, Error> Service::listSources() const {
   if (!fleet_) {
-    return makeErr(Error{Code::Unimplemented,
-                         "this is an epmdx daemon, not a fleet relay (epmdx-fleet): it has no sources",
-                         {}});
+    return makeErr(
+        Error{Code::Unimplemented,
+              "this is an epmdx daemon, not a fleet relay (epmdx-fleet): it has no sources",
+              {}});
   }
   return fleet_->listSources();
 }
 
-Result<v1::ListNodesResponse, Error> Service::list(std::string_view cluster, std::string_view source,
+Result<v1::ListNodesResponse, Error> Service::list(std::string_view cluster,
+                                                   std::string_view source,
                                                    bool partial_abort) const {
   auto filter = select(cluster, source, false);
   if (!filter.ok()) {
@@ -209,7 +211,8 @@ Result<v1::ListNodesResponse, Error> Service::list(std::string_view cluster, std
       for (const auto& w : resp.coverage().warnings()) {
         why += (why.empty() ? "" : "; ") + w;
       }
-      return makeErr(Error{Code::Unavailable, "partial answer refused (partial=abort): " + why, {}});
+      return makeErr(
+          Error{Code::Unavailable, "partial answer refused (partial=abort): " + why, {}});
     }
   }
   const auto snapshot = registry_.list(filter.value());
@@ -238,6 +241,7 @@ v1::ListClustersResponse Service::listClusters() const {
   v1::ListClustersResponse resp;
   resp.set_host(daemonHostNames().short_name);
   resp.set_boot_epoch(registry_.options().initial_revision);
+  resp.set_instance(instance_.empty() ? resp.host() : instance_);
   for (size_t i = 0; i < registry_.clusterCount(); ++i) {
     const auto id = static_cast<registry::ClusterId>(i);
     if (fleet_ && names_.source(id).empty()) {
@@ -342,9 +346,8 @@ Result<registry::ClusterId, Error> Service::target(std::string_view name, std::s
   return *id.value();
 }
 
-Result<v1::EvictNodeResponse, Error> Service::evictThroughFleet(const Principal& who,
-                                                                std::string_view peer,
-                                                                const v1::EvictNodeRequest& request) {
+Result<v1::EvictNodeResponse, Error> Service::evictThroughFleet(
+    const Principal& who, std::string_view peer, const v1::EvictNodeRequest& request) {
   auto node = findOne(request.name(), request.cluster(), request.source());
   if (!node.ok()) {
     return makeErr(node.error());
@@ -363,15 +366,15 @@ Result<v1::EvictNodeResponse, Error> Service::evictThroughFleet(const Principal&
   forward.set_registration_id(r.id);
   // The source records the relay's identity (its token) and, with it, the caller's.
   const std::string caller = who.identity + "@" + peerAddress(peer);
-  forward.set_on_behalf_of(request.on_behalf_of().empty() ? caller
-                                                          : request.on_behalf_of() + " via " + caller);
+  forward.set_on_behalf_of(
+      request.on_behalf_of().empty() ? caller : request.on_behalf_of() + " via " + caller);
   auto done = fleet_->evict(r, std::move(forward));
   if (done.ok()) {
     log::info("evicted through the source", {{"source", names_.source(r.cluster)},
-                                              {"cluster", names_(r.cluster)},
-                                              {"name", log::printable(request.name())},
-                                              {"id", r.id},
-                                              {"by", caller}});
+                                             {"cluster", names_(r.cluster)},
+                                             {"name", log::printable(request.name())},
+                                             {"id", r.id},
+                                             {"by", caller}});
   }
   return done;
 }
@@ -380,10 +383,10 @@ Result<v1::EvictNodeResponse, Error> Service::evict(const Principal& who, std::s
                                                     const v1::EvictNodeRequest& request) {
   if (request.reason().size() > kMaxReasonBytes ||
       request.on_behalf_of().size() > kMaxReasonBytes) {
-    return makeErr(Error{Code::InvalidArgument,
-                         "reason and on_behalf_of are at most " + std::to_string(kMaxReasonBytes) +
-                             " bytes each",
-                         {}});
+    return makeErr(Error{
+        Code::InvalidArgument,
+        "reason and on_behalf_of are at most " + std::to_string(kMaxReasonBytes) + " bytes each",
+        {}});
   }
   if (request.hold_seconds() > kMaxHoldSeconds) {
     return makeErr(Error{Code::InvalidArgument,
@@ -450,7 +453,7 @@ Result<v1::EvictNodeResponse, Error> Service::evict(const Principal& who, std::s
 }
 
 Result<v1::ListHoldsResponse, Error> Service::listHolds(std::string_view cluster,
-                                                       std::string_view source) const {
+                                                        std::string_view source) const {
   auto id = select(cluster, source, false);
   if (!id.ok()) {
     return makeErr(id.error());
@@ -470,7 +473,8 @@ Result<v1::LiftHoldResponse, Error> Service::liftHold(const Principal& who, std:
   if (fleet_) {
     if (request.source().empty() || !fleet_->knowsSource(request.source())) {
       return makeErr(Error{Code::InvalidArgument,
-                           "a relay lifts a hold on one source: set source to a known source", {}});
+                           "a relay lifts a hold on one source: set source to a known source",
+                           {}});
     }
     v1::LiftHoldRequest forward = request;
     forward.clear_source();

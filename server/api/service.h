@@ -109,6 +109,8 @@ class Service {
   Result<v1::ListSourcesResponse, Error> listSources() const;
   /// Makes this the API of a fleet relay: reads say what they cover, writes go to sources.
   void setFleet(FleetView* fleet) { fleet_ = fleet; }
+  /// What ListClusters says a relay should call this daemon ("": its host name).
+  void setInstanceName(std::string name) { instance_ = std::move(name); }
   const FleetView* fleet() const { return fleet_; }
   /// Lifts a hold for `who`, calling from `peer`.
   Result<v1::LiftHoldResponse, Error> liftHold(const Principal& who, std::string_view peer,
@@ -166,11 +168,13 @@ class Service {
   Result<registry::ClusterId, Error> localTarget(std::string_view name, std::string_view reason,
                                                  std::string_view cluster,
                                                  std::string_view source) const;
-  Result<v1::EvictNodeResponse, Error> evictThroughFleet(const Principal& who, std::string_view peer,
+  Result<v1::EvictNodeResponse, Error> evictThroughFleet(const Principal& who,
+                                                         std::string_view peer,
                                                          const v1::EvictNodeRequest& request);
 
   const TokenStore& tokens_;
   FleetView* fleet_ = nullptr;
+  std::string instance_;
   const size_t max_watchers_;
   std::function<std::vector<ClusterState>()> cluster_states_;
   std::atomic<bool> draining_{false};

@@ -109,6 +109,7 @@ std::optional<std::string> AdminServers::start() {
   }
   impl_->api = std::make_unique<api::Service>(impl_->app.registry(), impl_->tokens, o.max_watchers);
   impl_->api->setClusterStates([&app = impl_->app] { return app.clusterStates(); });
+  impl_->api->setInstanceName(o.instance_name);
   if (o.grpc_listen != "off") {
     grpcapi::GrpcOptions go;
     go.listen = o.grpc_listen;

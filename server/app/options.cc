@@ -362,6 +362,9 @@ const std::vector<OptionSpec> kOptions = {
         "token; a wrong token is still refused (default {default})"),
     gnu("--web-root", "DIR", "EPMDX_WEB_ROOT", text(&Options::web_root),
         "serve the web page from DIR ({env})"),
+    gnu("--instance-name", "NAME", "EPMDX_INSTANCE_NAME", text(&Options::instance_name),
+        "what a fleet relay (epmdx-fleet) calls this daemon ({env};\n"
+        "default: the host name). Kubernetes: the pod's name"),
     gnu("--log-format", "text|json", "EPMDX_LOG_FORMAT",
         oneOf(&Options::log_format, {"text", "json"}),
         "log line format ({env}, default {default})"),

@@ -59,6 +59,7 @@ struct Options {
   std::string grpc_tls_key;
   std::string grpc_tls_client_ca;
   std::string web_root;             // Directory of the static page; empty: the built-in default.
+  std::string instance_name;        // What a fleet relay calls this daemon; empty: the host.
   bool http_anonymous_read = true;  // HTTP reads (and the page) without a token.
   std::string log_format = "text";
   std::string audit_file;     // Empty: no audit file.

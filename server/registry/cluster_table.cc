@@ -89,10 +89,10 @@ bool ClusterFilter::matches(ClusterId id) const {
   }
   int8_t& hit = cache_[id];
   if (hit < 0) {
-    hit = (!cluster_ || table_->name(id) == *cluster_) &&
-                  (!source_ || table_->source(id) == *source_)
-              ? 1
-              : 0;
+    hit =
+        (!cluster_ || table_->name(id) == *cluster_) && (!source_ || table_->source(id) == *source_)
+            ? 1
+            : 0;
   }
   return hit == 1;
 }

@@ -218,8 +218,7 @@ class Registry {
   /// The first `max` kept events with a revision above `after` (a page; the next one starts
   /// after its last revision), of every cluster or one. When `after + 1` is below the
   /// snapshot's oldest_retained, events after `after` are gone: the caller must say so.
-  EventSnapshot eventsAfter(size_t max, Revision after,
-                            const ClusterFilter& only = {}) const;
+  EventSnapshot eventsAfter(size_t max, Revision after, const ClusterFilter& only = {}) const;
 
   /// The registry's clock, wall time in ns (holds are measured on it).
   int64_t nowNanos() const { return clock_.nowNanos(); }
@@ -247,6 +246,9 @@ class Registry {
   /// @return the revision, or nullopt when it changes nothing the relay holds (the
   /// unregistration or update of a registration it does not hold).
   std::optional<Revision> relay(const Event& e);
+  /// Wakes every watcher with no change (a relay: a source's state changed, which a watch
+  /// tells as coverage).
+  void nudge() { hub_.notify(); }
 
   /// Removes every registration (shutdown), or those of one cluster (KILL_REQ on its port),
   /// and closes their owners.

@@ -34,8 +34,8 @@ void Registry::insertRelayedLocked(const Event& e) {
   ++counters_.registrations_by_cluster[reg->cluster];
   ++counters_.nodes_by_cluster[reg->cluster];
   ++counters_.nodes_by_health[static_cast<size_t>(reg->health().status)];
-  appendLocked(EventType::Registered, UnregisterReason::Unspecified, reg,
-               std::string(e.actor()), std::string(e.detail()));
+  appendLocked(EventType::Registered, UnregisterReason::Unspecified, reg, std::string(e.actor()),
+               std::string(e.detail()));
 }
 
 std::optional<Revision> Registry::relayLocked(const Event& e) {

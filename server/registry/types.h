@@ -103,8 +103,8 @@ struct HolderFact {
 /// What a fleet relay keeps of a registration one of its sources holds, beyond what the
 /// relay's own Registration says: the facts only the source could know.
 struct Relayed {
-  std::string host;            // The source's Node.host.
-  uint32_t creation = 0;       // The creation the source gave the node.
+  std::string host;              // The source's Node.host.
+  uint32_t creation = 0;         // The creation the source gave the node.
   uint64_t source_revision = 0;  // The source's create_revision.
 };
 
