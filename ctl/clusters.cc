@@ -1,5 +1,7 @@
 #include "ctl/clusters.h"
 
+#include <algorithm>
+
 namespace epmdx::ctl {
 
 std::vector<std::string> clusterNames(Connection& conn) {
@@ -10,7 +12,10 @@ std::vector<std::string> clusterNames(Connection& conn) {
   std::vector<std::string> names;
   if (status.ok()) {
     for (const auto& c : resp.clusters()) {
-      names.push_back(c.name());
+      // A relay lists each source's clusters: "default" of every daemon is one name here.
+      if (std::find(names.begin(), names.end(), c.name()) == names.end()) {
+        names.push_back(c.name());
+      }
     }
   }
   return names;
@@ -24,10 +29,12 @@ std::vector<std::string> clustersHolding(Connection& conn, const std::string& na
     v1::GetNodeRequest req;
     req.set_name(name);
     req.set_cluster(names[i]);
+    req.set_source(conn.options().source);
     v1::Node node;
     const auto status = conn.call(
         [&](grpc::ClientContext* ctx) { return conn.registry().GetNode(ctx, req, &node); });
-    if (status.ok()) {
+    // FAILED_PRECONDITION: a relay has the name there on two sources.
+    if (status.ok() || status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
       found.push_back(names[i]);
     }
   }

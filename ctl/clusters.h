@@ -11,7 +11,8 @@
 
 namespace epmdx::ctl {
 
-/// The daemon's cluster names, the default first (ListClusters); empty if it cannot be read.
+/// The daemon's cluster names, the default first (ListClusters), each once (a relay has each
+/// source's); empty if it cannot be read.
 std::vector<std::string> clusterNames(Connection& conn);
 
 /// The clusters other than the default one that hold a node named `name` (GetNode in each).

@@ -16,14 +16,18 @@ struct ListArgs {
   Format format = Format::Table;
   bool headers = true;
   bool watch = false;
-  // Set by listNodes: the daemon has several clusters and --cluster chose none, so the short
-  // table gains a CLUSTER column.
-  bool cluster_column = false;
+  // A fleet relay only: PARTIAL_ABORT refuses an answer that misses a source (--partial).
+  v1::PartialResponse partial = v1::PARTIAL_WARN;
+  // Set by listNodes: CLUSTER when the daemon has several clusters and --cluster chose none;
+  // SOURCE and STALE when the server is a fleet relay (SOURCE unless --source chose one).
+  NodeColumns columns{};
 };
 
 int listNodes(Connection& conn, const ListArgs& args);
 
-/// A NOT_FOUND without --cluster names the other clusters where `name` lives.
+/// A NOT_FOUND without --cluster names the other clusters where `name` lives; a relay's
+/// FAILED_PRECONDITION without --source (the name is on two sources) names the sources.
+/// A stale node (its source cannot be reached now) is told on stderr.
 int getNode(Connection& conn, const std::string& name, Format format, bool headers);
 
 /// `format`: Table prints one line of text; Json/Yaml the EvictNodeResponse.
@@ -31,11 +35,12 @@ int getNode(Connection& conn, const std::string& name, Format format, bool heade
 int evictNode(Connection& conn, const std::string& name, std::optional<uint64_t> registration_id,
               const std::string& reason, Format format, uint32_t hold_seconds = 0);
 
-/// The holds in force: NAME CLUSTER EXPIRES-IN BY REASON.
+/// The holds in force: NAME CLUSTER EXPIRES-IN BY REASON (a relay: of --source, or all).
 int listHolds(Connection& conn, Format format, bool headers);
 
 /// The recent changes the daemon's history holds (at most `limit`, 0: 200), oldest first:
-/// TIME REVISION TYPE NAME REASON ACTOR DETAIL (CLUSTER after NAME with several clusters).
+/// TIME REVISION TYPE NAME REASON ACTOR DETAIL (after NAME: SOURCE on a relay, CLUSTER with
+/// several clusters).
 int listEvents(Connection& conn, uint32_t limit, Format format, bool headers);
 
 /// Lifts the hold on `name` (in --cluster).
@@ -43,7 +48,8 @@ int liftHold(Connection& conn, const std::string& name, const std::string& reaso
 
 int health(Connection& conn);
 
-/// The daemon's clusters (epmd ports): name, port, nodes, serving, addresses.
+/// The daemon's clusters (epmd ports): name, port, nodes, serving, addresses. A relay's carry
+/// their source (a SOURCE column; --source keeps that source's only).
 int listClusters(Connection& conn, Format format, bool headers);
 
 /// Prints "epmdxctl: TEXT" to stderr and returns the exit code for `status`.

@@ -90,6 +90,14 @@ std::string bashCompletion(const CLI::App& app, const CompletionHints& hints) {
   script += "        break ;;\n    esac\n  done\n";
   script += "  case \"$cmd:$prev\" in\n" + output_cases + "  esac\n";
   script += "  case \"$prev\" in\n";
+  for (const auto& [option, values] : hints.option_values) {
+    script += "    " + option + ")\n      COMPREPLY=($(compgen -W \"" + join(values) +
+              "\" -- \"$cur\"))\n      return ;;\n";
+  }
+  for (const auto& [option, command] : hints.option_commands) {
+    script += "    " + option + ")\n      COMPREPLY=($(compgen -W \"$(\"${COMP_WORDS[0]}\" " +
+              command + " 2>/dev/null)\" -- \"$cur\"))\n      return ;;\n";
+  }
   if (!hints.file_options.empty()) {
     script += "    " + join(hints.file_options, " | ") +
               ")\n      COMPREPLY=($(compgen -f -- \"$cur\"))\n      return ;;\n";
@@ -98,7 +106,8 @@ std::string bashCompletion(const CLI::App& app, const CompletionHints& hints) {
   for (const auto& v : valued) {
     if (std::find(hints.file_options.begin(), hints.file_options.end(), v) ==
             hints.file_options.end() &&
-        v != "-o" && v != "--output" &&
+        v != "-o" && v != "--output" && hints.option_values.count(v) == 0 &&
+        hints.option_commands.count(v) == 0 &&
         std::find(other_valued.begin(), other_valued.end(), v) == other_valued.end()) {
       other_valued.push_back(v);
     }

@@ -20,6 +20,11 @@ struct CompletionHints {
   std::vector<std::string> node_commands;
   /// Per command, the fixed values of its positional argument.
   std::map<std::string, std::vector<std::string>> positionals;
+  /// Per option (any command's), its fixed values: --partial warn abort.
+  std::map<std::string, std::vector<std::string>> option_values;
+  /// Per option, the arguments of the epmdxctl command whose output lists its values, one a
+  /// line: --source from "sources -o names" (as node names come from "list -o names").
+  std::map<std::string, std::string> option_commands;
 };
 
 std::string bashCompletion(const CLI::App& app, const CompletionHints& hints);

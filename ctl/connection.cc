@@ -44,6 +44,7 @@ std::unique_ptr<Connection> Connection::open(const ConnectOptions& options, Toke
   std::unique_ptr<Connection> c(new Connection(options, std::move(tokens)));
   c->channel_ = grpc::CreateChannel(options.server, creds);
   c->registry_ = v1::Registry::NewStub(c->channel_);
+  c->fleet_ = v1::Fleet::NewStub(c->channel_);
   c->health_ = grpc::health::v1::Health::NewStub(c->channel_);
   return c;
 }

@@ -20,6 +20,10 @@ struct ConnectOptions {
   // The cluster (epmd port) the commands address: list and watch filter by it ("" = all),
   // get and evict look in it ("" = the default cluster).
   std::string cluster;
+  // A fleet relay's source (Source.name) the commands address: list, watch, events and holds
+  // filter by it ("" = every source), get, evict and lift look in it ("" = the one source
+  // that has the name).
+  std::string source;
   std::string tls_ca;
   std::string tls_cert;
   std::string tls_key;
@@ -54,6 +58,8 @@ class Connection {
   std::string explain(const grpc::Status& status, const std::string& hint = "") const;
 
   v1::Registry::Stub& registry() { return *registry_; }
+  /// Served by a fleet relay only; a daemon answers UNIMPLEMENTED.
+  v1::Fleet::Stub& fleet() { return *fleet_; }
   grpc::health::v1::Health::Stub& health() { return *health_; }
   TokenSource& tokens() { return tokens_; }
   const ConnectOptions& options() const { return options_; }
@@ -66,6 +72,7 @@ class Connection {
   TokenSource tokens_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Registry::Stub> registry_;
+  std::unique_ptr<v1::Fleet::Stub> fleet_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
 };
 

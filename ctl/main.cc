@@ -3,7 +3,8 @@
 // describe everything; README.md ("### epmdxctl") has examples.
 //
 // Exit codes: 0 ok, 1 other error, 2 usage, 3 not found, 4 precondition failed,
-// 5 not authorized (no/unknown token or missing scope), 6 daemon unavailable.
+// 5 not authorized (no/unknown token or missing scope), 6 daemon unavailable, 7 not a fleet
+// relay (`sources`, --source or --partial=abort sent to a daemon).
 
 #include <CLI/CLI.hpp>
 
@@ -17,6 +18,7 @@
 #include "ctl/completion.h"
 #include "ctl/connection.h"
 #include "ctl/server_target.h"
+#include "ctl/sources.h"
 #include "ctl/status.h"
 #include "ctl/token_source.h"
 #include "ctl/watch.h"
@@ -28,6 +30,7 @@ using namespace epmdx::ctl;
 const std::vector<std::string> kListFormats = {"table", "wide", "json", "yaml", "names"};
 const std::vector<std::string> kWatchFormats = {"text", "json", "yaml"};
 const std::vector<std::string> kEvictFormats = {"text", "json", "yaml"};
+const std::vector<std::string> kPartialModes = {"warn", "abort"};
 
 std::string joined(const std::vector<std::string>& words) {
   std::string out;
@@ -77,6 +80,7 @@ struct Args {
   std::string token_file;
   // list, get
   std::string output = "table";
+  std::string partial = "warn";
   bool no_headers = false;
   bool list_watch = false;
   std::string name;
@@ -145,15 +149,15 @@ std::string parsedCommand(const CLI::App& app) {
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "epmdxctl: lists, watches and evicts the nodes registered with an epmdx daemon, "
-      "over its gRPC admin API.",
+      "epmdxctl: lists, watches and evicts the nodes registered with an epmdx daemon, or with "
+      "the daemons a fleet relay (epmdx-fleet) follows, over its gRPC admin API.",
       "epmdxctl"};
   app.set_version_flag("--version", std::string("epmdxctl ") + EPMDXCTL_VERSION);
   app.fallthrough();  // Global options may follow the command: `epmdxctl list --server=...`.
   app.require_subcommand(0, 1);
   app.footer(
       "Exit codes: 0 ok, 1 other error, 2 usage, 3 not found, 4 precondition failed,\n"
-      "5 not authorized, 6 daemon unavailable.\n"
+      "5 not authorized, 6 daemon unavailable, 7 not a fleet relay.\n"
       "Token: --token, --token-file, EPMDX_TOKEN, EPMDX_TOKEN_FILE, else the file the daemon\n"
       "on --server's port writes: $XDG_RUNTIME_DIR/epmdx/admin-PORT.token, else\n"
       "~/.config/epmdx/admin-PORT.token.");
@@ -171,6 +175,11 @@ int main(int argc, char** argv) {
                  "the cluster (epmd port) to address: list/watch show only it, get/evict look "
                  "in it (default: all for list/watch, \"default\" for get/evict)")
       ->envname("EPMDX_CLUSTER");
+  app.add_option("--source", a.connect.source,
+                 "a fleet relay's source (epmdxctl sources): list/watch/events/holds/clusters "
+                 "show only its nodes, get/evict/lift look in it (default: every source; "
+                 "get/evict/lift: the one that has the name)")
+      ->envname("EPMDX_SOURCE");
   app.add_option("--tls-ca", a.connect.tls_ca, "use TLS, trusting this CA (PEM)");
   auto* tls_cert =
       app.add_option("--tls-cert", a.connect.tls_cert, "client certificate for mutual TLS (PEM)");
@@ -186,6 +195,12 @@ int main(int argc, char** argv) {
   list->add_flag("--no-headers", a.no_headers, "no header row (table, wide)");
   list->add_flag("-w,--watch", a.list_watch,
                  "after the list, print every change (tables gain an EVENT column)");
+  list->add_option("--partial", a.partial,
+                   "a fleet relay that cannot reach a source: warn (list its last known nodes, "
+                   "marked stale, and say so on stderr) or abort (fail, exit 6)")
+      ->type_name("warn|abort")
+      ->transform(oneOf(kPartialModes))
+      ->capture_default_str();
 
   auto* get = app.add_subcommand("get", "one node");
   get->add_option("NAME", a.name, "the node's epmd name (the part before '@')")->required();
@@ -230,6 +245,12 @@ int main(int argc, char** argv) {
   addOutput(clusters, a.output, kListFormats, "output format");
   clusters->add_flag("--no-headers", a.no_headers, "no header row (table, wide)");
 
+  auto* sources = app.add_subcommand(
+      "sources", "a fleet relay's sources: the epmdx daemons it follows, and their state");
+  addOutput(sources, a.output, kListFormats, "output format");
+  sources->add_flag("--no-headers", a.no_headers,
+                    "no header row nor discovery lines (table, wide)");
+
   auto* completion = app.add_subcommand("completion", "print a shell completion script");
   completion->add_option("SHELL", a.shell, "bash")->required()->check(oneOf({"bash"}));
 
@@ -242,7 +263,7 @@ int main(int argc, char** argv) {
     if (command.empty() && !app.remaining().empty()) {
       return usageError("unknown command \"" + app.remaining().front() +
                             "\" (commands: list, get, watch, evict, holds, lift, events, "
-                            "health, clusters, completion)",
+                            "health, clusters, sources, completion)",
                         "");
     }
     return usageError(e.what(), command);
@@ -252,18 +273,21 @@ int main(int argc, char** argv) {
   if (app.get_subcommands().empty()) {
     return usageError(
         "a command is required (list, get, watch, evict, holds, lift, events, health, "
-        "clusters, completion)",
+        "clusters, sources, completion)",
         "");
   }
 
   if (*completion) {
     CompletionHints hints;
-    hints.outputs = {{"list", kListFormats},     {"get", kListFormats},   {"watch", kWatchFormats},
-                     {"evict", kEvictFormats},   {"holds", kListFormats}, {"lift", kEvictFormats},
-                     {"clusters", kListFormats}, {"events", kListFormats}};
+    hints.outputs = {
+        {"list", kListFormats},     {"get", kListFormats},    {"watch", kWatchFormats},
+        {"evict", kEvictFormats},   {"holds", kListFormats},  {"lift", kEvictFormats},
+        {"clusters", kListFormats}, {"events", kListFormats}, {"sources", kListFormats}};
     hints.file_options = {"--token-file", "--tls-ca", "--tls-cert", "--tls-key"};
     hints.node_commands = {"get", "evict"};
     hints.positionals = {{"completion", {"bash"}}};
+    hints.option_values = {{"--partial", kPartialModes}};
+    hints.option_commands = {{"--source", "sources -o names"}};
     emit(bashCompletion(app, hints));
     return ExitOk;
   }
@@ -292,8 +316,22 @@ int main(int argc, char** argv) {
     return ExitError;
   }
   const Format format = parseFormat(a.output).value_or(Format::Table);
+  if (*sources) {
+    return listSources(*conn, format, !a.no_headers);
+  }
+  // A daemon ignores what only a relay reads: without this check `--source=pod-1 evict app`
+  // would evict the daemon's own app, and `list --source=pod-1` list every node.
+  const bool partial_abort = *list && a.partial == "abort";
+  if ((!a.connect.source.empty() && !*health) || partial_abort) {
+    const int ok = requireRelay(*conn, a.connect.source.empty() ? "--partial=abort" : "--source");
+    if (ok != ExitOk) {
+      return ok;
+    }
+  }
   if (*list) {
-    return listNodes(*conn, ListArgs{format, !a.no_headers, a.list_watch});
+    ListArgs list_args{format, !a.no_headers, a.list_watch};
+    list_args.partial = partial_abort ? epmdx::v1::PARTIAL_ABORT : epmdx::v1::PARTIAL_WARN;
+    return listNodes(*conn, list_args);
   }
   if (*get) {
     return getNode(*conn, a.name, format, !a.no_headers);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <tuple>
 
 namespace epmdx::ctl {
 
@@ -54,14 +55,20 @@ std::string releaseHelperTag(const v1::Node& node) {
   return "release_helper=" + node.release_helper().command() + ":" + node.release_helper().target();
 }
 
-std::vector<std::string> nodeHeader(bool wide, bool cluster) {
+std::vector<std::string> nodeHeader(bool wide, NodeColumns columns) {
   std::vector<std::string> header{"NAME", "PORT", "TYPE", "AGE"};
-  if (cluster && !wide) {
-    header.insert(header.begin() + 1, "CLUSTER");
-  }
   if (wide) {
     header.insert(header.end(), {"CLUSTER", "VERSIONS", "CREATION", "REGISTERED-AT", "ID", "PEER",
                                  "HEALTH", "HOLDER"});
+  } else if (columns.cluster) {
+    header.insert(header.begin() + 1, "CLUSTER");
+  }
+  if (columns.source) {
+    // Short: NAME SOURCE [CLUSTER] ...; wide: ... AGE SOURCE CLUSTER ...
+    header.insert(wide ? header.begin() + 4 : header.begin() + 1, "SOURCE");
+  }
+  if (columns.stale) {
+    header.push_back("STALE");
   }
   return header;
 }
@@ -71,13 +78,10 @@ std::string nodeName(const v1::Node& node) {
 }
 
 std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t now, bool with_host,
-                                 bool cluster) {
+                                 NodeColumns columns) {
   std::vector<std::string> row{with_host ? nodeName(node) : node.name(),
                                std::to_string(node.port()), typeName(node),
                                age(node.registered_at(), now)};
-  if (cluster && !wide) {
-    row.insert(row.begin() + 1, node.cluster());  // Wide tables have it further right.
-  }
   if (wide) {
     row.insert(row.end(), {node.cluster(),
                            std::to_string(node.lowest_version()) + "-" +
@@ -85,8 +89,24 @@ std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t no
                            std::to_string(node.creation()), utcTime(node.registered_at()),
                            std::to_string(node.registration_id()), node.peer_address(),
                            healthName(node.health()), holderName(node.holder())});
+  } else if (columns.cluster) {
+    row.insert(row.begin() + 1, node.cluster());
+  }
+  if (columns.source) {
+    // "-": a node without a source in a relay's table (never expected, but never an empty
+    // cell that would shift the columns a script splits on).
+    row.insert(wide ? row.begin() + 4 : row.begin() + 1,
+               node.source().empty() ? "-" : node.source());
+  }
+  if (columns.stale) {
+    row.push_back(node.stale() ? "yes" : "no");
   }
   return row;
+}
+
+bool fromRelay(const google::protobuf::RepeatedPtrField<v1::Node>& nodes, bool source_chosen) {
+  return source_chosen || std::any_of(nodes.begin(), nodes.end(),
+                                      [](const v1::Node& n) { return !n.source().empty(); });
 }
 
 std::string age(const google::protobuf::Timestamp& at, std::time_t now) {
@@ -129,8 +149,9 @@ std::vector<const v1::Node*> byName(const google::protobuf::RepeatedPtrField<v1:
     sorted.push_back(&n);
   }
   std::sort(sorted.begin(), sorted.end(), [](const v1::Node* a, const v1::Node* b) {
-    // The same name may be in two clusters: then by cluster.
-    return a->name() != b->name() ? a->name() < b->name() : a->cluster() < b->cluster();
+    // The same name may be in two clusters, or (a relay) on two sources: then by those.
+    return std::tie(a->name(), a->source(), a->cluster()) <
+           std::tie(b->name(), b->source(), b->cluster());
   });
   return sorted;
 }

@@ -22,17 +22,31 @@ std::string holderName(const v1::Holder& holder);
 /// "release_helper=rpc:demo" for the short-lived rpc-XXXX-demo / rem-XXXX-demo nodes an Elixir
 /// release's bin/demo starts (Node.release_helper), empty for every other node.
 std::string releaseHelperTag(const v1::Node& node);
+/// The optional columns of a node table, each shown only when it tells something.
+struct NodeColumns {
+  /// CLUSTER after NAME (SOURCE) in the short table: a daemon with several clusters, where one
+  /// name may be in two of them. Wide tables always have CLUSTER.
+  bool cluster = false;
+  /// A fleet relay's nodes, whose identity is (source, cluster, name): SOURCE after NAME
+  /// (short) or before CLUSTER (wide), unless --source chose one...
+  bool source = false;
+  /// ...and STALE last, yes or no: the node's source cannot be reached now and this is its
+  /// last known registration. A column, not a mark on the name, so that NAME stays the epmd
+  /// name scripts match and every row has as many fields.
+  bool stale = false;
+};
 /// The column headers: NAME PORT TYPE AGE, and with `wide` CLUSTER VERSIONS CREATION
-/// REGISTERED-AT ID PEER HEALTH HOLDER as well. `cluster` puts CLUSTER after NAME in the
-/// short table (a daemon with several clusters, where one name may be in two of them).
-std::vector<std::string> nodeHeader(bool wide, bool cluster = false);
+/// REGISTERED-AT ID PEER HEALTH HOLDER as well; `columns` adds the optional ones.
+std::vector<std::string> nodeHeader(bool wide, NodeColumns columns = {});
 /// NAME is name@host (nodeName) with `with_host`, as Erlang users know the node; the bare
 /// epmd name otherwise (the short table, which `-o names` and scripts match).
 std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t now, bool with_host,
-                                 bool cluster = false);
+                                 NodeColumns columns = {});
 inline std::vector<std::string> nodeRow(const v1::Node& node, bool wide, std::time_t now) {
   return nodeRow(node, wide, now, wide);
 }
+/// A relay's answer: its nodes carry their source (or `source_chosen`: --source was given).
+bool fromRelay(const google::protobuf::RepeatedPtrField<v1::Node>& nodes, bool source_chosen);
 /// "name@host" (Node.host), or the bare name when the daemon does not know the host.
 std::string nodeName(const v1::Node& node);
 

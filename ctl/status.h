@@ -17,6 +17,10 @@ enum Exit : int {
   ExitPrecondition = 4,
   ExitNotAuthorized = 5,
   ExitUnavailable = 6,
+  // A fleet-only request (`sources`, --source, --partial) sent to an epmdx daemon, which
+  // answers Fleet.ListSources with UNIMPLEMENTED. Kept apart from 1 so that a script can
+  // tell "wrong kind of server" from a failure.
+  ExitNotRelay = 7,
 };
 
 /// "NOT_FOUND", "UNAUTHENTICATED", ...: the names gRPC documents, never bare numbers.

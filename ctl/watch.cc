@@ -9,6 +9,7 @@
 #include <ctime>
 #include <thread>
 
+#include "ctl/coverage.h"
 #include "ctl/status.h"
 #include "ctl/yaml.h"
 #include "server/api/json.h"
@@ -20,6 +21,16 @@ namespace {
 std::string helperSuffix(const v1::Node& n) {
   const auto tag = releaseHelperTag(n);
   return tag.empty() ? std::string() : " " + tag;
+}
+
+/// " source=pod-1" for a fleet relay's node (" stale" too when its source cannot be reached
+/// now), empty for a daemon's own: the last fields of a line, so the earlier ones keep their
+/// places for scripts.
+std::string sourceSuffix(const v1::Node& n) {
+  if (n.source().empty()) {
+    return {};
+  }
+  return " source=" + n.source() + (n.stale() ? " stale" : "");
 }
 
 using Clock = std::chrono::steady_clock;
@@ -68,7 +79,8 @@ class EventPrinter : public WatchSink {
       } else {
         emit(std::to_string(message.revision()) + " existing " + n.name() +
              " port=" + std::to_string(n.port()) + " id=" + std::to_string(n.registration_id()) +
-             " creation=" + std::to_string(n.creation()) + " peer=" + n.peer_address() + "\n");
+             " creation=" + std::to_string(n.creation()) + " peer=" + n.peer_address() +
+             sourceSuffix(n) + "\n");
       }
     }
   }
@@ -96,7 +108,10 @@ class EventPrinter : public WatchSink {
         extra += " detail=\"" + e.detail() + "\"";
       }
       emit(std::to_string(e.revision()) + " " + lower(v1::NodeEvent::Type_Name(e.type())) + " " +
-           n.name() + " id=" + std::to_string(n.registration_id()) + extra + "\n");
+           n.name() + " id=" + std::to_string(n.registration_id()) + extra +
+           (n.source().empty() && !e.hold().source().empty() ? " source=" + e.hold().source()
+                                                             : sourceSuffix(n)) +
+           "\n");
       return;
     }
     if (e.type() == v1::NodeEvent::HEALTH_CHANGED) {
@@ -106,20 +121,21 @@ class EventPrinter : public WatchSink {
            (h.last_error().empty() || h.status() == v1::ALIVE
                 ? std::string()
                 : " error=\"" + h.last_error() + "\"") +
-           "\n");
+           sourceSuffix(n) + "\n");
       return;
     }
     if (e.type() == v1::NodeEvent::HOLDER_CHANGED) {
       // The node's full name: the host comes from the holder, so it may be new too.
-      emit(std::to_string(e.revision()) + " holder_changed " + nodeName(n) + " holder=" +
-           holderName(n.holder()) + " id=" + std::to_string(n.registration_id()) + "\n");
+      emit(std::to_string(e.revision()) + " holder_changed " + nodeName(n) +
+           " holder=" + holderName(n.holder()) + " id=" + std::to_string(n.registration_id()) +
+           sourceSuffix(n) + "\n");
       return;
     }
     if (e.type() == v1::NodeEvent::REGISTERED) {
       emit(std::to_string(e.revision()) + " registered " + n.name() +
            " port=" + std::to_string(n.port()) + " id=" + std::to_string(n.registration_id()) +
            " creation=" + std::to_string(n.creation()) + " peer=" + n.peer_address() +
-           helperSuffix(n) + "\n");
+           helperSuffix(n) + sourceSuffix(n) + "\n");
       return;
     }
     std::string extra = helperSuffix(n);
@@ -131,7 +147,7 @@ class EventPrinter : public WatchSink {
     }
     emit(std::to_string(e.revision()) + " unregistered " + n.name() +
          " reason=" + lower(v1::UnregisterReason_Name(e.reason())) +
-         " id=" + std::to_string(n.registration_id()) + extra + "\n");
+         " id=" + std::to_string(n.registration_id()) + extra + sourceSuffix(n) + "\n");
   }
 
   void resync(const std::string& why) override {
@@ -161,7 +177,7 @@ std::vector<std::string> roomFor(const std::vector<std::string>& header) {
     size_t width = 0;
     if (column == "EVENT") {
       width = event;  // HEALTH_CHANGED, HOLDER_CHANGED
-    } else if (column == "NAME" || column == "CLUSTER") {
+    } else if (column == "NAME" || column == "CLUSTER" || column == "SOURCE") {
       width = 12;
     } else if (column == "TYPE") {
       width = std::string("type 255").size();
@@ -198,7 +214,7 @@ class ListPrinter : public WatchSink {
       case Format::Table:
       case Format::Wide: {
         std::vector<std::vector<std::string>> rows;
-        auto header = nodeHeader(wide(), args_.cluster_column);
+        auto header = nodeHeader(wide(), args_.columns);
         header.insert(header.begin(), "EVENT");
         if (args_.headers && !printed_) {
           rows.push_back(header);
@@ -252,7 +268,7 @@ class ListPrinter : public WatchSink {
   bool wide() const { return args_.format == Format::Wide; }
 
   std::vector<std::string> row(const std::string& what, const v1::Node& node) const {
-    auto r = nodeRow(node, wide(), std::time(nullptr), wide(), args_.cluster_column);
+    auto r = nodeRow(node, wide(), std::time(nullptr), wide(), args_.columns);
     r.insert(r.begin(), what);
     return r;
   }
@@ -273,9 +289,11 @@ int follow(Connection& conn, WatchStart start, WatchSink& sink) {
   auto backoff = milliseconds(100);
   // When the first of a row of UNAUTHENTICATED answers came (time_point{}: none).
   Clock::time_point refused_since{};
+  CoverageNotes coverage(start.printed);
   for (;;) {
     v1::WatchNodesRequest req;
     req.set_cluster(conn.options().cluster);
+    req.set_source(conn.options().source);
     if (want_initial) {
       req.set_send_initial_state(true);
     } else if (resume) {
@@ -287,6 +305,10 @@ int follow(Connection& conn, WatchStart start, WatchSink& sink) {
     while (stream->Read(&msg)) {
       backoff = milliseconds(100);
       refused_since = Clock::time_point{};
+      if (msg.has_coverage()) {
+        // A relay: its first message and each change of a source's state (stderr only).
+        printNotes(coverage.update(msg.coverage()));
+      }
       if (want_initial && (msg.initial_nodes_size() > 0 || msg.initial_state_complete())) {
         sink.initial(msg);
       }
@@ -345,7 +367,7 @@ int watchEvents(Connection& conn, WatchStart start, WatchFormat format) {
 int watchList(Connection& conn, const ListArgs& args, const v1::ListNodesResponse& listed) {
   ListPrinter printer(args);
   printer.printList(listed);
-  return follow(conn, WatchStart{listed.revision(), false, true}, printer);
+  return follow(conn, WatchStart{listed.revision(), false, true, listed.coverage()}, printer);
 }
 
 }  // namespace epmdx::ctl

@@ -32,6 +32,9 @@ struct WatchStart {
   /// `after` came from the daemon (a list's revision), not from the user: if the daemon
   /// restarted since and calls it a future revision, list again instead of failing.
   bool after_from_daemon = false;
+  /// A relay's coverage already told (the list `list --watch` printed): the stream's first
+  /// coverage then says only what changed since.
+  v1::Coverage printed{};
 };
 
 /// Follows until an error that retrying cannot fix; returns the exit code.

@@ -264,17 +264,19 @@ TEST_F(ServiceTest, EachSurfaceHasItsOwnWatcherCap) {
 }
 
 TEST_F(ServiceTest, OpenWatchChecksItsParameters) {
-  WatchParams both{.after = 0, .initial = true, .cluster = ""};
+  WatchParams both{.after = 0, .initial = true, .cluster = "", .source = ""};
   Error e = errorOf(service_.openWatch(Surface::Grpc, both, {}));
   EXPECT_EQ(e.code, Code::InvalidArgument);
   EXPECT_EQ(e.message, "an initial state and a start revision exclude each other");
 
   e = errorOf(service_.openWatch(
-      Surface::Grpc, {.after = std::nullopt, .initial = false, .cluster = "green"}, {}));
+      Surface::Grpc, {.after = std::nullopt, .initial = false, .cluster = "green", .source = ""},
+      {}));
   EXPECT_EQ(e.message, "no cluster named \"green\" (clusters: default, blue)");
 
   add("a");
-  e = errorOf(service_.openWatch(Surface::Grpc, {.after = 5, .initial = false, .cluster = ""}, {}));
+  e = errorOf(service_.openWatch(Surface::Grpc,
+                                 {.after = 5, .initial = false, .cluster = "", .source = ""}, {}));
   EXPECT_EQ(e.code, Code::InvalidArgument);
   EXPECT_EQ(e.message,
             "revision 5 is in the future (current 1; did the daemon restart?): list again");
@@ -282,7 +284,8 @@ TEST_F(ServiceTest, OpenWatchChecksItsParameters) {
   for (int i = 0; i < 12; ++i) {
     add("n" + std::to_string(i));
   }
-  e = errorOf(service_.openWatch(Surface::Grpc, {.after = 1, .initial = false, .cluster = ""}, {}));
+  e = errorOf(service_.openWatch(Surface::Grpc,
+                                 {.after = 1, .initial = false, .cluster = "", .source = ""}, {}));
   EXPECT_EQ(e.code, Code::OutOfRange);
   EXPECT_EQ(e.message, "revision 1 is older than the kept history (oldest 6): list again");
   ASSERT_TRUE(e.window.has_value());
@@ -298,8 +301,8 @@ TEST_F(ServiceTest, OpenWatchChecksItsParameters) {
 TEST_F(ServiceTest, OpenWatchWithInitialStateOfOneCluster) {
   add("a");
   add("b", kBlue);
-  auto opened = service_.openWatch(Surface::Sse,
-                                   {.after = std::nullopt, .initial = true, .cluster = "blue"}, {});
+  auto opened = service_.openWatch(
+      Surface::Sse, {.after = std::nullopt, .initial = true, .cluster = "blue", .source = ""}, {});
   ASSERT_TRUE(opened.ok());
   auto& cursor = opened.value().cursor;
   const WatchStep initial = cursor.next();
@@ -321,8 +324,8 @@ TEST_F(ServiceTest, OpenWatchAfterARevisionResumesRightAfterIt) {
   add("a");
   const registry::Revision seen = registry_.revision();
   add("b");
-  auto opened =
-      service_.openWatch(Surface::Grpc, {.after = seen, .initial = false, .cluster = ""}, {});
+  auto opened = service_.openWatch(
+      Surface::Grpc, {.after = seen, .initial = false, .cluster = "", .source = ""}, {});
   ASSERT_TRUE(opened.ok());
   const WatchStep step = opened.value().cursor.next();
   ASSERT_EQ(step.kind, WatchStep::Kind::Events);

@@ -98,7 +98,7 @@ class SseStreamTest : public ::testing::Test {
 TEST_F(SseStreamTest, HeadRetryInitialChangeAndProgress) {
   add("a");
   const registry::Revision listed = registry_.revision();
-  auto stream = open({.after = std::nullopt, .initial = true, .cluster = ""});
+  auto stream = open({.after = std::nullopt, .initial = true, .cluster = "", .source = ""});
   stream->begin();
   ASSERT_TRUE(receive("\n\nevent: initial\nid: " + std::to_string(listed) + "\ndata: {"));
   EXPECT_EQ(received_.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << received_;
@@ -130,7 +130,7 @@ TEST_F(SseStreamTest, HeadRetryInitialChangeAndProgress) {
 }
 
 TEST_F(SseStreamTest, OnlyTheWatchedClustersChanges) {
-  auto stream = open({.after = std::nullopt, .initial = false, .cluster = "blue"});
+  auto stream = open({.after = std::nullopt, .initial = false, .cluster = "blue", .source = ""});
   stream->begin();
   ASSERT_TRUE(receive("retry: 1000\n\n"));
   add("a");
@@ -142,7 +142,7 @@ TEST_F(SseStreamTest, OnlyTheWatchedClustersChanges) {
 }
 
 TEST_F(SseStreamTest, FellBehindIsAResyncFrameThenTheEnd) {
-  auto stream = open({.after = std::nullopt, .initial = false, .cluster = ""});
+  auto stream = open({.after = std::nullopt, .initial = false, .cluster = "", .source = ""});
   const registry::Revision delivered = registry_.revision();
   stream->begin();
   ASSERT_TRUE(receive("retry: 1000\n\n"));

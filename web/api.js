@@ -18,7 +18,7 @@ function headers(extra) {
   return h;
 }
 
-/** The answer of a request: {ok, status, body}; a daemon that is down gives status 0. */
+/** The answer of a request: {ok, status, body}; a daemon (or relay) that is down gives status 0. */
 async function call(path, init) {
   try {
     const res = await fetch(path, Object.assign({}, init, { headers: headers((init || {}).headers) }));
@@ -38,20 +38,28 @@ export function describeError(r) {
 export const api = {
   clusters: () => call("/v1/clusters"),
   nodes: () => call("/v1/nodes"),
-  node: (name, cluster) =>
-    call("/v1/nodes/" + encodeURIComponent(name) + "?cluster=" + encodeURIComponent(cluster)),
+  node: (name, cluster, source) =>
+    call("/v1/nodes/" + encodeURIComponent(name) + "?cluster=" + encodeURIComponent(cluster) +
+      (source ? "&source=" + encodeURIComponent(source) : "")),
+  // A fleet relay's sources; asked only once the relay showed itself (a daemon answers 404,
+  // which the browser would log as an error).
+  sources: () => call("/v1/sources"),
   holds: () => call("/v1/holds"),
   events: (limit) => call("/v1/events?limit=" + limit),
+  // On a relay the row's source goes along (a name may live on two sources), in the query
+  // as the relay's REST selectors are, and in the body as EvictNodeRequest.source.
   evict: (target, reason, holdSeconds) =>
-    call("/v1/nodes/" + encodeURIComponent(target.name), {
+    call("/v1/nodes/" + encodeURIComponent(target.name) + (target.source
+      ? "?" + new URLSearchParams({ cluster: target.cluster, source: target.source }).toString() : ""), {
       method: "DELETE",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ registrationId: target.registrationId, reason, cluster: target.cluster,
-        holdSeconds }),
+      body: JSON.stringify(Object.assign({ registrationId: target.registrationId, reason,
+        cluster: target.cluster, holdSeconds }, target.source ? { source: target.source } : {})),
     }),
   lift: (hold, reason) =>
     call("/v1/holds/" + encodeURIComponent(hold.name) + "?cluster=" +
-      encodeURIComponent(hold.cluster || "default") + "&reason=" + encodeURIComponent(reason), {
+      encodeURIComponent(hold.cluster || "default") + "&reason=" + encodeURIComponent(reason) +
+      (hold.source ? "&source=" + encodeURIComponent(hold.source) : ""), {
       method: "DELETE",
     }),
 };

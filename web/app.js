@@ -3,16 +3,26 @@
 // history are read once per fresh start; the details view reads one node; actions are
 // DELETEs. Nothing polls. Each part of the page is its own module:
 //   table.js (nodes), holds.js, events.js (what happened), chart.js, details.js,
-//   evict.js (dialog + notices), token.js (form), theme.js, api.js, format.js.
+//   evict.js (dialog + notices), token.js (form), theme.js, api.js, format.js,
+//   sources.js (a fleet relay's sources).
+//
+// The same page is served by a daemon and by a fleet relay (epmdx-fleet). The relay shows
+// itself (its clusters and answers name their source, its watch sends `coverage` frames);
+// then, and only then, the page asks /v1/sources (a daemon answers 404) and turns fleet mode
+// on: body[data-fleet], the Source column, the strip of sources, the source filter, and
+// stale rows for the sources it cannot reach.
 
 import { api, describeError, token } from "./api.js";
 import { drawChart } from "./chart.js";
 import { DetailsView } from "./details.js";
 import { EventLog, SHOWN, eventItem, eventSubject } from "./events.js";
 import { EvictDialog, actionNotice } from "./evict.js";
-import { clock, clusterOf, duration, fullName, healthKey, revCompare, typeKey } from "./format.js";
+import {
+  clock, clusterOf, duration, fullName, healthKey, revCompare, sourceOf, typeKey,
+} from "./format.js";
 import { HoldsPanel } from "./holds.js";
 import { Stream } from "./stream.js";
+import { SourcesStrip, coverageText, isStaleState, staleTitle } from "./sources.js";
 import { NodeTable, PAGE } from "./table.js";
 import { setupTheme } from "./theme.js";
 import { TokenForm } from "./token.js";
@@ -22,6 +32,9 @@ const $ = (id) => document.getElementById(id);
 const state = {
   clusters: [], // ListClusters: the daemon's clusters, the default first
   cluster: "", // "" = all
+  fleet: false, // a fleet relay: /v1/sources answered
+  source: "", // "" = all (a relay only)
+  coverage: null, // the relay's last Coverage: which sources its view covers
   type: "",
   health: "",
   text: "",
@@ -32,7 +45,7 @@ const state = {
 };
 
 const log = new EventLog();
-let table, holds, details, evictDialog, tokenForm, stream;
+let table, holds, details, evictDialog, tokenForm, stream, strip;
 
 // ---- Filters and counts ------------------------------------------------------------
 
@@ -40,19 +53,29 @@ function inCluster(x) {
   return !state.cluster || clusterOf(x) === state.cluster;
 }
 
+/** In the source shown; something whose source is not known (a hold) shows under each. */
+function inSource(x) {
+  return !state.source || !x.source || x.source === state.source;
+}
+
+function inScope(x) {
+  return inCluster(x) && inSource(x);
+}
+
 function matches(node) {
-  if (!inCluster(node)) return false;
+  if (!inScope(node)) return false;
   if (state.type && typeKey(node) !== state.type) return false;
   if (state.health && healthKey(node) !== state.health) return false;
   if (!state.text) return true;
   return fullName(node).toLowerCase().includes(state.text) ||
     String(node.port).includes(state.text) ||
-    (node.peerAddress || "").toLowerCase().includes(state.text);
+    (node.peerAddress || "").toLowerCase().includes(state.text) ||
+    sourceOf(node).toLowerCase().includes(state.text);
 }
 
 function applyFilters() {
   table.setFilter(matches);
-  holds.setFilter(inCluster);
+  holds.setFilter(inScope);
   schedule();
 }
 
@@ -76,14 +99,17 @@ function renderCounts() {
   if (!state.known) {
     renderUnknown();
     renderClusters(new Map(state.clusters.map((x) => [x.name, null])), null);
+    renderSources(null, null);
     return;
   }
   const c = { total: 0, shown: 0, normal: 0, hidden: 0, alive: 0, unresponsive: 0, unknown: 0 };
   const perCluster = new Map(state.clusters.map((x) => [x.name, 0]));
+  const perSource = new Map(strip.names().map((n) => [n, 0]));
   const nodes = table.nodes();
   for (const node of nodes) {
     perCluster.set(clusterOf(node), (perCluster.get(clusterOf(node)) || 0) + 1);
-    if (!inCluster(node)) continue;
+    if (node.source) perSource.set(node.source, (perSource.get(node.source) || 0) + 1);
+    if (!inScope(node)) continue;
     c.total++;
     if (matches(node)) c.shown++;
     const t = typeKey(node);
@@ -100,9 +126,26 @@ function renderCounts() {
   $("count-holds").textContent = String(holds.count());
   document.body.classList.toggle("has-unresponsive", c.unresponsive > 0);
   $("empty").hidden = c.total !== 0;
-  $("empty").textContent = state.cluster ? "No node is registered in cluster " + state.cluster + "."
-    : "No node is registered.";
+  $("empty").textContent = "No node is registered" +
+    (state.cluster ? " in cluster " + state.cluster : "") +
+    (state.source ? " on source " + state.source : "") + ".";
   renderClusters(perCluster, nodes.length);
+  renderSources(perSource, nodes.length);
+}
+
+/** A select's options as [[value, label]], rebuilt only when they changed. */
+function setOptions(select, options, value) {
+  const same = select.options.length === options.length &&
+    options.every(([v, l], i) => select.options[i].value === v && select.options[i].textContent === l);
+  if (!same) {
+    select.replaceChildren(...options.map(([v, label]) => {
+      const o = document.createElement("option");
+      o.value = v;
+      o.textContent = label;
+      return o;
+    }));
+  }
+  select.value = value;
 }
 
 // The cluster selector: "All clusters" and each cluster with its node count.
@@ -112,18 +155,10 @@ function renderClusters(perCluster, total) {
   const counted = (label, n) => (n == null ? label : label + " (" + n + ")");
   const options = [["", counted("All clusters", total)]];
   for (const [name, n] of perCluster) options.push([name, counted(name, n)]);
-  const same = select.options.length === options.length &&
-    options.every(([v, l], i) => select.options[i].value === v && select.options[i].textContent === l);
-  if (!same) {
-    select.replaceChildren(...options.map(([value, label]) => {
-      const o = document.createElement("option");
-      o.value = value;
-      o.textContent = label;
-      return o;
-    }));
-  }
-  select.value = state.cluster;
-  const info = state.clusters.find((x) => x.name === state.cluster);
+  setOptions(select, options, state.cluster);
+  // On a relay every source has its own cluster of that name: its port only for one source.
+  const info = state.clusters.find((x) => x.name === state.cluster &&
+    (!x.source || x.source === state.source));
   $("cluster-info").textContent = info
     ? "port " + info.port + (info.serving ? "" : " (closed)") + " · names from " +
       info.namesFrom + " · lookups from " + info.lookupsFrom
@@ -132,9 +167,94 @@ function renderClusters(perCluster, total) {
   document.body.dataset.clusters = perCluster.size > 1 ? "many" : "one";
 }
 
-/** Events of the cluster shown; gaps concern every cluster. */
+// ---- A fleet relay's sources --------------------------------------------------------
+
+// The source selector ("All sources (5)", "pod-a (3)") and the strip of chips; counts are
+// the nodes the page holds (null: not known yet).
+function renderSources(perSource, total) {
+  if (!state.fleet) return;
+  const counted = (label, n) => (n == null ? label : label + " (" + n + ")");
+  const names = perSource ? [...perSource.keys()] : strip.names();
+  const options = [["", counted("All sources", total)]];
+  for (const name of names) options.push([name, counted(name, perSource ? perSource.get(name) : null)]);
+  setOptions($("source"), options, state.source);
+  strip.render(state.known ? perSource : null, state.source);
+}
+
+function setSource(name) {
+  state.source = name;
+  applyFilters();
+}
+
+/** Why a node is only its last known registration: its source is STALE or GONE now. */
+function staleOf(node) {
+  if (!node.source) return node.stale ? "last known registration" : "";
+  const src = strip.get(node.source);
+  if (src) return isStaleState(src.state) ? staleTitle(node.source, src) : "";
+  return node.stale ? staleTitle(node.source, null) : "";
+}
+
+/** The band over the nodes while the relay's view misses sources. */
+function renderCoverage() {
+  const text = state.coverage ? coverageText(state.coverage) : "";
+  $("coverage").hidden = !text;
+  $("coverage").textContent = text;
+  document.body.dataset.partial = text ? "true" : "false";
+}
+
+let sourcesAsked = 0; // Only the newest answer counts: an older one may arrive last.
+let probing = false;
+/** Reads /v1/sources: on a relay (which showed itself) it turns fleet mode on, then keeps
+ * the strip and the stale rows current. */
+async function loadSources() {
+  const asked = ++sourcesAsked;
+  const r = await api.sources();
+  if (asked !== sourcesAsked || !r.ok) return r;
+  if (!state.fleet) {
+    state.fleet = true;
+    document.body.dataset.fleet = "true";
+    $("filter").placeholder = "name, host, port or source";
+  }
+  strip.setAll(r.body.sources || []);
+  table.restale();
+  details.restale();
+  schedule();
+  return r;
+}
+
+/** The relay showed itself (a source named, a coverage): ask it once for its sources. */
+function relayHint() {
+  if (state.fleet || probing) return;
+  probing = true;
+  loadSources().finally(() => { probing = false; });
+}
+
+// Pointing at the chips re-reads the sources (their last errors): at most once every 2 s,
+// and a look within 2 s of the last read gets one read when they are up, never none.
+let lookedAt = 0;
+let lookPending = false;
+function lookAtSources() {
+  if (!state.fleet || lookPending) return;
+  lookPending = true;
+  setTimeout(() => {
+    lookPending = false;
+    lookedAt = Date.now();
+    loadSources();
+  }, Math.max(0, 2000 - (Date.now() - lookedAt)));
+}
+
+function onCoverage(coverage) {
+  state.coverage = coverage;
+  renderCoverage();
+  // A source's state changed: the strip and the rows follow (a probe still in flight may
+  // predate the change, so ask again: only the newest answer is applied).
+  if (state.fleet || probing) loadSources();
+  else relayHint();
+}
+
+/** Events of the cluster (and source) shown; gaps concern every cluster. */
 function eventShown(ev) {
-  return ev.gap || inCluster(eventSubject(ev));
+  return ev.gap || inScope(eventSubject(ev));
 }
 
 /** The events pane leaves out quiet holder events (see EventLog.note). */
@@ -144,16 +264,18 @@ function eventInPane(ev) {
 
 // Items are kept by revision and reused: a burst of changes builds only the new ones.
 let eventItems = new Map();
-let eventItemsMany = false;
+let eventItemsMany = ""; // What the items show (cluster and source tags): rebuilt when it changes.
 function renderEvents() {
   const shown = log.newest(eventInPane, SHOWN);
   const many = document.body.dataset.clusters === "many" && !state.cluster;
-  if (many !== eventItemsMany) eventItems = new Map();
-  eventItemsMany = many;
+  const sources = state.fleet && !state.source;
+  const look = many + "/" + sources;
+  if (look !== eventItemsMany) eventItems = new Map();
+  eventItemsMany = look;
   const next = new Map();
   const items = shown.map((ev) => {
     const id = (ev.gap ? "gap:" : "") + ev.revision;
-    const li = eventItems.get(id) || eventItem(ev, many);
+    const li = eventItems.get(id) || eventItem(ev, many, sources);
     next.set(id, li);
     return li;
   });
@@ -164,7 +286,7 @@ function renderEvents() {
 
 function renderChart() {
   const events = log.newest(eventShown, Infinity);
-  const live = table.nodes().filter(inCluster).length;
+  const live = table.nodes().filter(inScope).length;
   const oldest = log.events.length ? Date.parse(log.events[0].time) : Infinity;
   drawChart($("chart"), events, live, stalledNow(), Math.min(state.openedAt, oldest));
 }
@@ -224,7 +346,8 @@ function renderBanner() {
   const banner = $("stale-banner");
   banner.hidden = state.staleSince == null;
   if (state.staleSince == null) return;
-  banner.textContent = "The connection to the daemon was lost at " + clock(state.staleSince) +
+  const what = state.fleet ? "relay" : "daemon";
+  banner.textContent = "The connection to the " + what + " was lost at " + clock(state.staleSince) +
     " (" + duration(Date.now() - state.staleSince) + " ago). Below is what was known then: " +
     "the nodes may be gone (a daemon restart ends every registration). Actions are disabled " +
     "until the page is live again; it reconnects by itself.";
@@ -310,6 +433,7 @@ async function checkAccess() {
     askForToken();
     return;
   }
+  if (r.ok && r.body.coverage) relayHint();
   setTimeout(() => stream.connect(false), 1000);
 }
 
@@ -354,7 +478,7 @@ function reportEviction(target, notice) {
     row.className = "notice-row";
     row.dataset.key = target.key;
     const td = document.createElement("td");
-    td.colSpan = 9;
+    td.colSpan = 10;
     td.append(notice);
     row.append(td);
     tr.before(row);
@@ -381,7 +505,7 @@ async function liftHold(hold, li) {
   }
   const r = await api.lift(hold, "lifted from the page");
   const which = hold.name + (document.body.dataset.clusters === "many"
-    ? " (cluster " + clusterOf(hold) + ")" : "");
+    ? " (cluster " + clusterOf(hold) + ")" : "") + (hold.source ? " on " + hold.source : "");
   const notice = actionNotice(r.ok
     ? "Lifted the hold on " + which + ": the name can register again."
     : "Not lifted: " + describeError(r), r.ok);
@@ -396,6 +520,7 @@ async function loadClusters() {
   const r = await api.clusters();
   if (!r.ok) return r;
   state.clusters = r.body.clusters || [];
+  if (state.clusters.some((x) => x.source)) relayHint();
   if (r.body.host) {
     $("host").textContent = r.body.host;
     $("host-line").hidden = false;
@@ -446,8 +571,11 @@ document.addEventListener("DOMContentLoaded", () => {
     rendered: renderMore,
   });
   table.now = stalledNow;
+  table.staleOf = staleOf;
+  strip = new SourcesStrip($("sources-list"), (name) => setSource(name), lookAtSources);
   holds = new HoldsPanel($("holds-list"), $("holds-empty"), liftHold);
   details = new DetailsView($("details"), log, (node) => openEvict(node, "details"));
+  details.staleOf = staleOf;
   evictDialog = new EvictDialog($("evict-dialog"), reportEviction);
   tokenForm = new TokenForm($("token-panel"), start);
   stream = new Stream({
@@ -456,6 +584,7 @@ document.addEventListener("DOMContentLoaded", () => {
     progress: setRevision,
     state: setConnection,
     refused: checkAccess,
+    coverage: onCoverage,
   });
   setupTheme($("theme"));
   $("show-more").addEventListener("click", () => table.showMore());
@@ -476,6 +605,7 @@ document.addEventListener("DOMContentLoaded", () => {
     state.cluster = e.target.value;
     applyFilters();
   });
+  $("source").addEventListener("change", (e) => setSource(e.target.value));
   $("token-button").addEventListener("click", () => tokenForm.show(
     "A token with the evict scope lets you evict names and lift holds from this page."));
   document.addEventListener("keydown", (e) => {

@@ -4,7 +4,7 @@
 
 import { api, describeError } from "./api.js";
 import {
-  el, clock, clusterOf, extraLabel, fullName, healthKey, nodeKey, typeLabel,
+  el, clock, clusterOf, extraLabel, fullName, healthKey, nodeKey, sourceOf, typeLabel,
 } from "./format.js";
 import { eventItem, eventKey } from "./events.js";
 
@@ -28,6 +28,8 @@ function facts(node) {
   return [
     ["name", "Name", node.name],
     ["host", "Host", node.host || "(not known)"],
+    // A relay's node: the daemon it is registered with.
+    node.source ? ["source", "Source", sourceOf(node)] : null,
     ["cluster", "Cluster", clusterOf(node)],
     ["port", "Distribution port", node.port],
     ["type", "Type", typeLabel(node) + " (" + node.nodeTypeRaw + ")"],
@@ -49,7 +51,7 @@ function facts(node) {
     ["holder-user", "Holder user", p.user ? p.user + " (uid " + p.uid + ")" : ""],
     ["holder-command", "Holder command", p.commandLine || p.command || ""],
     ["holder-state", "Holder state", p.state || ""],
-  ];
+  ].filter(Boolean);
 }
 
 export class DetailsView {
@@ -61,6 +63,8 @@ export class DetailsView {
     this.seq = 0;
     this.gone = false;
     this.enabled = true;
+    this.note = "";
+    this.staleOf = () => ""; // Set by the page: why a relay's node is only its last known one.
     dialog.querySelector("#details-close").addEventListener("click", () => dialog.close());
     dialog.querySelector("#details-evict").addEventListener("click", () => {
       if (this.node) evict(this.node);
@@ -79,7 +83,7 @@ export class DetailsView {
     this.dialog.querySelector("#details-notice").replaceChildren();
     this.render(node, "");
     if (!this.dialog.open) this.dialog.showModal();
-    const r = await api.node(node.name, clusterOf(node));
+    const r = await api.node(node.name, clusterOf(node), sourceOf(node));
     if (seq !== this.seq || !this.dialog.open) return;
     if (r.ok && r.body.registrationId === node.registrationId) {
       this.node = r.body;
@@ -111,19 +115,32 @@ export class DetailsView {
 
   setEnabled(enabled) {
     this.enabled = enabled;
-    this.dialog.querySelector("#details-evict").disabled = !enabled || this.gone;
+    this.dialog.querySelector("#details-evict").disabled = !this.canEvict();
+  }
+
+  /** Its source's state changed (a relay): the stale note and the evict button follow. */
+  restale() {
+    if (this.node && this.dialog.open) this.render(this.node, this.note);
+  }
+
+  canEvict() {
+    return this.enabled && !this.gone && !(this.node && this.staleOf(this.node));
   }
 
   render(node, note) {
+    this.note = note;
+    const stale = this.staleOf(node);
     this.dialog.querySelector("#details-title").textContent = fullName(node);
     const dl = this.dialog.querySelector("#details-facts");
     dl.replaceChildren(...facts(node).flatMap(([field, label, value]) => [
       el("dt", {}, label), el("dd", { dataset: { field } }, String(value)),
     ]));
-    this.dialog.querySelector("#details-evict").disabled = !this.enabled || this.gone;
+    this.dialog.querySelector("#details-evict").disabled = !this.enabled || this.gone || stale !== "";
     const noteEl = this.dialog.querySelector("#details-note");
-    noteEl.textContent = note;
-    noteEl.hidden = !note;
+    const said = [note, stale ? stale + " (its source cannot be reached: not evictable now)" : ""]
+      .filter(Boolean).join(" ");
+    noteEl.textContent = said;
+    noteEl.hidden = !said;
     const k = nodeKey(node);
     const mine = this.log.newest((ev) => eventKey(ev) === k, 20);
     this.dialog.querySelector("#details-events").replaceChildren(...mine.map((ev) => eventItem(ev, false)));

@@ -103,7 +103,7 @@ export function eventKey(ev) {
 }
 
 /** One line of the events pane: time, what, who, why; or a gap. */
-export function eventItem(ev, showCluster) {
+export function eventItem(ev, showCluster, showSource) {
   if (ev.gap) {
     return el("li", { className: "gap", dataset: { revision: ev.revision } },
       el("time", { datetime: ev.time }, clock(ev.time)),
@@ -120,7 +120,7 @@ export function eventItem(ev, showCluster) {
     className: "event event-" + ev.type.toLowerCase() +
       (ev.type === "HEALTH_CHANGED" ? " now-" + healthKey(ev.node || {}) : ""),
     dataset: { type: ev.type, revision: ev.revision, name: subject.name || "",
-      cluster: clusterOf(subject) },
+      cluster: clusterOf(subject), source: subject.source || "" },
   },
   el("time", { datetime: ev.time || "", title: (ev.time || "") + " · revision " + ev.revision },
     ev.time ? clock(ev.time) : ""),
@@ -130,6 +130,7 @@ export function eventItem(ev, showCluster) {
   hidden.length ? el("span", { className: "invisible-warning", role: "img",
     "aria-label": "contains invisible characters", title: hidden.join(" ") }, "⚠") : null,
   showCluster ? el("span", { className: "cluster-tag" }, clusterOf(subject)) : null,
+  showSource && subject.source ? el("span", { className: "source-tag" }, subject.source) : null,
   helperTag(ev.node),
   reason ? el("span", { className: "reason" }, reason) : null,
   ev.actor ? el("span", { className: "actor" }, "by " + ev.actor) : null,

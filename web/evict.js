@@ -3,7 +3,7 @@
 // closes) is refused for a while. The result is reported where the eviction was asked for.
 
 import { api, describeError, setToken, token } from "./api.js";
-import { el, clusterOf, fullName, nodeKey } from "./format.js";
+import { el, clusterOf, fullName, nodeKey, sourceOf } from "./format.js";
 
 /** A result line put where the action happened; it fades after 15 s. */
 export function actionNotice(text, ok) {
@@ -36,11 +36,14 @@ export class EvictDialog {
 
   /** @param origin where the user asked ("row" or "details"), handed back to report(). */
   open(node, origin) {
-    this.target = { name: node.name, cluster: clusterOf(node), registrationId: node.registrationId,
-      full: fullName(node), key: nodeKey(node), origin };
+    // On a relay the node's source goes with it: the relay forwards to that daemon only.
+    this.target = { name: node.name, cluster: clusterOf(node), source: sourceOf(node),
+      registrationId: node.registrationId, full: fullName(node), key: nodeKey(node), origin };
     this.$("evict-name").textContent = fullName(node);
     this.$("evict-id").textContent = node.registrationId;
     this.$("evict-cluster").textContent = clusterOf(node);
+    this.$("evict-source").textContent = sourceOf(node);
+    this.$("evict-source-line").hidden = !node.source;
     this.$("evict-reason").value = "";
     this.$("evict-hold").value = "0";
     this.showTokenField();
@@ -70,7 +73,8 @@ export class EvictDialog {
     if (r.ok) {
       const held = r.body.hold ? "; the name is held for " + hold + " s (lift it under Held names)"
         : "; a live node registers again by itself about 2 s later";
-      const cluster = document.body.dataset.clusters === "many" ? ", cluster " + target.cluster : "";
+      const cluster = (document.body.dataset.clusters === "many" ? ", cluster " + target.cluster : "") +
+        (target.source ? ", source " + target.source : "");
       this.report(target, actionNotice("Evicted " + target.full + " (registration " +
         target.registrationId + cluster + ") at revision " + r.body.revision + held + ".", true));
     } else {

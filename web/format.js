@@ -69,9 +69,17 @@ export function clusterOf(x) {
   return x.cluster || "default";
 }
 
-/** A name is unique within its cluster only. */
+/** The epmdx daemon a fleet relay has the node from; "" on a daemon's own API. */
+export function sourceOf(x) {
+  return x.source || "";
+}
+
+/**
+ * A name is unique within its cluster only, and on a relay within its source too. A daemon's
+ * nodes have no source: their keys are what they always were.
+ */
 export function nodeKey(x) {
-  return clusterOf(x) + "\u0000" + x.name;
+  return (x.source ? x.source + "\u0000" : "") + clusterOf(x) + "\u0000" + x.name;
 }
 
 const REASONS = {
@@ -82,6 +90,8 @@ const REASONS = {
   SHUTDOWN: "daemon shut down",
   TAKEN_OVER: "taken over by a new registration",
   AUTO_EVICTED: "evicted automatically (unresponsive)",
+  SOURCE_GONE: "its source left the fleet",
+  SOURCE_RESYNCED: "gone when its source was listed again",
 };
 
 export function reasonLabel(reason) {

@@ -69,15 +69,19 @@ export class HoldsPanel {
 
   makeItem(hold, now) {
     const li = el("li", { className: "hold",
-      dataset: { key: nodeKey(hold), name: hold.name, cluster: clusterOf(hold), revision: hold.revision } },
+      dataset: { key: nodeKey(hold), name: hold.name, cluster: clusterOf(hold), revision: hold.revision,
+        source: hold.source || "" } },
     el("span", { className: "hold-name" }, hold.name),
     el("span", { className: "cluster-tag" }, clusterOf(hold)),
+    // A relay's hold is on one of its sources (the lift goes there).
+    hold.source ? el("span", { className: "source-tag" }, hold.source) : null,
     el("span", { className: "remaining", dataset: { expiresAt: hold.expiresAt } },
       remaining(hold.expiresAt, now)),
     hold.actor ? el("span", { className: "actor" }, "by " + hold.actor) : null,
     hold.reason ? el("q", { className: "reason" }, hold.reason) : null,
     el("button", { type: "button", className: "lift", disabled: !this.enabled,
-      "aria-label": "Lift the hold on " + hold.name + " (cluster " + clusterOf(hold) + ")",
+      "aria-label": "Lift the hold on " + hold.name + " (cluster " + clusterOf(hold) +
+        (hold.source ? " on " + hold.source : "") + ")",
       onclick: () => this.lift(hold, li) }, "Lift"));
     return li;
   }

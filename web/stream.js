@@ -6,15 +6,20 @@
 // The stream is "live" only once a frame proved it: the initial state completed, or a
 // change/progress frame arrived (the page asks for a progress frame every 2 s). An `open`
 // alone is not proof: a restarted daemon opens and then says resync.
+//
+// A fleet relay also sends `coverage` frames (which sources its view covers), first and
+// whenever a source's state changes; a daemon never does.
 
 import { watchUrl } from "./api.js";
 
 export class Stream {
   /**
    * @param handlers {initial(nodes, revision), change(event), progress(revision),
-   *                  state(kind), refused()}: kind is connecting | live | reconnecting |
-   *                  resyncing; refused() when the daemon answered the stream with an error
-   *                  (401/403), which EventSource does not retry.
+   *                  state(kind), refused(), coverage(coverage)}: kind is connecting |
+   *                  live | reconnecting | resyncing; refused() when the daemon answered the
+   *                  stream with an error (401/403), which EventSource does not retry;
+   *                  coverage() for a relay's Coverage (a frame of its own, or a field of
+   *                  the initial state).
    */
   constructor(handlers) {
     this.h = handlers;
@@ -38,6 +43,7 @@ export class Stream {
       this.h.progress(JSON.parse(e.data).revision);
       this.h.state("live");
     });
+    source.addEventListener("coverage", (e) => this.h.coverage(JSON.parse(e.data)));
     source.addEventListener("resync", () => {
       source.close();
       this.h.state("resyncing");
@@ -62,6 +68,7 @@ export class Stream {
       this.receivingInitial = true;
     }
     for (const node of msg.initialNodes || []) this.pending.push(node);
+    if (msg.coverage) this.h.coverage(msg.coverage);
     if (msg.initialStateComplete) {
       this.receivingInitial = false;
       const nodes = this.pending;

@@ -8,10 +8,14 @@
 // row" highlight plays once (a row is only highlighted within 2 s of its registration,
 // never again when a filter shows it later). A removed row fades out in place for a second;
 // notices put between rows (tr.notice-row) stay where they were put.
+//
+// On a fleet relay a node is (source, cluster, name): rows carry data-source and a Source
+// cell (shown in fleet mode only), and a row whose source cannot be reached now is marked
+// stale in place (class, badge, title) whenever the sources' states change.
 
 import {
-  el, ago, clusterOf, fullName, healthKey, invisibles, nodeKey, revCompare, typeKey, typeLabel,
-  duration,
+  el, ago, clusterOf, fullName, healthKey, invisibles, nodeKey, revCompare, sourceOf, typeKey,
+  typeLabel, duration,
 } from "./format.js";
 
 export const PAGE = 300;
@@ -21,6 +25,7 @@ const HEALTH_RANK = { unresponsive: 0, unknown: 1, alive: 2 };
 const COMPARE = {
   name: (a, b) => fullName(a).localeCompare(fullName(b)),
   cluster: (a, b) => clusterOf(a).localeCompare(clusterOf(b)),
+  source: (a, b) => sourceOf(a).localeCompare(sourceOf(b)),
   port: (a, b) => a.port - b.port,
   type: (a, b) => typeLabel(a).localeCompare(typeLabel(b)),
   health: (a, b) => HEALTH_RANK[healthKey(a)] - HEALTH_RANK[healthKey(b)],
@@ -51,6 +56,9 @@ export class NodeTable {
     this.enabled = true;
     this.pending = false;
     this.now = () => Date.now();
+    // Why a node is only its last known registration ("" when it is current): set by the page
+    // from its sources' states (a relay); a daemon's nodes are always current.
+    this.staleOf = () => "";
     for (const th of headers) {
       th.querySelector("button").addEventListener("click", () => this.sortBy(th.dataset.sort));
     }
@@ -60,8 +68,9 @@ export class NodeTable {
   compare(a, b) {
     const c = COMPARE[this.sort.key](a, b) * this.sort.dir;
     if (c !== 0) return c;
-    // Total: name, then cluster (a key is unique).
-    return a.name < b.name ? -1 : a.name > b.name ? 1 : clusterOf(a).localeCompare(clusterOf(b));
+    // Total: name, then cluster, then source (a key is unique).
+    if (a.name !== b.name) return a.name < b.name ? -1 : 1;
+    return clusterOf(a).localeCompare(clusterOf(b)) || sourceOf(a).localeCompare(sourceOf(b));
   }
 
   sortBy(key) {
@@ -187,7 +196,12 @@ export class NodeTable {
   setEnabled(enabled) {
     if (this.enabled === enabled) return;
     this.enabled = enabled;
-    for (const e of this.shown) e.tr.querySelector("button.evict").disabled = !enabled;
+    for (const e of this.shown) this.markStale(e.tr, e.node);
+  }
+
+  /** The sources' states changed: the shown rows' stale marks follow, in place. */
+  restale() {
+    for (const e of this.shown) this.markStale(e.tr, e.node);
   }
 
   // ---- The DOM ------------------------------------------------------------------------
@@ -263,7 +277,7 @@ export class NodeTable {
     const health = healthKey(node);
     const now = this.now();
     Object.assign(tr.dataset, { key: k, name: node.name, cluster: clusterOf(node),
-      registrationId: node.registrationId, health, type: typeKey(node) });
+      source: sourceOf(node), registrationId: node.registrationId, health, type: typeKey(node) });
     tr.classList.toggle("unresponsive", health === "unresponsive");
     const hidden = invisibles(node.name);
     const name = el("td", { className: "name", "data-label": "Name" },
@@ -272,11 +286,13 @@ export class NodeTable {
       hidden.length ? el("span", { className: "invisible-warning", role: "img",
         "aria-label": "contains invisible characters", title: "contains invisible characters: " +
           hidden.join(" ") }, "⚠") : null);
+    tr._name = name;
     tr._since = el("td", { className: "since", "data-label": "Registered",
       title: node.registeredAt }, ago(node.registeredAt, now));
     tr._healthSince = el("span", { className: "since muted" }, healthSince(node, now));
     tr.replaceChildren(
       name,
+      el("td", { className: "source", "data-label": "Source" }, ...breakable(sourceOf(node))),
       el("td", { className: "cluster", "data-label": "Cluster" }, clusterOf(node)),
       el("td", { className: "port num", "data-label": "Port" }, String(node.port)),
       el("td", { className: "type", "data-label": "Type" }, typeLabel(node)),
@@ -288,12 +304,40 @@ export class NodeTable {
       el("td", { className: "id num", "data-label": "Registration" }, node.registrationId),
       el("td", { className: "actions" },
         el("button", { type: "button", className: "details",
-          "aria-label": "Details of " + fullName(node) + " (cluster " + clusterOf(node) + ")",
+          "aria-label": "Details of " + fullName(node) + " (" + where(node) + ")",
           onclick: () => this.actions.details(k) }, "Details"),
         el("button", { type: "button", className: "evict", disabled: !this.enabled,
-          "aria-label": "Evict " + fullName(node) + " (cluster " + clusterOf(node) + ")",
+          "aria-label": "Evict " + fullName(node) + " (" + where(node) + ")",
           onclick: () => this.actions.evict(k) }, "Evict")));
+    this.markStale(tr, node);
   }
+
+  /**
+   * A stale row is dimmed, badged and titled with why; its eviction is disabled (the relay
+   * cannot reach the daemon that has it).
+   */
+  markStale(tr, node) {
+    const why = this.staleOf(node);
+    tr.classList.toggle("stale", why !== "");
+    if (why) tr.title = why;
+    else tr.removeAttribute("title");
+    // The badge exists only while stale: the name cell's text is the node's name otherwise.
+    let badge = tr._name.querySelector(".stale-badge");
+    if (why && !badge) badge = tr._name.appendChild(el("span", { className: "badge stale-badge" }, "stale"));
+    if (!why && badge) badge.remove();
+    if (badge) badge.title = why;
+    tr.querySelector("button.evict").disabled = !this.enabled || why !== "";
+  }
+}
+
+/** "cluster blue", and on a relay "cluster blue on pod-a": what tells two rows of a name apart. */
+function where(node) {
+  return "cluster " + clusterOf(node) + (node.source ? " on " + node.source : "");
+}
+
+/** A source name ("vm@10.0.0.7:4370") may wrap after its "@" and nowhere else it need not. */
+function breakable(text) {
+  return text.split("@").flatMap((part, i) => (i ? [el("wbr"), "@" + part] : [part]));
 }
 
 /** The peer's address without its port (the port is in the title and the details). */

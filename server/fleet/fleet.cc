@@ -403,7 +403,8 @@ void Fleet::identified(Follower& f, const SourceIdentity& id) {
       other.addresses.insert(f.address());
       return;
     }
-    if (other.state == v1::LIVE) {
+    if (other.state != v1::STALE && other.state != v1::GONE) {
+      // Its stream is up (LIVE, or identified and listing): another running daemon.
       // Two running daemons that call themselves the same: tell them apart by address.
       name = id.host + "@" + f.address();
       it = records_.find(name);

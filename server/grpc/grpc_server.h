@@ -10,8 +10,8 @@
 #include <string>
 
 #include "server/api/service.h"
-#include "server/grpc/health_service.h"
 #include "server/grpc/fleet_service.h"
+#include "server/grpc/health_service.h"
 #include "server/grpc/registry_service.h"
 
 namespace epmdx::grpcapi {
@@ -41,7 +41,7 @@ class GrpcServer {
   GrpcOptions options_;
   std::unique_ptr<RegistryService> service_;
   std::unique_ptr<FleetService> fleet_;  // A fleet relay's only.
-  HealthService health_;  // Outlives server_ (declared before it).
+  HealthService health_;                 // Outlives server_ (declared before it).
   std::unique_ptr<grpc::Server> server_;
   uint16_t port_ = 0;
   bool stopped_ = false;

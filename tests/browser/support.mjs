@@ -361,3 +361,100 @@ export async function evictFromRow(page, name, { reason = "", hold = "0", token 
   await page.waitForSelector("#evict-dialog[open]", { state: "detached", timeout: 5000 })
     .catch(() => page.waitForFunction(() => !document.querySelector("#evict-dialog").open));
 }
+
+// ---- A fleet relay (epmdx-fleet) over real daemons -----------------------------------
+
+/// The relay binary: EPMDX_FLEET_BIN, else next to the daemon under test (build/epmdx-fleet).
+export const EPMDX_FLEET = process.env.EPMDX_FLEET_BIN || path.join(path.dirname(EPMDX), "epmdx-fleet");
+
+/// A daemon whose gRPC API also listens (127.0.0.1, a free port: `grpcPort`), for a relay to
+/// follow with TOKEN. Its ports stay the same across restarts (`start()` again).
+export async function sourceDaemon(args = [], opts = {}) {
+  const grpcPort = await freePort();
+  const daemon = new Daemon([...args, "--grpc-listen=127.0.0.1:" + grpcPort], opts);
+  daemon.grpcPort = grpcPort;
+  await daemon.start();
+  await waitPort(grpcPort);
+  return daemon;
+}
+
+/// kill -9: the daemon ends without a word to anyone; its registrations' sockets close.
+export async function killDaemon(daemon) {
+  const proc = daemon.proc;
+  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once("exit", r));
+  proc.kill("SIGKILL");
+  await exited;
+}
+
+/// A real epmdx-fleet relay following `sources` (daemons from sourceDaemon, by their gRPC
+/// address, with TOKEN from a --source-token-file), its own API on free ports, with its own
+/// tokens file (TOKEN: read+evict, READ_TOKEN: read). `args` are extra options.
+export class Relay {
+  constructor(sources, args = []) {
+    this.sources = sources;
+    this.args = args;
+    this.proc = null;
+    this.stderr = "";
+  }
+
+  async start() {
+    if (!this.httpPort) {
+      this.grpcPort = await freePort();
+      this.httpPort = await freePort();
+      this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "epmdx-browser-fleet-"));
+      this.tokensFile = path.join(this.dir, "tokens");
+      fs.writeFileSync(this.tokensFile,
+        TOKEN + " read evict name=browser-admin\n" + READ_TOKEN + " read name=browser-reader\n",
+        { mode: 0o600 });
+      this.sourceTokenFile = path.join(this.dir, "source-token");
+      fs.writeFileSync(this.sourceTokenFile, TOKEN + "\n", { mode: 0o600 });
+    }
+    assert.ok(fs.existsSync(EPMDX_FLEET), "the relay binary is missing: " + EPMDX_FLEET +
+      " (build the epmdx-fleet target, or set EPMDX_FLEET_BIN)");
+    const argv = [...this.sources.map((d) => "--source=127.0.0.1:" + d.grpcPort),
+      "--source-token-file=" + this.sourceTokenFile,
+      "--grpc-listen=127.0.0.1:" + this.grpcPort, "--http-listen=127.0.0.1:" + this.httpPort,
+      "--tokens-file=" + this.tokensFile, ...this.args];
+    if (process.env.EPMDX_WEB_ROOT) argv.push("--web-root=" + process.env.EPMDX_WEB_ROOT);
+    this.proc = spawnTied(EPMDX_FLEET, argv, { stdio: ["ignore", "ignore", "pipe"] });
+    this.proc.stderr.on("data", (d) => { this.stderr += d; });
+    const exited = new Promise((r) => this.proc.once("exit", () => r("exited")));
+    const up = (async () => {
+      await waitPort(this.httpPort);
+      await waitPort(this.grpcPort);
+      return "up";
+    })();
+    const how = await Promise.race([up, exited]);
+    assert.equal(how, "up", "epmdx-fleet exited at start: " + this.stderr);
+    return this;
+  }
+
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    const exited = new Promise((r) => this.proc.once("exit", r));
+    this.proc.kill("SIGTERM");
+    await exited;
+  }
+
+  async close() {
+    await this.stop();
+    if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  get url() { return "http://127.0.0.1:" + this.httpPort + "/"; }
+
+  /// A REST call with the admin token, as Daemon.api.
+  api(pathAndQuery, opts) { return Daemon.prototype.api.call(this, pathAndQuery, opts); }
+
+  /// The relay's sources by the address it follows them at: {"127.0.0.1:PORT": Source}.
+  async sourcesByAddress() {
+    const { status, body } = await this.api("/v1/sources");
+    assert.equal(status, 200, "GET /v1/sources on the relay: " + JSON.stringify(body));
+    return Object.fromEntries((body.sources || []).map((s) => [s.address, s]));
+  }
+}
+
+/// The live (not being removed) row of `name` from the relay's source `source`.
+export const rowOn = (page, name, source) => page.locator("#rows tr[data-name=" + cssString(name) +
+  "][data-source=" + cssString(source) + "]:not(.removed)");
