@@ -357,6 +357,59 @@ void SourceStream::prepare(grpc::ClientContext& ctx, bool deadline) const {
   }
 }
 
+void SourceStream::connectFailed(const grpc::Status& status, Ending& ending) const {
+  const auto code = status.error_code();
+  const std::string where = "connect " + options_.address + ": ";
+  if (refusedCode(code)) {
+    ending.error = describe(status);
+    ending.refused = true;
+  } else if (code == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    ending.error = where + "no answer in " + std::to_string(options_.rpc_timeout.count()) + " ms";
+  } else if (code == grpc::StatusCode::UNAVAILABLE) {
+    ending.error = where + transportReason(status.error_message());
+    ending.refused = tlsFailure(status.error_message());
+    if (options_.tls.enabled && containsNoCase(status.error_message(), "socket closed")) {
+      // A TLS 1.3 server checks the client's certificate after the handshake has completed
+      // on the client's side, and a refusal is only the connection closing before any
+      // answer: a refusal of the relay, though gRPC cannot say so.
+      ending.error += options_.tls.cert_file.empty()
+                          ? " before answering (does it require a client certificate? "
+                            "--source-cert, --source-key)"
+                          : " before answering (does it trust the relay's certificate?)";
+      ending.refused = true;
+    }
+  } else if (code == grpc::StatusCode::UNIMPLEMENTED) {
+    ending.error = where + "no epmdx admin API there (" + describe(status) + ")";
+  } else {
+    ending.error = "ListClusters: " + describe(status);
+  }
+}
+
+void SourceStream::watchEnded(const grpc::Status& status, bool resume, WatchEnd& end,
+                              Ending& ending) {
+  const auto code = status.error_code();
+  if (code == grpc::StatusCode::OUT_OF_RANGE ||
+      (resume && code == grpc::StatusCode::INVALID_ARGUMENT)) {
+    // The resume point left the source's history (or was never in it: another daemon at the
+    // address): the only way back is a whole list.
+    log::info("fleet source: listing again",
+              {{"source", options_.address}, {"why", describe(status)}});
+    revision_.reset();
+    ending.error = describe(status);
+    end.list_again = true;
+    return;
+  }
+  ending.refused = refusedCode(code);
+  if (code == grpc::StatusCode::UNAVAILABLE && !containsNoCase(status.error_message(), "epmdx")) {
+    // gRPC's transport words; the daemon's own UNAVAILABLE ("epmdx is shutting down") as is.
+    ending.error = "watch " + options_.address + ": " + transportReason(status.error_message());
+  } else if (status.ok()) {
+    ending.error = "watch " + options_.address + ": the source ended the stream";
+  } else {
+    ending.error = "watch " + options_.address + ": " + describe(status);
+  }
+}
+
 std::optional<SourceStream::Ending> SourceStream::connectOnce() {
   Ending ending;
   auto channel = makeChannel(ending.error);
@@ -385,31 +438,7 @@ std::optional<SourceStream::Ending> SourceStream::connectOnce() {
     return std::nullopt;
   }
   if (!status.ok()) {
-    const auto code = status.error_code();
-    const std::string where = "connect " + options_.address + ": ";
-    if (refusedCode(code)) {
-      ending.error = describe(status);
-      ending.refused = true;
-    } else if (code == grpc::StatusCode::DEADLINE_EXCEEDED) {
-      ending.error = where + "no answer in " + std::to_string(options_.rpc_timeout.count()) + " ms";
-    } else if (code == grpc::StatusCode::UNAVAILABLE) {
-      ending.error = where + transportReason(status.error_message());
-      ending.refused = tlsFailure(status.error_message());
-      if (options_.tls.enabled && containsNoCase(status.error_message(), "socket closed")) {
-        // A TLS 1.3 server checks the client's certificate after the handshake has completed
-        // on the client's side, and a refusal is only the connection closing before any
-        // answer: a refusal of the relay, though gRPC cannot say so.
-        ending.error += options_.tls.cert_file.empty()
-                            ? " before answering (does it require a client certificate? "
-                              "--source-cert, --source-key)"
-                            : " before answering (does it trust the relay's certificate?)";
-        ending.refused = true;
-      }
-    } else if (code == grpc::StatusCode::UNIMPLEMENTED) {
-      ending.error = where + "no epmdx admin API there (" + describe(status) + ")";
-    } else {
-      ending.error = "ListClusters: " + describe(status);
-    }
+    connectFailed(status, ending);
     return ending;
   }
 
@@ -521,27 +550,7 @@ SourceStream::WatchEnd SourceStream::watchOnce(v1::Registry::Stub& stub, Ending&
     ending.error = why;
     return end;
   }
-  const auto code = status.error_code();
-  if (code == grpc::StatusCode::OUT_OF_RANGE ||
-      (resume && code == grpc::StatusCode::INVALID_ARGUMENT)) {
-    // The resume point left the source's history (or was never in it: another daemon at the
-    // address): the only way back is a whole list.
-    log::info("fleet source: listing again",
-              {{"source", options_.address}, {"why", describe(status)}});
-    revision_.reset();
-    ending.error = describe(status);
-    end.list_again = true;
-    return end;
-  }
-  ending.refused = refusedCode(code);
-  if (code == grpc::StatusCode::UNAVAILABLE && !containsNoCase(status.error_message(), "epmdx")) {
-    // gRPC's transport words; the daemon's own UNAVAILABLE ("epmdx is shutting down") as is.
-    ending.error = "watch " + options_.address + ": " + transportReason(status.error_message());
-  } else if (status.ok()) {
-    ending.error = "watch " + options_.address + ": the source ended the stream";
-  } else {
-    ending.error = "watch " + options_.address + ": " + describe(status);
-  }
+  watchEnded(status, resume, end, ending);
   return end;
 }
 

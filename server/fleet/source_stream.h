@@ -118,6 +118,10 @@ class SourceStream {
   std::optional<Ending> connectOnce();
   /// One WatchNodes call on `stub`, resumed or listed; why it ended goes to `ending`.
   WatchEnd watchOnce(v1::Registry::Stub& stub, Ending& ending);
+  /// Why ListClusters failed, as `ending` tells it (refused, transport, timeout).
+  void connectFailed(const grpc::Status& status, Ending& ending) const;
+  /// How a WatchNodes call that ended with `status` ends the connection, or lists again.
+  void watchEnded(const grpc::Status& status, bool resume, WatchEnd& end, Ending& ending);
   /// Hands one message to the sink; false (with `error`) when it breaks the protocol.
   bool deliver(v1::WatchNodesResponse& msg, bool& listing, std::vector<v1::Node>& initial,
                std::string& error);
