@@ -551,8 +551,8 @@ v1::ListSourcesResponse Fleet::listSources() const {
     }
   }
   for (const auto& [address, f] : followers_) {
-    if (f->record != nullptr) {
-      continue;
+    if (f->record != nullptr || f->alias) {
+      continue;  // Listed as its source (or an address of another one's).
     }
     // Never reached: known by its address until it says who it is.
     auto* s = resp.add_sources();
