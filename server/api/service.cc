@@ -381,12 +381,11 @@ Result<v1::EvictNodeResponse, Error> Service::evictThroughFleet(
 
 Result<v1::EvictNodeResponse, Error> Service::evict(const Principal& who, std::string_view peer,
                                                     const v1::EvictNodeRequest& request) {
-  if (request.reason().size() > kMaxReasonBytes ||
-      request.on_behalf_of().size() > kMaxReasonBytes) {
-    return makeErr(Error{
-        Code::InvalidArgument,
-        "reason and on_behalf_of are at most " + std::to_string(kMaxReasonBytes) + " bytes each",
-        {}});
+  if (request.on_behalf_of().size() > kMaxReasonBytes) {
+    return makeErr(
+        Error{Code::InvalidArgument,
+              "on_behalf_of is longer than " + std::to_string(kMaxReasonBytes) + " bytes",
+              {}});
   }
   if (request.hold_seconds() > kMaxHoldSeconds) {
     return makeErr(Error{Code::InvalidArgument,
