@@ -165,20 +165,37 @@ bool readPem(const std::string& what, const std::string& path, std::string& out,
 /// happened and wake the stream thread, which does everything else (so the sink is called
 /// from that thread alone). A read is outstanding only while the thread is not looking at
 /// `incoming`.
+///
+/// The thread starts each next read from outside a reaction, so the call holds itself open
+/// (AddHold) until the thread says it reads no more (release()). Without the hold, the end
+/// of the stream can arrive while no read is outstanding, run OnDone and free the call's
+/// state in gRPC, and the thread's next StartRead then completes on freed memory (seen:
+/// "assertion failed: pos < interceptors_.size()", about once in a hundred TLS runs).
 class SourceStream::WatchCall final : public grpc::ClientReadReactor<v1::WatchNodesResponse> {
  public:
   WatchCall(std::mutex& mu, std::condition_variable& cv) : mu_(mu), cv_(cv) {}
 
   void start(v1::Registry::Stub& stub) {
     stub.async()->WatchNodes(&ctx, &request, this);
+    AddHold();
+    held_ = true;
     StartRead(&incoming);
     StartCall();
   }
   void readNext() { StartRead(&incoming); }
+  /// The thread starts no more reads: OnDone may come once the outstanding ones ended.
+  /// Called without the stream's mu_ (it may finish the call); once only.
+  void release() {
+    if (held_) {
+      held_ = false;
+      RemoveHold();
+    }
+  }
 
   void OnReadDone(bool ok) override {
     std::lock_guard<std::mutex> lock(mu_);
-    ready = ok;  // A failed read is followed by OnDone.
+    ready = ok;
+    failed = !ok;  // No more messages: the thread releases the call, then OnDone comes.
     cv_.notify_all();
   }
   void OnDone(const grpc::Status& s) override {
@@ -191,14 +208,16 @@ class SourceStream::WatchCall final : public grpc::ClientReadReactor<v1::WatchNo
   grpc::ClientContext ctx;
   v1::WatchNodesRequest request;
   // Guarded by the stream's mu_.
-  bool ready = false;  // `incoming` holds a message the thread has not taken.
-  bool done = false;   // OnDone ran: gRPC is finished with this object.
+  bool ready = false;   // `incoming` holds a message the thread has not taken.
+  bool failed = false;  // A read failed: the stream ended or was cancelled.
+  bool done = false;    // OnDone ran: gRPC is finished with this object.
   grpc::Status status;
   v1::WatchNodesResponse incoming;
 
  private:
   std::mutex& mu_;
   std::condition_variable& cv_;
+  bool held_ = false;  // The stream thread's own.
 };
 
 SourceStream::SourceStream(SourceStreamOptions options, SourceSink& sink)
@@ -499,9 +518,12 @@ SourceStream::WatchEnd SourceStream::watchOnce(v1::Registry::Stub& stub, Ending&
   auto last = Clock::now();
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    const auto woken = [&] { return call->ready || call->done || (!cancelled && stopping()); };
+    const auto woken = [&] {
+      return call->ready || call->done || (call->failed && !cancelled) ||
+             (!cancelled && stopping());
+    };
     if (cancelled) {
-      cv_.wait(lock, woken);  // OnDone is sure to follow a cancel.
+      cv_.wait(lock, woken);  // Released: OnDone is sure to follow.
     } else {
       cv_.wait_until(lock, last + options_.silence_timeout, woken);
     }
@@ -518,6 +540,7 @@ SourceStream::WatchEnd SourceStream::watchOnce(v1::Registry::Stub& stub, Ending&
         } else {
           cancelled = true;
           call->ctx.TryCancel();
+          call->release();
         }
       }
       lock.lock();
@@ -525,6 +548,14 @@ SourceStream::WatchEnd SourceStream::watchOnce(v1::Registry::Stub& stub, Ending&
     }
     if (call->done) {
       break;
+    }
+    if (call->failed) {
+      // The stream ended (or a cancel took): no more reads, OnDone brings the status.
+      cancelled = true;
+      lock.unlock();
+      call->release();
+      lock.lock();
+      continue;
     }
     // stop(), or the source fell silent past the timeout: end the call.
     if (!stopping()) {
@@ -535,6 +566,7 @@ SourceStream::WatchEnd SourceStream::watchOnce(v1::Registry::Stub& stub, Ending&
     cancelled = true;
     lock.unlock();
     call->ctx.TryCancel();
+    call->release();
     lock.lock();
   }
   const grpc::Status status = call->status;

@@ -60,6 +60,11 @@ class Watch final : public grpc::ClientReadReactor<v1::WatchNodesResponse> {
     stub.async()->WatchNodes(&ctx_, &req_, this);
     if (read) {
       StartRead(&msg_);
+    } else {
+      // resume() starts the first read from outside a reaction: held open until then, so
+      // that the stream's end cannot finish the call (and free it in gRPC) before it.
+      AddHold();
+      held_ = true;
     }
     StartCall();
   }
@@ -77,8 +82,14 @@ class Watch final : public grpc::ClientReadReactor<v1::WatchNodesResponse> {
     done_ = true;
     cv_.notify_all();
   }
-  void resume() { StartRead(&msg_); }
-  void cancel() { ctx_.TryCancel(); }
+  void resume() {
+    StartRead(&msg_);
+    release();
+  }
+  void cancel() {
+    ctx_.TryCancel();
+    release();
+  }
   bool waitDone(std::chrono::milliseconds timeout) {
     std::unique_lock<std::mutex> lock(mu_);
     return cv_.wait_for(lock, timeout, [this] { return done_; });
@@ -90,6 +101,13 @@ class Watch final : public grpc::ClientReadReactor<v1::WatchNodesResponse> {
   bool ready() const { return ready_; }
 
  private:
+  void release() {
+    if (held_.exchange(false)) {
+      RemoveHold();
+    }
+  }
+
+  std::atomic<bool> held_{false};
   grpc::ClientContext ctx_;
   v1::WatchNodesRequest req_;
   v1::WatchNodesResponse msg_;

@@ -247,10 +247,18 @@ class GrpcWatch final : public grpc::ClientReadReactor<v1::WatchNodesResponse> {
     stub.async()->WatchNodes(&ctx_, &req_, this);
     if (read_now) {
       StartRead(&msg_);
+    } else {
+      // resume() starts the first read from outside a reaction: held open until then, so
+      // that the stream's end cannot finish the call (and free it in gRPC) before it.
+      AddHold();
+      held_ = true;
     }
     StartCall();
   }
-  void resume() { StartRead(&msg_); }
+  void resume() {
+    StartRead(&msg_);
+    release();
+  }
   void OnReadDone(bool ok) override {
     if (!ok) {
       return;  // OnDone follows with the status.
@@ -271,7 +279,10 @@ class GrpcWatch final : public grpc::ClientReadReactor<v1::WatchNodesResponse> {
     done_ = true;
     cv_.notify_all();
   }
-  void cancel() { ctx_.TryCancel(); }
+  void cancel() {
+    ctx_.TryCancel();
+    release();
+  }
   bool waitDone(std::chrono::milliseconds timeout) {
     std::unique_lock<std::mutex> lock(mu_);
     return cv_.wait_for(lock, timeout, [this] { return done_; });
@@ -292,6 +303,13 @@ class GrpcWatch final : public grpc::ClientReadReactor<v1::WatchNodesResponse> {
   Sequence& seq() { return seq_; }
 
  private:
+  void release() {
+    if (held_.exchange(false)) {
+      RemoveHold();
+    }
+  }
+
+  std::atomic<bool> held_{false};
   grpc::ClientContext ctx_;
   v1::WatchNodesRequest req_;
   v1::WatchNodesResponse msg_;
