@@ -1,6 +1,8 @@
 #pragma once
 
-// The admin surfaces (gRPC, HTTP) as one unit for App: start, drain, stop.
+// The daemon's admin surfaces (gRPC, HTTP) as one unit for App: its api::Service (cluster
+// states, instance name) on admin::AdminSurfaces, which readiness and metrics tell about
+// the epmd ports.
 
 #include <cstdint>
 #include <memory>
@@ -28,9 +30,6 @@ class AdminServers {
   uint16_t httpPort() const;
 
  private:
-  /// Writes the generated admin token to its file, or adopts the token already there.
-  std::optional<std::string> publishToken();
-
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

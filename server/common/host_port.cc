@@ -1,6 +1,7 @@
 #include "server/common/host_port.h"
 
 #include <algorithm>
+#include <cctype>
 
 namespace epmdx {
 namespace {
@@ -65,6 +66,28 @@ std::string joinHostPort(std::string_view host, uint16_t port) {
   }
   out += ':';
   out += std::to_string(port);
+  return out;
+}
+
+std::vector<std::string> splitHostList(std::string_view text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = text.find(',', start);
+    std::string item(text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    std::transform(item.begin(), item.end(), item.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (!item.empty()) {
+      out.push_back(std::move(item));
+    }
+    if (comma == std::string_view::npos) {
+      break;
+    }
+    start = comma + 1;
+  }
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace epmdx {
 
@@ -23,5 +24,10 @@ std::optional<HostPort> parseHostPort(std::string_view text);
 
 /// "host:4370", "[::1]:4370" (an IPv6 literal gets its brackets).
 std::string joinHostPort(std::string_view host, uint16_t port);
+
+/// "a.example, B.example,," -> {"a.example", "b.example"}: a comma-separated list of host
+/// names (--http-allowed-hosts), each trimmed and lower-cased (host names are
+/// case-insensitive), empty items dropped.
+std::vector<std::string> splitHostList(std::string_view text);
 
 }  // namespace epmdx

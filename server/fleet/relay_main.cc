@@ -3,45 +3,43 @@
 
 #include <pthread.h>
 
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 
-#include "server/api/auth.h"
+#include "server/admin/admin_surfaces.h"
 #include "server/api/service.h"
 #include "server/common/log.h"
-#include "server/common/token_path.h"
 #include "server/fleet/fleet.h"
 #include "server/fleet/relay_options.h"
-#include "server/grpc/grpc_server.h"
-#include "server/http/http_server.h"
 
 namespace {
 
 using namespace epmdx;
 
-std::vector<std::string> splitHosts(const std::string& s) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= s.size() && !s.empty()) {
-    const size_t comma = s.find(',', start);
-    const std::string item = s.substr(start, comma == std::string::npos ? comma : comma - start);
-    if (!item.empty()) {
-      out.push_back(item);
-    }
-    if (comma == std::string::npos) {
-      break;
-    }
-    start = comma + 1;
-  }
-  return out;
-}
-
 uint64_t startMicros() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count());
+}
+
+admin::AdminSurfaceOptions surfaceOptions(const fleet::RelayOptions& o) {
+  admin::AdminSurfaceOptions s;
+  s.grpc_listen = o.grpc_listen;  // A relay's addresses are its job: a taken one fails.
+  s.grpc_tls_cert = o.grpc_tls_cert;
+  s.grpc_tls_key = o.grpc_tls_key;
+  s.grpc_tls_client_ca = o.grpc_tls_client_ca;
+  s.http_listen = o.http_listen;
+  s.http_allowed_hosts = o.http_allowed_hosts;
+  s.http_anonymous_read = o.http_anonymous_read;
+  s.web_root = o.web_root;
+  s.version = EPMDX_VERSION;
+  s.tokens_file = o.tokens_file;
+  s.token_out = o.token_out;
+  return s;
 }
 
 // The relay's parts, in the order they start; stopped in reverse.
@@ -50,7 +48,8 @@ struct Relay {
       : options(std::move(o)),
         registry(registryOptions(options)),
         fleet(registry, options.fleet),
-        service(registry, tokens, options.max_watchers) {
+        surfaces(surfaceOptions(options), status()),
+        service(registry, surfaces.tokens(), options.max_watchers) {
     service.setFleet(&fleet);
   }
 
@@ -62,87 +61,42 @@ struct Relay {
     return r;
   }
 
-  std::optional<std::string> start();
-  void stop();
+  http::DaemonStatus status() {
+    http::DaemonStatus st;
+    // A relay has no epmd port: ready once serving (a source's state is in /v1/sources,
+    // never a reason to take the relay out of its Service), until it drains.
+    st.epmd_listening = [] { return true; };
+    st.draining = [this] { return draining.load(); };
+    return st;
+  }
 
-  fleet::RelayOptions options;
-  api::TokenStore tokens;
-  registry::Registry registry;
-  fleet::Fleet fleet;
-  api::Service service;
-  std::unique_ptr<grpcapi::GrpcServer> grpc;
-  std::unique_ptr<http::HttpServer> http;
-};
-
-std::optional<std::string> Relay::start() {
-  if (!options.tokens_file.empty()) {
-    if (auto err = tokens.loadFile(options.tokens_file)) {
+  std::optional<std::string> start() {
+    if (auto err = fleet.start()) {
       return err;
     }
-  } else {
-    tokens.generate();
-  }
-  if (auto err = fleet.start()) {
-    return err;
-  }
-  if (options.grpc_listen != "off") {
-    grpcapi::GrpcOptions go;
-    go.listen = options.grpc_listen;
-    go.tls_cert_file = options.grpc_tls_cert;
-    go.tls_key_file = options.grpc_tls_key;
-    go.tls_client_ca_file = options.grpc_tls_client_ca;
-    grpc = std::make_unique<grpcapi::GrpcServer>(service, go);
-    if (auto err = grpc->start()) {
-      return "cannot serve gRPC on " + options.grpc_listen + ": " + *err;
+    if (auto err = surfaces.start(service)) {
+      return err;
     }
+    log::info("epmdx-fleet serving",
+              {{"grpc", surfaces.grpcPort() ? std::to_string(surfaces.grpcPort()) : "off"},
+               {"http", surfaces.httpPort() ? std::to_string(surfaces.httpPort()) : "off"}});
+    return std::nullopt;
   }
-  if (options.http_listen != "off") {
-    http::HttpOptions ho;
-    ho.listen = options.http_listen;
-    ho.allowed_hosts = splitHosts(options.http_allowed_hosts);
-    ho.router.anonymous_read = options.http_anonymous_read;
-    ho.router.web_root = options.web_root;
-    ho.router.version = EPMDX_VERSION;
-    http::DaemonStatus st;
-    st.epmd_listening = [] { return true; };  // A relay has no epmd port: ready once serving.
-    st.draining = [] { return false; };
-    http = std::make_unique<http::HttpServer>(service, ho, std::move(st));
-    if (auto err = http->start()) {
-      return "cannot serve HTTP on " + options.http_listen + ": " + *err;
-    }
-  }
-  if (options.tokens_file.empty()) {
-    const uint16_t port = grpc ? grpc->port() : (http ? http->port() : 0);
-    const auto getenv_fn = [](const char* name) -> const char* { return std::getenv(name); };
-    const std::string path =
-        !options.token_out.empty() ? options.token_out : tokenPathForPort(getenv_fn, port);
-    auto published = tokens.publishGenerated(path);
-    if (!published) {
-      return published.error();
-    }
-    log::info("admin token", {{"file", path}});
-  }
-  log::info("epmdx-fleet serving", {{"grpc", grpc ? std::to_string(grpc->port()) : "off"},
-                                    {"http", http ? std::to_string(http->port()) : "off"}});
-  return std::nullopt;
-}
 
-void Relay::stop() {
-  service.beginDrain();
-  if (grpc) {
-    grpc->beginDrain();
+  void stop() {
+    draining = true;
+    surfaces.beginDrain();
+    surfaces.stop(std::chrono::milliseconds(1000));
+    fleet.stop();
   }
-  if (http) {
-    http->beginDrain();
-  }
-  if (grpc) {
-    grpc->stop(std::chrono::milliseconds(1000));
-  }
-  if (http) {
-    http->stop();
-  }
-  fleet.stop();
-}
+
+  fleet::RelayOptions options;
+  std::atomic<bool> draining{false};
+  registry::Registry registry;
+  fleet::Fleet fleet;
+  admin::AdminSurfaces surfaces;
+  api::Service service;
+};
 
 std::optional<std::string> sourceToken(const fleet::RelayOptions& o) {
   if (o.source_token_file.empty()) {
@@ -182,9 +136,7 @@ int serve(fleet::RelayOptions o) {
     int sig = 0;
     sigwait(&signals, &sig);
     if (sig == SIGHUP) {
-      if (auto err = relay->tokens.reload()) {
-        log::error("tokens not reloaded", {{"error", *err}});
-      }
+      relay->surfaces.reloadTokens();
       relay->fleet.reload(sourceToken(relay->options));
       continue;
     }

@@ -8,9 +8,9 @@
 #include <cstdint>
 #include <string>
 
-namespace epmdx::app {
+namespace epmdx::admin {
 
 /// "pid 812 (epmdx)", or "" when the holder cannot be found.
 std::string describePortHolder(uint16_t port);
 
-}  // namespace epmdx::app
+}  // namespace epmdx::admin

@@ -1,4 +1,4 @@
-#include "server/app/port_holder.h"
+#include "server/admin/port_holder.h"
 
 #include <dirent.h>
 #include <unistd.h>
@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-namespace epmdx::app {
+namespace epmdx::admin {
 namespace {
 
 constexpr const char* kListenState = "0A";
@@ -76,4 +76,4 @@ std::string describePortHolder(uint16_t port) {
   return found;
 }
 
-}  // namespace epmdx::app
+}  // namespace epmdx::admin
