@@ -1,6 +1,7 @@
 #include "server/fleet/fleet.h"
 
 #include <algorithm>
+#include <deque>
 
 #include <google/protobuf/util/time_util.h>
 
@@ -67,11 +68,21 @@ struct Fleet::Record {
   uint64_t boot_epoch = 0;
   std::string discovered_by;
   std::map<std::string, registry::ClusterId> scopes;  // Its cluster name -> the relay's.
+  // The relay's cluster name -> (the source's own source, its cluster): what a write
+  // forwarded to a source that is a relay names.
+  std::map<std::string, std::pair<std::string, std::string>> upstream;
   // The relay's registrations of it, by (relay cluster, name): what a list again diffs.
   std::map<std::pair<registry::ClusterId, std::string>, registry::RegistrationPtr> nodes;
   Follower* feeder = nullptr;  // The follower whose stream writes it; null while none does.
   std::optional<int64_t> gone_since_ns;
+  // (source revision, relay revision) of its last changes applied: an eviction or a lift
+  // through the relay answers with the relay's revision of the change, not the source's.
+  std::deque<std::pair<uint64_t, uint64_t>> relayed_at;
 };
+
+namespace {
+constexpr size_t kRelayedAtKept = 1024;
+}  // namespace
 
 // One address's stream, and what it said before it named its source.
 class Fleet::Follower final : public SourceSink {
@@ -321,10 +332,13 @@ void Fleet::discoveryLoop() {
 
 // ---- What the streams say ----------------------------------------------------------------
 
-registry::ClusterId Fleet::scopeLocked(Record& r, const std::string& cluster) {
+registry::ClusterId Fleet::scopeLocked(Record& r, const std::string& upstream,
+                                       const std::string& cluster_name) {
+  const std::string cluster = upstream.empty() ? cluster_name : upstream + "/" + cluster_name;
   if (auto it = r.scopes.find(cluster); it != r.scopes.end()) {
     return it->second;
   }
+  r.upstream[cluster] = {upstream, cluster_name};
   auto id = registry_.addCluster(cluster, r.name);
   if (!id) {
     log::error("the relay's cluster table is full: a source's cluster is not followed",
@@ -356,9 +370,16 @@ void Fleet::setStateLocked(Record& r, v1::SourceState state, std::string error) 
   registry_.nudge();  // Watches tell the new coverage.
 }
 
-void Fleet::applyLocked(Record& r, const registry::Event& e) {
+bool Fleet::applyLocked(Record& r, const registry::Event& e, uint64_t source_revision) {
   if (!registry_.relay(e)) {
-    return;
+    return false;
+  }
+  if (source_revision != 0) {
+    // Every write to the relay's registry is under mu_: its revision is this change's.
+    r.relayed_at.emplace_back(source_revision, registry_.revision());
+    if (r.relayed_at.size() > kRelayedAtKept) {
+      r.relayed_at.pop_front();
+    }
   }
   const auto key = std::make_pair(e.registration->cluster, e.registration->node.name);
   switch (e.type) {
@@ -374,6 +395,7 @@ void Fleet::applyLocked(Record& r, const registry::Event& e) {
     default:
       break;
   }
+  return true;
 }
 
 void Fleet::dropNodesLocked(Record& r, registry::UnregisterReason reason) {
@@ -440,7 +462,7 @@ void Fleet::identified(Follower& f, const SourceIdentity& id) {
   f.record = &r;
   f.alias = false;
   for (const auto& c : id.clusters) {
-    scopeLocked(r, c.name());
+    scopeLocked(r, c.source(), c.name());
   }
   if (r.state == v1::GONE) {
     setStateLocked(r, v1::STALE, "discovered again; listing");
@@ -455,7 +477,7 @@ void Fleet::snapshot(Follower& f, std::vector<v1::Node> nodes, uint64_t revision
   Record& r = *f.record;
   std::map<std::pair<registry::ClusterId, std::string>, registry::RegistrationPtr> fresh;
   for (const auto& n : nodes) {
-    const registry::ClusterId cluster = scopeLocked(r, n.cluster());
+    const registry::ClusterId cluster = scopeLocked(r, n.source(), n.cluster());
     fresh.emplace(std::make_pair(cluster, n.name()), fromProto(n, cluster));
   }
   // What left while the relay was not following (or the source restarted): only this
@@ -488,6 +510,7 @@ void Fleet::snapshot(Follower& f, std::vector<v1::Node> nodes, uint64_t revision
   }
   r.revision = revision;
   setStateLocked(r, v1::LIVE, {});
+  applied_cv_.notify_all();
 }
 
 void Fleet::events(Follower& f, std::vector<v1::NodeEvent> evs, uint64_t revision) {
@@ -497,10 +520,12 @@ void Fleet::events(Follower& f, std::vector<v1::NodeEvent> evs, uint64_t revisio
   }
   Record& r = *f.record;
   for (const auto& ev : evs) {
-    applyLocked(r, fromProto(ev, scopeLocked(r, ev.node().cluster())));
+    applyLocked(r, fromProto(ev, scopeLocked(r, ev.node().source(), ev.node().cluster())),
+                ev.revision());
   }
   r.revision = revision;
   setStateLocked(r, v1::LIVE, {});
+  applied_cv_.notify_all();
 }
 
 void Fleet::progress(Follower& f, uint64_t revision) {
@@ -510,6 +535,7 @@ void Fleet::progress(Follower& f, uint64_t revision) {
   }
   f.record->revision = revision;
   setStateLocked(*f.record, v1::LIVE, {});
+  applied_cv_.notify_all();
 }
 
 void Fleet::down(Follower& f, const std::string& error, bool refused) {
@@ -525,16 +551,26 @@ void Fleet::down(Follower& f, const std::string& error, bool refused) {
     return;
   }
   Record& r = *f.record;
-  // Known nodes are kept and marked stale; a source never reached is just unavailable.
+  // Known nodes are kept and marked stale, whatever the reason (a refusal too: a rotated
+  // token must not empty the view); a source never reached is unavailable. The error
+  // says which it is.
   const bool known = r.state == v1::LIVE || r.state == v1::STALE || !r.nodes.empty();
-  setStateLocked(r, known && !refused ? v1::STALE : (known ? v1::STALE : v1::UNAVAILABLE), error);
+  if (refused && r.state == v1::LIVE) {
+    log::warn("a source refuses the relay", {{"source", r.name}, {"error", error}});
+  }
+  setStateLocked(r, known ? v1::STALE : v1::UNAVAILABLE, error);
+  applied_cv_.notify_all();
 }
 
 // ---- What the API asks -------------------------------------------------------------------
 
 v1::ListSourcesResponse Fleet::listSources() const {
-  v1::ListSourcesResponse resp;
   std::lock_guard<std::mutex> lock(mu_);
+  return listSourcesLocked();
+}
+
+v1::ListSourcesResponse Fleet::listSourcesLocked() const {
+  v1::ListSourcesResponse resp;
   for (const auto& [name, r] : records_) {
     auto* s = resp.add_sources();
     s->set_name(r->name);
@@ -575,27 +611,51 @@ v1::ListSourcesResponse Fleet::listSources() const {
   return resp;
 }
 
-v1::Coverage Fleet::coverage(std::string_view source) const {
-  const v1::ListSourcesResponse all = listSources();
-  v1::Coverage c;
+const std::vector<Fleet::CoverageEntry>& Fleet::coverageEntriesLocked() const {
+  // Every list and every watcher asks (a watcher again at each change of coverage): built
+  // once per change, not once per asker. What it says only changes with coverage_version_
+  // (a state, a source found or dropped; the node count of a source that is not LIVE is
+  // frozen until it is dropped, which bumps the version too).
+  const uint64_t version = coverage_version_.load();
+  if (version == coverage_cached_version_) {
+    return coverage_cache_;
+  }
+  coverage_cache_.clear();
+  const v1::ListSourcesResponse all = listSourcesLocked();
   for (const auto& s : all.sources()) {
-    if (!source.empty() && s.name() != source) {
-      continue;
-    }
-    if (s.state() == v1::LIVE) {
-      c.add_live(s.name());
-      continue;
-    }
-    c.add_unreachable(s.name());
-    std::string w = "source " + s.name() + " (" + s.address() + ") is " +
-                    std::string(stateName(s.state())) + " since " +
-                    google::protobuf::util::TimeUtil::ToString(s.since());
-    if (!s.last_error().empty()) {
-      w += ": " + s.last_error();
-    }
-    w += s.nodes() > 0 ? "; its " + std::to_string(s.nodes()) + " nodes are the last known"
+    CoverageEntry e;
+    e.name = s.name();
+    e.live = s.state() == v1::LIVE;
+    if (!e.live) {
+      e.warning = "source " + s.name() + " (" + s.address() + ") is " +
+                  std::string(stateName(s.state())) + " since " +
+                  google::protobuf::util::TimeUtil::ToString(s.since());
+      if (!s.last_error().empty()) {
+        e.warning += ": " + s.last_error();
+      }
+      e.warning += s.nodes() > 0
+                       ? "; its " + std::to_string(s.nodes()) + " nodes are the last known"
                        : "; none of its nodes are known";
-    c.add_warnings(std::move(w));
+    }
+    coverage_cache_.push_back(std::move(e));
+  }
+  coverage_cached_version_ = version;
+  return coverage_cache_;
+}
+
+v1::Coverage Fleet::coverage(std::string_view source) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  v1::Coverage c;
+  for (const auto& e : coverageEntriesLocked()) {
+    if (!source.empty() && e.name != source) {
+      continue;
+    }
+    if (e.live) {
+      c.add_live(e.name);
+    } else {
+      c.add_unreachable(e.name);
+      c.add_warnings(e.warning);
+    }
   }
   return c;
 }
@@ -628,6 +688,38 @@ api::Error fromSource(const std::string& name, const grpc::Status& s) {
 
 }  // namespace
 
+std::shared_ptr<Fleet::Follower> Fleet::feederOfLocked(const Record& r) const {
+  if (r.feeder == nullptr) {
+    return nullptr;
+  }
+  auto it = followers_.find(r.address);
+  return it == followers_.end() ? nullptr : it->second;
+}
+
+uint64_t Fleet::relayRevision(const std::string& name, uint64_t source_revision) {
+  if (source_revision == 0) {
+    return 0;
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  const Record* r = nullptr;
+  // The source answered before its stream brought the change, most of the time by a
+  // fraction of a millisecond: wait for the stream, not longer than an RPC may take.
+  applied_cv_.wait_for(lock, options_.stream.rpc_timeout, [&] {
+    auto it = records_.find(name);
+    r = it == records_.end() ? nullptr : it->second.get();
+    return r == nullptr || r->revision >= source_revision || r->state != v1::LIVE;
+  });
+  if (r == nullptr) {
+    return 0;
+  }
+  for (auto it = r->relayed_at.rbegin(); it != r->relayed_at.rend(); ++it) {
+    if (it->first == source_revision) {
+      return it->second;
+    }
+  }
+  return 0;
+}
+
 Result<v1::EvictNodeResponse, api::Error> Fleet::evict(const registry::Registration& node,
                                                        v1::EvictNodeRequest request) {
   std::shared_ptr<Follower> f;
@@ -635,14 +727,20 @@ Result<v1::EvictNodeResponse, api::Error> Fleet::evict(const registry::Registrat
   {
     std::lock_guard<std::mutex> lock(mu_);
     Record* r = recordOfLocked(node.cluster);
-    if (r == nullptr || r->feeder == nullptr || r->state != v1::LIVE) {
+    if (r != nullptr && r->state == v1::LIVE) {
+      f = feederOfLocked(*r);
+    }
+    if (f == nullptr) {
       return makeErr(unreachable(r ? r->name : registry_.clusters()->source(node.cluster),
                                  r ? r->state : v1::GONE, r ? r->last_error : ""));
     }
     if (r->boot_epoch != 0) {
       request.set_boot_epoch(r->boot_epoch);
     }
-    f = followers_.at(r->address);  // Shared: discovery may drop it while this call runs.
+    if (auto up = r->upstream.find(request.cluster()); up != r->upstream.end()) {
+      request.set_source(up->second.first);  // The source is a relay: its source, its cluster.
+      request.set_cluster(up->second.second);
+    }
     name = r->name;
   }
   v1::EvictNodeResponse resp;
@@ -650,8 +748,12 @@ Result<v1::EvictNodeResponse, api::Error> Fleet::evict(const registry::Registrat
   if (!s.ok()) {
     return makeErr(fromSource(name, s));
   }
-  resp.mutable_node()->set_source(name);
+  // The relay's revisions, which its clients watch from; and the relay's own view of the
+  // node (its source and cluster as the relay names them).
+  resp.set_revision(relayRevision(name, resp.revision()));
+  api::toProto(api::ClusterNames::of(registry_), node, *resp.mutable_node());
   if (resp.has_hold()) {
+    resp.mutable_hold()->set_revision(relayRevision(name, resp.hold().revision()));
     resp.mutable_hold()->set_source(name);
   }
   return resp;
@@ -664,17 +766,27 @@ Result<v1::LiftHoldResponse, api::Error> Fleet::liftHold(std::string_view source
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = records_.find(name);
-    if (it == records_.end() || it->second->feeder == nullptr || it->second->state != v1::LIVE) {
+    if (it != records_.end() && it->second->state == v1::LIVE) {
+      f = feederOfLocked(*it->second);
+    }
+    if (f == nullptr) {
       return makeErr(unreachable(name, it == records_.end() ? v1::GONE : it->second->state,
                                  it == records_.end() ? "" : it->second->last_error));
     }
-    f = followers_.at(it->second->address);
+    const auto& upstream = it->second->upstream;
+    if (auto up = upstream.find(request.cluster().empty() ? "default" : request.cluster());
+        up != upstream.end()) {
+      request.set_source(up->second.first);
+      request.set_cluster(up->second.second);
+    }
   }
   v1::LiftHoldResponse resp;
   const grpc::Status s = f->stream().liftHold(request, &resp);
   if (!s.ok()) {
     return makeErr(fromSource(name, s));
   }
+  resp.set_revision(relayRevision(name, resp.revision()));
+  resp.mutable_hold()->set_revision(relayRevision(name, resp.hold().revision()));
   resp.mutable_hold()->set_source(name);
   return resp;
 }

@@ -84,17 +84,38 @@ class Fleet final : public api::FleetView {
   /// Removes the nodes of sources GONE for longer than the grace period.
   void expireGone();
 
-  registry::ClusterId scopeLocked(Record& r, const std::string& cluster);
+  /// The relay's cluster for a source's `cluster`. A source that is itself a relay names
+  /// its own source too (`upstream`): the relay's cluster is then "UPSTREAM/CLUSTER", so that
+  /// the same name on two of the inner relay's sources stays two nodes here.
+  registry::ClusterId scopeLocked(Record& r, const std::string& upstream,
+                                  const std::string& cluster);
   void setStateLocked(Record& r, v1::SourceState state, std::string error);
-  void applyLocked(Record& r, const registry::Event& e);
+  /// Applies one of r's changes to the registry; false when it changes nothing there.
+  bool applyLocked(Record& r, const registry::Event& e, uint64_t source_revision = 0);
   void dropNodesLocked(Record& r, registry::UnregisterReason reason);
   Record* recordOfLocked(registry::ClusterId cluster);
+  /// The follower that writes `r` (shared: discovery may drop it while a call runs), or null.
+  std::shared_ptr<Follower> feederOfLocked(const Record& r) const;
+  /// The relay's revision of the change that was `source_revision` at source `name`, once
+  /// its stream brought it (waiting at most the RPC timeout); 0 when it has not.
+  uint64_t relayRevision(const std::string& name, uint64_t source_revision);
+  /// The coverage of every source (cached per coverage_version_): name, live, warning.
+  struct CoverageEntry {
+    std::string name;
+    bool live = false;
+    std::string warning;
+  };
+  const std::vector<CoverageEntry>& coverageEntriesLocked() const;
+  v1::ListSourcesResponse listSourcesLocked() const;
 
   registry::Registry& registry_;
   FleetOptions options_;
   DnsResolver resolver_;
 
   mutable std::mutex mu_;
+  std::condition_variable applied_cv_;            // A stream applied something (or went down).
+  mutable uint64_t coverage_cached_version_ = 0;  // Guarded by mu_, as the cache.
+  mutable std::vector<CoverageEntry> coverage_cache_;
   std::map<std::string, std::unique_ptr<Record>> records_;      // By source name.
   std::map<std::string, std::shared_ptr<Follower>> followers_;  // By address.
   std::map<std::string, std::string> discovered_by_;            // Address -> "dns:NAME", ...
