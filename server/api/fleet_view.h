@@ -5,6 +5,7 @@
 // null): its reads cover itself, and its writes are its own.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,10 @@ class FleetView {
   /// Grows by one each time a source's state changes: a watch sends coverage again then.
   virtual uint64_t coverageVersion() const = 0;
   virtual bool knowsSource(std::string_view source) const = 0;
+  /// The relay's cluster `cluster` as its source last described it (ListClusters: port,
+  /// addresses, who may list and resolve), `serving` only while the source is LIVE; nullopt
+  /// for a cluster no source described.
+  virtual std::optional<v1::Cluster> sourceCluster(registry::ClusterId cluster) const = 0;
 
   /// Forwards an eviction of `node` (the relay's copy of a source's registration) to its
   /// source, with the source's boot epoch and the registration id as preconditions.

@@ -251,7 +251,16 @@ v1::ListClustersResponse Service::listClusters() const {
     c->set_name(registry_.clusterName(id));
     c->set_source(names_.source(id));
     c->set_nodes(static_cast<uint32_t>(stats.nodes_by_cluster[i]));
-    if (i < states.size()) {
+    if (fleet_) {
+      // Where the source serves it (its epmd port), as the source told the relay.
+      if (auto told = fleet_->sourceCluster(id)) {
+        c->set_port(told->port());
+        *c->mutable_addresses() = told->addresses();
+        c->set_serving(told->serving());
+        c->set_names_from(told->names_from());
+        c->set_lookups_from(told->lookups_from());
+      }
+    } else if (i < states.size()) {
       c->set_port(states[i].port);
       for (const auto& a : states[i].addresses) {
         c->add_addresses(a);

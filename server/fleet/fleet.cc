@@ -78,6 +78,8 @@ struct Fleet::Record {
   // (source revision, relay revision) of its last changes applied: an eviction or a lift
   // through the relay answers with the relay's revision of the change, not the source's.
   std::deque<std::pair<uint64_t, uint64_t>> relayed_at;
+  std::map<registry::ClusterId, v1::Cluster> told;  // Its clusters as ListClusters says.
+  uint64_t nodes_epoch = 0;  // The boot epoch of the run `nodes` were listed from.
 };
 
 namespace {
@@ -462,11 +464,12 @@ void Fleet::identified(Follower& f, const SourceIdentity& id) {
   f.record = &r;
   f.alias = false;
   for (const auto& c : id.clusters) {
-    scopeLocked(r, c.source(), c.name());
+    r.told[scopeLocked(r, c.source(), c.name())] = c;
   }
   if (r.state == v1::GONE) {
     setStateLocked(r, v1::STALE, "discovered again; listing");
   }
+  coverage_version_.fetch_add(1);  // Known by its name now, not its address.
 }
 
 void Fleet::snapshot(Follower& f, std::vector<v1::Node> nodes, uint64_t revision) {
@@ -482,10 +485,20 @@ void Fleet::snapshot(Follower& f, std::vector<v1::Node> nodes, uint64_t revision
   }
   // What left while the relay was not following (or the source restarted): only this
   // source's nodes change, as ordinary events, so the relay's clients never list again.
+  // A registration id means one registration only within one run of the source: after a
+  // restart (a new boot epoch) the new run numbers from 1 again, and its "id 1" is another
+  // node than the old run's "id 1" (a new creation, maybe a new port), so nothing of the
+  // old run is kept. With no epoch told, the registration itself must match too.
+  const bool same_run = r.boot_epoch != 0 && r.nodes_epoch == r.boot_epoch;
+  const auto same = [same_run](const registry::Registration& a, const registry::Registration& b) {
+    return a.id == b.id &&
+           (same_run || (a.creation_counter == b.creation_counter && a.node.port == b.node.port &&
+                         a.registered_at_ns == b.registered_at_ns));
+  };
   const auto before = r.nodes;
   for (const auto& [key, old] : before) {
     auto now = fresh.find(key);
-    if (now == fresh.end() || now->second->id != old->id) {
+    if (now == fresh.end() || !same(*now->second, *old)) {
       registry::Event e;
       e.type = registry::EventType::Unregistered;
       e.reason = registry::UnregisterReason::SourceResynced;
@@ -509,6 +522,7 @@ void Fleet::snapshot(Follower& f, std::vector<v1::Node> nodes, uint64_t revision
     applyLocked(r, e);
   }
   r.revision = revision;
+  r.nodes_epoch = r.boot_epoch;
   setStateLocked(r, v1::LIVE, {});
   applied_cv_.notify_all();
 }
@@ -657,6 +671,22 @@ v1::Coverage Fleet::coverage(std::string_view source) const {
       c.add_warnings(e.warning);
     }
   }
+  return c;
+}
+
+std::optional<v1::Cluster> Fleet::sourceCluster(registry::ClusterId cluster) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = records_.find(registry_.clusters()->source(cluster));
+  if (it == records_.end()) {
+    return std::nullopt;
+  }
+  const Record& r = *it->second;
+  auto told = r.told.find(cluster);
+  if (told == r.told.end()) {
+    return std::nullopt;
+  }
+  v1::Cluster c = told->second;
+  c.set_serving(c.serving() && r.state == v1::LIVE);
   return c;
 }
 

@@ -60,6 +60,7 @@ class Fleet final : public api::FleetView {
   v1::Coverage coverage(std::string_view source) const override;
   uint64_t coverageVersion() const override { return coverage_version_.load(); }
   bool knowsSource(std::string_view source) const override;
+  std::optional<v1::Cluster> sourceCluster(registry::ClusterId cluster) const override;
   Result<v1::EvictNodeResponse, api::Error> evict(const registry::Registration& node,
                                                   v1::EvictNodeRequest request) override;
   Result<v1::LiftHoldResponse, api::Error> liftHold(std::string_view source,

@@ -111,7 +111,8 @@ void addApiOptions(CLI::App& app, RelayOptions& o) {
   app.add_option("--tokens-file", o.tokens_file,
                  "the relay's own bearer tokens, \"TOKEN SCOPE...\" lines (as epmdx)")
       ->envname("EPMDX_FLEET_TOKENS_FILE");
-  app.add_option("--token-out", o.token_out, "where a generated admin token is written");
+  app.add_option("--token-out", o.token_out, "where a generated admin token is written")
+      ->envname("EPMDX_TOKEN_FILE");  // As the daemon and epmdxctl: one image, one variable.
   app.add_option("--grpc-tls-cert", o.grpc_tls_cert, "serve gRPC over TLS (as epmdx)");
   app.add_option("--grpc-tls-key", o.grpc_tls_key, "its key");
   app.add_option("--grpc-tls-client-ca", o.grpc_tls_client_ca, "require client certificates");

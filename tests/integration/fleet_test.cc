@@ -91,8 +91,9 @@ class Pod {
 /// A node registered with a raw ALIVE2 on a pod's epmd port, for as long as it lives.
 class RawNode {
  public:
-  RawNode(uint16_t epmd, const std::string& name) : fd_(connectTo("127.0.0.1", epmd)) {
-    sendAll(fd_, frame(alive2Body(name, 40000)));
+  RawNode(uint16_t epmd, const std::string& name, uint16_t port = 40000)
+      : fd_(connectTo("127.0.0.1", epmd)) {
+    sendAll(fd_, frame(alive2Body(name, port)));
     std::string reply;
     char buf[16];
     for (int i = 0; i < 50 && !wire::parseAlive2Reply(reply); ++i) {
@@ -281,6 +282,21 @@ TEST(FleetTest, MergesThreeDaemonsWithRealErlangNodes) {
   EXPECT_EQ(daemon_fleet->ListSources(&dctx, {}, &listed).error_code(),
             grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_EQ(request(a.http(), "GET", "/v1/sources").status, 404);
+
+  // The relay's clusters are its sources', each where its source serves it (its epmd port).
+  const auto clusters =
+      parse<pb::ListClustersResponse>(request(relay.httpPort(), "GET", "/v1/clusters").body);
+  int seen = 0;
+  for (const auto& cl : clusters.clusters()) {
+    if (cl.source() == "pod-a") {
+      ++seen;
+      EXPECT_EQ(cl.name(), "default");
+      EXPECT_EQ(cl.port(), a.epmd()) << cl.DebugString();
+      EXPECT_TRUE(cl.serving()) << cl.DebugString();
+      EXPECT_EQ(cl.nodes(), 1u);
+    }
+  }
+  EXPECT_EQ(seen, 1) << clusters.DebugString();
 }
 
 // A token the sources refuse: the source is not LIVE and says UNAUTHENTICATED, never an
@@ -456,21 +472,29 @@ TEST(FleetTest, KilledSourceGoesStaleAndResyncsAlone) {
       },
       5s));
 
-  // Back on the same ports, new epoch, with a different node: a-one is gone, a-two came.
+  // Back on the same ports, new epoch: a-one registers again at once (the new run's
+  // registration id 1, as the old run's was, but another registration: port 40001), and a
+  // new node a-two comes. The old a-one leaves (SOURCE_RESYNCED), the new one is the relay's.
   a1.reset();
   const size_t mark = watch.events().size();
   a.start();
   ASSERT_TRUE(a.ready());
+  RawNode a1_again(a.epmd(), "a-one", 40001);
   RawNode a2(a.epmd(), "a-two");
-  ASSERT_TRUE(a2.ok());
+  ASSERT_TRUE(a1_again.ok() && a2.ok());
   ASSERT_TRUE(eventually(
       [&] {
         const auto l = nodes(relay);
+        bool one_stale = false;
         return holders(l, "a-two") == std::vector<std::string>{"pod-a"} &&
-               holders(l, "a-one").empty() && sourceIs(relay, "pod-a", pb::LIVE);
+               holders(l, "a-one", &one_stale) == std::vector<std::string>{"pod-a"} && !one_stale &&
+               sourceIs(relay, "pod-a", pb::LIVE);
       },
       15s))
       << request(relay.httpPort(), "GET", "/v1/nodes").body;
+  const auto again =
+      parse<pb::Node>(request(relay.httpPort(), "GET", "/v1/nodes/a-one?source=pod-a").body);
+  EXPECT_EQ(again.port(), 40001u) << again.DebugString();  // Not the old run's registration.
   EXPECT_NE(findSource(sources(relay), "pod-a")->boot_epoch(), epoch);
   ASSERT_TRUE(eventually(
       [&] {
@@ -483,7 +507,7 @@ TEST(FleetTest, KilledSourceGoesStaleAndResyncsAlone) {
     const auto& e = events[i];
     EXPECT_NE(e.event, "resync") << e.data;
     EXPECT_FALSE(has(e.data, "b-one")) << e.data;  // Nothing of pod-b meanwhile.
-    if (has(e.data, "a-one")) {
+    if (has(e.data, "a-one") && has(e.data, "UNREGISTERED")) {
       EXPECT_TRUE(has(e.data, "SOURCE_RESYNCED")) << e.data;
       resynced = true;
     }
