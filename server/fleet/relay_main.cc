@@ -1,6 +1,7 @@
 // epmdx-fleet: the fleet relay. One registry written by its sources' streams (fleet.h),
 // served by the daemon's own adapters: gRPC (with Fleet.ListSources), REST/SSE and the page.
 
+#include <malloc.h>
 #include <pthread.h>
 
 #include <atomic>
@@ -149,6 +150,12 @@ int serve(fleet::RelayOptions o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // One stream thread per source, each listing its source whole at start: with glibc's
+  // default of an arena per thread (up to 8 per core), the nodes the relay keeps end up
+  // scattered among each thread's freed temporaries, and a relay started on full sources
+  // held about 1.5 KiB per node instead of 0.7 (bench/fleet_bench, memory). The relay writes
+  // its registry under one lock anyway: two arenas lose nothing.
+  mallopt(M_ARENA_MAX, 2);
   auto parsed = fleet::parseRelayOptions(argc, argv);
   if (auto* code = std::get_if<int>(&parsed)) {
     return *code;
