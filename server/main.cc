@@ -10,6 +10,7 @@
 #include "server/app/app.h"
 #include "server/app/daemon.h"
 #include "server/app/options.h"
+#include "server/common/file_limit.h"
 #include "server/common/log.h"
 
 #ifndef EPMDX_VERSION
@@ -57,7 +58,7 @@ int main(int argc, char** argv) {
                  o.log_format == "json" ? log::Format::Json : log::Format::Text,
                  o.daemon ? log::Sink::Syslog : log::Sink::Stderr);
   std::signal(SIGPIPE, SIG_IGN);
-  const unsigned long files = epmdx::app::raiseFileLimit();
+  const unsigned long files = epmdx::raiseFileLimit();
   log::debug("open file limit", {{"limit", files}});
 
   int code = 0;

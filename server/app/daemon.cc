@@ -70,17 +70,4 @@ void notifySystemdReady() {
   close(fd);
 }
 
-unsigned long raiseFileLimit() {
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-    return 0;
-  }
-  if (rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-    getrlimit(RLIMIT_NOFILE, &rl);
-  }
-  return static_cast<unsigned long>(rl.rlim_cur);
-}
-
 }  // namespace epmdx::app

@@ -10,8 +10,4 @@ void daemonize();
 /// Tells systemd we are ready (sd_notify "READY=1") if NOTIFY_SOCKET is set.
 void notifySystemdReady();
 
-/// Raises the open-file soft limit to the hard limit: no select() ceiling on connections.
-/// @return the new soft limit.
-unsigned long raiseFileLimit();
-
 }  // namespace epmdx::app

@@ -13,6 +13,7 @@
 
 #include "server/admin/admin_surfaces.h"
 #include "server/api/service.h"
+#include "server/common/file_limit.h"
 #include "server/common/log.h"
 #include "server/fleet/fleet.h"
 #include "server/fleet/relay_options.h"
@@ -156,6 +157,7 @@ int main(int argc, char** argv) {
   // held about 1.5 KiB per node instead of 0.7 (bench/fleet_bench, memory). The relay writes
   // its registry under one lock anyway: two arenas lose nothing.
   mallopt(M_ARENA_MAX, 2);
+  raiseFileLimit();  // A connection or two per source.
   auto parsed = fleet::parseRelayOptions(argc, argv);
   if (auto* code = std::get_if<int>(&parsed)) {
     return *code;
