@@ -511,10 +511,28 @@ SourceStream::WatchEnd SourceStream::watchOnce(v1::Registry::Stub& stub, Ending&
   }
   call->start(stub);
 
+  std::string why;  // Our own reason to end the call (silence, a broken protocol).
+  const grpc::Status status = follow(*call, resume, end, why);
+  disarm();
+  call.reset();  // Safe: OnDone ran, and stop() can no longer reach the context.
+
+  ending.reached = ending.reached || end.delivered;
+  if (stopping()) {
+    return end;
+  }
+  if (!why.empty()) {
+    ending.error = why;
+    return end;
+  }
+  watchEnded(status, resume, end, ending);
+  return end;
+}
+
+grpc::Status SourceStream::follow(WatchCall& c, bool resume, WatchEnd& end, std::string& why) {
+  WatchCall* call = &c;
   bool listing = !resume;
   std::vector<v1::Node> initial;
   bool cancelled = false;
-  std::string why;  // Our own reason to end the call (silence, a broken protocol).
   auto last = Clock::now();
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
@@ -569,21 +587,7 @@ SourceStream::WatchEnd SourceStream::watchOnce(v1::Registry::Stub& stub, Ending&
     call->release();
     lock.lock();
   }
-  const grpc::Status status = call->status;
-  lock.unlock();
-  disarm();
-  call.reset();  // Safe: OnDone ran, and stop() can no longer reach the context.
-
-  ending.reached = ending.reached || end.delivered;
-  if (stopping()) {
-    return end;
-  }
-  if (!why.empty()) {
-    ending.error = why;
-    return end;
-  }
-  watchEnded(status, resume, end, ending);
-  return end;
+  return call->status;
 }
 
 bool SourceStream::deliver(v1::WatchNodesResponse& msg, bool& listing,

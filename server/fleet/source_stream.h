@@ -118,6 +118,9 @@ class SourceStream {
   std::optional<Ending> connectOnce();
   /// One WatchNodes call on `stub`, resumed or listed; why it ended goes to `ending`.
   WatchEnd watchOnce(v1::Registry::Stub& stub, Ending& ending);
+  /// Reads the started `call` until OnDone, handing each message to the sink and ending the
+  /// call on stop(), silence or a broken protocol (`why`). @return its final status.
+  grpc::Status follow(WatchCall& call, bool resume, WatchEnd& end, std::string& why);
   /// Why ListClusters failed, as `ending` tells it (refused, transport, timeout).
   void connectFailed(const grpc::Status& status, Ending& ending) const;
   /// How a WatchNodes call that ended with `status` ends the connection, or lists again.
