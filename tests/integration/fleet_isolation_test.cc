@@ -46,6 +46,7 @@
 #include "epmdx/v1/registry.grpc.pb.h"
 #include "tests/support/epmdx_daemon.h"
 #include "tests/support/fleet_relay.h"
+#include "tests/support/grpc_watch_stream.h"
 #include "tests/support/net.h"
 #include "tests/support/process.h"
 #include "tests/support/raw_http.h"
@@ -463,87 +464,39 @@ class SseWatcher {
 
 /// A gRPC WatchNodes stream of the relay (callback API). A reading one reads from the start; a
 /// stalled one reads nothing until resume(), so the relay's data piles up behind it.
-class GrpcWatcher final : public grpc::ClientReadReactor<pb::WatchNodesResponse> {
+class GrpcWatcher {
  public:
-  GrpcWatcher(pb::Registry::Stub& stub, bool read_now, bool initial) {
-    ctx_.AddMetadata("authorization", kBearer);
-    req_.set_progress_interval_ms(60000);
-    req_.set_send_initial_state(initial);
-    stub.async()->WatchNodes(&ctx_, &req_, this);
-    if (read_now) {
-      StartRead(&msg_);
-    } else {
-      // resume() starts the first read from outside a reaction: the call is held open until
-      // then, so that the stream's end cannot finish the call (and free it in gRPC) first.
-      AddHold();
-      held_ = true;
-    }
-    StartCall();
-  }
-  void resume() {
-    StartRead(&msg_);
-    release();
-  }
-  void cancel() {
-    ctx_.TryCancel();
-    release();
-  }
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      return;  // OnDone follows with the status.
-    }
-    if (msg_.initial_state_complete()) {
-      ledger_.initial(msg_.revision());
-    }
-    const auto now = Clock::now();
-    for (const auto& e : msg_.events()) {
-      ledger_.change(e.revision(), e.node().source(),
-                     Seen{pb::NodeEvent::Type_Name(e.type()), e.node().name(), now});
-    }
-    StartRead(&msg_);
-  }
-  void OnDone(const grpc::Status& s) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    status_ = s;
-    done_at_ = Clock::now();
-    done_ = true;
-    cv_.notify_all();
-  }
-  bool waitDone(std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, timeout, [this] { return done_; });
-  }
-  bool done() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return done_;
-  }
-  grpc::Status status() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return status_;
-  }
-  Clock::time_point doneAt() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return done_at_;
-  }
+  GrpcWatcher(pb::Registry::Stub& stub, bool read_now, bool initial)
+      : stream_(stub, kBearer, request(initial), read_now,
+                [this](const pb::WatchNodesResponse& m) { onMessage(m); }) {}
+  void resume() { stream_.resume(); }
+  void cancel() { stream_.cancel(); }
+  bool waitDone(std::chrono::milliseconds timeout) { return stream_.waitDone(timeout); }
+  bool done() { return stream_.done(); }
+  grpc::Status status() { return stream_.status(); }
+  Clock::time_point doneAt() { return stream_.doneAt(); }
   Ledger& ledger() { return ledger_; }
 
  private:
-  void release() {
-    if (held_.exchange(false)) {
-      RemoveHold();
+  static pb::WatchNodesRequest request(bool initial) {
+    pb::WatchNodesRequest r;
+    r.set_progress_interval_ms(60000);
+    r.set_send_initial_state(initial);
+    return r;
+  }
+  void onMessage(const pb::WatchNodesResponse& m) {
+    if (m.initial_state_complete()) {
+      ledger_.initial(m.revision());
+    }
+    const auto now = Clock::now();
+    for (const auto& e : m.events()) {
+      ledger_.change(e.revision(), e.node().source(),
+                     Seen{pb::NodeEvent::Type_Name(e.type()), e.node().name(), now});
     }
   }
 
-  std::atomic<bool> held_{false};
-  grpc::ClientContext ctx_;
-  pb::WatchNodesRequest req_;
-  pb::WatchNodesResponse msg_;
-  Ledger ledger_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  grpc::Status status_;
-  Clock::time_point done_at_;
+  Ledger ledger_;  // Before stream_: its reads may start at once.
+  GrpcWatchStream stream_;
 };
 
 /// Ends a watcher's call and waits for it: a reactor must outlive its call, so one that does

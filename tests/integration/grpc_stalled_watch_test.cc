@@ -20,6 +20,7 @@
 
 #include "epmdx/v1/registry.grpc.pb.h"
 #include "tests/support/epmdx_daemon.h"
+#include "tests/support/grpc_watch_stream.h"
 #include "tests/support/net.h"
 #include "tests/support/raw_http.h"
 #include "tests/support/tcp_proxy.h"
@@ -51,71 +52,30 @@ bool waitFor(const std::function<bool()>& cond, std::chrono::milliseconds timeou
 }
 
 /// A watch stream that reads only when told to (never, for the stalled ones).
-class Watch final : public grpc::ClientReadReactor<v1::WatchNodesResponse> {
+class Watch {
  public:
-  Watch(v1::Registry::Stub& stub, bool read) {
-    ctx_.AddMetadata("authorization", kBearer);
-    req_.set_progress_interval_ms(60000);
-    req_.set_send_initial_state(true);
-    stub.async()->WatchNodes(&ctx_, &req_, this);
-    if (read) {
-      StartRead(&msg_);
-    } else {
-      // resume() starts the first read from outside a reaction: held open until then, so
-      // that the stream's end cannot finish the call (and free it in gRPC) before it.
-      AddHold();
-      held_ = true;
-    }
-    StartCall();
-  }
-  void OnReadDone(bool ok) override {
-    if (ok) {
-      if (msg_.initial_state_complete()) {
-        ready_ = true;
-      }
-      StartRead(&msg_);
-    }
-  }
-  void OnDone(const grpc::Status& s) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    status_ = s;
-    done_ = true;
-    cv_.notify_all();
-  }
-  void resume() {
-    StartRead(&msg_);
-    release();
-  }
-  void cancel() {
-    ctx_.TryCancel();
-    release();
-  }
-  bool waitDone(std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, timeout, [this] { return done_; });
-  }
-  grpc::Status status() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return status_;
-  }
+  Watch(v1::Registry::Stub& stub, bool read)
+      : stream_(stub, kBearer, request(), read, [this](const v1::WatchNodesResponse& m) {
+          if (m.initial_state_complete()) {
+            ready_ = true;
+          }
+        }) {}
+  void resume() { stream_.resume(); }
+  void cancel() { stream_.cancel(); }
+  bool waitDone(std::chrono::milliseconds timeout) { return stream_.waitDone(timeout); }
+  grpc::Status status() { return stream_.status(); }
   bool ready() const { return ready_; }
 
  private:
-  void release() {
-    if (held_.exchange(false)) {
-      RemoveHold();
-    }
+  static v1::WatchNodesRequest request() {
+    v1::WatchNodesRequest r;
+    r.set_progress_interval_ms(60000);
+    r.set_send_initial_state(true);
+    return r;
   }
 
-  std::atomic<bool> held_{false};
-  grpc::ClientContext ctx_;
-  v1::WatchNodesRequest req_;
-  v1::WatchNodesResponse msg_;
-  std::atomic<bool> ready_{false};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  grpc::Status status_;
+  std::atomic<bool> ready_{false};  // Before stream_: its reads may start at once.
+  GrpcWatchStream stream_;
 };
 
 /// Registers and unregisters `cycles` names from `first` on: two events each.

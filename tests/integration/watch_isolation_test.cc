@@ -27,6 +27,7 @@
 
 #include "epmdx/v1/registry.grpc.pb.h"
 #include "tests/support/epmdx_daemon.h"
+#include "tests/support/grpc_watch_stream.h"
 #include "tests/support/net.h"
 #include "tests/support/raw_http.h"
 #include "tests/support/tcp_proxy.h"
@@ -238,88 +239,40 @@ class HealthySse {
 
 /// A gRPC watch stream (callback API). Healthy ones read from the start; stalled ones read
 /// nothing until resume(), so their data piles up at the TCP and HTTP/2 levels.
-class GrpcWatch final : public grpc::ClientReadReactor<v1::WatchNodesResponse> {
+class GrpcWatch {
  public:
-  GrpcWatch(v1::Registry::Stub& stub, bool read_now, bool initial) {
-    ctx_.AddMetadata("authorization", kBearer);
-    req_.set_progress_interval_ms(60000);
-    req_.set_send_initial_state(initial);
-    stub.async()->WatchNodes(&ctx_, &req_, this);
-    if (read_now) {
-      StartRead(&msg_);
-    } else {
-      // resume() starts the first read from outside a reaction: held open until then, so
-      // that the stream's end cannot finish the call (and free it in gRPC) before it.
-      AddHold();
-      held_ = true;
-    }
-    StartCall();
-  }
-  void resume() {
-    StartRead(&msg_);
-    release();
-  }
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      return;  // OnDone follows with the status.
-    }
-    if (msg_.initial_state_complete()) {
-      seq_.start(msg_.revision());
-      ready_ = true;
-    }
-    for (const auto& e : msg_.events()) {
-      seq_.change(e.revision());
-    }
-    StartRead(&msg_);
-  }
-  void OnDone(const grpc::Status& s) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    status_ = s;
-    done_at_ = Clock::now();
-    done_ = true;
-    cv_.notify_all();
-  }
-  void cancel() {
-    ctx_.TryCancel();
-    release();
-  }
-  bool waitDone(std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, timeout, [this] { return done_; });
-  }
-  bool done() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return done_;
-  }
-  grpc::Status status() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return status_;
-  }
-  Clock::time_point doneAt() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return done_at_;
-  }
+  GrpcWatch(v1::Registry::Stub& stub, bool read_now, bool initial)
+      : stream_(stub, kBearer, request(initial), read_now,
+                [this](const v1::WatchNodesResponse& m) { onMessage(m); }) {}
+  void resume() { stream_.resume(); }
+  void cancel() { stream_.cancel(); }
+  bool waitDone(std::chrono::milliseconds timeout) { return stream_.waitDone(timeout); }
+  bool done() { return stream_.done(); }
+  grpc::Status status() { return stream_.status(); }
+  Clock::time_point doneAt() { return stream_.doneAt(); }
   bool ready() const { return ready_; }
   Sequence& seq() { return seq_; }
 
  private:
-  void release() {
-    if (held_.exchange(false)) {
-      RemoveHold();
+  static v1::WatchNodesRequest request(bool initial) {
+    v1::WatchNodesRequest r;
+    r.set_progress_interval_ms(60000);
+    r.set_send_initial_state(initial);
+    return r;
+  }
+  void onMessage(const v1::WatchNodesResponse& m) {
+    if (m.initial_state_complete()) {
+      seq_.start(m.revision());
+      ready_ = true;
+    }
+    for (const auto& e : m.events()) {
+      seq_.change(e.revision());
     }
   }
 
-  std::atomic<bool> held_{false};
-  grpc::ClientContext ctx_;
-  v1::WatchNodesRequest req_;
-  v1::WatchNodesResponse msg_;
-  Sequence seq_;
+  Sequence seq_;  // Before stream_: its reads may start at once.
   std::atomic<bool> ready_{false};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  grpc::Status status_;
-  Clock::time_point done_at_;
+  GrpcWatchStream stream_;
 };
 
 /// Reads every socket until its peer closes, all at once; returns how many closed.
